@@ -1,0 +1,44 @@
+import { FerryError } from "../observe/index.ts";
+import { type ImageManifest, parseManifest } from "../oci/index.ts";
+import { formatReference, parseReference } from "../reference/index.ts";
+import type { ImageRecord, Store } from "../store/index.ts";
+
+/** Finds a stored image by reference (normalized like a pull) or by a digest prefix. */
+export async function findLocalImage(store: Store, text: string): Promise<ImageRecord> {
+  const images = await store.images();
+  const digestLike = /^(sha256:)?[a-f0-9]{6,64}$/.test(text);
+  if (digestLike) {
+    const prefix = text.startsWith("sha256:") ? text : `sha256:${text}`;
+    const hits = images.filter(
+      (r) => r.descriptor.digest.startsWith(prefix) || r.sourceDigest.startsWith(prefix),
+    );
+    if (hits.length > 0) return hits[0] as ImageRecord;
+  }
+  const name = formatReference(parseReference(text));
+  const hit = images.find((r) => r.reference === name);
+  if (hit === undefined) {
+    throw new FerryError("FERRY_IMAGE_NOT_FOUND", `no image ${name} in the store`, {
+      hint: `list stored images with \`ferry images\`, or pull it with \`ferry pull ${text}\``,
+      fields: { reference: name },
+    });
+  }
+  return hit;
+}
+
+export async function readImageManifest(store: Store, record: ImageRecord): Promise<ImageManifest> {
+  const parsed = parseManifest(
+    await store.readBlob(record.descriptor.digest),
+    record.descriptor.mediaType,
+  );
+  if (parsed.kind !== "image") {
+    throw new FerryError(
+      "FERRY_STORE_CORRUPT",
+      `${record.reference} points at an index, not an image manifest`,
+    );
+  }
+  return parsed.manifest;
+}
+
+export function imageSize(manifest: ImageManifest): number {
+  return manifest.config.size + manifest.layers.reduce((sum, l) => sum + l.size, 0);
+}

@@ -1,0 +1,62 @@
+import { FerryError } from "../observe/index.ts";
+import { exitCodeFor, ExitCode } from "./exit-codes.ts";
+
+/** Where a command writes; injectable so tests can capture output. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+  readonly isTTY: boolean;
+  readonly columns: number;
+}
+
+export const processOutput: Output = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  get isTTY() {
+    return process.stderr.isTTY === true && process.stdout.isTTY === true;
+  },
+  get columns() {
+    return process.stdout.columns ?? 80;
+  },
+};
+
+export function asFerryError(err: unknown): FerryError {
+  if (err instanceof FerryError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new FerryError("FERRY_INTERNAL", `unexpected error: ${message}`, {
+    hint: "this is a bug in ferry; please report it with the command you ran",
+    cause: err,
+  });
+}
+
+/** One line for the error, one for what to do. Credentials never reach messages (they are never put in them). */
+export function renderError(err: unknown, output: Output, context?: string): number {
+  const e = asFerryError(err);
+  output.err(`ferry: ${context ? `${context}: ` : ""}${e.message}\n`);
+  if (e.hint) output.err(`  hint: ${e.hint}\n`);
+  return exitCodeFor(e.code);
+}
+
+export function errorJson(err: unknown, extra: Record<string, unknown> = {}): string {
+  const e = asFerryError(err);
+  return `${JSON.stringify({ event: "error", ...extra, code: e.code, message: e.message, hint: e.hint, exitCode: exitCodeFor(e.code) })}\n`;
+}
+
+export function usageError(message: string, hint?: string): FerryError {
+  return new FerryError("FERRY_INVALID_ARGUMENT", message, {
+    hint: hint ?? "run `ferry --help` for usage",
+  });
+}
+
+export { ExitCode };
+
+export function formatBytes(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)}${units[i]}`;
+}

@@ -1,0 +1,1 @@
+export { type ErrorCode, FerryError, type FerryErrorOptions, isFerryError } from "./errors.ts";

@@ -1,0 +1,5 @@
+export type { BlobStatus, PullEvent, PullSummary } from "./events.ts";
+export { Limiter } from "./limiter.ts";
+export { TransferPool } from "./pool.ts";
+export { DEFAULT_CONCURRENCY, Puller, type PullerOptions, type PullOptions } from "./puller.ts";
+export { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";

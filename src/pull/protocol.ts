@@ -1,0 +1,49 @@
+import { type ErrorCode, FerryError } from "../observe/index.ts";
+import type { TransferJob, TransferResult } from "./transfer.ts";
+
+export interface WorkerRequest {
+  id: number;
+  job: TransferJob;
+}
+
+export interface SerializedError {
+  code: ErrorCode | undefined;
+  message: string;
+  hint: string | undefined;
+  fields: Record<string, unknown>;
+}
+
+export type WorkerReply =
+  | { id: number; type: "progress"; bytes: number }
+  | { id: number; type: "result"; result: TransferResult }
+  | { id: number; type: "error"; error: SerializedError };
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof FerryError) {
+    return {
+      code: err.code,
+      message: err.message,
+      hint: err.hint,
+      fields: plainFields(err.fields),
+    };
+  }
+  return {
+    code: undefined,
+    message: err instanceof Error ? err.message : String(err),
+    hint: undefined,
+    fields: {},
+  };
+}
+
+export function deserializeError(e: SerializedError): Error {
+  if (e.code === undefined) return new FerryError("FERRY_INTERNAL", e.message);
+  return new FerryError(e.code, e.message, { hint: e.hint, fields: e.fields });
+}
+
+function plainFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === null || ["string", "number", "boolean", "undefined"].includes(typeof v)) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,286 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { FerryError, isFerryError } from "../observe/index.ts";
+import {
+  type Descriptor,
+  hostPlatform,
+  type ImageManifest,
+  type Platform,
+  parseManifest,
+  selectPlatform,
+} from "../oci/index.ts";
+import { formatReference, parseReference, type Reference } from "../reference/index.ts";
+import {
+  backoffDelay,
+  DEFAULT_RETRY,
+  isTransientError,
+  type RegistryClient,
+  type Repository,
+  type RetryPolicy,
+} from "../registry/index.ts";
+import type { Store } from "../store/index.ts";
+import type { PullEvent, PullSummary } from "./events.ts";
+import { Limiter } from "./limiter.ts";
+import { TransferPool } from "./pool.ts";
+import { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
+
+export interface PullerOptions {
+  registry: RegistryClient;
+  store: Store;
+  /** Blobs downloading at once, across every image this Puller pulls. */
+  concurrency?: number;
+  platform?: Platform;
+  /** Worker threads for transfers; defaults to one per core. */
+  pool?: TransferPool;
+  /** Blobs smaller than this are fetched on the main thread (a worker round trip costs more). */
+  inlineBelow?: number;
+  retry?: RetryPolicy;
+}
+
+export interface PullOptions {
+  onEvent?: (event: PullEvent) => void;
+  signal?: AbortSignal;
+  platform?: Platform;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_INLINE_BELOW = 1 << 20;
+
+type TransferUpdate =
+  | { status: "downloading"; current: number }
+  | { status: "retrying"; attempt: number; reason: string };
+
+interface BlobOutcome {
+  downloaded: boolean;
+  fetched: number;
+}
+
+/**
+ * The pull engine: resolve → plan the blobs the store lacks → fetch them in
+ * parallel under one limit (each digest once, even across concurrent pulls)
+ * → verify → commit → record the image.
+ */
+export class Puller {
+  readonly #registry: RegistryClient;
+  readonly #store: Store;
+  readonly #limiter: Limiter;
+  readonly #platform: Platform;
+  readonly #pool: TransferPool;
+  readonly #ownsPool: boolean;
+  readonly #inlineBelow: number;
+  readonly #retry: RetryPolicy;
+  readonly #inflight = new Map<string, Promise<BlobOutcome>>();
+
+  constructor(options: PullerOptions) {
+    this.#registry = options.registry;
+    this.#store = options.store;
+    this.#limiter = new Limiter(options.concurrency ?? DEFAULT_CONCURRENCY);
+    this.#platform = options.platform ?? hostPlatform();
+    this.#ownsPool = options.pool === undefined;
+    this.#pool =
+      options.pool ??
+      new TransferPool(
+        Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, new TransferPool().size),
+      );
+    this.#inlineBelow = options.inlineBelow ?? DEFAULT_INLINE_BELOW;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsPool) await this.#pool.close();
+  }
+
+  async pull(input: string | Reference, options: PullOptions = {}): Promise<PullSummary> {
+    const started = performance.now();
+    const ref = typeof input === "string" ? parseReference(input) : input;
+    const name = formatReference(ref);
+    const repo: Repository = { domain: ref.domain, path: ref.path };
+    const emit = options.onEvent ?? (() => {});
+    const signal = options.signal;
+
+    const top = await this.#registry.fetchManifest(repo, ref.digest ?? ref.tag ?? "latest", signal);
+    if (ref.digest !== undefined && top.digest !== ref.digest) {
+      throw new FerryError("FERRY_DIGEST_MISMATCH", `registry returned ${top.digest} for ${name}`);
+    }
+    emit({ type: "resolved", reference: name, digest: top.digest, mediaType: top.mediaType });
+    let parsed = parseManifest(top.bytes, top.mediaType);
+    let manifestBytes = top.bytes;
+    let descriptor: Descriptor = {
+      mediaType: parsed.mediaType,
+      digest: top.digest,
+      size: top.bytes.length,
+    };
+    const indexBlobs: Array<{ digest: string; bytes: Buffer }> = [];
+    if (parsed.kind === "index") {
+      indexBlobs.push({ digest: top.digest, bytes: top.bytes });
+      const chosen = selectPlatform(parsed.index.manifests, options.platform ?? this.#platform);
+      const child = await this.#registry.fetchManifest(repo, chosen.digest, signal);
+      if (child.bytes.length !== chosen.size) {
+        throw new FerryError(
+          "FERRY_SIZE_MISMATCH",
+          `manifest ${chosen.digest} of ${name} is ${child.bytes.length} bytes, the index says ${chosen.size}`,
+        );
+      }
+      parsed = parseManifest(child.bytes, chosen.mediaType);
+      if (parsed.kind !== "image") {
+        throw new FerryError(
+          "FERRY_UNSUPPORTED_MANIFEST",
+          `${name}: an index inside an index is not supported`,
+        );
+      }
+      manifestBytes = child.bytes;
+      descriptor = {
+        mediaType: chosen.mediaType,
+        digest: chosen.digest,
+        size: chosen.size,
+        ...(chosen.platform ? { platform: chosen.platform } : {}),
+      };
+    }
+    const manifest: ImageManifest = parsed.manifest;
+    const blobs: Array<{ desc: Descriptor; kind: "config" | "layer" }> = [
+      { desc: manifest.config, kind: "config" },
+      ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),
+    ];
+
+    const outcomes = await Promise.all(
+      blobs.map(async ({ desc, kind }) => {
+        const base = {
+          type: "blob" as const,
+          reference: name,
+          digest: desc.digest,
+          kind,
+          size: desc.size,
+        };
+        if (await this.#store.hasBlob(desc.digest, desc.size)) {
+          emit({ ...base, status: "exists" });
+          return { downloaded: false, fetched: 0 };
+        }
+        emit({ ...base, status: "waiting" });
+        const outcome = await this.#fetchOnce(
+          repo,
+          desc,
+          (u) =>
+            emit(
+              u.status === "retrying"
+                ? {
+                    type: "retry",
+                    reference: name,
+                    digest: desc.digest,
+                    attempt: u.attempt,
+                    reason: u.reason,
+                  }
+                : { ...base, status: u.status, current: u.current },
+            ),
+          signal,
+        );
+        emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
+        return outcome;
+      }),
+    );
+
+    const existing = await this.#store.findImage(name);
+    const hadManifest = await this.#store.hasBlob(descriptor.digest, descriptor.size);
+    for (const b of indexBlobs) await this.#store.writeBlob(b.digest, b.bytes);
+    await this.#store.writeBlob(descriptor.digest, manifestBytes);
+    const blobsDownloaded = outcomes.filter((o) => o.downloaded).length;
+    const upToDate =
+      blobsDownloaded === 0 &&
+      hadManifest &&
+      existing?.sourceDigest === top.digest &&
+      existing.descriptor.digest === descriptor.digest;
+    if (!upToDate) await this.#store.recordImage(name, descriptor, top.digest);
+    return {
+      reference: name,
+      digest: top.digest,
+      manifestDigest: descriptor.digest,
+      status: upToDate ? "up-to-date" : "downloaded",
+      bytesDownloaded: outcomes.reduce((sum, o) => sum + o.fetched, 0),
+      blobsDownloaded,
+      blobsSkipped: blobs.length - blobsDownloaded,
+      seconds: Math.round(performance.now() - started) / 1000,
+    };
+  }
+
+  /** Single-flight per digest within this process; the ingest lock does the same across processes. */
+  #fetchOnce(
+    repo: Repository,
+    desc: Descriptor,
+    emit: (e: TransferUpdate) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<BlobOutcome> {
+    let flight = this.#inflight.get(desc.digest);
+    if (flight === undefined) {
+      flight = this.#limiter
+        .run(() => this.#download(repo, desc, emit, signal))
+        .finally(() => this.#inflight.delete(desc.digest));
+      this.#inflight.set(desc.digest, flight);
+      return flight;
+    }
+    return flight.then(() => ({ downloaded: false, fetched: 0 }));
+  }
+
+  async #download(
+    repo: Repository,
+    desc: Descriptor,
+    emit: (e: TransferUpdate) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<BlobOutcome> {
+    const lock = await this.#store.lockIngest(desc.digest, signal);
+    try {
+      if (await this.#store.hasBlob(desc.digest, desc.size))
+        return { downloaded: false, fetched: 0 };
+      let fetched = 0;
+      for (let attempt = 0; ; attempt++) {
+        const location = await this.#registry.blobLocation(repo, desc.digest, signal);
+        const job: TransferJob = {
+          url: location.url,
+          headers: location.headers,
+          path: this.#store.ingestPath(desc.digest),
+          digest: desc.digest,
+          size: desc.size,
+          host: repo.domain,
+          repository: repo.path,
+        };
+        const onProgress = (current: number) => emit({ status: "downloading", current });
+        let result: TransferResult | undefined;
+        let failure: unknown;
+        try {
+          result =
+            desc.size < this.#inlineBelow
+              ? await transferBlob(job, onProgress, { signal })
+              : await this.#pool.run(job, onProgress);
+        } catch (err) {
+          if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
+          failure = err;
+        }
+        if (result?.kind === "complete") {
+          fetched += result.fetched;
+          break;
+        }
+        if (result?.kind === "unauthorized") {
+          if (attempt + 1 >= this.#retry.maxAttempts) {
+            throw new FerryError(
+              "FERRY_AUTH_REQUIRED",
+              `registry ${repo.domain} refused access to blob ${desc.digest} of ${repo.path}`,
+              {
+                hint: `log in with \`ferry login ${repo.domain}\``,
+              },
+            );
+          }
+          this.#registry.invalidateAuth(repo);
+          continue;
+        }
+        // The ingest file keeps what arrived; the next attempt resumes from it with a Range request.
+        emit({
+          status: "retrying",
+          attempt: attempt + 1,
+          reason: isFerryError(failure) ? failure.message : String(failure),
+        });
+        await sleep(backoffDelay(this.#retry, attempt), undefined, { signal });
+      }
+      await this.#store.commitIngest(desc.digest);
+      return { downloaded: true, fetched };
+    } finally {
+      await lock.release();
+    }
+  }
+}

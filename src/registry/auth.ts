@@ -1,0 +1,174 @@
+import { FerryError } from "../observe/index.ts";
+import type { Challenge } from "./challenge.ts";
+import { errorFromResponse } from "./errors.ts";
+import { type HttpRequest, type HttpResponse, redact } from "./transport.ts";
+
+/** A stored login: username/password, or an identity (refresh) token from an OAuth2 login. */
+export type Credential =
+  | { readonly username: string; readonly password: string }
+  | { readonly identityToken: string; readonly username?: string };
+
+/** Where credentials come from (Docker config, helpers, flags). Keyed by registry host as the user spells it. */
+export interface CredentialSource {
+  get(registryHost: string): Promise<Credential | undefined>;
+}
+
+export const anonymous: CredentialSource = { get: async () => undefined };
+
+export type Sender = (req: HttpRequest) => Promise<HttpResponse>;
+
+interface CachedToken {
+  header: string;
+  expiresAt: number;
+}
+
+/** Leave this much of a token's lifetime unused, so it does not expire mid-request. */
+const EXPIRY_MARGIN_MS = 10_000;
+const DEFAULT_TOKEN_LIFETIME_S = 60;
+
+/**
+ * Turns a host's auth challenge plus stored credentials into an Authorization
+ * header for a scope. Bearer tokens are cached per (host, scope) until expiry.
+ */
+export class Authenticator {
+  readonly #credentials: CredentialSource;
+  readonly #send: Sender;
+  readonly #now: () => number;
+  readonly #tokens = new Map<string, CachedToken>();
+  readonly #inflight = new Map<string, Promise<string | undefined>>();
+
+  constructor(options: { credentials?: CredentialSource; send: Sender; now?: () => number }) {
+    this.#credentials = options.credentials ?? anonymous;
+    this.#send = options.send;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The header to send to `host` for `scope`, given the challenge it answered with (undefined: none needed). */
+  async header(
+    host: string,
+    challenge: Challenge | undefined,
+    scope: string,
+  ): Promise<string | undefined> {
+    if (challenge === undefined) return undefined;
+    if (challenge.scheme === "basic") {
+      const cred = await this.#credentials.get(host);
+      if (cred === undefined || !("password" in cred)) return undefined;
+      return `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString("base64")}`;
+    }
+    if (challenge.scheme !== "bearer") {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `registry ${host} asks for unsupported authentication "${challenge.scheme}"`,
+        {
+          hint: "ferry supports Basic and Bearer token authentication",
+        },
+      );
+    }
+    const key = `${host} ${scope}`;
+    const cached = this.#tokens.get(key);
+    if (cached !== undefined && cached.expiresAt > this.#now()) return cached.header;
+    let pending = this.#inflight.get(key);
+    if (pending === undefined) {
+      pending = this.#fetchToken(host, challenge, scope).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Forget a token the registry refused, so the next call fetches a fresh one. */
+  invalidate(host: string, scope: string): void {
+    this.#tokens.delete(`${host} ${scope}`);
+  }
+
+  async hasCredentials(host: string): Promise<boolean> {
+    return (await this.#credentials.get(host)) !== undefined;
+  }
+
+  async #fetchToken(
+    host: string,
+    challenge: Challenge,
+    scope: string,
+  ): Promise<string | undefined> {
+    const realm = challenge.params.realm;
+    if (realm === undefined) {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `registry ${host} sent a Bearer challenge without a realm`,
+      );
+    }
+    const cred = await this.#credentials.get(host);
+    const url = new URL(realm);
+    const service = challenge.params.service;
+    let req: HttpRequest;
+    if (cred !== undefined && "identityToken" in cred) {
+      // OAuth2 refresh-token grant, as Docker does with an identity token.
+      const form = new URLSearchParams({
+        grant_type: "refresh_token",
+        refresh_token: cred.identityToken,
+        client_id: "ferry",
+      });
+      if (service !== undefined) form.set("service", service);
+      form.set("scope", scope);
+      req = {
+        method: "POST",
+        url: url.toString(),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: form.toString(),
+      };
+    } else {
+      if (service !== undefined) url.searchParams.set("service", service);
+      url.searchParams.set("scope", scope);
+      const headers: Record<string, string> = {};
+      if (cred !== undefined) {
+        headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString("base64")}`;
+      }
+      req = { method: "GET", url: url.toString(), headers };
+    }
+    const res = await this.#send(req);
+    if (res.status === 401 || res.status === 403) {
+      res.body.resume();
+      if (cred !== undefined) {
+        throw new FerryError(
+          "FERRY_AUTH_REJECTED",
+          `registry ${host} rejected the stored credentials`,
+          {
+            hint: `log in again with \`ferry login ${host}\``,
+            fields: { host, realm: redact(realm) },
+          },
+        );
+      }
+      throw new FerryError("FERRY_AUTH_REQUIRED", `registry ${host} requires authentication`, {
+        hint: `log in with \`ferry login ${host}\``,
+        fields: { host },
+      });
+    }
+    if (res.status !== 200) {
+      throw await errorFromResponse(res, { host: url.host, repository: scope, what: "token" });
+    }
+    const body = JSON.parse(await res.body.text()) as {
+      token?: string;
+      access_token?: string;
+      expires_in?: number;
+      issued_at?: string;
+    };
+    const token = body.token ?? body.access_token;
+    if (typeof token !== "string" || token === "") {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `token server for ${host} answered without a token`,
+      );
+    }
+    const lifetimeS =
+      typeof body.expires_in === "number" && body.expires_in > 0
+        ? body.expires_in
+        : DEFAULT_TOKEN_LIFETIME_S;
+    const issued = body.issued_at ? Date.parse(body.issued_at) : Number.NaN;
+    const start = Number.isNaN(issued) ? this.#now() : Math.min(issued, this.#now());
+    const headerValue = `Bearer ${token}`;
+    this.#tokens.set(`${host} ${scope}`, {
+      header: headerValue,
+      expiresAt: start + lifetimeS * 1000 - EXPIRY_MARGIN_MS,
+    });
+    return headerValue;
+  }
+}

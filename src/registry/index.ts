@@ -1,0 +1,21 @@
+export { anonymous, type Credential, type CredentialSource } from "./auth.ts";
+export { type Challenge, parseChallenges } from "./challenge.ts";
+export {
+  type BlobLocation,
+  type FetchedManifest,
+  MAX_MANIFEST_BYTES,
+  pullScope,
+  RegistryClient,
+  type RegistryClientOptions,
+  type Repository,
+} from "./client.ts";
+export { classify, errorFromResponse, type RequestContext } from "./errors.ts";
+export {
+  DEFAULT_RETRY,
+  isTransientError,
+  type RetryPolicy,
+  sleep,
+  withRetry,
+  backoffDelay,
+} from "./retry.ts";
+export { createAgent, type HttpResponse, header, networkError, redact, send } from "./transport.ts";

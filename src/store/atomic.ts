@@ -1,0 +1,84 @@
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { FerryError } from "../observe/index.ts";
+
+/** A temp-file name beside `path` that names its writer, so leftovers of dead processes can be recognised. */
+export function tempPathFor(path: string): string {
+  return `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+}
+
+/** Matches names made by tempPathFor; captures the writer's pid. */
+export const TEMP_NAME = /\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a whole file so that readers see the old content or the new, never a mix, even after kill -9 or power loss. */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+): Promise<void> {
+  const tmp = tempPathFor(path);
+  await mkdir(dirname(path), { recursive: true });
+  try {
+    const handle = await open(tmp, "wx", mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw diskError(err, path);
+  }
+}
+
+/** Turns ENOSPC/EDQUOT/EROFS/EACCES into a FerryError that says what to do. */
+export function diskError(err: unknown, path: string): unknown {
+  const code = (err as { code?: string } | null)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new FerryError(
+      "FERRY_DISK_FULL",
+      `no space left on the device holding ${dirname(path)}`,
+      {
+        hint: "free space (e.g. `ferry prune`) or point --store at a larger filesystem; nothing partial was recorded",
+        cause: err,
+        fields: { path },
+      },
+    );
+  }
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return new FerryError("FERRY_STORE_CORRUPT", `cannot write ${path} (${code})`, {
+      hint: "check the store directory's permissions, or choose another with --store / FERRY_STORE",
+      cause: err,
+      fields: { path },
+    });
+  }
+  return err;
+}
+
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
+}
+
+export function joinAll(root: string, ...parts: string[]): string {
+  return join(root, ...parts);
+}
