@@ -1,0 +1,421 @@
+/**
+ * The dependency guard: imports under src/ must follow ARCHITECTURE.md's module
+ * table. The table is kept here as data so the guard runs in a checkout without
+ * ../shared; when ARCHITECTURE.md is present, the data must equal it.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import ts from "typescript";
+
+type MayImport = readonly string[] | "anything";
+type ModuleTable = Readonly<Record<string, MayImport>>;
+
+/** The "may import" column of ARCHITECTURE.md. `observe` is a leaf every module may import. */
+const MODULE_TABLE: ModuleTable = {
+  reference: [],
+  digest: [],
+  oci: ["digest"],
+  config: ["reference"],
+  registry: ["reference", "digest", "oci", "config"],
+  store: ["digest", "oci", "reference"],
+  pull: ["registry", "store", "oci", "digest", "reference"],
+  archive: ["store", "oci", "digest"],
+  mirror: ["pull", "registry", "store", "oci", "config", "peer", "web"],
+  runtime: ["reference", "registry", "config"],
+  agent: ["pull", "runtime", "store", "mirror", "config", "web"],
+  lazy: ["registry", "store", "oci", "digest"],
+  peer: ["registry", "store", "digest", "config"],
+  kube: ["agent", "runtime", "config", "reference"],
+  web: ["observe"],
+  observe: [],
+  cli: "anything",
+};
+
+/** Every module may import it; it imports no other module. */
+const UNIVERSAL_LEAF = "observe";
+/** Nothing may import it. */
+const ENTRY_POINT = "cli";
+/** The one module allowed to spell Docker Hub's names. */
+const DOCKER_HUB_OWNER = "reference";
+
+const REPO_ROOT = path.resolve(import.meta.dirname, "..");
+const ARCHITECTURE_MD = path.resolve(REPO_ROOT, "../shared/design/ARCHITECTURE.md");
+
+interface Violation {
+  readonly file: string;
+  readonly specifier: string;
+  readonly message: string;
+}
+
+interface Edge {
+  readonly file: string;
+  readonly specifier: string;
+}
+
+interface ImportReport {
+  readonly violations: readonly Violation[];
+  /** Module → imported module → one import that makes the edge. */
+  readonly edges: ReadonlyMap<string, ReadonlyMap<string, Edge>>;
+}
+
+// ---- reading the table out of ARCHITECTURE.md ----
+
+function parseModuleTable(markdown: string): ModuleTable {
+  const table: Record<string, MayImport> = {};
+  const start = markdown.indexOf("## Modules");
+  assert.ok(start >= 0, 'ARCHITECTURE.md has a "## Modules" section');
+  const section = markdown.slice(start).split(/\n## /)[0] ?? "";
+  for (const line of section.split("\n")) {
+    const cells = line.split("|").map((cell) => cell.trim());
+    const name = /^`([a-z]+)\/`$/.exec(cells[1] ?? "")?.[1];
+    if (name === undefined) continue;
+    const mayImport = cells[3] ?? "";
+    table[name] = /\banything\b/.test(mayImport)
+      ? "anything"
+      : [...mayImport.matchAll(/`([a-z]+)\/?`/g)].map((match) => match[1] ?? "");
+  }
+  return table;
+}
+
+/** Sorted lists without the universal leaf, so tables compare by meaning. */
+function canonicalTable(table: ModuleTable): Record<string, MayImport> {
+  const entries = Object.entries(table).map(([name, may]): [string, MayImport] => [
+    name,
+    may === "anything" ? may : [...new Set(may)].filter((m) => m !== UNIVERSAL_LEAF).sort(),
+  ]);
+  return Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+// ---- the checker: pure, over a map of repo-relative path → source ----
+
+function importSpecifiers(source: string): string[] {
+  // The TypeScript scanner sees static imports, `export … from`, `import type`,
+  // side-effect imports and `import("…")`, and skips comments and strings.
+  return ts.preProcessFile(source, true, true).importedFiles.map((file) => file.fileName);
+}
+
+function moduleOf(file: string): string | undefined {
+  const parts = file.split("/");
+  return parts[0] === "src" && parts.length > 2 ? parts[1] : undefined;
+}
+
+function checkImports(files: ReadonlyMap<string, string>, table: ModuleTable): ImportReport {
+  const violations: Violation[] = [];
+  const edges = new Map<string, Map<string, Edge>>();
+  for (const [file, source] of files) {
+    const from = moduleOf(file);
+    if (from === undefined) continue;
+    if (table[from] === undefined) {
+      violations.push({
+        file,
+        specifier: "",
+        message: `src/${from}/ is not a module in ARCHITECTURE.md's table`,
+      });
+      continue;
+    }
+    for (const specifier of importSpecifiers(source)) {
+      if (!specifier.startsWith(".")) continue; // packages and node: built-ins
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
+      if (!target.startsWith("src/")) continue;
+      const to = moduleOf(target);
+      const problem = importProblem(from, to, target, table);
+      if (problem !== undefined) violations.push({ file, specifier, message: problem });
+      if (to !== undefined && to !== from) {
+        const out = edges.get(from) ?? new Map<string, Edge>();
+        if (!out.has(to)) out.set(to, { file, specifier });
+        edges.set(from, out);
+      }
+    }
+  }
+  for (const cycle of findCycles(edges)) {
+    const steps = cycle.map((module, i) => {
+      const next = cycle[(i + 1) % cycle.length] ?? "";
+      const edge = edges.get(module)?.get(next);
+      return `${module} → ${next} (${edge?.file} imports "${edge?.specifier}")`;
+    });
+    const first = edges.get(cycle[0] ?? "")?.get(cycle[1 % cycle.length] ?? "");
+    violations.push({
+      file: first?.file ?? "",
+      specifier: first?.specifier ?? "",
+      message: `import cycle between modules: ${steps.join("; ")}`,
+    });
+  }
+  return { violations, edges };
+}
+
+function importProblem(
+  from: string,
+  to: string | undefined,
+  target: string,
+  table: ModuleTable,
+): string | undefined {
+  if (to === undefined) return `imports ${target}, which is outside every module`;
+  if (to === from) return undefined;
+  if (to === ENTRY_POINT) return `nothing may import ${ENTRY_POINT}/ (${from}/ does)`;
+  if (table[to] === undefined)
+    return `imports src/${to}/, which is not a module in ARCHITECTURE.md's table`;
+  const allowed = table[from] ?? [];
+  if (target !== `src/${to}/index.ts`) {
+    return `imports ${to}/'s internal file ${target}; import src/${to}/index.ts, the module's public surface`;
+  }
+  if (to === UNIVERSAL_LEAF || allowed === "anything" || allowed.includes(to)) return undefined;
+  const list = allowed.filter((m) => m !== UNIVERSAL_LEAF);
+  return `${from}/ may not import ${to}/ (ARCHITECTURE.md allows ${from}/ only: ${list.length === 0 ? "nothing but observe" : [...list, UNIVERSAL_LEAF].join(", ")})`;
+}
+
+/** Each elementary cycle found by depth-first search, rotated to start at its least name. */
+function findCycles(edges: ReadonlyMap<string, ReadonlyMap<string, Edge>>): string[][] {
+  const cycles = new Map<string, string[]>();
+  const state = new Map<string, "open" | "done">();
+  const stack: string[] = [];
+  const visit = (node: string): void => {
+    state.set(node, "open");
+    stack.push(node);
+    for (const next of edges.get(node)?.keys() ?? []) {
+      if (state.get(next) === "open") {
+        const cycle = stack.slice(stack.indexOf(next));
+        const least = cycle.indexOf([...cycle].sort()[0] ?? "");
+        const rotated = [...cycle.slice(least), ...cycle.slice(0, least)];
+        cycles.set(rotated.join(" "), rotated);
+      } else if (state.get(next) === undefined) {
+        visit(next);
+      }
+    }
+    stack.pop();
+    state.set(node, "done");
+  };
+  for (const node of [...edges.keys()].sort()) if (state.get(node) === undefined) visit(node);
+  return [...cycles.values()];
+}
+
+/** String literals (not comments) in non-test files outside reference/ that spell docker.io. */
+function dockerHubSpellings(files: ReadonlyMap<string, string>): Violation[] {
+  const violations: Violation[] = [];
+  for (const [file, source] of files) {
+    const module = moduleOf(file);
+    if (module === undefined || module === DOCKER_HUB_OWNER || file.endsWith(".test.ts")) continue;
+    const sourceFile = ts.createSourceFile(
+      file,
+      source,
+      ts.ScriptTarget.Latest,
+      false,
+      ts.ScriptKind.TS,
+    );
+    const walk = (node: ts.Node): void => {
+      if (
+        (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) &&
+        /docker\.io/i.test(node.text)
+      ) {
+        violations.push({
+          file,
+          specifier: node.text,
+          message: `spells Docker Hub's name; use DEFAULT_DOMAIN, isDockerHub() or apiHost() from src/${DOCKER_HUB_OWNER}/index.ts`,
+        });
+      }
+      ts.forEachChild(node, walk);
+    };
+    walk(sourceFile);
+  }
+  return violations;
+}
+
+// ---- the real tree ----
+
+function listTsFiles(directory: string): string[] {
+  if (!existsSync(directory)) return [];
+  return readdirSync(directory, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith(".ts"))
+    .map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+function sourceFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const absolute of listTsFiles(path.join(REPO_ROOT, "src"))) {
+    const relative = path.relative(REPO_ROOT, absolute).split(path.sep).join("/");
+    files.set(relative, readFileSync(absolute, "utf8"));
+  }
+  return files;
+}
+
+function describeViolations(violations: readonly Violation[]): string {
+  return violations
+    .map((v) => `  ${v.file}${v.specifier === "" ? "" : ` ("${v.specifier}")`}: ${v.message}`)
+    .join("\n");
+}
+
+describe("architecture", () => {
+  it("the table here matches ARCHITECTURE.md's module table", (t) => {
+    if (!existsSync(ARCHITECTURE_MD)) {
+      t.skip(`${ARCHITECTURE_MD} is not in this checkout`);
+      return;
+    }
+    const documented = parseModuleTable(readFileSync(ARCHITECTURE_MD, "utf8"));
+    assert.ok(Object.keys(documented).length >= 10, "the markdown table was found and read");
+    assert.deepEqual(canonicalTable(MODULE_TABLE), canonicalTable(documented));
+  });
+
+  it("the table itself has no cycles and nobody may import cli", () => {
+    const edges = new Map<string, Map<string, Edge>>();
+    for (const [module, may] of Object.entries(MODULE_TABLE)) {
+      if (may === "anything") continue;
+      assert.ok(!may.includes(ENTRY_POINT), `${module} lists cli`);
+      edges.set(module, new Map(may.map((to) => [to, { file: "table", specifier: to }])));
+    }
+    assert.deepEqual(findCycles(edges), []);
+  });
+
+  it("every directory under src/ is a module in the table", () => {
+    const directories = readdirSync(path.join(REPO_ROOT, "src"), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+    const unknown = directories.filter((name) => MODULE_TABLE[name] === undefined);
+    assert.deepEqual(unknown, [], "add new modules to ARCHITECTURE.md and to MODULE_TABLE here");
+  });
+
+  it("imports under src/ follow the table: allowed modules, through index.ts, no cli, no cycles", () => {
+    const files = sourceFiles();
+    const { violations } = checkImports(files, MODULE_TABLE);
+    assert.equal(violations.length, 0, `import rules broken:\n${describeViolations(violations)}`);
+  });
+
+  it("only reference/ spells docker.io", () => {
+    const violations = dockerHubSpellings(sourceFiles());
+    assert.equal(
+      violations.length,
+      0,
+      `Docker Hub spelled outside reference/:\n${describeViolations(violations)}`,
+    );
+  });
+});
+
+describe("architecture checker (self-test on fixtures)", () => {
+  const fixture = (entries: Record<string, string>): Map<string, string> =>
+    new Map(Object.entries(entries));
+
+  it("passes allowed imports, and ignores comments, strings and packages", () => {
+    const { violations, edges } = checkImports(
+      fixture({
+        "src/pull/plan.ts": [
+          'import type { Manifest } from "../oci/index.ts";',
+          'import { Store } from "../store/index.ts";',
+          'export { parseReference } from "../reference/index.ts";',
+          'import { FerryError } from "../observe/index.ts";',
+          'import { helper } from "./helper.ts";',
+          'import { z } from "zod";',
+          'import { readFile } from "node:fs/promises";',
+          'const lazy = await import("../registry/index.ts");',
+          '// import { run } from "../cli/index.ts";',
+          "const text = \"import { x } from '../mirror/index.ts'\";",
+        ].join("\n"),
+        "src/cli/main.ts": 'import { pull } from "../pull/index.ts";\nimport "../agent/index.ts";',
+        "src/reference/parse.ts": 'import { FerryError } from "../observe/index.ts";',
+      }),
+      MODULE_TABLE,
+    );
+    assert.deepEqual(violations, []);
+    assert.deepEqual([...(edges.get("pull")?.keys() ?? [])].sort(), [
+      "observe",
+      "oci",
+      "reference",
+      "registry",
+      "store",
+    ]);
+  });
+
+  it("catches a forbidden module, an internal file, an import of cli, and a dynamic import", () => {
+    const { violations } = checkImports(
+      fixture({
+        "src/reference/parse.ts": 'import { client } from "../registry/index.ts";',
+        "src/pull/plan.ts": 'import { ingest } from "../store/ingest.ts";',
+        "src/store/deep/gc.ts": 'export * from "../../cli/index.ts";',
+        "src/digest/hash.ts": 'const m = await import("../oci/index.ts");',
+        "src/oci/index.ts":
+          'import { x } from "../nowhere/index.ts";\nimport { y } from "../stray.ts";',
+        "src/stray/x.ts": "export const x = 1;",
+      }),
+      MODULE_TABLE,
+    );
+    const found = violations.map((v) => `${v.file} ${v.specifier} :: ${v.message}`);
+    const expectOne = (pattern: RegExp): void => {
+      assert.equal(
+        found.filter((line) => pattern.test(line)).length,
+        1,
+        `${pattern} in\n${found.join("\n")}`,
+      );
+    };
+    expectOne(
+      /^src\/reference\/parse\.ts \.\.\/registry\/index\.ts :: reference\/ may not import registry\//,
+    );
+    expectOne(
+      /^src\/pull\/plan\.ts \.\.\/store\/ingest\.ts :: imports store\/'s internal file src\/store\/ingest\.ts/,
+    );
+    expectOne(/^src\/store\/deep\/gc\.ts \.\.\/\.\.\/cli\/index\.ts :: nothing may import cli\//);
+    expectOne(/^src\/digest\/hash\.ts \.\.\/oci\/index\.ts :: digest\/ may not import oci\//);
+    expectOne(
+      /^src\/oci\/index\.ts \.\.\/nowhere\/index\.ts :: imports src\/nowhere\/, which is not a module/,
+    );
+    expectOne(
+      /^src\/oci\/index\.ts \.\.\/stray\.ts :: imports src\/stray\.ts, which is outside every module/,
+    );
+    expectOne(/^src\/stray\/x\.ts {2}:: src\/stray\/ is not a module/);
+    assert.equal(violations.length, 7, found.join("\n"));
+  });
+
+  it("catches an import cycle between modules and names the imports that make it", () => {
+    const permissive: ModuleTable = { a: ["b"], b: ["c"], c: ["a"], d: [] };
+    const { violations } = checkImports(
+      fixture({
+        "src/a/index.ts": 'export * from "../b/index.ts";',
+        "src/b/index.ts": 'import { c } from "../c/index.ts";',
+        "src/c/deep/x.ts": 'import type { A } from "../../a/index.ts";',
+        "src/d/index.ts": "export const d = 1;",
+      }),
+      permissive,
+    );
+    assert.equal(violations.length, 1, describeViolations(violations));
+    assert.match(
+      violations[0]?.message ?? "",
+      /^import cycle between modules: a → b \(src\/a\/index\.ts imports "\.\.\/b\/index\.ts"\); b → c .*; c → a \(src\/c\/deep\/x\.ts imports "\.\.\/\.\.\/a\/index\.ts"\)$/,
+    );
+  });
+
+  it("reads the markdown table, treating '—' as nothing and 'anything above' as anything", () => {
+    const table = parseModuleTable(
+      [
+        "# x",
+        "## Modules (`src/`)",
+        "| module | owns | may import |",
+        "|---|---|---|",
+        "| `reference/` | grammar; `docker.io`, `library/` | — |",
+        "| `oci/` | media types | `digest` |",
+        "| `web/` | page | `observe` (server side); the front end imports nothing of ferry |",
+        "| `cli/` | commands | anything above; nothing imports `cli` |",
+        "## Outside `src/`",
+        "| `later/` | not the module table | `cli` |",
+      ].join("\n"),
+    );
+    assert.deepEqual(table, { reference: [], oci: ["digest"], web: ["observe"], cli: "anything" });
+  });
+
+  it("finds Docker Hub spelled in string literals but not in comments or tests", () => {
+    const violations = dockerHubSpellings(
+      fixture({
+        "src/config/auth.ts":
+          '// docker.io is normalized in reference\nconst key = "https://index.docker.io/v1/";\n' +
+          "const t = `$" +
+          "{host}.docker.io`;",
+        "src/config/auth.test.ts": 'const x = "docker.io";',
+        "src/reference/constants.ts": 'export const DEFAULT_DOMAIN = "docker.io";',
+      }),
+    );
+    assert.deepEqual(
+      violations.map((v) => [v.file, v.specifier]),
+      [
+        ["src/config/auth.ts", "https://index.docker.io/v1/"],
+        ["src/config/auth.ts", ".docker.io"],
+      ],
+    );
+  });
+});
