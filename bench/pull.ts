@@ -32,7 +32,9 @@ interface Sample {
 
 async function timed(cmd: string, args: string[]): Promise<Sample> {
   const started = performance.now();
-  const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr.on("data", (d) => {
     stderr += d;
@@ -51,19 +53,34 @@ function median(xs: number[]): number {
 }
 
 async function ensureImage(): Promise<void> {
-  if (await stat(join(CACHE, "index.json")).then(() => true, () => false)) return;
+  if (
+    await stat(join(CACHE, "index.json")).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   process.stderr.write("building the benchmark image from /usr (once; cached in .tmp/)...\n");
   await rm(CACHE, { recursive: true, force: true });
   await mkdir(CACHE, { recursive: true });
-  await writeLayoutFromTree(CACHE, "bench", LAYERS.map((l) => l.roots), { maxBytesPerLayer: 300e6 });
+  await writeLayoutFromTree(
+    CACHE,
+    "bench",
+    LAYERS.map((l) => l.roots),
+    { maxBytesPerLayer: 300e6 },
+  );
 }
 
 async function main(): Promise<void> {
   await run("bash", [join(ROOT, "scripts", "services.sh"), "install"]);
   await ensureImage();
-  const index = JSON.parse(await readFile(join(CACHE, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  const index = JSON.parse(await readFile(join(CACHE, "index.json"), "utf8")) as {
+    manifests: Array<{ digest: string }>;
+  };
   const manifestDigest = index.manifests[0]?.digest as string;
-  const manifest = JSON.parse(await readFile(join(CACHE, "blobs", "sha256", manifestDigest.slice(7)), "utf8")) as {
+  const manifest = JSON.parse(
+    await readFile(join(CACHE, "blobs", "sha256", manifestDigest.slice(7)), "utf8"),
+  ) as {
     layers: Array<{ size: number }>;
   };
   const imageBytes = manifest.layers.reduce((s, l) => s + l.size, 0);
@@ -74,13 +91,30 @@ async function main(): Promise<void> {
     await pushLayout(CACHE, "bench", ref);
     const node = process.execPath;
     const ferry = [join(ROOT, "bin", "ferry.js")];
-    const results = { ferryCold: [] as Sample[], skopeoCold: [] as Sample[], ferryWarm: [] as Sample[] };
+    const results = {
+      ferryCold: [] as Sample[],
+      skopeoCold: [] as Sample[],
+      ferryWarm: [] as Sample[],
+    };
     for (let i = 0; i < RUNS; i++) {
       const store = join(work, `store-${i}`);
       const dest = join(work, `skopeo-${i}`);
-      results.skopeoCold.push(await timed("skopeo", ["--insecure-policy", "copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${dest}:bench`]));
-      results.ferryCold.push(await timed(node, [...ferry, "pull", "--quiet", "--store", store, ref]));
-      results.ferryWarm.push(await timed(node, [...ferry, "pull", "--quiet", "--store", store, ref]));
+      results.skopeoCold.push(
+        await timed("skopeo", [
+          "--insecure-policy",
+          "copy",
+          "--quiet",
+          "--src-tls-verify=false",
+          `docker://${ref}`,
+          `oci:${dest}:bench`,
+        ]),
+      );
+      results.ferryCold.push(
+        await timed(node, [...ferry, "pull", "--quiet", "--store", store, ref]),
+      );
+      results.ferryWarm.push(
+        await timed(node, [...ferry, "pull", "--quiet", "--store", store, ref]),
+      );
       await rm(store, { recursive: true, force: true });
       await rm(dest, { recursive: true, force: true });
     }

@@ -1,26 +1,47 @@
-import { imagesCommand, imagesUsage } from "./commands/images.ts";
-import { inspectCommand, inspectUsage } from "./commands/inspect.ts";
-import { pullCommand, pullUsage } from "./commands/pull.ts";
-import { rmCommand, rmUsage } from "./commands/rm.ts";
 import { ExitCode, type Output, processOutput, renderError } from "./output.ts";
 
 const VERSION = "0.1.0";
 
-interface Command {
+interface CommandModule {
   usage: string;
-  summary: string;
   run(args: string[], output: Output, signal: AbortSignal): Promise<number>;
 }
 
+interface Command {
+  summary: string;
+  /** Loaded on use, so start-up pays only for the command that runs. */
+  load(): Promise<CommandModule>;
+}
+
 const COMMANDS: Record<string, Command> = {
-  pull: { usage: pullUsage, summary: "download images into the store, verified", run: pullCommand },
-  images: { usage: imagesUsage, summary: "list stored images", run: imagesCommand },
-  inspect: {
-    usage: inspectUsage,
-    summary: "show a stored image's manifest, config and layers",
-    run: inspectCommand,
+  pull: {
+    summary: "download images into the store, verified",
+    load: async () => {
+      const m = await import("./commands/pull.ts");
+      return { usage: m.pullUsage, run: m.pullCommand };
+    },
   },
-  rm: { usage: rmUsage, summary: "remove image names from the store", run: rmCommand },
+  images: {
+    summary: "list stored images",
+    load: async () => {
+      const m = await import("./commands/images.ts");
+      return { usage: m.imagesUsage, run: m.imagesCommand };
+    },
+  },
+  inspect: {
+    summary: "show a stored image's manifest, config and layers",
+    load: async () => {
+      const m = await import("./commands/inspect.ts");
+      return { usage: m.inspectUsage, run: m.inspectCommand };
+    },
+  },
+  rm: {
+    summary: "remove image names from the store",
+    load: async () => {
+      const m = await import("./commands/rm.ts");
+      return { usage: m.rmUsage, run: m.rmCommand };
+    },
+  },
 };
 
 function mainUsage(): string {
@@ -47,13 +68,14 @@ export async function main(argv: string[], output: Output = processOutput): Prom
     output.out(`ferry ${VERSION}\n`);
     return ExitCode.ok;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
+  const entry = COMMANDS[name];
+  if (entry === undefined) {
     output.err(
       `ferry: unknown command "${name}"\n  hint: run \`ferry --help\` to list the commands\n`,
     );
     return ExitCode.usage;
   }
+  const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {
     output.out(command.usage);
     return ExitCode.ok;

@@ -6,3 +6,4 @@ export {
   parseDigest,
   SHA256,
 } from "./digest.ts";
+export { hasShaInstructions } from "./cpu.ts";

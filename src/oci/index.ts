@@ -1,11 +1,12 @@
 export {
   type Descriptor,
-  DescriptorSchema,
   type ImageIndex,
   type ImageManifest,
   type ParsedManifest,
   type Platform,
+  parseDescriptor,
   parseManifest,
+  parsePlatformObject,
 } from "./manifest.ts";
 export {
   Annotation,

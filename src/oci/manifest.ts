@@ -1,5 +1,4 @@
-import { z } from "zod";
-import { parseDigest } from "../digest/index.ts";
+import { isDigest } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
   isImageManifestMediaType,
@@ -8,57 +7,151 @@ import {
   SCHEMA1_MEDIA_TYPES,
 } from "./media-types.ts";
 
-const digestString = z.string().refine(
-  (value) => {
-    try {
-      parseDigest(value);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: "not a sha256 digest" },
-);
+// Manifests are parsed on every pull, including the 150 ms "already up to date" path,
+// so these schemas are small hand-written checks rather than a schema library (whose
+// import alone costs ~80 ms of start-up).
 
-export const PlatformSchema = z.object({
-  architecture: z.string(),
-  os: z.string(),
-  "os.version": z.string().optional(),
-  "os.features": z.array(z.string()).optional(),
-  variant: z.string().optional(),
-  features: z.array(z.string()).optional(),
-});
-export type Platform = z.infer<typeof PlatformSchema>;
+export interface Platform {
+  architecture: string;
+  os: string;
+  "os.version"?: string;
+  "os.features"?: string[];
+  variant?: string;
+  features?: string[];
+}
 
-export const DescriptorSchema = z.object({
-  mediaType: z.string(),
-  digest: digestString,
-  size: z.number().int().nonnegative(),
-  urls: z.array(z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  platform: PlatformSchema.optional(),
-  artifactType: z.string().optional(),
-});
-export type Descriptor = z.infer<typeof DescriptorSchema>;
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  urls?: string[];
+  annotations?: Record<string, string>;
+  platform?: Platform;
+  artifactType?: string;
+}
 
-export const ImageManifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  config: DescriptorSchema,
-  layers: z.array(DescriptorSchema),
-  subject: DescriptorSchema.optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
-export type ImageManifest = z.infer<typeof ImageManifestSchema>;
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
 
-export const ImageIndexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  manifests: z.array(DescriptorSchema),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
-export type ImageIndex = z.infer<typeof ImageIndexSchema>;
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+/** A schema violation, with the JSON path where it was found. */
+class SchemaError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function object(v: unknown, path: string): Json {
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new SchemaError(`${path}: expected an object`);
+  return v as Json;
+}
+function string(v: unknown, path: string): string {
+  if (typeof v !== "string") throw new SchemaError(`${path}: expected a string`);
+  return v;
+}
+function optional<T>(
+  v: unknown,
+  path: string,
+  check: (v: unknown, path: string) => T,
+): T | undefined {
+  return v === undefined ? undefined : check(v, path);
+}
+function strings(v: unknown, path: string): string[] {
+  if (!Array.isArray(v)) throw new SchemaError(`${path}: expected an array`);
+  return v.map((x, i) => string(x, `${path}[${i}]`));
+}
+function stringMap(v: unknown, path: string): Record<string, string> {
+  const o = object(v, path);
+  for (const [k, x] of Object.entries(o)) string(x, `${path}.${k}`);
+  return o as Record<string, string>;
+}
+function schemaVersion2(v: unknown, path: string): 2 {
+  if (v !== 2) throw new SchemaError(`${path}: expected 2`);
+  return 2;
+}
+
+export function parsePlatformObject(v: unknown, path = "platform"): Platform {
+  const o = object(v, path);
+  const p: Platform = {
+    architecture: string(o.architecture, `${path}.architecture`),
+    os: string(o.os, `${path}.os`),
+  };
+  const variant = optional(o.variant, `${path}.variant`, string);
+  if (variant !== undefined) p.variant = variant;
+  const osVersion = optional(o["os.version"], `${path}.os.version`, string);
+  if (osVersion !== undefined) p["os.version"] = osVersion;
+  const osFeatures = optional(o["os.features"], `${path}.os.features`, strings);
+  if (osFeatures !== undefined) p["os.features"] = osFeatures;
+  const features = optional(o.features, `${path}.features`, strings);
+  if (features !== undefined) p.features = features;
+  return p;
+}
+
+export function parseDescriptor(v: unknown, path = "descriptor"): Descriptor {
+  const o = object(v, path);
+  const digest = string(o.digest, `${path}.digest`);
+  if (!isDigest(digest)) throw new SchemaError(`${path}.digest: not a sha256 digest`);
+  const size = o.size;
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+    throw new SchemaError(`${path}.size: expected a non-negative integer`);
+  }
+  const d: Descriptor = { mediaType: string(o.mediaType, `${path}.mediaType`), digest, size };
+  const urls = optional(o.urls, `${path}.urls`, strings);
+  if (urls !== undefined) d.urls = urls;
+  const annotations = optional(o.annotations, `${path}.annotations`, stringMap);
+  if (annotations !== undefined) d.annotations = annotations;
+  const platform = optional(o.platform, `${path}.platform`, parsePlatformObject);
+  if (platform !== undefined) d.platform = platform;
+  const artifactType = optional(o.artifactType, `${path}.artifactType`, string);
+  if (artifactType !== undefined) d.artifactType = artifactType;
+  return d;
+}
+
+function descriptors(v: unknown, path: string): Descriptor[] {
+  if (!Array.isArray(v)) throw new SchemaError(`${path}: expected an array`);
+  return v.map((x, i) => parseDescriptor(x, `${path}[${i}]`));
+}
+
+function imageManifest(o: Json): ImageManifest {
+  const m: ImageManifest = {
+    schemaVersion: schemaVersion2(o.schemaVersion, "schemaVersion"),
+    config: parseDescriptor(o.config, "config"),
+    layers: descriptors(o.layers, "layers"),
+  };
+  const mediaType = optional(o.mediaType, "mediaType", string);
+  if (mediaType !== undefined) m.mediaType = mediaType;
+  const artifactType = optional(o.artifactType, "artifactType", string);
+  if (artifactType !== undefined) m.artifactType = artifactType;
+  const subject = optional(o.subject, "subject", parseDescriptor);
+  if (subject !== undefined) m.subject = subject;
+  const annotations = optional(o.annotations, "annotations", stringMap);
+  if (annotations !== undefined) m.annotations = annotations;
+  return m;
+}
+
+function imageIndex(o: Json): ImageIndex {
+  const i: ImageIndex = {
+    schemaVersion: schemaVersion2(o.schemaVersion, "schemaVersion"),
+    manifests: descriptors(o.manifests, "manifests"),
+  };
+  const mediaType = optional(o.mediaType, "mediaType", string);
+  if (mediaType !== undefined) i.mediaType = mediaType;
+  const annotations = optional(o.annotations, "annotations", stringMap);
+  if (annotations !== undefined) i.annotations = annotations;
+  return i;
+}
 
 export type ParsedManifest =
   | { kind: "index"; mediaType: string; index: ImageIndex }
@@ -99,27 +192,21 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
       ? MediaType.ociIndex
       : MediaType.ociManifest;
   }
-  if (isIndexMediaType(mediaType)) {
-    const parsed = ImageIndexSchema.safeParse(json);
-    if (!parsed.success) throw invalid(zodReason(parsed.error));
-    return { kind: "index", mediaType, index: parsed.data };
-  }
-  if (isImageManifestMediaType(mediaType)) {
-    const parsed = ImageManifestSchema.safeParse(json);
-    if (!parsed.success) throw invalid(zodReason(parsed.error));
-    return { kind: "image", mediaType, manifest: parsed.data };
+  try {
+    if (isIndexMediaType(mediaType))
+      return { kind: "index", mediaType, index: imageIndex(json as Json) };
+    if (isImageManifestMediaType(mediaType)) {
+      return { kind: "image", mediaType, manifest: imageManifest(json as Json) };
+    }
+  } catch (err) {
+    if (err instanceof SchemaError) throw invalid(err.message);
+    throw err;
   }
   throw new FerryError(
     "FERRY_UNSUPPORTED_MANIFEST",
     `unsupported manifest media type "${mediaType}"`,
     { hint: "ferry pulls OCI and Docker schema 2 images and indexes", fields: { mediaType } },
   );
-}
-
-function zodReason(error: z.ZodError): string {
-  const first = error.issues[0];
-  if (first === undefined) return "it does not match the schema";
-  return `${first.path.join(".") || "(root)"}: ${first.message}`;
 }
 
 function invalid(reason: string, cause?: unknown): FerryError {

@@ -1,5 +1,6 @@
 export type { BlobStatus, PullEvent, PullSummary } from "./events.ts";
 export { Limiter } from "./limiter.ts";
-export { TransferPool } from "./pool.ts";
+export { SinkPool } from "./sink-pool.ts";
+export { type BlobSink, LocalSink } from "./sink.ts";
 export { DEFAULT_CONCURRENCY, Puller, type PullerOptions, type PullOptions } from "./puller.ts";
 export { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";

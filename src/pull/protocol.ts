@@ -1,10 +1,17 @@
 import { type ErrorCode, FerryError } from "../observe/index.ts";
-import type { TransferJob, TransferResult } from "./transfer.ts";
 
-export interface WorkerRequest {
-  id: number;
-  job: TransferJob;
-}
+/** Messages between the main thread and sink workers. Buffers are transferred, not copied. */
+export type SinkRequest =
+  | { id: number; op: "open"; path: string; digest: string; size: number; offset: number }
+  | { id: number; op: "write"; buffer: ArrayBuffer; length: number }
+  | { id: number; op: "finish" }
+  | { id: number; op: "abort" };
+
+export type SinkReply =
+  | { id: number; op: "opened" }
+  | { id: number; op: "ack"; length: number }
+  | { id: number; op: "done" }
+  | { id: number; op: "error"; error: SerializedError };
 
 export interface SerializedError {
   code: ErrorCode | undefined;
@@ -12,11 +19,6 @@ export interface SerializedError {
   hint: string | undefined;
   fields: Record<string, unknown>;
 }
-
-export type WorkerReply =
-  | { id: number; type: "progress"; bytes: number }
-  | { id: number; type: "result"; result: TransferResult }
-  | { id: number; type: "error"; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof FerryError) {

@@ -1,4 +1,6 @@
+import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { hasShaInstructions } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import {
   type Descriptor,
@@ -20,7 +22,8 @@ import {
 import type { Store } from "../store/index.ts";
 import type { PullEvent, PullSummary } from "./events.ts";
 import { Limiter } from "./limiter.ts";
-import { TransferPool } from "./pool.ts";
+import { SinkPool } from "./sink-pool.ts";
+import { LocalSink } from "./sink.ts";
 import { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
 
 export interface PullerOptions {
@@ -29,9 +32,14 @@ export interface PullerOptions {
   /** Blobs downloading at once, across every image this Puller pulls. */
   concurrency?: number;
   platform?: Platform;
-  /** Worker threads for transfers; defaults to one per core. */
-  pool?: TransferPool;
-  /** Blobs smaller than this are fetched on the main thread (a worker round trip costs more). */
+  /** Worker threads that hash and write; defaults to one per core. */
+  pool?: SinkPool;
+  /**
+   * Hash and write blobs on worker threads: "auto" does so only on CPUs without
+   * SHA instructions, where sha256 is slower than the network on loopback.
+   */
+  hashWorkers?: "auto" | "always" | "never";
+  /** Even with hash workers, blobs smaller than this stay on the main thread (a worker round trip costs more). */
   inlineBelow?: number;
   retry?: RetryPolicy;
 }
@@ -64,7 +72,7 @@ export class Puller {
   readonly #store: Store;
   readonly #limiter: Limiter;
   readonly #platform: Platform;
-  readonly #pool: TransferPool;
+  readonly #pool: SinkPool;
   readonly #ownsPool: boolean;
   readonly #inlineBelow: number;
   readonly #retry: RetryPolicy;
@@ -78,10 +86,12 @@ export class Puller {
     this.#ownsPool = options.pool === undefined;
     this.#pool =
       options.pool ??
-      new TransferPool(
-        Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, new TransferPool().size),
-      );
-    this.#inlineBelow = options.inlineBelow ?? DEFAULT_INLINE_BELOW;
+      new SinkPool(Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, availableParallelism()));
+    const workers = options.hashWorkers ?? "auto";
+    const offload = workers === "always" || (workers === "auto" && !hasShaInstructions());
+    this.#inlineBelow = offload
+      ? (options.inlineBelow ?? DEFAULT_INLINE_BELOW)
+      : Number.POSITIVE_INFINITY;
     this.#retry = options.retry ?? DEFAULT_RETRY;
   }
 
@@ -244,10 +254,12 @@ export class Puller {
         let result: TransferResult | undefined;
         let failure: unknown;
         try {
-          result =
-            desc.size < this.#inlineBelow
-              ? await transferBlob(job, onProgress, { signal })
-              : await this.#pool.run(job, onProgress);
+          result = await transferBlob(
+            job,
+            desc.size < this.#inlineBelow ? new LocalSink() : this.#pool.createSink(),
+            onProgress,
+            { signal },
+          );
         } catch (err) {
           if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
           failure = err;

@@ -1,11 +1,9 @@
-import { createReadStream } from "node:fs";
-import { open, rm, stat } from "node:fs/promises";
-import type { Dispatcher } from "undici";
-import { DigestVerifier } from "../digest/index.ts";
+import { rm, stat } from "node:fs/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
-import { errorFromResponse, header, networkError, send } from "../registry/index.ts";
+import { type Agents, errorFromResponse, header, networkError, send } from "../registry/index.ts";
+import type { BlobSink } from "./sink.ts";
 
-/** One blob to fetch into its ingest file. Plain data, so it can cross to a worker thread. */
+/** One blob to fetch into its ingest file. */
 export interface TransferJob {
   readonly url: string;
   readonly headers: Record<string, string>;
@@ -28,28 +26,27 @@ export type ProgressListener = (bytesInFile: number) => void;
 const PROGRESS_INTERVAL_MS = 100;
 
 /**
- * Fetches a blob into its ingest file while hashing it, resuming with a Range
- * request from whatever the file already holds. On success the file holds
- * exactly the verified blob, fsynced. A digest or size mismatch deletes the
- * file, so bad bytes are never resumed from; a network failure keeps it.
+ * Fetches a blob into its ingest file through `sink` (which hashes and writes),
+ * resuming with a Range request from whatever the file already holds. On
+ * success the file holds exactly the verified blob, fsynced. A digest or size
+ * mismatch deletes the file, so bad bytes are never resumed from; a network
+ * failure keeps it.
  */
 export async function transferBlob(
   job: TransferJob,
+  sink: BlobSink,
   onProgress: ProgressListener,
-  options: { dispatcher?: Dispatcher; signal?: AbortSignal } = {},
+  options: { agents?: Agents; signal?: AbortSignal | undefined } = {},
 ): Promise<TransferResult> {
   let offset = await stat(job.path).then(
     (s) => s.size,
     () => 0,
   );
-  if (offset > job.size) {
-    await rm(job.path, { force: true });
-    offset = 0;
-  }
-  let verifier = new DigestVerifier(job.digest, job.size);
-  if (offset > 0) await hashFilePrefix(job.path, offset, verifier);
+  if (offset > job.size) offset = 0;
   if (offset === job.size) {
-    return finish(job, verifier, 0, offset);
+    await sink.open(job.path, job.digest, job.size, offset);
+    await finish(job, sink);
+    return { kind: "complete", fetched: 0, resumedFrom: offset };
   }
   const res = await send(
     {
@@ -58,16 +55,14 @@ export async function transferBlob(
       headers: offset > 0 ? { ...job.headers, range: `bytes=${offset}-` } : job.headers,
       signal: options.signal,
     },
-    { dispatcher: options.dispatcher },
+    options.agents === undefined ? {} : { agents: options.agents },
   );
   if (res.status === 401) {
     res.body.resume();
     return { kind: "unauthorized", fetched: 0 };
   }
   if (res.status === 200 && offset > 0) {
-    // The server ignored the Range: start over.
-    offset = 0;
-    verifier = new DigestVerifier(job.digest, job.size);
+    offset = 0; // the server ignored the Range: start over
   } else if (res.status === 206) {
     const start = /^bytes (\d+)-/.exec(header(res, "content-range") ?? "")?.[1];
     if (Number(start) !== offset) {
@@ -93,51 +88,53 @@ export async function transferBlob(
     });
   }
   const resumedFrom = offset;
-  const file = await open(job.path, offset === 0 ? "w" : "r+", 0o644);
+  try {
+    await sink.open(job.path, job.digest, job.size, offset);
+  } catch (err) {
+    res.body.destroy();
+    throw err;
+  }
   let fetched = 0;
   let lastReport = 0;
   try {
-    let position = offset;
     for await (const chunk of res.body) {
-      const bytes = chunk as Buffer;
-      verifier.update(bytes);
-      await file.write(bytes, 0, bytes.length, position);
-      position += bytes.length;
-      fetched += bytes.length;
+      const wait = sink.write(chunk as Buffer);
+      fetched += (chunk as Buffer).length;
+      if (wait !== undefined) await wait;
       const now = Date.now();
       if (now - lastReport >= PROGRESS_INTERVAL_MS) {
         lastReport = now;
-        onProgress(position);
+        onProgress(offset + fetched);
       }
     }
-    await file.sync();
   } catch (err) {
-    await file.close();
-    if (isFerryError(err, "FERRY_SIZE_MISMATCH")) {
-      res.body.destroy();
+    res.body.destroy();
+    await sink.abort().catch(() => undefined);
+    if (isIntegrityError(err)) {
       await rm(job.path, { force: true });
       throw withSource(err, job);
     }
     throw networkError(err, job.url);
   }
-  await file.close();
+  await finish(job, sink);
   onProgress(offset + fetched);
-  return finish(job, verifier, fetched, resumedFrom);
+  return { kind: "complete", fetched, resumedFrom };
 }
 
-async function finish(
-  job: TransferJob,
-  verifier: DigestVerifier,
-  fetched: number,
-  resumedFrom: number,
-): Promise<TransferResult> {
+function isIntegrityError(err: unknown): boolean {
+  return isFerryError(err, "FERRY_SIZE_MISMATCH") || isFerryError(err, "FERRY_DIGEST_MISMATCH");
+}
+
+async function finish(job: TransferJob, sink: BlobSink): Promise<void> {
   try {
-    verifier.verify();
+    await sink.finish();
   } catch (err) {
-    await rm(job.path, { force: true });
-    throw withSource(err, job);
+    if (isIntegrityError(err)) {
+      await rm(job.path, { force: true });
+      throw withSource(err, job);
+    }
+    throw err;
   }
-  return { kind: "complete", fetched, resumedFrom };
 }
 
 function withSource(err: unknown, job: TransferJob): unknown {
@@ -146,18 +143,4 @@ function withSource(err: unknown, job: TransferJob): unknown {
     hint: err.hint,
     fields: { ...err.fields, host: job.host, repository: job.repository },
   });
-}
-
-async function hashFilePrefix(
-  path: string,
-  length: number,
-  verifier: DigestVerifier,
-): Promise<void> {
-  for await (const chunk of createReadStream(path, {
-    start: 0,
-    end: length - 1,
-    highWaterMark: 1 << 20,
-  })) {
-    verifier.update(chunk as Buffer);
-  }
 }

@@ -1,7 +1,7 @@
 import { FerryError } from "../observe/index.ts";
 import type { Challenge } from "./challenge.ts";
 import { errorFromResponse } from "./errors.ts";
-import { type HttpRequest, type HttpResponse, redact } from "./transport.ts";
+import { type HttpRequest, type HttpResponse, readText, redact } from "./transport.ts";
 
 /** A stored login: username/password, or an identity (refresh) token from an OAuth2 login. */
 export type Credential =
@@ -145,7 +145,7 @@ export class Authenticator {
     if (res.status !== 200) {
       throw await errorFromResponse(res, { host: url.host, repository: scope, what: "token" });
     }
-    const body = JSON.parse(await res.body.text()) as {
+    const body = JSON.parse(await readText(res, 1024 * 1024)) as {
       token?: string;
       access_token?: string;
       expires_in?: number;

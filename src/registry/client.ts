@@ -1,4 +1,3 @@
-import type { Dispatcher } from "undici";
 import { digestOf, isDigest } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
@@ -7,7 +6,16 @@ import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
 import { type Challenge, parseChallenges } from "./challenge.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
-import { createAgent, header, type HttpRequest, type HttpResponse, send } from "./transport.ts";
+import {
+  type Agents,
+  createAgents,
+  destroyAgents,
+  header,
+  type HttpRequest,
+  type HttpResponse,
+  readText,
+  send,
+} from "./transport.ts";
 
 /** A repository on a registry: `domain` as in a normalized reference (e.g. docker.io), `path` the repository. */
 export interface Repository {
@@ -30,7 +38,7 @@ export interface BlobLocation {
 export interface RegistryClientOptions {
   credentials?: CredentialSource;
   retry?: RetryPolicy;
-  dispatcher?: Dispatcher;
+  agents?: Agents;
   /** Hosts (host:port) that speak plain HTTP. Loopback registries always may, as Docker allows. */
   plainHttp?: (host: string) => boolean;
   userAgent?: string;
@@ -41,7 +49,7 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** The Distribution API client: ping, auth, manifests, blobs, tags. One per process; safe to share. */
 export class RegistryClient {
-  readonly #dispatcher: Dispatcher;
+  readonly #agents: Agents;
   readonly #retry: RetryPolicy;
   readonly #plainHttp: (host: string) => boolean;
   readonly #userAgent: string | undefined;
@@ -49,7 +57,7 @@ export class RegistryClient {
   readonly #challenges = new Map<string, Promise<Challenge | undefined>>();
 
   constructor(options: RegistryClientOptions = {}) {
-    this.#dispatcher = options.dispatcher ?? createAgent();
+    this.#agents = options.agents ?? createAgents();
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#plainHttp = options.plainHttp ?? (() => false);
     this.#userAgent = options.userAgent;
@@ -67,7 +75,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close();
+    destroyAgents(this.#agents);
   }
 
   /** GET /v2/: learns (once per host) whether and how the registry wants authentication. */
@@ -183,7 +191,7 @@ export class RegistryClient {
       signal: options.signal,
     }));
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
-    const body = JSON.parse(await res.body.text()) as { tags?: unknown };
+    const body = JSON.parse(await readText(res)) as { tags?: unknown };
     return Array.isArray(body.tags)
       ? body.tags.filter((t): t is string => typeof t === "string")
       : [];
@@ -236,7 +244,7 @@ export class RegistryClient {
   }
 
   #send(req: HttpRequest): Promise<HttpResponse> {
-    return send(req, { dispatcher: this.#dispatcher, userAgent: this.#userAgent });
+    return send(req, { agents: this.#agents, userAgent: this.#userAgent });
   }
 }
 

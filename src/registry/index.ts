@@ -18,4 +18,15 @@ export {
   withRetry,
   backoffDelay,
 } from "./retry.ts";
-export { createAgent, type HttpResponse, header, networkError, redact, send } from "./transport.ts";
+export {
+  type Agents,
+  createAgents,
+  destroyAgents,
+  type HttpResponse,
+  header,
+  networkError,
+  readBytes,
+  readText,
+  redact,
+  send,
+} from "./transport.ts";

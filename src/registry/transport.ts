@@ -1,5 +1,5 @@
-import type { Readable } from "node:stream";
-import { Agent, type Dispatcher, request } from "undici";
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
 import { FerryError } from "../observe/index.ts";
 
 export interface HttpRequest {
@@ -7,42 +7,83 @@ export interface HttpRequest {
   url: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export interface HttpResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> };
+  headers: IncomingMessage["headers"];
+  body: IncomingMessage;
   /** The URL that finally answered, after redirects. */
   url: string;
 }
 
+/** Keep-alive connection pools, one per scheme; one set per process (or worker thread). */
+export interface Agents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+}
+
 export interface TransportOptions {
-  dispatcher?: Dispatcher;
+  agents?: Agents;
   maxRedirects?: number;
-  userAgent?: string;
+  userAgent?: string | undefined;
+  /** Socket idle timeout (no bytes either way): connect, headers and body stalls alike. */
+  idleTimeoutMs?: number;
 }
 
 export const USER_AGENT = "ferry/0.1";
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
-/** A pooled keep-alive agent with bounded timeouts; one per process (or worker). */
-export function createAgent(): Agent {
-  return new Agent({
-    connections: 16,
-    keepAliveTimeout: 30_000,
-    connectTimeout: 10_000,
-    headersTimeout: 30_000,
-    bodyTimeout: 60_000,
-  });
+export function createAgents(): Agents {
+  const options = {
+    keepAlive: true,
+    maxSockets: 16,
+    maxFreeSockets: 16,
+    scheduling: "lifo" as const,
+  };
+  return { http: new http.Agent(options), https: new https.Agent(options) };
+}
+
+let sharedAgents: Agents | undefined;
+function defaultAgents(): Agents {
+  sharedAgents ??= createAgents();
+  return sharedAgents;
+}
+
+export function destroyAgents(agents: Agents): void {
+  agents.http.destroy();
+  agents.https.destroy();
 }
 
 export function header(
-  res: { headers: HttpResponse["headers"] },
+  res: { headers: IncomingMessage["headers"] },
   name: string,
 ): string | undefined {
   const value = res.headers[name.toLowerCase()];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Reads a whole (small) body as text, refusing more than `limit` bytes. */
+export async function readText(res: HttpResponse, limit = 4 * 1024 * 1024): Promise<string> {
+  return (await readBytes(res, limit)).toString("utf8");
+}
+
+export async function readBytes(res: HttpResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      res.body.destroy();
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `response from ${redact(res.url)} is larger than ${limit} bytes`,
+      );
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -54,43 +95,80 @@ export async function send(
   options: TransportOptions = {},
 ): Promise<HttpResponse> {
   const maxRedirects = options.maxRedirects ?? 5;
+  const agents = options.agents ?? defaultAgents();
   let url = req.url;
   let headers: Record<string, string> = {
     "user-agent": options.userAgent ?? USER_AGENT,
     ...lowerKeys(req.headers ?? {}),
   };
   let method = req.method;
+  let body = req.body;
   for (let hop = 0; ; hop++) {
-    const res = await request(url, {
-      method,
-      headers,
-      body: method === "GET" || method === "HEAD" ? undefined : req.body,
-      signal: req.signal,
-      dispatcher: options.dispatcher,
-    }).catch((cause: unknown) => {
-      throw networkError(cause, url);
-    });
+    const res = await once(
+      { method, url, headers, body, signal: req.signal },
+      agents,
+      options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    );
     const location = header(res, "location");
-    if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304 && location) {
-      res.body.resume();
-      if (hop >= maxRedirects) {
+    const status = res.statusCode ?? 0;
+    if (status >= 300 && status < 400 && status !== 304 && location) {
+      res.resume();
+      if (hop >= maxRedirects)
         throw new FerryError("FERRY_REGISTRY_ERROR", `too many redirects fetching ${redact(url)}`);
-      }
       const next = new URL(location, url);
-      if (next.origin !== new URL(url).origin) {
-        headers = dropCredentials(headers);
+      if (next.origin !== new URL(url).origin) headers = dropCredentials(headers);
+      if (status === 303) {
+        method = "GET";
+        body = undefined;
       }
-      if (res.statusCode === 303) method = "GET";
       url = next.toString();
       continue;
     }
-    return {
-      status: res.statusCode,
-      headers: res.headers as HttpResponse["headers"],
-      body: res.body as unknown as HttpResponse["body"],
-      url,
-    };
+    return { status, headers: res.headers, body: res, url };
   }
+}
+
+function once(
+  req: {
+    method: string;
+    url: string;
+    headers: Record<string, string>;
+    body: string | Buffer | undefined;
+    signal: AbortSignal | undefined;
+  },
+  agents: Agents,
+  idleTimeoutMs: number,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    let target: URL;
+    try {
+      target = new URL(req.url);
+    } catch (cause) {
+      reject(new FerryError("FERRY_INVALID_ARGUMENT", `invalid URL ${req.url}`, { cause }));
+      return;
+    }
+    const secure = target.protocol === "https:";
+    const headers =
+      req.body === undefined
+        ? req.headers
+        : { ...req.headers, "content-length": String(Buffer.byteLength(req.body)) };
+    const options: https.RequestOptions = {
+      method: req.method,
+      headers,
+      agent: secure ? agents.https : agents.http,
+      signal: req.signal,
+    };
+    const request = (secure ? https : http).request(target, options, (res) => {
+      // The idle timeout keeps guarding the body after the headers arrive.
+      res.socket.setTimeout(idleTimeoutMs);
+      resolve(res);
+    });
+    request.setTimeout(idleTimeoutMs, () => {
+      request.destroy(Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" }));
+    });
+    request.on("error", (err) => reject(networkError(err, req.url)));
+    request.end(req.body);
+  });
 }
 
 function lowerKeys(h: Record<string, string>): Record<string, string> {
@@ -127,31 +205,20 @@ const TLS_CODES = new Set([
   "EPROTO",
 ]);
 
-function causeCode(cause: unknown): string | undefined {
-  let c: unknown = cause;
-  for (let depth = 0; depth < 4 && c !== undefined && c !== null; depth++) {
-    const code = (c as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR_SOCKET" && code !== "UND_ERR_CONNECT")
-      return code;
-    c = (c as { cause?: unknown }).cause;
-  }
-  const top = (cause as { code?: unknown } | null)?.code;
-  return typeof top === "string" ? top : undefined;
-}
-
 /** Maps a low-level network failure to a FerryError that names the host and says what to do. */
 export function networkError(cause: unknown, url: string): FerryError {
   if (cause instanceof FerryError) return cause;
   const host = safeHost(url);
-  const code = causeCode(cause);
-  const fields = { host, errno: code };
+  const code = (cause as { code?: unknown } | null)?.code;
+  const errno = typeof code === "string" ? code : undefined;
+  const fields = { host, errno };
   if ((cause as { name?: string } | null)?.name === "AbortError") {
     return new FerryError("FERRY_INTERRUPTED", `request to ${host} was cancelled`, {
       cause,
       fields,
     });
   }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+  if (errno === "ENOTFOUND" || errno === "EAI_AGAIN") {
     return new FerryError(
       "FERRY_UNREACHABLE",
       `cannot resolve registry host ${host} (DNS lookup failed)`,
@@ -162,7 +229,7 @@ export function networkError(cause: unknown, url: string): FerryError {
       },
     );
   }
-  if (code === "ECONNREFUSED") {
+  if (errno === "ECONNREFUSED") {
     return new FerryError(
       "FERRY_UNREACHABLE",
       `cannot connect to registry ${host}: connection refused`,
@@ -174,30 +241,29 @@ export function networkError(cause: unknown, url: string): FerryError {
     );
   }
   if (
-    code !== undefined &&
-    (TLS_CODES.has(code) || code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL"))
+    errno !== undefined &&
+    (TLS_CODES.has(errno) || errno.startsWith("ERR_TLS") || errno.startsWith("ERR_SSL"))
   ) {
-    return new FerryError("FERRY_TLS", `TLS handshake with ${host} failed (${code})`, {
+    return new FerryError("FERRY_TLS", `TLS connection to ${host} failed (${errno})`, {
       hint: "if the registry uses a private CA, add its certificate to ferry's registry configuration; for a registry without TLS, mark it insecure",
       cause,
       fields,
     });
   }
-  if (
-    code === "UND_ERR_CONNECT_TIMEOUT" ||
-    code === "UND_ERR_HEADERS_TIMEOUT" ||
-    code === "UND_ERR_BODY_TIMEOUT" ||
-    code === "ETIMEDOUT"
-  ) {
-    return new FerryError("FERRY_TIMEOUT", `registry ${host} did not answer in time (${code})`, {
-      hint: "the registry or the network is slow or down; retry later",
-      cause,
-      fields,
-    });
+  if (errno === "ETIMEDOUT") {
+    return new FerryError(
+      "FERRY_TIMEOUT",
+      `registry ${host} stopped answering (no data for too long)`,
+      {
+        hint: "the registry or the network is slow or down; retry later",
+        cause,
+        fields,
+      },
+    );
   }
   return new FerryError(
     "FERRY_UNREACHABLE",
-    `connection to registry ${host} failed (${code ?? String(cause)})`,
+    `connection to registry ${host} failed (${errno ?? String(cause)})`,
     {
       hint: "check the network path to the registry and retry",
       cause,

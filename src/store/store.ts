@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { digestOf, parseDigest } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
-import { Annotation, type Descriptor, DescriptorSchema, MediaType } from "../oci/index.ts";
+import { Annotation, type Descriptor, MediaType, parseDescriptor } from "../oci/index.ts";
 import { diskError, fsyncDir, isProcessAlive, TEMP_NAME, writeFileAtomic } from "./atomic.ts";
 import { acquireLock, type Lock } from "./lock.ts";
 
@@ -186,9 +186,12 @@ export class Store {
     const manifests = await this.#readIndex();
     const out: ImageRecord[] = [];
     for (const entry of manifests) {
-      const parsed = DescriptorSchema.safeParse(entry);
-      if (!parsed.success) continue;
-      const d = parsed.data;
+      let d: Descriptor;
+      try {
+        d = parseDescriptor(entry);
+      } catch {
+        continue; // an entry another tool wrote that ferry cannot read: leave it alone
+      }
       const reference = d.annotations?.[Annotation.refName];
       if (reference === undefined) continue;
       out.push({

@@ -13,6 +13,7 @@ Download images into the store: only the blobs it lacks, each verified.
 Options:
   --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image (default: this host's)
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
+  --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
   --store DIR                   store directory (default: $FERRY_STORE or the default location)
   -q, --quiet                   print only the pulled references
   --json                        newline-delimited JSON events, ending with a "done" summary per image
@@ -29,6 +30,7 @@ export async function pullCommand(
     options: {
       platform: { type: "string" },
       concurrency: { type: "string" },
+      "hash-workers": { type: "string", default: "auto" },
       store: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
@@ -43,6 +45,10 @@ export async function pullCommand(
       `--concurrency must be a whole number from 1 to 64, got "${values.concurrency}"`,
     );
   }
+  const hashWorkers = values["hash-workers"];
+  if (hashWorkers !== "auto" && hashWorkers !== "always" && hashWorkers !== "never") {
+    throw usageError(`--hash-workers must be auto, always or never, got "${hashWorkers}"`);
+  }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
   // Validate every reference before touching the network or the store.
   const refs = positionals.map((p) => parseReference(p));
@@ -56,7 +62,13 @@ export async function pullCommand(
   const renderer = createRenderer(mode, output);
   const store = await openStore(values);
   const registry = createRegistryClient();
-  const puller = new Puller({ registry, store, concurrency, ...(platform ? { platform } : {}) });
+  const puller = new Puller({
+    registry,
+    store,
+    concurrency,
+    hashWorkers,
+    ...(platform ? { platform } : {}),
+  });
   let exit: number = ExitCode.ok;
   try {
     await Promise.all(

@@ -1,0 +1,85 @@
+import { createReadStream, writeSync } from "node:fs";
+import { type FileHandle, open, rm } from "node:fs/promises";
+import { DigestVerifier } from "../digest/index.ts";
+
+/**
+ * Where a blob's bytes go while they arrive: hashed, size-checked and written
+ * to the ingest file. `LocalSink` does it on the calling thread; `SinkPool`
+ * (sink-pool.ts) does the same work on worker threads so hashing and writing
+ * overlap with receiving on another core.
+ */
+export interface BlobSink {
+  /** Opens the ingest file at `offset` (bytes [0, offset) are kept and re-hashed; 0 truncates). */
+  open(path: string, digest: string, size: number, offset: number): Promise<void>;
+  /** Hashes and writes a chunk; a returned promise means "wait before sending more". */
+  write(chunk: Uint8Array): undefined | Promise<void>;
+  /** Flushes to disk and verifies digest and size; on mismatch the file is deleted and this throws. */
+  finish(): Promise<void>;
+  /** Stops without verifying; the file keeps what arrived, for a later resume. */
+  abort(): Promise<void>;
+}
+
+export class LocalSink implements BlobSink {
+  #file: FileHandle | undefined;
+  #verifier: DigestVerifier | undefined;
+  #path = "";
+  #position = 0;
+
+  async open(path: string, digest: string, size: number, offset: number): Promise<void> {
+    this.#path = path;
+    this.#verifier = new DigestVerifier(digest, size);
+    this.#position = offset;
+    if (offset > 0) {
+      for await (const chunk of createReadStream(path, {
+        start: 0,
+        end: offset - 1,
+        highWaterMark: 1 << 20,
+      })) {
+        this.#verifier.update(chunk as Buffer);
+      }
+    }
+    this.#file = await open(path, offset === 0 ? "w" : "r+", 0o644);
+  }
+
+  write(chunk: Uint8Array): undefined {
+    const file = this.#requireOpen();
+    (this.#verifier as DigestVerifier).update(chunk);
+    // Synchronous: a page-cache write is a memcpy; a thread-pool hop per chunk costs more.
+    writeSync(file.fd, chunk, 0, chunk.byteLength, this.#position);
+    this.#position += chunk.byteLength;
+    return undefined;
+  }
+
+  async finish(): Promise<void> {
+    const file = this.#requireOpen();
+    this.#file = undefined;
+    try {
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    try {
+      (this.#verifier as DigestVerifier).verify();
+    } catch (err) {
+      await rm(this.#path, { force: true });
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    const file = this.#file;
+    this.#file = undefined;
+    await file?.close();
+  }
+
+  /** Deletes the ingest file (after bad bytes: never resume from them). */
+  async discard(): Promise<void> {
+    await this.abort();
+    await rm(this.#path, { force: true });
+  }
+
+  #requireOpen(): FileHandle {
+    if (this.#file === undefined) throw new Error("sink is not open");
+    return this.#file;
+  }
+}
