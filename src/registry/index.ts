@@ -19,7 +19,7 @@ export {
   backoffDelay,
 } from "./retry.ts";
 export {
-  type Agents,
+  Agents,
   createAgents,
   destroyAgents,
   type HttpResponse,
