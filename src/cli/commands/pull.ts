@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { parsePlatform } from "../../oci/index.ts";
-import { DEFAULT_CONCURRENCY, Puller } from "../../pull/index.ts";
+import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
 import { parseReference } from "../../reference/index.ts";
 import { createRegistryClient, openStore } from "../context.ts";
 import { ExitCode, type Output, renderError, usageError } from "../output.ts";
@@ -76,7 +76,13 @@ export async function pullCommand(
         try {
           const summary = await puller.pull(ref, { onEvent: (e) => renderer.event(e), signal });
           renderer.done(summary);
-        } catch (err) {
+        } catch (raw) {
+          const err = await explainPullError(raw, {
+            input: positionals[i] ?? "",
+            ref,
+            registry,
+            signal,
+          });
           const code =
             mode === "json" ? exitFromJson(err) : renderError(err, output, positionals[i]);
           if (mode === "json") renderer.failed(positionals[i] ?? "", err);
