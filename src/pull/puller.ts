@@ -244,6 +244,7 @@ export class Puller {
         const job: TransferJob = {
           url: location.url,
           headers: location.headers,
+          tls: location.tls,
           path: this.#store.ingestPath(desc.digest),
           digest: desc.digest,
           size: desc.size,
@@ -261,6 +262,15 @@ export class Puller {
             { signal },
           );
         } catch (err) {
+          if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
+            // A mirror that fails is dropped; the next attempt resumes from the registry itself.
+            this.#registry.mirrorFailed(
+              repo.domain,
+              location.mirror,
+              err instanceof Error ? err.message : String(err),
+            );
+            continue;
+          }
           if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
           failure = err;
         }

@@ -1,6 +1,7 @@
 import { createReadStream, writeSync } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { DigestVerifier } from "../digest/index.ts";
+import { diskError } from "../store/index.ts";
 
 /**
  * Where a blob's bytes go while they arrive: hashed, size-checked and written
@@ -38,14 +39,22 @@ export class LocalSink implements BlobSink {
         this.#verifier.update(chunk as Buffer);
       }
     }
-    this.#file = await open(path, offset === 0 ? "w" : "r+", 0o644);
+    try {
+      this.#file = await open(path, offset === 0 ? "w" : "r+", 0o644);
+    } catch (err) {
+      throw diskError(err, path);
+    }
   }
 
   write(chunk: Uint8Array): undefined {
     const file = this.#requireOpen();
     (this.#verifier as DigestVerifier).update(chunk);
     // Synchronous: a page-cache write is a memcpy; a thread-pool hop per chunk costs more.
-    writeSync(file.fd, chunk, 0, chunk.byteLength, this.#position);
+    try {
+      writeSync(file.fd, chunk, 0, chunk.byteLength, this.#position);
+    } catch (err) {
+      throw diskError(err, this.#path);
+    }
     this.#position += chunk.byteLength;
     return undefined;
   }
@@ -55,6 +64,8 @@ export class LocalSink implements BlobSink {
     this.#file = undefined;
     try {
       await file.sync();
+    } catch (err) {
+      throw diskError(err, this.#path);
     } finally {
       await file.close();
     }

@@ -1,12 +1,20 @@
 import { rm, stat } from "node:fs/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
-import { type Agents, errorFromResponse, header, networkError, send } from "../registry/index.ts";
+import {
+  type Agents,
+  errorFromResponse,
+  header,
+  networkError,
+  send,
+  type TlsSettings,
+} from "../registry/index.ts";
 import type { BlobSink } from "./sink.ts";
 
 /** One blob to fetch into its ingest file. */
 export interface TransferJob {
   readonly url: string;
   readonly headers: Record<string, string>;
+  readonly tls?: TlsSettings | undefined;
   /** The ingest (partial) file; bytes already in it are kept and resumed from. */
   readonly path: string;
   readonly digest: string;
@@ -54,6 +62,7 @@ export async function transferBlob(
       url: job.url,
       headers: offset > 0 ? { ...job.headers, range: `bytes=${offset}-` } : job.headers,
       signal: options.signal,
+      tls: job.tls,
     },
     options.agents === undefined ? {} : { agents: options.agents },
   );

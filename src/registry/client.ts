@@ -1,9 +1,16 @@
 import { digestOf, isDigest } from "../digest/index.ts";
-import { FerryError } from "../observe/index.ts";
+import { FerryError, isFerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
-import { apiHost, isLoopbackHost } from "../reference/index.ts";
 import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
 import { type Challenge, parseChallenges } from "./challenge.ts";
+import {
+  type Endpoint,
+  endpointUrl,
+  type HostSettings,
+  mirrorEndpoint,
+  type TlsSettings,
+  upstreamEndpoint,
+} from "./endpoint.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
 import {
@@ -13,6 +20,7 @@ import {
   header,
   type HttpRequest,
   type HttpResponse,
+  readBytes,
   readText,
   send,
 } from "./transport.ts";
@@ -29,78 +37,106 @@ export interface FetchedManifest {
   readonly digest: string;
 }
 
-/** What a transfer worker needs to GET a blob itself: the URL and the headers (auth included). */
+/** How to GET a blob: URL, headers (auth included) and TLS settings of the endpoint. */
 export interface BlobLocation {
   readonly url: string;
   readonly headers: Record<string, string>;
+  readonly tls: TlsSettings | undefined;
+  /** Base URL of the mirror serving it, when it is a mirror (so a failure can fall back). */
+  readonly mirror: string | undefined;
 }
+
+/** Something the client did that a user should hear about. */
+export type RegistryEvent = {
+  type: "mirror-fallback";
+  mirror: string;
+  registry: string;
+  reason: string;
+};
 
 export interface RegistryClientOptions {
   credentials?: CredentialSource;
   retry?: RetryPolicy;
   agents?: Agents;
-  /** Hosts (host:port) that speak plain HTTP. Loopback registries always may, as Docker allows. */
-  plainHttp?: (host: string) => boolean;
+  /** Per-host settings (mirrors, plain HTTP, TLS); loopback hosts always may use plain HTTP, as Docker allows. */
+  settings?: (host: string) => HostSettings | undefined;
   userAgent?: string;
+  onEvent?: (event: RegistryEvent) => void;
 }
 
 /** Manifests larger than this are refused (containerd uses the same bound) so a server cannot exhaust memory. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
-/** The Distribution API client: ping, auth, manifests, blobs, tags. One per process; safe to share. */
+/**
+ * The Distribution API client: ping, auth, manifests, blobs, tags, with
+ * configured mirrors tried before the registry (falling back on any failure).
+ * One per process; safe to share between concurrent pulls.
+ */
 export class RegistryClient {
   readonly #agents: Agents;
   readonly #retry: RetryPolicy;
-  readonly #plainHttp: (host: string) => boolean;
+  readonly #settings: (host: string) => HostSettings | undefined;
   readonly #userAgent: string | undefined;
   readonly #auth: Authenticator;
+  readonly #onEvent: (event: RegistryEvent) => void;
   readonly #challenges = new Map<string, Promise<Challenge | undefined>>();
+  /** Mirrors that failed in this process: not asked again. */
+  readonly #down = new Set<string>();
+  /** The endpoint that last answered for a registry: blobs come from where the manifest came from. */
+  readonly #preferred = new Map<string, Endpoint>();
 
   constructor(options: RegistryClientOptions = {}) {
     this.#agents = options.agents ?? createAgents();
     this.#retry = options.retry ?? DEFAULT_RETRY;
-    this.#plainHttp = options.plainHttp ?? (() => false);
+    this.#settings = options.settings ?? (() => undefined);
     this.#userAgent = options.userAgent;
+    this.#onEvent = options.onEvent ?? (() => {});
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
       send: (req) => withRetry(() => this.#send(req), this.#retry, req.signal),
     });
   }
 
-  /** Base URL of a registry's API, e.g. http://127.0.0.1:5000 or https://registry-1.docker.io. */
+  /** Where a registry's repositories are read from, in order: live mirrors, then the registry. */
+  endpoints(domain: string): Endpoint[] {
+    const settings = this.#settings(domain);
+    const mirrors = (settings?.mirrors ?? [])
+      .map((m) => mirrorEndpoint(m, domain, this.#settings))
+      .filter((e) => !this.#down.has(e.base));
+    return [...mirrors, upstreamEndpoint(domain, settings)];
+  }
+
+  /** Base URL of a registry's own API, e.g. http://127.0.0.1:5000 or https://registry-1.docker.io. */
   baseUrl(domain: string): string {
-    const host = apiHost(domain);
-    const scheme = isLoopbackHost(host) || this.#plainHttp(host) ? "http" : "https";
-    return `${scheme}://${host}`;
+    return upstreamEndpoint(domain, this.#settings(domain)).base;
   }
 
   async close(): Promise<void> {
     destroyAgents(this.#agents);
   }
 
-  /** GET /v2/: learns (once per host) whether and how the registry wants authentication. */
-  ping(domain: string, signal?: AbortSignal): Promise<Challenge | undefined> {
-    const host = apiHost(domain);
-    let known = this.#challenges.get(host);
+  /** GET /v2/: learns (once per host) whether and how an endpoint wants authentication. */
+  ping(endpoint: Endpoint, signal?: AbortSignal): Promise<Challenge | undefined> {
+    let known = this.#challenges.get(endpoint.base);
     if (known === undefined) {
-      known = this.#ping(domain, signal);
-      this.#challenges.set(host, known);
-      known.catch(() => this.#challenges.delete(host));
+      known = this.#ping(endpoint, signal);
+      this.#challenges.set(endpoint.base, known);
+      known.catch(() => this.#challenges.delete(endpoint.base));
     }
     return known;
   }
 
-  async #ping(domain: string, signal?: AbortSignal): Promise<Challenge | undefined> {
-    const url = `${this.baseUrl(domain)}/v2/`;
+  async #ping(endpoint: Endpoint, signal?: AbortSignal): Promise<Challenge | undefined> {
+    const url = endpointUrl(endpoint, "");
     const res = await withRetry(
-      () => this.#send({ method: "GET", url, signal }),
+      () => this.#send({ method: "GET", url, signal, tls: endpoint.tls }),
       this.#retry,
       signal,
     );
     res.body.resume();
     if (res.status === 200) return undefined;
     if (res.status === 401) return pickChallenge(header(res, "www-authenticate"));
-    throw await errorFromResponse(res, { host: apiHost(domain), repository: "", what: "ping" });
+    throw await errorFromResponse(res, { host: endpoint.host, repository: "", what: "ping" });
   }
 
   async fetchManifest(
@@ -108,55 +144,59 @@ export class RegistryClient {
     reference: string,
     signal?: AbortSignal,
   ): Promise<FetchedManifest> {
-    const ctx = context(repo, "manifest", { reference });
-    const res = await this.#authorized(repo, ctx, signal, (headers) => ({
-      method: "GET",
-      url: `${this.baseUrl(repo.domain)}/v2/${repo.path}/manifests/${reference}`,
-      headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
-      signal,
-    }));
-    if (res.status !== 200) throw await errorFromResponse(res, ctx);
-    const declaredLength = Number(header(res, "content-length") ?? "0");
-    if (declaredLength > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw tooLarge(repo, reference);
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_MANIFEST_BYTES) {
+    return this.#firstAnswer(repo.domain, signal, async (endpoint) => {
+      const ctx = context(repo, "manifest", { reference });
+      const res = await this.#authorized(endpoint, repo, ctx, signal, (headers) => ({
+        method: "GET",
+        url: endpointUrl(endpoint, `${repo.path}/manifests/${reference}`),
+        headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
+      }));
+      if (res.status !== 200) throw await errorFromResponse(res, ctx);
+      if (Number(header(res, "content-length") ?? "0") > MAX_MANIFEST_BYTES) {
         res.body.destroy();
         throw tooLarge(repo, reference);
       }
-      chunks.push(chunk as Buffer);
-    }
-    const bytes = Buffer.concat(chunks);
-    const digest = digestOf(bytes);
-    const claimed = header(res, "docker-content-digest");
-    if (isDigest(reference) && reference !== digest) {
-      throw manifestMismatch(repo, reference, digest);
-    }
-    if (claimed?.startsWith("sha256:") && claimed !== digest) {
-      throw manifestMismatch(repo, claimed, digest);
-    }
-    const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
-    return { bytes, mediaType: contentType, digest };
+      const bytes = await readBytes(res, MAX_MANIFEST_BYTES).catch(() => {
+        throw tooLarge(repo, reference);
+      });
+      const digest = digestOf(bytes);
+      const claimed = header(res, "docker-content-digest");
+      if (isDigest(reference) && reference !== digest)
+        throw manifestMismatch(repo, endpoint, reference, digest);
+      if (claimed?.startsWith("sha256:") && claimed !== digest)
+        throw manifestMismatch(repo, endpoint, claimed, digest);
+      const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
+      return { bytes, mediaType: contentType, digest };
+    });
   }
 
-  /** Where and how to GET a blob; auth resolved now, so a worker thread can fetch it alone. */
+  /** Where and how to GET a blob: from the endpoint that served the manifest, auth resolved now. */
   async blobLocation(
     repo: Repository,
     digest: string,
     signal?: AbortSignal,
   ): Promise<BlobLocation> {
-    const headers = await this.#authHeaders(repo, signal);
-    return { url: `${this.baseUrl(repo.domain)}/v2/${repo.path}/blobs/${digest}`, headers };
+    const endpoint = this.#current(repo.domain);
+    const headers = await this.#authHeaders(endpoint, repo, signal);
+    return {
+      url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+      headers,
+      tls: endpoint.tls,
+      mirror: endpoint.mirror ? endpoint.base : undefined,
+    };
+  }
+
+  /** A mirror failed mid-pull: stop using it in this process and say so. */
+  mirrorFailed(domain: string, mirrorBase: string, reason: string): void {
+    if (this.#down.has(mirrorBase)) return;
+    this.#down.add(mirrorBase);
+    if (this.#preferred.get(domain)?.base === mirrorBase) this.#preferred.delete(domain);
+    this.#onEvent({ type: "mirror-fallback", mirror: mirrorBase, registry: domain, reason });
   }
 
   /** Drop cached auth for a repository after a transfer met 401 (expired token). */
   invalidateAuth(repo: Repository): void {
-    this.#auth.invalidate(apiHost(repo.domain), pullScope(repo));
+    this.#auth.invalidate(this.#current(repo.domain).host, pullScope(repo));
   }
 
   /** GET a blob (optionally from `offset`); the response is 200 or 206, anything else throws. */
@@ -165,30 +205,32 @@ export class RegistryClient {
     digest: string,
     options: { offset?: number; signal?: AbortSignal } = {},
   ): Promise<HttpResponse> {
-    const ctx = context(repo, "blob", { digest });
     const offset = options.offset ?? 0;
-    const res = await this.#authorized(repo, ctx, options.signal, (headers) => ({
-      method: "GET",
-      url: `${this.baseUrl(repo.domain)}/v2/${repo.path}/blobs/${digest}`,
-      headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
-      signal: options.signal,
-    }));
-    if (res.status === 200 || res.status === 206) return res;
-    throw await errorFromResponse(res, ctx);
+    return this.#firstAnswer(repo.domain, options.signal, async (endpoint) => {
+      const ctx = context(repo, "blob", { digest });
+      const res = await this.#authorized(endpoint, repo, ctx, options.signal, (headers) => ({
+        method: "GET",
+        url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+        headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
+      }));
+      if (res.status === 200 || res.status === 206) return res;
+      throw await errorFromResponse(res, ctx);
+    });
   }
 
-  /** Tags of a repository (first page of up to `n`), for hints and `tags/list`. */
+  /** Tags of a repository (first page of up to `n`), from the registry itself (a mirror may know only some). */
   async listTags(
     repo: Repository,
     options: { n?: number; signal?: AbortSignal } = {},
   ): Promise<string[]> {
+    const endpoint = upstreamEndpoint(repo.domain, this.#settings(repo.domain));
     const ctx = context(repo, "tags", {});
-    const query = options.n === undefined ? "" : `?n=${options.n}`;
-    const res = await this.#authorized(repo, ctx, options.signal, (headers) => ({
+    const query =
+      options.n === undefined ? undefined : new URLSearchParams({ n: String(options.n) });
+    const res = await this.#authorized(endpoint, repo, ctx, options.signal, (headers) => ({
       method: "GET",
-      url: `${this.baseUrl(repo.domain)}/v2/${repo.path}/tags/list${query}`,
+      url: endpointUrl(endpoint, `${repo.path}/tags/list`, query),
       headers,
-      signal: options.signal,
     }));
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
     const body = JSON.parse(await readText(res)) as { tags?: unknown };
@@ -197,46 +239,79 @@ export class RegistryClient {
       : [];
   }
 
-  async #authHeaders(repo: Repository, signal?: AbortSignal): Promise<Record<string, string>> {
-    const challenge = await this.ping(repo.domain, signal);
-    const value = await this.#auth.header(apiHost(repo.domain), challenge, pullScope(repo));
+  #current(domain: string): Endpoint {
+    return this.#preferred.get(domain) ?? (this.endpoints(domain)[0] as Endpoint);
+  }
+
+  /** Runs `op` on each endpoint in turn until one answers; a failing mirror is skipped from then on. */
+  async #firstAnswer<T>(
+    domain: string,
+    signal: AbortSignal | undefined,
+    op: (endpoint: Endpoint) => Promise<T>,
+  ): Promise<T> {
+    const preferred = this.#preferred.get(domain);
+    const all = this.endpoints(domain);
+    const order =
+      preferred === undefined ? all : [preferred, ...all.filter((e) => e.base !== preferred.base)];
+    for (const endpoint of order) {
+      try {
+        const result = await op(endpoint);
+        this.#preferred.set(domain, endpoint);
+        return result;
+      } catch (err) {
+        if (!endpoint.mirror || signal?.aborted || isFerryError(err, "FERRY_INTERRUPTED"))
+          throw err;
+        this.mirrorFailed(domain, endpoint.base, err instanceof Error ? err.message : String(err));
+      }
+    }
+    throw new FerryError("FERRY_INTERNAL", `no endpoint for ${domain}`);
+  }
+
+  async #authHeaders(
+    endpoint: Endpoint,
+    repo: Repository,
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
+    const challenge = await this.ping(endpoint, signal);
+    const value = await this.#auth.header(endpoint.host, challenge, pullScope(repo));
     return value === undefined ? {} : { authorization: value };
   }
 
   /** Sends with auth; on 401 renews the token once (it may have expired or the challenge changed). */
   async #authorized(
+    endpoint: Endpoint,
     repo: Repository,
     ctx: RequestContext,
     signal: AbortSignal | undefined,
     build: (headers: Record<string, string>) => HttpRequest,
   ): Promise<HttpResponse> {
-    const host = apiHost(repo.domain);
     const scope = pullScope(repo);
-    let res = await withRetry(
-      async () => this.#send(build(await this.#authHeaders(repo, signal))),
-      this.#retry,
-      signal,
-    );
+    const request = (headers: Record<string, string>) =>
+      this.#send({ ...build(headers), signal, tls: endpoint.tls });
+    // Auth is resolved once, outside the retry loop: ping and token requests retry on their own.
+    const headers = await this.#authHeaders(endpoint, repo, signal);
+    let res = await withRetry(() => request(headers), this.#retry, signal);
     if (res.status !== 401) return res;
     const challenge = pickChallenge(header(res, "www-authenticate"));
     res.body.resume();
-    if (challenge === undefined) throw await errorFromResponse(res, ctx);
-    this.#challenges.set(host, Promise.resolve(challenge));
-    this.#auth.invalidate(host, scope);
-    const value = await this.#auth.header(host, challenge, scope);
+    if (challenge === undefined)
+      throw await errorFromResponse(res, { ...ctx, host: endpoint.host });
+    this.#challenges.set(endpoint.base, Promise.resolve(challenge));
+    this.#auth.invalidate(endpoint.host, scope);
+    const value = await this.#auth.header(endpoint.host, challenge, scope);
     res = await withRetry(
-      () => this.#send(build(value === undefined ? {} : { authorization: value })),
+      () => request(value === undefined ? {} : { authorization: value }),
       this.#retry,
       signal,
     );
-    if (res.status === 401 && (await this.#auth.hasCredentials(host))) {
+    if (res.status === 401 && (await this.#auth.hasCredentials(endpoint.host))) {
       res.body.resume();
       throw new FerryError(
         "FERRY_AUTH_REJECTED",
-        `registry ${host} did not accept the credentials for ${repo.path}`,
+        `registry ${endpoint.host} did not accept the credentials for ${repo.path}`,
         {
-          hint: `log in again with \`ferry login ${host}\``,
-          fields: { host, repository: repo.path },
+          hint: `log in again with \`ferry login ${endpoint.host}\``,
+          fields: { host: endpoint.host, repository: repo.path },
         },
       );
     }
@@ -276,10 +351,15 @@ function tooLarge(repo: Repository, reference: string): FerryError {
   );
 }
 
-function manifestMismatch(repo: Repository, expected: string, actual: string): FerryError {
+function manifestMismatch(
+  repo: Repository,
+  endpoint: Endpoint,
+  expected: string,
+  actual: string,
+): FerryError {
   return new FerryError(
     "FERRY_DIGEST_MISMATCH",
-    `manifest from ${repo.domain}/${repo.path} does not match its digest ${expected} (got ${actual})`,
+    `manifest of ${repo.domain}/${repo.path} served by ${endpoint.host} does not match its digest ${expected} (got ${actual})`,
     {
       hint: "the registry or something between it and you served a different manifest than it announced; nothing was stored",
       fields: { expected, actual },

@@ -6,6 +6,7 @@ export {
   MAX_MANIFEST_BYTES,
   pullScope,
   RegistryClient,
+  type RegistryEvent,
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
@@ -30,3 +31,4 @@ export {
   redact,
   send,
 } from "./transport.ts";
+export { type Endpoint, type HostSettings, type TlsSettings } from "./endpoint.ts";

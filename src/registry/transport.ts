@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type * as Https from "node:https";
 import { createRequire } from "node:module";
 import { FerryError } from "../observe/index.ts";
+import type { TlsSettings } from "./endpoint.ts";
 
 export interface HttpRequest {
   method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -9,6 +10,8 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: string | Buffer;
   signal?: AbortSignal | undefined;
+  /** TLS settings of the host (extra CA, client certificate, skip verification). */
+  tls?: TlsSettings | undefined;
 }
 
 export interface HttpResponse {
@@ -29,17 +32,21 @@ const AGENT_OPTIONS = {
 /** Keep-alive connection pools, one per scheme; one set per process (or worker thread). */
 export class Agents {
   readonly http = new http.Agent(AGENT_OPTIONS);
-  #https: Https.Agent | undefined;
+  readonly #https = new Map<TlsSettings | undefined, Https.Agent>();
 
-  /** Created on first use: loading TLS costs start-up that loopback pulls do not need. */
-  get https(): Https.Agent {
-    this.#https ??= new (https().Agent)(AGENT_OPTIONS);
-    return this.#https;
+  /** Created on first use (loading TLS costs start-up that loopback pulls do not need), one per TLS setting. */
+  https(tls?: TlsSettings): Https.Agent {
+    let agent = this.#https.get(tls);
+    if (agent === undefined) {
+      agent = new (https().Agent)({ ...AGENT_OPTIONS, ...(tls ?? {}) });
+      this.#https.set(tls, agent);
+    }
+    return agent;
   }
 
   destroy(): void {
     this.http.destroy();
-    this.#https?.destroy();
+    for (const agent of this.#https.values()) agent.destroy();
   }
 }
 
@@ -125,9 +132,10 @@ export async function send(
   };
   let method = req.method;
   let body = req.body;
+  let tls = req.tls;
   for (let hop = 0; ; hop++) {
     const res = await once(
-      { method, url, headers, body, signal: req.signal },
+      { method, url, headers, body, signal: req.signal, tls },
       agents,
       options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     );
@@ -138,7 +146,11 @@ export async function send(
       if (hop >= maxRedirects)
         throw new FerryError("FERRY_REGISTRY_ERROR", `too many redirects fetching ${redact(url)}`);
       const next = new URL(location, url);
-      if (next.origin !== new URL(url).origin) headers = dropCredentials(headers);
+      if (next.origin !== new URL(url).origin) {
+        // Credentials (and a client certificate) belong to the registry, not to where it redirects.
+        headers = dropCredentials(headers);
+        tls = undefined;
+      }
       if (status === 303) {
         method = "GET";
         body = undefined;
@@ -157,6 +169,7 @@ function once(
     headers: Record<string, string>;
     body: string | Buffer | undefined;
     signal: AbortSignal | undefined;
+    tls: TlsSettings | undefined;
   },
   agents: Agents,
   idleTimeoutMs: number,
@@ -177,7 +190,7 @@ function once(
     const options: Https.RequestOptions = {
       method: req.method,
       headers,
-      agent: secure ? agents.https : agents.http,
+      agent: secure ? agents.https(req.tls) : agents.http,
       signal: req.signal,
     };
     const request = (secure ? https() : http).request(target, options, (res) => {

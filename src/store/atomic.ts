@@ -45,8 +45,8 @@ export async function writeFileAtomic(
   }
 }
 
-/** Turns ENOSPC/EDQUOT/EROFS/EACCES into a FerryError that says what to do. */
-export function diskError(err: unknown, path: string): unknown {
+/** Turns a failed file operation into a FerryError that says what to do (ENOSPC → FERRY_DISK_FULL). */
+export function diskError(err: unknown, path: string): FerryError {
   const code = (err as { code?: string } | null)?.code;
   if (code === "ENOSPC" || code === "EDQUOT") {
     return new FerryError(
@@ -66,7 +66,12 @@ export function diskError(err: unknown, path: string): unknown {
       fields: { path },
     });
   }
-  return err;
+  if (err instanceof FerryError) return err;
+  return new FerryError("FERRY_STORE_IO", `cannot write ${path} (${code ?? String(err)})`, {
+    hint: "check the filesystem holding the store (dmesg may say more)",
+    cause: err,
+    fields: { path },
+  });
 }
 
 export function isProcessAlive(pid: number): boolean {

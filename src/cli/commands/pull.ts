@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import { parsePlatform } from "../../oci/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
-import { parseReference } from "../../reference/index.ts";
+import { parseReference, type Reference } from "../../reference/index.ts";
 import { createRegistryClient, openStore } from "../context.ts";
-import { ExitCode, type Output, renderError, usageError } from "../output.ts";
+import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
 
 export const pullUsage = `Usage: ferry pull REF... [options]
@@ -51,7 +51,14 @@ export async function pullCommand(
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
   // Validate every reference before touching the network or the store.
-  const refs = positionals.map((p) => parseReference(p));
+  let refs: Reference[];
+  try {
+    refs = positionals.map((p) => parseReference(p));
+  } catch (err) {
+    if (!values.json) throw err;
+    output.out(errorJson(err));
+    return exitFromJson(err);
+  }
   const mode: RenderMode = values.json
     ? "json"
     : values.quiet

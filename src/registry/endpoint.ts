@@ -1,0 +1,61 @@
+import { apiHost, isLoopbackHost } from "../reference/index.ts";
+
+/** TLS settings for one registry host (from ferry's config file). */
+export interface TlsSettings {
+  /** Extra CA certificates (PEM), trusted besides the system's. */
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  /** false: accept any certificate (the `skipVerify` setting). */
+  rejectUnauthorized?: boolean;
+}
+
+/** Per-registry settings the client needs; `config/` produces them from the config file. */
+export interface HostSettings {
+  /** Base URLs tried in order before the registry itself. */
+  mirrors?: string[];
+  plainHttp?: boolean;
+  tls?: TlsSettings;
+}
+
+/** One place a repository can be read from: a mirror, or the registry itself. */
+export interface Endpoint {
+  /** e.g. http://127.0.0.1:5000 or https://registry-1.docker.io */
+  readonly base: string;
+  /** host[:port] of `base`: what credentials and auth challenges are keyed by. */
+  readonly host: string;
+  readonly mirror: boolean;
+  /** The registry a mirror stands in for: sent as `?ns=` (containerd's convention; others ignore it). */
+  readonly namespace: string | undefined;
+  readonly tls: TlsSettings | undefined;
+}
+
+export function upstreamEndpoint(domain: string, settings: HostSettings | undefined): Endpoint {
+  const host = apiHost(domain);
+  const scheme = isLoopbackHost(host) || settings?.plainHttp === true ? "http" : "https";
+  return {
+    base: `${scheme}://${host}`,
+    host,
+    mirror: false,
+    namespace: undefined,
+    tls: settings?.tls,
+  };
+}
+
+export function mirrorEndpoint(
+  url: string,
+  domain: string,
+  settingsOf: (host: string) => HostSettings | undefined,
+): Endpoint {
+  const u = new URL(url);
+  const base = `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, "").replace(/\/v2$/, "")}`;
+  return { base, host: u.host, mirror: true, namespace: domain, tls: settingsOf(u.host)?.tls };
+}
+
+/** `/v2/<path>/<rest>` on an endpoint, with `?ns=` for mirrors. */
+export function endpointUrl(endpoint: Endpoint, path: string, query?: URLSearchParams): string {
+  const q = new URLSearchParams(query);
+  if (endpoint.namespace !== undefined) q.set("ns", endpoint.namespace);
+  const qs = q.toString();
+  return `${endpoint.base}/v2/${path}${qs === "" ? "" : `?${qs}`}`;
+}
