@@ -31,4 +31,4 @@ export {
   redact,
   send,
 } from "./transport.ts";
-export { type Endpoint, type HostSettings, type TlsSettings } from "./endpoint.ts";
+export type { Endpoint, HostSettings, TlsSettings } from "./endpoint.ts";
