@@ -1,19 +1,10 @@
+import { anonymous, type CredentialSource } from "../config/index.ts";
 import { FerryError } from "../observe/index.ts";
 import type { Challenge } from "./challenge.ts";
 import { errorFromResponse } from "./errors.ts";
 import { type HttpRequest, type HttpResponse, readText, redact } from "./transport.ts";
 
-/** A stored login: username/password, or an identity (refresh) token from an OAuth2 login. */
-export type Credential =
-  | { readonly username: string; readonly password: string }
-  | { readonly identityToken: string; readonly username?: string };
-
-/** Where credentials come from (Docker config, helpers, flags). Keyed by registry host as the user spells it. */
-export interface CredentialSource {
-  get(registryHost: string): Promise<Credential | undefined>;
-}
-
-export const anonymous: CredentialSource = { get: async () => undefined };
+export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
 
 export type Sender = (req: HttpRequest) => Promise<HttpResponse>;
 

@@ -1,4 +1,4 @@
-export { anonymous, type Credential, type CredentialSource } from "./auth.ts";
+export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
 export { type Challenge, parseChallenges } from "./challenge.ts";
 export {
   type BlobLocation,

@@ -1,0 +1,97 @@
+/**
+ * The schema of ferry's config file. zod is loaded only when a config file
+ * exists (its import costs ~80 ms of start-up), hence require() on first use.
+ */
+import { createRequire } from "node:module";
+import type * as Zod from "zod";
+import { isHostKey } from "./registry-host.ts";
+
+export const TOP_LEVEL_KEYS = ["registries"] as const;
+export const REGISTRY_KEYS = [
+  "mirrors",
+  "plainHttp",
+  "skipVerify",
+  "ca",
+  "clientCert",
+  "clientKey",
+] as const;
+
+/** Hints by the last key of an issue's path. */
+export const KEY_HINTS: Readonly<Record<string, string>> = {
+  registries: "registries maps a registry host (as in image references) to its settings",
+  mirrors: "mirrors is a list of http:// or https:// URLs, e.g. https://mirror.example",
+  plainHttp: "plainHttp is true or false",
+  skipVerify: "skipVerify is true or false",
+  ca: "ca is the path of a PEM file of CA certificates (relative to the config file)",
+  clientCert: "clientCert and clientKey are paths of PEM files, given together",
+  clientKey: "clientCert and clientKey are paths of PEM files, given together",
+};
+
+const require = createRequire(import.meta.url);
+
+function buildSchema(z: typeof Zod.z) {
+  const mirror = z.string({ error: "expected a URL" }).superRefine((text, ctx) => {
+    const problem = mirrorProblem(text);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+  const file = z.string({ error: "expected a file path" }).min(1, "empty file path");
+  const flag = z.boolean({ error: "expected true or false" });
+  const registry = z
+    .strictObject({
+      mirrors: z.array(mirror, { error: "expected a list of URLs" }).optional(),
+      plainHttp: flag.optional(),
+      skipVerify: flag.optional(),
+      ca: file.optional(),
+      clientCert: file.optional(),
+      clientKey: file.optional(),
+    })
+    .superRefine((value, ctx) => {
+      if ((value.clientCert === undefined) === (value.clientKey === undefined)) return;
+      const missing = value.clientCert === undefined ? "clientCert" : "clientKey";
+      const given = missing === "clientCert" ? "clientKey" : "clientCert";
+      ctx.addIssue({
+        code: "custom",
+        path: [given],
+        message: `${given} without ${missing}: mTLS needs both`,
+      });
+    })
+    .nullish();
+  const host = z.string().refine(isHostKey, "not a registry host[:port]");
+  return z
+    .strictObject(
+      { registries: z.record(host, registry).nullish() },
+      { error: "expected a mapping" },
+    )
+    .nullish();
+}
+
+export type FerryConfigDocument = Zod.z.output<ReturnType<typeof buildSchema>>;
+
+let schema: ReturnType<typeof buildSchema> | undefined;
+
+export function ferryConfigSchema(): ReturnType<typeof buildSchema> {
+  schema ??= buildSchema((require("zod") as typeof Zod).z);
+  return schema;
+}
+
+/** Why a mirror URL is unusable, or undefined. */
+export function mirrorProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "not a URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    return "not an http:// or https:// URL";
+  if (url.username !== "" || url.password !== "") {
+    return "must not hold credentials (log in to the mirror's host instead)";
+  }
+  if (url.search !== "" || url.hash !== "") return "must not have a query or fragment";
+  return undefined;
+}
+
+/** A mirror URL as ferry uses it: parsed, without a trailing slash. */
+export function normalizeMirror(text: string): string {
+  return new URL(text).href.replace(/\/+$/, "");
+}
