@@ -1,9 +1,18 @@
 import { resolve } from "node:path";
-import { RegistryClient } from "../registry/index.ts";
+import {
+  type CredentialSource,
+  defaultCredentialSource,
+  type FerryConfig,
+  loadFerryConfig,
+  registrySettingsResolver,
+} from "../config/index.ts";
+import { type HostSettings, RegistryClient, type RegistryEvent } from "../registry/index.ts";
 import { defaultStoreRoot, Store } from "../store/index.ts";
+import type { Output } from "./output.ts";
 
 export interface GlobalOptions {
-  store?: string;
+  store?: string | undefined;
+  config?: string | undefined;
 }
 
 /** The store a command works on: --store, else $FERRY_STORE, else the default location. */
@@ -15,6 +24,49 @@ export async function openStore(options: GlobalOptions): Promise<Store> {
   return Store.open(storeRoot(options));
 }
 
-export function createRegistryClient(): RegistryClient {
-  return new RegistryClient();
+export function loadConfig(options: GlobalOptions): FerryConfig {
+  return loadFerryConfig(options.config === undefined ? {} : { path: options.config });
+}
+
+/** Settings of the config file, in the shape the registry client takes. */
+export function hostSettings(config: FerryConfig): (host: string) => HostSettings {
+  const resolveHost = registrySettingsResolver(config);
+  const cache = new Map<string, HostSettings>();
+  return (host) => {
+    let settings = cache.get(host);
+    if (settings === undefined) {
+      const s = resolveHost(host);
+      const tls = {
+        ...(s.ca ? { ca: s.ca } : {}),
+        ...(s.clientCert ? { cert: s.clientCert } : {}),
+        ...(s.clientKey ? { key: s.clientKey } : {}),
+        ...(s.skipVerify ? { rejectUnauthorized: false } : {}),
+      };
+      settings = {
+        mirrors: [...s.mirrors],
+        plainHttp: s.plainHttp,
+        ...(Object.keys(tls).length > 0 ? { tls } : {}),
+      };
+      cache.set(host, settings);
+    }
+    return settings;
+  };
+}
+
+export function createRegistryClient(
+  options: GlobalOptions & { credentials?: CredentialSource; output?: Output },
+): RegistryClient {
+  const config = loadConfig(options);
+  const output = options.output;
+  return new RegistryClient({
+    credentials: options.credentials ?? defaultCredentialSource(),
+    settings: hostSettings(config),
+    onEvent: (event: RegistryEvent) => {
+      if (event.type === "mirror-fallback" && output !== undefined) {
+        output.err(
+          `ferry: mirror ${event.mirror} failed (${event.reason}); using ${event.registry} directly\n`,
+        );
+      }
+    },
+  });
 }

@@ -36,6 +36,9 @@ const TABLE: Partial<Record<ErrorCode, number>> = {
   FERRY_STORE_CORRUPT: ExitCode.integrity,
   FERRY_INVALID_MANIFEST: ExitCode.integrity,
   FERRY_DISK_FULL: ExitCode.diskFull,
+  FERRY_CONFIG_INVALID: ExitCode.usage,
+  FERRY_CONFIG_NOT_FOUND: ExitCode.usage,
+  FERRY_CREDENTIAL_HELPER: ExitCode.auth,
   FERRY_INTERRUPTED: ExitCode.interrupted,
 };
 

@@ -35,6 +35,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.inspectUsage, run: m.inspectCommand };
     },
   },
+  login: {
+    summary: "check and save credentials for a registry",
+    load: async () => {
+      const m = await import("./commands/login.ts");
+      return { usage: m.loginUsage, run: m.loginCommand };
+    },
+  },
+  logout: {
+    summary: "remove saved credentials for a registry",
+    load: async () => {
+      const m = await import("./commands/login.ts");
+      return { usage: m.logoutUsage, run: m.logoutCommand };
+    },
+  },
   rm: {
     summary: "remove image names from the store",
     load: async () => {

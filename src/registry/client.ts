@@ -170,6 +170,39 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Checks this client's credentials for a registry the way `docker login`
+   * does: GET /v2/ with Basic, or a token request without scope. Throws
+   * FERRY_AUTH_REJECTED when the registry refuses them.
+   */
+  async verifyLogin(domain: string, signal?: AbortSignal): Promise<void> {
+    const endpoint = upstreamEndpoint(domain, this.#settings(domain));
+    const challenge = await this.ping(endpoint, signal);
+    if (challenge === undefined) return; // the registry asks for no authentication
+    const value = await this.#auth.header(endpoint.host, challenge, "");
+    if (challenge.scheme !== "basic") return; // the token server accepted the credentials
+    const res = await this.#send({
+      method: "GET",
+      url: endpointUrl(endpoint, ""),
+      headers: value === undefined ? {} : { authorization: value },
+      signal,
+      tls: endpoint.tls,
+    });
+    res.body.resume();
+    if (res.status === 401 || res.status === 403) {
+      throw new FerryError(
+        "FERRY_AUTH_REJECTED",
+        `registry ${endpoint.host} rejected the username or password`,
+        {
+          hint: "check the username and password (or token) and try again",
+          fields: { host: endpoint.host },
+        },
+      );
+    }
+    if (res.status !== 200)
+      throw await errorFromResponse(res, { host: endpoint.host, repository: "", what: "ping" });
+  }
+
   /** Where and how to GET a blob: from the endpoint that served the manifest, auth resolved now. */
   async blobLocation(
     repo: Repository,
@@ -304,6 +337,22 @@ export class RegistryClient {
       this.#retry,
       signal,
     );
+    if (
+      res.status === 401 &&
+      challenge.scheme === "bearer" &&
+      (await this.#auth.hasCredentials(endpoint.host))
+    ) {
+      // The token server accepted the credentials, yet the token does not cover the repository.
+      res.body.resume();
+      throw new FerryError(
+        "FERRY_DENIED",
+        `access to ${repo.domain}/${repo.path} denied: your credentials for ${endpoint.host} are valid but not allowed to pull it`,
+        {
+          hint: "ask the repository's owner for pull access, or log in as a user who has it",
+          fields: { host: endpoint.host, repository: repo.path },
+        },
+      );
+    }
     if (res.status === 401 && (await this.#auth.hasCredentials(endpoint.host))) {
       res.body.resume();
       throw new FerryError(

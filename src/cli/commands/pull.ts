@@ -15,6 +15,7 @@ Options:
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
   --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
   --store DIR                   store directory (default: $FERRY_STORE or the default location)
+  --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)
   -q, --quiet                   print only the pulled references
   --json                        newline-delimited JSON events, ending with a "done" summary per image
 `;
@@ -32,6 +33,7 @@ export async function pullCommand(
       concurrency: { type: "string" },
       "hash-workers": { type: "string", default: "auto" },
       store: { type: "string" },
+      config: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
     },
@@ -68,7 +70,7 @@ export async function pullCommand(
         : "plain";
   const renderer = createRenderer(mode, output);
   const store = await openStore(values);
-  const registry = createRegistryClient();
+  const registry = createRegistryClient({ config: values.config, output });
   const puller = new Puller({
     registry,
     store,
