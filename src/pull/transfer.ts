@@ -1,11 +1,11 @@
 import { rm, stat } from "node:fs/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import {
-  type Agents,
-  errorFromResponse,
-  header,
-  networkError,
-  send,
+  type BlobReadResult,
+  type BlobResponseHead,
+  classify,
+  parseErrorBody,
+  readBlob,
   type TlsSettings,
 } from "../registry/index.ts";
 import type { BlobSink } from "./sink.ts";
@@ -35,99 +35,101 @@ const PROGRESS_INTERVAL_MS = 100;
 
 /**
  * Fetches a blob into its ingest file through `sink` (which hashes and writes),
- * resuming with a Range request from whatever the file already holds. On
- * success the file holds exactly the verified blob, fsynced. A digest or size
- * mismatch deletes the file, so bad bytes are never resumed from; a network
- * failure keeps it.
+ * resuming with a Range request from whatever the file already holds. Bytes
+ * arrive in one reused buffer (registry `readBlob`), so a download allocates
+ * nothing per chunk. On success the file holds exactly the verified blob,
+ * fsynced. A digest or size mismatch deletes the file, so bad bytes are never
+ * resumed from; a network failure keeps it.
  */
 export async function transferBlob(
   job: TransferJob,
   sink: BlobSink,
   onProgress: ProgressListener,
-  options: { agents?: Agents; signal?: AbortSignal | undefined } = {},
+  options: { signal?: AbortSignal | undefined } = {},
 ): Promise<TransferResult> {
   let offset = await stat(job.path).then(
     (s) => s.size,
     () => 0,
   );
   if (offset > job.size) offset = 0;
-  if (offset === job.size) {
+  for (;;) {
     await sink.open(job.path, job.digest, job.size, offset);
-    await finish(job, sink);
-    return { kind: "complete", fetched: 0, resumedFrom: offset };
-  }
-  const res = await send(
-    {
-      method: "GET",
-      url: job.url,
-      headers: offset > 0 ? { ...job.headers, range: `bytes=${offset}-` } : job.headers,
-      signal: options.signal,
-      tls: job.tls,
-    },
-    options.agents === undefined ? {} : { agents: options.agents },
-  );
-  if (res.status === 401) {
-    res.body.resume();
-    return { kind: "unauthorized", fetched: 0 };
-  }
-  if (res.status === 200 && offset > 0) {
-    offset = 0; // the server ignored the Range: start over
-  } else if (res.status === 206) {
-    const start = /^bytes (\d+)-/.exec(header(res, "content-range") ?? "")?.[1];
-    if (Number(start) !== offset) {
-      res.body.destroy();
+    if (offset === job.size) {
+      await finish(job, sink);
+      return { kind: "complete", fetched: 0, resumedFrom: offset };
+    }
+    const start = offset;
+    let fetched = 0;
+    let lastReport = 0;
+    let result: BlobReadResult;
+    try {
+      result = await readBlob(
+        {
+          url: job.url,
+          headers: job.headers,
+          tls: job.tls,
+          ...(start > 0 ? { range: { start } } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        },
+        (head) =>
+          start === 0 ? head.status === 200 : head.status === 206 && rangeStart(head) === start,
+        (chunk) => {
+          fetched += chunk.byteLength;
+          const now = Date.now();
+          if (now - lastReport >= PROGRESS_INTERVAL_MS) {
+            lastReport = now;
+            onProgress(start + fetched);
+          }
+          return sink.write(chunk);
+        },
+      );
+    } catch (err) {
+      await sink.abort().catch(() => undefined);
+      if (isIntegrityError(err)) {
+        await rm(job.path, { force: true });
+        throw withSource(err, job);
+      }
+      throw err;
+    }
+    const { status } = result.head;
+    const accepted =
+      start === 0 ? status === 200 : status === 206 && rangeStart(result.head) === start;
+    if (accepted) {
+      await finish(job, sink);
+      onProgress(start + fetched);
+      return { kind: "complete", fetched, resumedFrom: start };
+    }
+    await sink.abort();
+    if (status === 401) return { kind: "unauthorized", fetched: 0 };
+    if (status === 200) {
+      offset = 0; // the server ignored the Range: start over
+      continue;
+    }
+    if (status === 206) {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `registry ${job.host} answered a range request for ${job.digest} with the wrong range`,
         {
           fields: {
             digest: job.digest,
-            expected: offset,
-            contentRange: header(res, "content-range"),
+            expected: start,
+            contentRange: result.head.headers["content-range"],
           },
         },
       );
     }
-  } else if (res.status !== 200) {
-    throw await errorFromResponse(res, {
-      host: job.host,
-      repository: job.repository,
-      digest: job.digest,
-      what: "blob",
-    });
+    throw classify(
+      status,
+      parseErrorBody(result.errorBody ?? ""),
+      { host: job.host, repository: job.repository, digest: job.digest, what: "blob" },
+      (name) => result.head.headers[name],
+    );
   }
-  const resumedFrom = offset;
-  try {
-    await sink.open(job.path, job.digest, job.size, offset);
-  } catch (err) {
-    res.body.destroy();
-    throw err;
-  }
-  let fetched = 0;
-  let lastReport = 0;
-  try {
-    for await (const chunk of res.body) {
-      const wait = sink.write(chunk as Buffer);
-      fetched += (chunk as Buffer).length;
-      if (wait !== undefined) await wait;
-      const now = Date.now();
-      if (now - lastReport >= PROGRESS_INTERVAL_MS) {
-        lastReport = now;
-        onProgress(offset + fetched);
-      }
-    }
-  } catch (err) {
-    res.body.destroy();
-    await sink.abort().catch(() => undefined);
-    if (isIntegrityError(err)) {
-      await rm(job.path, { force: true });
-      throw withSource(err, job);
-    }
-    throw networkError(err, job.url);
-  }
-  await finish(job, sink);
-  onProgress(offset + fetched);
-  return { kind: "complete", fetched, resumedFrom };
+}
+
+function rangeStart(head: BlobResponseHead): number | undefined {
+  const m = /^bytes (\d+)-/.exec(head.headers["content-range"] ?? "");
+  return m === null ? undefined : Number(m[1]);
 }
 
 function isIntegrityError(err: unknown): boolean {

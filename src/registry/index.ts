@@ -10,7 +10,7 @@ export {
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
-export { classify, errorFromResponse, type RequestContext } from "./errors.ts";
+export { classify, errorFromResponse, parseErrorBody, type RequestContext } from "./errors.ts";
 export {
   DEFAULT_RETRY,
   isTransientError,
@@ -32,3 +32,9 @@ export {
   send,
 } from "./transport.ts";
 export type { Endpoint, HostSettings, TlsSettings } from "./endpoint.ts";
+export {
+  type BlobReadResult,
+  type BlobRequest,
+  type BlobResponseHead,
+  readBlob,
+} from "./blob-reader.ts";

@@ -1,0 +1,469 @@
+import { createRequire } from "node:module";
+import { isIP, type OnReadOpts, connect as plainConnect, type Socket } from "node:net";
+import type * as Tls from "node:tls";
+import { FerryError, isFerryError } from "../observe/index.ts";
+import type { TlsSettings } from "./endpoint.ts";
+import { networkError, redact, USER_AGENT } from "./transport.ts";
+
+/**
+ * The blob hot path: a minimal HTTP/1.1 GET that receives into one reused
+ * buffer per connection (`onread`), so a download allocates nothing per chunk.
+ * node:http allocates a fresh 64 KiB Buffer per socket read: for a 200 MB blob
+ * that measured ~35,000 minor page faults and +80 MB RSS, against ~500 and +2 MB here.
+ */
+export interface BlobRequest {
+  url: string;
+  headers: Record<string, string>;
+  tls?: TlsSettings | undefined;
+  range?: { start: number } | undefined;
+  signal?: AbortSignal | undefined;
+  /** No bytes for this long (connect, head or body) fails with FERRY_TIMEOUT; default 30 s. */
+  idleTimeoutMs?: number | undefined;
+  /** Default 5. */
+  maxRedirects?: number | undefined;
+}
+
+export interface BlobResponseHead {
+  status: number;
+  /** Lower-cased names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** The URL that answered, after redirects. */
+  url: string;
+}
+
+export interface BlobReadResult {
+  head: BlobResponseHead;
+  /** Bytes passed to onData (0 when onHead returned false). */
+  bodyBytes: number;
+  /** Up to 64 KiB of the body of a non-2xx response that onHead declined. */
+  errorBody?: string;
+}
+
+// Measured on a 200 MB loopback blob (median of 7-9 runs, wall / CPU ms): 64 KiB 398/381,
+// 256 KiB 300/340, 1 MiB 254/293, 2 MiB 235/245 but reads no longer fill it; one per connection.
+const BUFFER_SIZE = 1024 * 1024;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_REDIRECTS = 5;
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+type HeadDecision = "body" | "text" | "stop";
+
+/**
+ * Streams the body of a GET into `onData` from one reused buffer (the chunk is
+ * only valid during the call). `onHead` sees the final response head first and
+ * may return false to stop; then the body is not read, except up to 64 KiB of a
+ * non-2xx body, returned as `errorBody`. Resolves when the body is complete.
+ */
+export async function readBlob(
+  req: BlobRequest,
+  onHead: (head: BlobResponseHead) => boolean,
+  onData: (chunk: Uint8Array) => void | Promise<void>,
+): Promise<BlobReadResult> {
+  const maxRedirects = req.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  const buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  let url = req.url;
+  let headers = lowerKeys(req.headers);
+  let tls = req.tls;
+  for (let hop = 0; ; hop++) {
+    let location: string | undefined;
+    const decide = (head: BlobResponseHead): HeadDecision => {
+      const to = head.headers["location"];
+      if (REDIRECTS.has(head.status) && to !== undefined && to !== "") {
+        location = to;
+        return "stop";
+      }
+      if (onHead(head)) return "body";
+      return head.status >= 200 && head.status < 300 ? "stop" : "text";
+    };
+    const result = await exchange({ ...req, url, headers, tls }, buffer, decide, onData);
+    if (location === undefined) return result;
+    if (hop >= maxRedirects) {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `too many redirects fetching ${redact(req.url)}`,
+      );
+    }
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch (cause) {
+      throw new FerryError("FERRY_REGISTRY_ERROR", `${redact(url)} redirected to an invalid URL`, {
+        cause,
+      });
+    }
+    if (next.origin !== new URL(url).origin) {
+      // Credentials (and a client certificate) belong to the registry, not to where it redirects.
+      const { authorization: _a, cookie: _c, ...rest } = headers;
+      headers = rest;
+      tls = undefined;
+    }
+    url = next.toString();
+  }
+}
+
+/** One request on its own connection (`Connection: close`). */
+function exchange(
+  req: BlobRequest,
+  buffer: Buffer,
+  decide: (head: BlobResponseHead) => HeadDecision,
+  onData: (chunk: Uint8Array) => void | Promise<void>,
+): Promise<BlobReadResult> {
+  const target = parseTarget(req.url);
+  const request = requestHead(target, req.headers, req.range);
+  const signal = req.signal;
+  if (signal?.aborted) return Promise.reject(networkError(abortError(signal), req.url));
+  return new Promise((resolve, reject) => {
+    let head: BlobResponseHead | undefined;
+    let mode: HeadDecision = "stop";
+    let bodyBytes = 0;
+    const text: Buffer[] = [];
+    let textBytes = 0;
+    let settled = false;
+    const parser = new ResponseParser(
+      (status, headers) => {
+        head = { status, headers, url: req.url };
+        mode = decide(head);
+        return mode !== "stop";
+      },
+      (chunk) => {
+        if (mode === "body") {
+          const wait = onData(chunk);
+          bodyBytes += chunk.length;
+          if (wait instanceof Promise) {
+            // The consumer asks for a pause (a worker is behind): stop reading until it catches up.
+            socket.pause();
+            wait.then(
+              () => socket.resume(),
+              (err: unknown) => finish(err),
+            );
+          }
+          return true;
+        }
+        const take = Math.min(chunk.length, MAX_ERROR_BODY_BYTES - textBytes);
+        text.push(Buffer.from(chunk.subarray(0, take))); // a copy: the receive buffer is reused
+        textBytes += take;
+        return textBytes < MAX_ERROR_BODY_BYTES;
+      },
+    );
+    const finish = (err?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      socket.destroy();
+      // An error body is best effort (the status says what went wrong); cancelling is not.
+      const partialText = mode === "text" && !isFerryError(err, "FERRY_INTERRUPTED");
+      if (head !== undefined && (err === undefined || partialText)) {
+        const errorBody = mode === "text" ? Buffer.concat(text).toString("utf8") : undefined;
+        resolve(errorBody === undefined ? { head, bodyBytes } : { head, bodyBytes, errorBody });
+      } else {
+        reject(err);
+      }
+    };
+    const onAbort = (): void => finish(networkError(abortError(signal), req.url));
+    const socket = connect(target, req.tls, {
+      buffer,
+      callback(length, into) {
+        if (settled) return false;
+        try {
+          parser.push((into as Buffer).subarray(0, length));
+        } catch (err) {
+          finish(err); // onData's own errors (size overrun, disk full) pass through unchanged
+          return false;
+        }
+        if (parser.done) finish();
+        return true;
+      },
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.setTimeout(req.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+      const cause = Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" });
+      finish(networkError(cause, req.url));
+    });
+    socket.on("error", (err) => finish(networkError(err, req.url)));
+    socket.on("end", () => finish(parser.endOfStream() ? undefined : truncated(req.url, parser)));
+    socket.on("close", () => finish(truncated(req.url, parser)));
+    socket.write(request);
+  });
+}
+
+function connect(target: URL, tls: TlsSettings | undefined, onread: OnReadOpts): Socket {
+  const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (target.protocol === "http:") {
+    return plainConnect({ host, port: Number(target.port || 80), onread });
+  }
+  const options: Tls.ConnectionOptions & { onread: OnReadOpts } = {
+    host,
+    port: Number(target.port || 443),
+    onread,
+    ...tls,
+  };
+  if (isIP(host) === 0) options.servername = host;
+  return tlsModule().connect(options);
+}
+
+// TLS is loaded on first use: loopback pulls should not pay its start-up.
+const requireBuiltin = createRequire(import.meta.url);
+let tlsLoaded: typeof Tls | undefined;
+function tlsModule(): typeof Tls {
+  tlsLoaded ??= requireBuiltin("node:tls") as typeof Tls;
+  return tlsLoaded;
+}
+
+function parseTarget(url: string): URL {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch (cause) {
+    throw new FerryError("FERRY_INVALID_ARGUMENT", `invalid URL ${redact(url)}`, { cause });
+  }
+  if (target.protocol !== "http:" && target.protocol !== "https:") {
+    throw new FerryError("FERRY_INVALID_ARGUMENT", `unsupported URL scheme in ${redact(url)}`);
+  }
+  return target;
+}
+
+function requestHead(
+  target: URL,
+  headers: Record<string, string>,
+  range: { start: number } | undefined,
+): string {
+  const all: Record<string, string> = { host: target.host, "user-agent": USER_AGENT, ...headers };
+  all["connection"] = "close";
+  if (range !== undefined) {
+    if (!Number.isSafeInteger(range.start) || range.start < 0) {
+      throw new FerryError("FERRY_INVALID_ARGUMENT", `invalid range start ${range.start}`);
+    }
+    all["range"] = `bytes=${range.start}-`;
+  }
+  let head = `GET ${target.pathname}${target.search} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(all)) {
+    if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
+      throw new FerryError(
+        "FERRY_INVALID_ARGUMENT",
+        `invalid request header ${JSON.stringify(name)}`,
+      );
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
+}
+
+function lowerKeys(h: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function abortError(signal: AbortSignal | undefined): Error {
+  return Object.assign(new Error("request aborted", { cause: signal?.reason }), {
+    name: "AbortError",
+  });
+}
+
+/** The connection ended before the response did: transient, the caller resumes with a Range. */
+function truncated(url: string, parser: ResponseParser): FerryError {
+  const host = new URL(url).host;
+  const { received, expected } = parser.progress;
+  const what = parser.inHead
+    ? "before the response head"
+    : `after ${received}${expected === undefined ? "" : ` of ${expected}`} body bytes`;
+  return new FerryError("FERRY_UNREACHABLE", `connection to ${host} closed ${what}`, {
+    hint: "the registry or the network dropped the connection; retry",
+    fields: { host, received, expected },
+  });
+}
+
+type ParserState =
+  | "head"
+  | "length"
+  | "chunk-size"
+  | "chunk-data"
+  | "chunk-end"
+  | "trailer"
+  | "close"
+  | "done";
+
+const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_LINE_BYTES = 8 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * An HTTP/1.1 response, fed the bytes of each read as they come: head, then
+ * a body framed by Content-Length, chunked encoding, or the end of the
+ * connection. Any boundary may fall anywhere in a read.
+ */
+class ResponseParser {
+  #state: ParserState = "head";
+  #head: Buffer = EMPTY;
+  #left = 0;
+  #line = "";
+  #received = 0;
+  #expected: number | undefined;
+  readonly #onHead: (status: number, headers: Record<string, string>) => boolean;
+  readonly #onBody: (chunk: Buffer) => boolean;
+
+  /** `onHead` returns whether to read the body; `onBody` whether to read more of it. */
+  constructor(
+    onHead: (status: number, headers: Record<string, string>) => boolean,
+    onBody: (chunk: Buffer) => boolean,
+  ) {
+    this.#onHead = onHead;
+    this.#onBody = onBody;
+  }
+
+  get done(): boolean {
+    return this.#state === "done";
+  }
+
+  get inHead(): boolean {
+    return this.#state === "head";
+  }
+
+  get progress(): { received: number; expected: number | undefined } {
+    return { received: this.#received, expected: this.#expected };
+  }
+
+  /** At the end of the stream: whether the response is complete. */
+  endOfStream(): boolean {
+    if (this.#state === "close") this.#state = "done";
+    return this.#state === "done";
+  }
+
+  push(data: Buffer): void {
+    if (this.#state !== "head") {
+      this.#body(data, 0);
+      return;
+    }
+    const from = Math.max(0, this.#head.length - 3);
+    const all = this.#head.length === 0 ? data : Buffer.concat([this.#head, data]);
+    const end = headEnd(all, from);
+    if (end < 0) {
+      if (all.length > MAX_HEAD_BYTES) throw protocolError("response head too large");
+      this.#head = all === data ? Buffer.from(data) : all; // the receive buffer is reused
+      return;
+    }
+    this.#head = EMPTY;
+    this.#begin(all.subarray(0, end).toString("latin1"));
+    // An interim (1xx) response leaves the state at "head": parse what follows it afresh.
+    if (this.#state === "head") this.push(all.subarray(end));
+    else this.#body(all, end);
+  }
+
+  #begin(text: string): void {
+    const lines = text.split(/\r?\n/);
+    const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "")?.[1];
+    if (status === undefined) throw protocolError("malformed status line");
+    const headers: Record<string, string> = {};
+    let last = "";
+    for (const line of lines.slice(1)) {
+      if (line === "") continue;
+      if ((line[0] === " " || line[0] === "\t") && last !== "") {
+        headers[last] += ` ${line.trim()}`; // obsolete line folding
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon <= 0) throw protocolError("malformed header line");
+      last = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[last] = headers[last] === undefined ? value : `${headers[last]}, ${value}`;
+    }
+    const code = Number(status);
+    if (code >= 100 && code < 200 && code !== 101) return;
+    this.#state = this.#framing(code, headers);
+    if (!this.#onHead(code, headers)) this.#state = "done";
+  }
+
+  #framing(status: number, headers: Record<string, string>): ParserState {
+    if (status === 204 || status === 304) return "done";
+    const coding = headers["transfer-encoding"];
+    if (coding !== undefined) {
+      // A final coding other than chunked is delimited by the end of the connection.
+      return coding.split(",").at(-1)?.trim().toLowerCase() === "chunked" ? "chunk-size" : "close";
+    }
+    const length = headers["content-length"];
+    if (length === undefined) return "close";
+    const values = new Set(length.split(",").map((v) => v.trim()));
+    const [only] = values;
+    if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
+      throw protocolError(`invalid Content-Length ${JSON.stringify(length)}`);
+    }
+    this.#left = Number(only);
+    this.#expected = this.#left;
+    return this.#left === 0 ? "done" : "length";
+  }
+
+  #body(data: Buffer, start: number): void {
+    let pos = start;
+    while (pos < data.length) {
+      switch (this.#state) {
+        case "length":
+        case "chunk-data": {
+          const n = Math.min(this.#left, data.length - pos);
+          this.#left -= n;
+          if (this.#left === 0) this.#state = this.#state === "length" ? "done" : "chunk-end";
+          pos += n;
+          this.#deliver(data.subarray(pos - n, pos));
+          break;
+        }
+        case "close":
+          this.#deliver(data.subarray(pos));
+          pos = data.length;
+          break;
+        case "chunk-size":
+        case "chunk-end":
+        case "trailer": {
+          pos = this.#scanLine(data, pos);
+          if (pos < 0) return;
+          const line = this.#line.endsWith("\r") ? this.#line.slice(0, -1) : this.#line;
+          this.#line = "";
+          this.#lineDone(line);
+          break;
+        }
+        default:
+          return; // done: bytes after the response are ignored
+      }
+    }
+  }
+
+  #lineDone(line: string): void {
+    if (this.#state === "chunk-size") {
+      const hex = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/.exec(line)?.[1];
+      if (hex === undefined) throw protocolError(`invalid chunk size line ${JSON.stringify(line)}`);
+      this.#left = Number.parseInt(hex, 16);
+      this.#state = this.#left === 0 ? "trailer" : "chunk-data";
+    } else if (this.#state === "chunk-end") {
+      if (line !== "") throw protocolError("missing CRLF after chunk data");
+      this.#state = "chunk-size";
+    } else if (line === "") {
+      this.#state = "done"; // the empty line after the trailers
+    }
+  }
+
+  /** Adds bytes up to the next LF to the pending line; the index after the LF, or -1 if none. */
+  #scanLine(data: Buffer, pos: number): number {
+    const lf = data.indexOf(10, pos);
+    this.#line += data.toString("latin1", pos, lf < 0 ? data.length : lf);
+    if (this.#line.length > MAX_LINE_BYTES) throw protocolError("chunk line too long");
+    return lf < 0 ? -1 : lf + 1;
+  }
+
+  #deliver(chunk: Buffer): void {
+    this.#received += chunk.length;
+    if (!this.#onBody(chunk)) this.#state = "done";
+  }
+}
+
+/** Index just past the empty line ending the head (CRLF or bare LF), or -1. */
+function headEnd(buf: Buffer, from: number): number {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (buf[i + 1] === 10) return i + 2;
+    if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
+  }
+  return -1;
+}
+
+function protocolError(what: string): FerryError {
+  return new FerryError("FERRY_REGISTRY_ERROR", `invalid HTTP response: ${what}`);
+}
