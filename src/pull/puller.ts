@@ -151,63 +151,75 @@ export class Puller {
       ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),
     ];
 
-    const outcomes = await Promise.all(
-      blobs.map(async ({ desc, kind }) => {
-        const base = {
-          type: "blob" as const,
-          reference: name,
-          digest: desc.digest,
-          kind,
-          size: desc.size,
-        };
-        if (await this.#store.hasBlob(desc.digest, desc.size)) {
-          emit({ ...base, status: "exists" });
-          return { downloaded: false, fetched: 0 };
-        }
-        emit({ ...base, status: "waiting" });
-        const outcome = await this.#fetchOnce(
-          repo,
-          desc,
-          (u) =>
-            emit(
-              u.status === "retrying"
-                ? {
-                    type: "retry",
-                    reference: name,
-                    digest: desc.digest,
-                    attempt: u.attempt,
-                    reason: u.reason,
-                  }
-                : { ...base, status: u.status, current: u.current },
-            ),
-          signal,
-        );
-        emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
-        return outcome;
-      }),
-    );
+    // Garbage collection spares leased digests: take the lease before checking for any blob,
+    // release it once the image is recorded (see store/lease.ts).
+    const lease = await this.#store.lease(name, [
+      ...indexBlobs.map((b) => b.digest),
+      descriptor.digest,
+      ...blobs.map((b) => b.desc.digest),
+    ]);
+    try {
+      const outcomes = await Promise.all(
+        blobs.map(async ({ desc, kind }) => {
+          const base = {
+            type: "blob" as const,
+            reference: name,
+            digest: desc.digest,
+            kind,
+            size: desc.size,
+          };
+          if (await this.#store.hasBlob(desc.digest, desc.size)) {
+            emit({ ...base, status: "exists" });
+            return { downloaded: false, fetched: 0 };
+          }
+          emit({ ...base, status: "waiting" });
+          const outcome = await this.#fetchOnce(
+            repo,
+            desc,
+            (u) =>
+              emit(
+                u.status === "retrying"
+                  ? {
+                      type: "retry",
+                      reference: name,
+                      digest: desc.digest,
+                      attempt: u.attempt,
+                      reason: u.reason,
+                    }
+                  : { ...base, status: u.status, current: u.current },
+              ),
+            signal,
+          );
+          emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
+          return outcome;
+        }),
+      );
 
-    const existing = await this.#store.findImage(name);
-    const hadManifest = await this.#store.hasBlob(descriptor.digest, descriptor.size);
-    for (const b of indexBlobs) await this.#store.writeBlob(b.digest, b.bytes);
-    await this.#store.writeBlob(descriptor.digest, manifestBytes);
-    const blobsDownloaded = outcomes.filter((o) => o.downloaded).length;
-    const upToDate =
-      blobsDownloaded === 0 &&
-      hadManifest &&
-      existing?.sourceDigest === top.digest &&
-      existing.descriptor.digest === descriptor.digest;
-    if (!upToDate) await this.#store.recordImage(name, descriptor, top.digest);
-    return {
-      reference: name,
-      digest: top.digest,
-      manifestDigest: descriptor.digest,
-      status: upToDate ? "up-to-date" : "downloaded",
-      bytesDownloaded: outcomes.reduce((sum, o) => sum + o.fetched, 0),
-      blobsDownloaded,
-      blobsSkipped: blobs.length - blobsDownloaded,
-      seconds: Math.round(performance.now() - started) / 1000,
-    };
+      const existing = await this.#store.findImage(name);
+      const hadManifest = await this.#store.hasBlob(descriptor.digest, descriptor.size);
+      for (const b of indexBlobs) await this.#store.writeBlob(b.digest, b.bytes);
+      await this.#store.writeBlob(descriptor.digest, manifestBytes);
+      const blobsDownloaded = outcomes.filter((o) => o.downloaded).length;
+      const upToDate =
+        blobsDownloaded === 0 &&
+        hadManifest &&
+        existing?.sourceDigest === top.digest &&
+        existing.descriptor.digest === descriptor.digest;
+      if (!upToDate) await this.#store.recordImage(name, descriptor, top.digest);
+      else await this.#store.touch(name); // a pull of a present image counts as a use
+      return {
+        reference: name,
+        digest: top.digest,
+        manifestDigest: descriptor.digest,
+        status: upToDate ? "up-to-date" : "downloaded",
+        bytesDownloaded: outcomes.reduce((sum, o) => sum + o.fetched, 0),
+        blobsDownloaded,
+        blobsSkipped: blobs.length - blobsDownloaded,
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
+    } finally {
+      await lease.release();
+    }
   }
 
   /** Single-flight per digest within this process; the ingest lock does the same across processes. */

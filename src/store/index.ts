@@ -1,9 +1,34 @@
 export { diskError, fsyncDir, isProcessAlive, tempPathFor, writeFileAtomic } from "./atomic.ts";
+export {
+  type CorruptBlob,
+  checkStore,
+  type FsckReport,
+  type MissingBlob,
+  quarantineDir,
+} from "./fsck.ts";
+export { measureFilesystem, type PruneOptions, type PruneReport, prune } from "./gc.ts";
+export { OCI_LAYOUT_VERSION } from "./layout.ts";
+export { Lease, type LeaseRecord } from "./lease.ts";
 export { acquireLock, type Lock, type LockOptions } from "./lock.ts";
 export {
-  defaultStoreRoot,
-  FerryAnnotation,
-  type ImageRecord,
-  OCI_LAYOUT_VERSION,
-  Store,
-} from "./store.ts";
+  DEFAULT_RETENTION,
+  decidePolicy,
+  type FilesystemUsage,
+  type PolicyDecision,
+  type RetentionPolicy,
+  validatePolicy,
+} from "./policy.ts";
+export {
+  type ImageNode,
+  type ImageUsage,
+  imageUsage,
+  type PrunePlan,
+  type PruneRule,
+  planPrune,
+  pruneRule,
+  type RemovedImage,
+  type StoreGraph,
+} from "./prune-plan.ts";
+export { parseDuration, parsePercent, parseSize } from "./quantity.ts";
+export { defaultStoreRoot, FerryAnnotation, type ImageRecord, Store } from "./store.ts";
+export { type DiskUsage, diskUsage, type ImageDiskUsage } from "./usage.ts";

@@ -1,21 +1,32 @@
 import { createReadStream, type ReadStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { readFile, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { digestOf, parseDigest } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
-import { Annotation, type Descriptor, MediaType, parseDescriptor } from "../oci/index.ts";
-import { diskError, fsyncDir, isProcessAlive, TEMP_NAME, writeFileAtomic } from "./atomic.ts";
+import { Annotation, type Descriptor, parseDescriptor } from "../oci/index.ts";
+import { diskError, fsyncDir, writeFileAtomic } from "./atomic.ts";
+import {
+  annotationsOf,
+  readIndexEntries,
+  refNameOf,
+  withIndexLock,
+  writeIndexEntries,
+} from "./index-file.ts";
+import { Lease } from "./lease.ts";
+import { initLayout } from "./layout.ts";
 import { acquireLock, type Lock } from "./lock.ts";
+import { findStaleTemp } from "./sweep.ts";
+import { lastUse, removeUse, touchUse } from "./use.ts";
 
 /** ferry's own annotations on index.json entries; other tools ignore them. */
 export const FerryAnnotation = {
   pulledAt: "dev.ferry.pulled-at",
   /** The digest the registry resolved the reference to (an index for multi-platform images). */
   sourceDigest: "dev.ferry.source-digest",
+  /** "true" on images that pruning and eviction never remove. */
+  pinned: "dev.ferry.pinned",
 } as const;
-
-export const OCI_LAYOUT_VERSION = "1.0.0";
 
 /** An image recorded in the store under a name. */
 export interface ImageRecord {
@@ -25,11 +36,9 @@ export interface ImageRecord {
   readonly descriptor: Descriptor;
   readonly sourceDigest: string;
   readonly pulledAt: string | undefined;
+  /** Pinned images are never pruned or evicted. */
+  readonly pinned: boolean;
 }
-
-const IndexSchemaLoose = {
-  parse: (v: unknown) => v as { schemaVersion: number; mediaType?: string; manifests: unknown[] },
-};
 
 /** The default store location: $FERRY_STORE, else $XDG_DATA_HOME/ferry/store, else ~/.local/share/ferry/store (root: /var/lib/ferry/store). */
 export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -41,7 +50,8 @@ export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * The on-disk OCI image layout: `oci-layout`, `index.json`, `blobs/sha256/…`,
- * plus ferry's working files under `ferry/` (ingest partials and locks).
+ * plus ferry's working files under `ferry/`: ingest partials and locks, leases,
+ * last-use records (`use/`), quarantined blobs.
  * Every write is atomic; index.json changes happen under a lock.
  */
 export class Store {
@@ -52,55 +62,8 @@ export class Store {
   }
 
   static async open(root: string): Promise<Store> {
-    const store = new Store(root);
-    await store.#init();
-    return store;
-  }
-
-  async #init(): Promise<void> {
-    try {
-      await mkdir(join(this.root, "blobs", "sha256"), { recursive: true });
-      await mkdir(this.#ferryDir("ingest"), { recursive: true });
-    } catch (err) {
-      throw diskError(err, this.root);
-    }
-    const layoutPath = join(this.root, "oci-layout");
-    const layout = await readFile(layoutPath, "utf8").catch(() => undefined);
-    if (layout === undefined) {
-      await writeFileAtomic(layoutPath, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
-    } else {
-      let version: unknown;
-      try {
-        version = (JSON.parse(layout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
-      } catch {
-        version = undefined;
-      }
-      if (version !== OCI_LAYOUT_VERSION) {
-        throw new FerryError(
-          "FERRY_STORE_CORRUPT",
-          `${layoutPath} is not an OCI image layout version ${OCI_LAYOUT_VERSION}`,
-          {
-            hint: "point --store at an empty directory or an existing ferry store",
-          },
-        );
-      }
-    }
-    const indexPath = join(this.root, "index.json");
-    const exists = await stat(indexPath).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) {
-      await this.#withIndexLock(async () => {
-        if (
-          !(await stat(indexPath).then(
-            () => true,
-            () => false,
-          ))
-        )
-          await this.#writeIndex([]);
-      });
-    }
+    await initLayout(root);
+    return new Store(root);
   }
 
   #ferryDir(...parts: string[]): string {
@@ -183,23 +146,10 @@ export class Store {
   }
 
   async images(): Promise<ImageRecord[]> {
-    const manifests = await this.#readIndex();
     const out: ImageRecord[] = [];
-    for (const entry of manifests) {
-      let d: Descriptor;
-      try {
-        d = parseDescriptor(entry);
-      } catch {
-        continue; // an entry another tool wrote that ferry cannot read: leave it alone
-      }
-      const reference = d.annotations?.[Annotation.refName];
-      if (reference === undefined) continue;
-      out.push({
-        reference,
-        descriptor: d,
-        sourceDigest: d.annotations?.[FerryAnnotation.sourceDigest] ?? d.digest,
-        pulledAt: d.annotations?.[FerryAnnotation.pulledAt],
-      });
+    for (const entry of await readIndexEntries(this.root)) {
+      const record = imageRecordOf(entry);
+      if (record !== undefined) out.push(record);
     }
     return out;
   }
@@ -208,7 +158,10 @@ export class Store {
     return (await this.images()).find((r) => r.reference === reference);
   }
 
-  /** Records `reference` → manifest in index.json, replacing what the name pointed at before. */
+  /**
+   * Records `reference` → manifest in index.json, replacing what the name pointed at
+   * before (keeping its pin), and marks it used.
+   */
   async recordImage(
     reference: string,
     descriptor: Descriptor,
@@ -226,78 +179,91 @@ export class Store {
         [FerryAnnotation.pulledAt]: pulledAt.toISOString(),
       },
     };
-    await this.#withIndexLock(async () => {
-      const manifests = (await this.#readIndex()).filter((m) => refNameOf(m) !== reference);
+    await withIndexLock(this.root, async () => {
+      const all = await readIndexEntries(this.root);
+      const before = all.find((m) => refNameOf(m) === reference);
+      if (annotationsOf(before)?.[FerryAnnotation.pinned] === "true") {
+        (entry.annotations as Record<string, string>)[FerryAnnotation.pinned] = "true";
+      }
+      const manifests = all.filter((m) => refNameOf(m) !== reference);
       manifests.push(entry);
-      await this.#writeIndex(manifests);
+      await writeIndexEntries(this.root, manifests);
+      await touchUse(this.root, reference, pulledAt);
     });
+  }
+
+  /** Pins or unpins a stored image; returns false when there is no such image. */
+  async setPinned(reference: string, pinned: boolean): Promise<boolean> {
+    return withIndexLock(this.root, async () => {
+      const manifests = await readIndexEntries(this.root);
+      const entry = manifests.find((m) => refNameOf(m) === reference);
+      const annotations = annotationsOf(entry);
+      if (annotations === undefined) return false;
+      const was = annotations[FerryAnnotation.pinned] === "true";
+      if (was === pinned) return true;
+      if (pinned) annotations[FerryAnnotation.pinned] = "true";
+      else delete annotations[FerryAnnotation.pinned];
+      await writeIndexEntries(this.root, manifests);
+      return true;
+    });
+  }
+
+  /** Marks an image used now (a pull of a present image, a mirror or agent read); cheap: one utimes. */
+  touch(reference: string, at = new Date()): Promise<void> {
+    return touchUse(this.root, reference, at);
+  }
+
+  /** When the image was last used; its pull time when nothing used it since. */
+  lastUsedAt(record: ImageRecord): Promise<Date | undefined> {
+    return lastUse(this.root, record.reference, record.pulledAt);
+  }
+
+  /**
+   * Protects `digests` (and the name `reference`) from garbage collection until
+   * released. Take it before checking for any of the blobs; release it after recordImage.
+   */
+  lease(reference: string | undefined, digests: Iterable<string>): Promise<Lease> {
+    return Lease.take(this.root, reference, digests);
   }
 
   /** Removes a name; returns false when it was not there. Blobs stay until garbage collection. */
   async removeImage(reference: string): Promise<boolean> {
     let removed = false;
-    await this.#withIndexLock(async () => {
-      const manifests = await this.#readIndex();
+    await withIndexLock(this.root, async () => {
+      const manifests = await readIndexEntries(this.root);
       const kept = manifests.filter((m) => refNameOf(m) !== reference);
       removed = kept.length !== manifests.length;
-      if (removed) await this.#writeIndex(kept);
+      if (removed) {
+        await writeIndexEntries(this.root, kept);
+        await removeUse(this.root, reference);
+      }
     });
     return removed;
   }
 
   /** Removes temp files left by processes that no longer run (the ingest partials are kept for resume). */
   async cleanStaleTemp(): Promise<number> {
-    let removed = 0;
-    for (const dir of [this.root, join(this.root, "blobs", "sha256"), this.#ferryDir()]) {
-      const names = await readdir(dir).catch(() => [] as string[]);
-      for (const name of names) {
-        const m = TEMP_NAME.exec(name);
-        if (m !== null && !isProcessAlive(Number(m[1]))) {
-          await rm(join(dir, name), { force: true });
-          removed++;
-        }
-      }
-    }
-    return removed;
-  }
-
-  async #withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = await acquireLock(this.#ferryDir("index.lock"));
-    try {
-      return await fn();
-    } finally {
-      await lock.release();
-    }
-  }
-
-  async #readIndex(): Promise<unknown[]> {
-    const path = join(this.root, "index.json");
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (err) {
-      if ((err as { code?: string }).code === "ENOENT") return [];
-      throw err;
-    }
-    try {
-      const index = IndexSchemaLoose.parse(JSON.parse(text));
-      return Array.isArray(index.manifests) ? index.manifests : [];
-    } catch (cause) {
-      throw new FerryError("FERRY_STORE_CORRUPT", `${path} is not valid JSON`, {
-        hint: "restore it from a backup or move the store aside and pull again",
-        cause,
-      });
-    }
-  }
-
-  async #writeIndex(manifests: unknown[]): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-    await writeFileAtomic(join(this.root, "index.json"), `${JSON.stringify(index, null, 2)}\n`);
+    const stale = await findStaleTemp(this.root);
+    await Promise.all(stale.map((f) => rm(f.path, { force: true })));
+    return stale.length;
   }
 }
 
-function refNameOf(entry: unknown): string | undefined {
-  const annotations = (entry as { annotations?: Record<string, unknown> } | null)?.annotations;
-  const name = annotations?.[Annotation.refName];
-  return typeof name === "string" ? name : undefined;
+/** The image an index.json entry names; undefined for entries without a name or that ferry cannot read (left alone). */
+export function imageRecordOf(entry: unknown): ImageRecord | undefined {
+  let d: Descriptor;
+  try {
+    d = parseDescriptor(entry);
+  } catch {
+    return undefined;
+  }
+  const reference = d.annotations?.[Annotation.refName];
+  if (reference === undefined) return undefined;
+  return {
+    reference,
+    descriptor: d,
+    sourceDigest: d.annotations?.[FerryAnnotation.sourceDigest] ?? d.digest,
+    pulledAt: d.annotations?.[FerryAnnotation.pulledAt],
+    pinned: d.annotations?.[FerryAnnotation.pinned] === "true",
+  };
 }

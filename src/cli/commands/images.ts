@@ -6,7 +6,9 @@ import { ExitCode, formatBytes, type Output } from "../output.ts";
 
 export const imagesUsage = `Usage: ferry images [--json] [--store DIR]
 
-List the images in the store: reference, digest, size and when they were pulled.
+List the images in the store: reference, digest, size and when they were pulled;
+a PINNED column appears when some image is pinned (\`ferry pin\`). --json adds
+\`pinned\` and \`lastUsedAt\` (the last pull or use; pruning goes by it).
 `;
 
 export async function imagesCommand(args: string[], output: Output): Promise<number> {
@@ -25,6 +27,8 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
       platform: record.descriptor.platform,
       size: imageSize(manifest),
       pulledAt: record.pulledAt,
+      lastUsedAt: (await store.lastUsedAt(record))?.toISOString(),
+      pinned: record.pinned,
     });
   }
   rows.sort((a, b) => a.reference.localeCompare(b.reference));
@@ -32,7 +36,11 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
     output.out(`${JSON.stringify(rows, null, 2)}\n`);
     return ExitCode.ok;
   }
-  const table = [["REPOSITORY", "TAG", "DIGEST", "SIZE", "PULLED"]];
+  // The column shows only when it says something, so the usual table keeps its shape.
+  const anyPinned = rows.some((r) => r.pinned);
+  const table = [
+    ["REPOSITORY", "TAG", "DIGEST", "SIZE", "PULLED", ...(anyPinned ? ["PINNED"] : [])],
+  ];
   for (const r of rows) {
     const ref = parseReference(r.reference);
     const repo = familiarName({ ...ref, tag: undefined, digest: undefined });
@@ -42,6 +50,7 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
       r.digest.slice(0, 19),
       formatBytes(r.size),
       r.pulledAt ?? "",
+      ...(anyPinned ? [r.pinned ? "pinned" : ""] : []),
     ]);
   }
   const widths =

@@ -1,0 +1,106 @@
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { isProcessAlive, TEMP_NAME } from "./atomic.ts";
+import { leaseDir } from "./lease.ts";
+import { acquireLock } from "./lock.ts";
+
+// Working files that nothing will use again: temp files and lock asides of dead
+// processes, and ingest partials nobody resumed for a day (with their locks).
+
+/** A partial is kept this long after its last write, so a later pull can resume it. */
+export const PARTIAL_MAX_AGE_MS = 24 * 60 * 60_000;
+
+export interface StaleFile {
+  readonly path: string;
+  readonly bytes: number;
+  readonly kind: "temp" | "partial" | "lock";
+}
+
+/** Matches lock files moved aside by a lock breaker (lock.ts); captures its pid. */
+const STALE_ASIDE = /\.stale-(\d+)-[0-9a-f]{8}$/;
+const INGEST_FILE = /^([a-f0-9]{64})\.(partial|lock)$/;
+
+export async function findStaleTemp(root: string): Promise<StaleFile[]> {
+  const out: StaleFile[] = [];
+  const dirs = [root, join(root, "blobs", "sha256"), join(root, "ferry"), leaseDir(root)];
+  for (const dir of dirs) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const m = TEMP_NAME.exec(name) ?? STALE_ASIDE.exec(name);
+      if (m === null || isProcessAlive(Number(m[1]))) continue;
+      const path = join(dir, name);
+      out.push({ path, bytes: await sizeOf(path), kind: "temp" });
+    }
+  }
+  return out;
+}
+
+/**
+ * Stale temp files, plus ingest partials older than PARTIAL_MAX_AGE_MS that no live
+ * process holds (by lock or lease), plus ingest locks of dead processes.
+ */
+export async function findStaleFiles(
+  root: string,
+  options: { now: number; leased: ReadonlySet<string> },
+): Promise<StaleFile[]> {
+  const out = await findStaleTemp(root);
+  const ingest = join(root, "ferry", "ingest");
+  for (const name of await readdir(ingest).catch(() => [] as string[])) {
+    const m = INGEST_FILE.exec(name);
+    if (m === null || options.leased.has(`sha256:${m[1]}`)) continue;
+    const path = join(ingest, name);
+    if (await lockHeld(join(ingest, `${m[1]}.lock`))) continue;
+    if (m[2] === "lock") {
+      out.push({ path, bytes: 0, kind: "lock" });
+      continue;
+    }
+    const s = await stat(path).catch(() => undefined);
+    if (s !== undefined && options.now - s.mtimeMs >= PARTIAL_MAX_AGE_MS) {
+      out.push({ path, bytes: s.size, kind: "partial" });
+    }
+  }
+  return out;
+}
+
+/** Removes what findStaleFiles found, re-checking each ingest file under its lock; returns bytes freed. */
+export async function removeStaleFiles(files: readonly StaleFile[], now: number): Promise<number> {
+  let freed = 0;
+  for (const f of files) {
+    if (f.kind === "temp") {
+      await rm(f.path, { force: true });
+      freed += f.bytes;
+      continue;
+    }
+    const lockPath = f.path.replace(/\.(partial|lock)$/, ".lock");
+    let lock: Awaited<ReturnType<typeof acquireLock>>;
+    try {
+      // Breaks a dead owner's lock; gives up quickly on a live one.
+      lock = await acquireLock(lockPath, { timeoutMs: 50 });
+    } catch {
+      continue;
+    }
+    try {
+      if (f.kind === "partial") {
+        const s = await stat(f.path).catch(() => undefined);
+        if (s !== undefined && now - s.mtimeMs >= PARTIAL_MAX_AGE_MS) {
+          await rm(f.path, { force: true });
+          freed += s.size;
+        }
+      }
+    } finally {
+      await lock.release(); // removes the lock file: a lock kind is done here
+    }
+  }
+  return freed;
+}
+
+async function lockHeld(path: string): Promise<boolean> {
+  const content = await readFile(path, "utf8").catch(() => undefined);
+  return content !== undefined && isProcessAlive(Number(content.split(" ")[0]));
+}
+
+async function sizeOf(path: string): Promise<number> {
+  return stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
+}
