@@ -99,7 +99,7 @@ export class Authenticator {
         client_id: "ferry",
       });
       if (service !== undefined) form.set("service", service);
-      if (scope !== "") form.set("scope", scope);
+      if (scope !== "") form.set("scope", scope); // OAuth2: one space-delimited value
       req = {
         method: "POST",
         url: url.toString(),
@@ -108,7 +108,7 @@ export class Authenticator {
       };
     } else {
       if (service !== undefined) url.searchParams.set("service", service);
-      if (scope !== "") url.searchParams.set("scope", scope);
+      for (const one of scope.split(" ").filter(Boolean)) url.searchParams.append("scope", one);
       const headers: Record<string, string> = {};
       if (cred !== undefined) {
         headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString("base64")}`;

@@ -272,6 +272,30 @@ export class RegistryClient {
       : [];
   }
 
+  /**
+   * Sends a request to the registry itself (never a mirror) with auth for
+   * `scope` (space-separated scopes, e.g. "repository:a:push,pull
+   * repository:b:pull" for a cross-repository mount). `build` gets the base URL
+   * (`http://host:port`) and the auth headers. The write side (push, copy) uses
+   * this; the response is returned whatever its status.
+   */
+  async request(
+    repo: Repository,
+    options: { scope: string; signal?: AbortSignal | undefined; what?: RequestContext["what"] },
+    build: (base: string, headers: Record<string, string>) => HttpRequest,
+  ): Promise<HttpResponse> {
+    const endpoint = upstreamEndpoint(repo.domain, this.#settings(repo.domain));
+    const ctx = context(repo, options.what ?? "blob", {});
+    return this.#authorized(
+      endpoint,
+      repo,
+      ctx,
+      options.signal,
+      (headers) => build(endpoint.base, headers),
+      options.scope,
+    );
+  }
+
   #current(domain: string): Endpoint {
     return this.#preferred.get(domain) ?? (this.endpoints(domain)[0] as Endpoint);
   }
@@ -304,9 +328,10 @@ export class RegistryClient {
     endpoint: Endpoint,
     repo: Repository,
     signal?: AbortSignal,
+    scope = pullScope(repo),
   ): Promise<Record<string, string>> {
     const challenge = await this.ping(endpoint, signal);
-    const value = await this.#auth.header(endpoint.host, challenge, pullScope(repo));
+    const value = await this.#auth.header(endpoint.host, challenge, scope);
     return value === undefined ? {} : { authorization: value };
   }
 
@@ -317,12 +342,12 @@ export class RegistryClient {
     ctx: RequestContext,
     signal: AbortSignal | undefined,
     build: (headers: Record<string, string>) => HttpRequest,
+    scope = pullScope(repo),
   ): Promise<HttpResponse> {
-    const scope = pullScope(repo);
     const request = (headers: Record<string, string>) =>
       this.#send({ ...build(headers), signal, tls: endpoint.tls });
     // Auth is resolved once, outside the retry loop: ping and token requests retry on their own.
-    const headers = await this.#authHeaders(endpoint, repo, signal);
+    const headers = await this.#authHeaders(endpoint, repo, signal, scope);
     let res = await withRetry(() => request(headers), this.#retry, signal);
     if (res.status !== 401) return res;
     const challenge = pickChallenge(header(res, "www-authenticate"));
