@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real services for tests and the demo.
-#   services.sh install               apt-get install docker-registry skopeo apache2-utils zstd (if missing)
+#   services.sh install               apt-get install docker-registry skopeo apache2-utils zstd
+#                                     containerd runc docker.io busybox-static (if missing)
 #   services.sh registry start DIR    start a Distribution registry on 127.0.0.1, print its address
 #   services.sh registry stop DIR     stop it
 set -euo pipefail
@@ -11,7 +12,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -21,13 +22,19 @@ cmd_install() {
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v htpasswd >/dev/null || missing+=(htpasswd)
   command -v zstd >/dev/null || missing+=(zstd)
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  # archive tests put a statically linked busybox into an image that dockerd runs
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing+=(busybox-static)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     die "missing: ${missing[*]}; installing needs root: sudo $0 install"
   fi
   echo "installing (missing: ${missing[*]})" >&2
   apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y docker-registry skopeo apache2-utils zstd
+  DEBIAN_FRONTEND=noninteractive apt-get install -y docker-registry skopeo apache2-utils zstd \
+    containerd runc docker.io busybox-static
 }
 
 free_port() {

@@ -35,6 +35,7 @@ const TABLE: Partial<Record<ErrorCode, number>> = {
   FERRY_SIZE_MISMATCH: ExitCode.integrity,
   FERRY_STORE_CORRUPT: ExitCode.integrity,
   FERRY_INVALID_MANIFEST: ExitCode.integrity,
+  FERRY_ARCHIVE_INVALID: ExitCode.integrity,
   FERRY_DISK_FULL: ExitCode.diskFull,
   FERRY_CONFIG_INVALID: ExitCode.usage,
   FERRY_CONFIG_NOT_FOUND: ExitCode.usage,

@@ -56,6 +56,55 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.rmUsage, run: m.rmCommand };
     },
   },
+  save: {
+    summary: "write stored images to a tar (OCI layout + docker load format)",
+    load: async () => {
+      const m = await import("./commands/save.ts");
+      return { usage: m.saveUsage, run: m.saveCommand };
+    },
+  },
+  load: {
+    summary: "import images from an OCI or docker save tar, verified",
+    load: async () => {
+      const m = await import("./commands/load.ts");
+      return { usage: m.loadUsage, run: m.loadCommand };
+    },
+  },
+  pin: {
+    summary: "protect images from pruning and eviction",
+    load: async () => {
+      const m = await import("./commands/pin.ts");
+      return { usage: m.pinUsage, run: m.pinCommand };
+    },
+  },
+  unpin: {
+    summary: "let pruning and eviction remove images again",
+    load: async () => {
+      const m = await import("./commands/pin.ts");
+      return { usage: m.unpinUsage, run: m.unpinCommand };
+    },
+  },
+  prune: {
+    summary: "remove unused blobs, and images by age, size or policy",
+    load: async () => {
+      const m = await import("./commands/prune.ts");
+      return { usage: m.pruneUsage, run: m.pruneCommand };
+    },
+  },
+  df: {
+    summary: "show the store's disk usage",
+    load: async () => {
+      const m = await import("./commands/df.ts");
+      return { usage: m.dfUsage, run: m.dfCommand };
+    },
+  },
+  fsck: {
+    summary: "re-hash every blob; quarantine corrupt ones, list missing ones",
+    load: async () => {
+      const m = await import("./commands/fsck.ts");
+      return { usage: m.fsckUsage, run: m.fsckCommand };
+    },
+  },
 };
 
 function mainUsage(): string {

@@ -28,15 +28,35 @@ process.once("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-/** Starts `ferry ARGS` without waiting for it. `FERRY_STORE` is cleared so only --store counts. */
-export function startFerry(args: readonly string[], env: NodeJS.ProcessEnv = {}): FerryProcess {
+export interface RunOptions {
+  /** Written to ferry's stdin, which is then closed; without it stdin is not connected. */
+  stdin?: string;
+}
+
+/**
+ * Starts `ferry ARGS` without waiting for it. `FERRY_STORE` is cleared so only --store counts;
+ * `env` is laid over this process's environment, and a key given as undefined is removed.
+ */
+export function startFerry(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  options: RunOptions = {},
+): FerryProcess {
   const { FERRY_STORE: _ignored, ...inherited } = process.env;
+  const merged: NodeJS.ProcessEnv = { ...inherited, ...env };
+  const childEnv: Record<string, string> = {};
+  for (const [key, value] of Object.entries(merged)) if (value !== undefined) childEnv[key] = value;
   const child = spawn(process.execPath, [FERRY_BIN, ...args], {
-    env: { ...inherited, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    env: childEnv,
+    stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
   live.add(child);
   child.once("exit", () => live.delete(child));
+  if (options.stdin !== undefined) {
+    // ferry may exit without reading its input: that is its answer, not a test failure.
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(options.stdin);
+  }
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout?.on("data", (c: Buffer) => stdout.push(c));
@@ -56,8 +76,29 @@ export function startFerry(args: readonly string[], env: NodeJS.ProcessEnv = {})
 }
 
 /** Runs `ferry ARGS` to completion. */
-export function ferry(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<FerryResult> {
-  return startFerry(args, env).result;
+export function ferry(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  options: RunOptions = {},
+): Promise<FerryResult> {
+  return startFerry(args, env, options).result;
+}
+
+/**
+ * The environment of a ferry process that sees only the credentials and config a test gives
+ * it: HOME and DOCKER_CONFIG (HOME/.docker) in `home`, and none of the variables that would
+ * point it at the machine's own files (podman's auth files, XDG config, FERRY_CONFIG).
+ */
+export function isolatedEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    HOME: home,
+    DOCKER_CONFIG: join(home, ".docker"),
+    XDG_CONFIG_HOME: undefined,
+    XDG_RUNTIME_DIR: undefined,
+    REGISTRY_AUTH_FILE: undefined,
+    FERRY_CONFIG: undefined,
+    ...extra,
+  };
 }
 
 /** For assertion messages: what ferry said. */
