@@ -35,6 +35,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.inspectUsage, run: m.inspectCommand };
     },
   },
+  mirror: {
+    summary: "serve the store as a pull-through registry mirror",
+    load: async () => {
+      const m = await import("./commands/mirror.ts");
+      return { usage: m.mirrorUsage, run: m.mirrorCommand };
+    },
+  },
+  warm: {
+    summary: "fill a registry mirror ahead of need",
+    load: async () => {
+      const m = await import("./commands/warm.ts");
+      return { usage: m.warmUsage, run: m.warmCommand };
+    },
+  },
   login: {
     summary: "check and save credentials for a registry",
     load: async () => {

@@ -1,1 +1,2 @@
 export { type ErrorCode, FerryError, type FerryErrorOptions, isFerryError } from "./errors.ts";
+export { Metrics } from "./metrics.ts";

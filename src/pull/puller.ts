@@ -77,6 +77,8 @@ export class Puller {
   readonly #inlineBelow: number;
   readonly #retry: RetryPolicy;
   readonly #inflight = new Map<string, Promise<BlobOutcome>>();
+  /** Listeners for the bytes an ingest file holds, per digest (the mirror streams from it). */
+  readonly #watchers = new Map<string, Set<(current: number) => void>>();
 
   constructor(options: PullerOptions) {
     this.#registry = options.registry;
@@ -223,6 +225,37 @@ export class Puller {
   }
 
   /** Single-flight per digest within this process; the ingest lock does the same across processes. */
+  /**
+   * Makes sure one blob is in the store: single flight with every pull of this
+   * process, ingest lock across processes. While it downloads, `watch` hears
+   * how many bytes its ingest file (`store.ingestPath`) holds, so a caller can
+   * stream them on before the blob is verified and committed.
+   */
+  async ensureBlob(
+    repo: Repository,
+    desc: Descriptor,
+    options: { watch?: (current: number) => void; signal?: AbortSignal } = {},
+  ): Promise<{ downloaded: boolean; fetched: number }> {
+    if (await this.#store.hasBlob(desc.digest, desc.size)) return { downloaded: false, fetched: 0 };
+    const watch = options.watch;
+    let set = this.#watchers.get(desc.digest);
+    if (watch !== undefined) {
+      if (set === undefined) {
+        set = new Set();
+        this.#watchers.set(desc.digest, set);
+      }
+      set.add(watch);
+    }
+    try {
+      return await this.#fetchOnce(repo, desc, () => {}, options.signal);
+    } finally {
+      if (watch !== undefined && set !== undefined) {
+        set.delete(watch);
+        if (set.size === 0) this.#watchers.delete(desc.digest);
+      }
+    }
+  }
+
   #fetchOnce(
     repo: Repository,
     desc: Descriptor,
@@ -263,7 +296,10 @@ export class Puller {
           host: repo.domain,
           repository: repo.path,
         };
-        const onProgress = (current: number) => emit({ status: "downloading", current });
+        const onProgress = (current: number) => {
+          emit({ status: "downloading", current });
+          for (const watch of this.#watchers.get(desc.digest) ?? []) watch(current);
+        };
         let result: TransferResult | undefined;
         let failure: unknown;
         try {

@@ -12,6 +12,11 @@ export interface TlsSettings {
 
 /** Per-registry settings the client needs; `config/` produces them from the config file. */
 export interface HostSettings {
+  /**
+   * Where the registry's API really is, replacing the address derived from its
+   * name (a mirror uses this to stand a local registry in for docker.io).
+   */
+  endpoint?: string;
   /** Base URLs tried in order before the registry itself. */
   mirrors?: string[];
   plainHttp?: boolean;
@@ -31,6 +36,16 @@ export interface Endpoint {
 }
 
 export function upstreamEndpoint(domain: string, settings: HostSettings | undefined): Endpoint {
+  if (settings?.endpoint !== undefined) {
+    const u = new URL(settings.endpoint);
+    return {
+      base: `${u.protocol}//${u.host}`,
+      host: u.host,
+      mirror: false,
+      namespace: undefined,
+      tls: settings.tls,
+    };
+  }
   const host = apiHost(domain);
   const scheme = isLoopbackHost(host) || settings?.plainHttp === true ? "http" : "https";
   return {

@@ -1,0 +1,121 @@
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { defaultCredentialSource } from "../../config/index.ts";
+import { Mirror, startMirrorServer } from "../../mirror/index.ts";
+import { Metrics } from "../../observe/index.ts";
+import { Puller } from "../../pull/index.ts";
+import { DEFAULT_DOMAIN } from "../../reference/index.ts";
+import { type HostSettings, RegistryClient } from "../../registry/index.ts";
+import { parseDuration } from "../../store/index.ts";
+import { hostSettings, loadConfig, openStore } from "../context.ts";
+import { ExitCode, type Output, usageError } from "../output.ts";
+
+export const mirrorUsage = `Usage: ferry mirror [options]
+
+Serve the store as a read-only registry mirror (OCI distribution API), pulling through
+from upstream registries on a miss. Docker (registry-mirrors), containerd (hosts.toml,
+?ns=REGISTRY) and podman (registries.conf) pull from it unchanged.
+
+Options:
+  --listen HOST:PORT   address to serve on (default 127.0.0.1:5000)
+  --upstream URL       where requests without ?ns= go (default: Docker Hub); such
+                       requests are recorded under that registry's name
+  --tag-ttl DURATION   how long a tag is answered from the store before the upstream is
+                       asked again (default 5m); on upstream failure the last digest is served
+  --tls-cert FILE      serve HTTPS with this certificate (and --tls-key FILE)
+  --tls-key FILE
+  --concurrency N      upstream blob downloads at once (default 16)
+  --store DIR          store directory
+  --config FILE        ferry config file (upstream credentials come from Docker's config)
+`;
+
+export async function mirrorCommand(
+  args: string[],
+  output: Output,
+  signal: AbortSignal,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      listen: { type: "string", default: "127.0.0.1:5000" },
+      upstream: { type: "string" },
+      "tag-ttl": { type: "string", default: "5m" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      concurrency: { type: "string", default: "16" },
+      store: { type: "string" },
+      config: { type: "string" },
+    },
+  });
+  if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
+  const listen = /^(\[[0-9a-f:.]+\]|[^:]+):(\d{1,5})$/i.exec(values.listen);
+  if (listen === null) throw usageError(`--listen must be HOST:PORT, got "${values.listen}"`);
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw usageError("--concurrency must be a positive whole number");
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    throw usageError("--tls-cert and --tls-key go together");
+  }
+  const tagTtlMs = parseDuration(values["tag-ttl"]);
+  let defaultNamespace = DEFAULT_DOMAIN;
+  let override: { host: string; endpoint: string } | undefined;
+  if (values.upstream !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(values.upstream);
+    } catch {
+      throw usageError(
+        `--upstream must be a URL like https://registry.example.com, got "${values.upstream}"`,
+      );
+    }
+    defaultNamespace = u.host;
+    override = { host: u.host, endpoint: `${u.protocol}//${u.host}` };
+  }
+  const config = loadConfig(values);
+  const fromConfig = hostSettings(config);
+  const settings = (host: string): HostSettings => {
+    const s = fromConfig(host);
+    return override !== undefined && host === override.host
+      ? { ...s, endpoint: override.endpoint, mirrors: [] }
+      : s;
+  };
+  const store = await openStore(values);
+  const log = (entry: Record<string, unknown>) =>
+    output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  const registry = new RegistryClient({
+    credentials: defaultCredentialSource(),
+    settings,
+    onEvent: (e) => log({ level: "warn", msg: "mirror fallback", ...e }),
+  });
+  const puller = new Puller({ registry, store, concurrency });
+  const metrics = new Metrics();
+  const mirror = new Mirror({ store, puller, registry, defaultNamespace, tagTtlMs, metrics, log });
+  const tls =
+    values["tls-cert"] !== undefined && values["tls-key"] !== undefined
+      ? { cert: await readFile(values["tls-cert"]), key: await readFile(values["tls-key"]) }
+      : undefined;
+  const server = await startMirrorServer({
+    host: (listen[1] as string).replace(/^\[|\]$/g, ""),
+    port: Number(listen[2]),
+    ...(tls ? { tls } : {}),
+    mirror,
+    log,
+  });
+  log({
+    level: "info",
+    msg: "mirror listening",
+    url: server.url,
+    store: store.root,
+    defaultNamespace,
+  });
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  log({ level: "info", msg: "shutting down: finishing in-flight responses" });
+  await server.close();
+  await puller.close();
+  await registry.close();
+  return ExitCode.ok;
+}

@@ -1,0 +1,5 @@
+export { DistributionError } from "./errors.ts";
+export { Mirror, type MirrorOptions, parseRange, toDistributionError } from "./mirror.ts";
+export { type MirrorRequest, parseRequest } from "./route.ts";
+export { type MirrorServerOptions, type RunningMirror, startMirrorServer } from "./server.ts";
+export { type WarmResult, warmThroughMirror } from "./warm.ts";

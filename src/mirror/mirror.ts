@@ -1,0 +1,521 @@
+import { open } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { FerryError, isFerryError, type Metrics } from "../observe/index.ts";
+import { type Descriptor, parseManifest } from "../oci/index.ts";
+import { formatReference, parseReference, type Reference } from "../reference/index.ts";
+import type { Puller } from "../pull/index.ts";
+import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
+import type { Store } from "../store/index.ts";
+import { DistributionError } from "./errors.ts";
+import { type MirrorRequest, parseRequest } from "./route.ts";
+import { sendRange, streamGrowing } from "./stream.ts";
+
+export interface MirrorOptions {
+  store: Store;
+  puller: Puller;
+  registry: RegistryClient;
+  /** The registry that requests without `?ns=` are for (Docker's `registry-mirrors` means docker.io). */
+  defaultNamespace: string;
+  /** How long a tag is answered from the store before the upstream is asked again. */
+  tagTtlMs: number;
+  metrics: Metrics;
+  log: (entry: Record<string, unknown>) => void;
+}
+
+interface Served {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string;
+  stale: boolean;
+}
+
+/**
+ * The read side of the distribution API over ferry's store, pulling through
+ * from the upstream on a miss. Blobs stream to the client while they arrive
+ * (one upstream fetch however many clients ask); tags are cached for a TTL and
+ * served stale when the upstream fails.
+ */
+export class Mirror {
+  readonly #o: MirrorOptions;
+  readonly #validated = new Map<string, number>();
+  readonly #manifestFlights = new Map<string, Promise<Served>>();
+  /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
+  readonly #known = new Map<string, Descriptor>();
+  readonly #count: {
+    requests: (l: Record<string, string>) => void;
+    bytes: (l: Record<string, string>, by: number) => void;
+    hits: (l: Record<string, string>) => void;
+    misses: (l: Record<string, string>) => void;
+    upstream: (l: Record<string, string>) => void;
+    coalesced: (l: Record<string, string>) => void;
+    stale: (l: Record<string, string>) => void;
+  };
+
+  constructor(options: MirrorOptions) {
+    this.#o = options;
+    const m = options.metrics;
+    const requests = m.counter("ferry_mirror_requests_total", "Requests by kind and status.");
+    const bytes = m.counter("ferry_mirror_bytes_served_total", "Body bytes sent to clients.");
+    const hits = m.counter("ferry_mirror_cache_hits_total", "Requests answered from the store.");
+    const misses = m.counter(
+      "ferry_mirror_cache_misses_total",
+      "Requests that needed the upstream.",
+    );
+    const upstream = m.counter(
+      "ferry_mirror_upstream_fetches_total",
+      "Blobs and manifests fetched from upstreams.",
+    );
+    const coalesced = m.counter(
+      "ferry_mirror_coalesced_waits_total",
+      "Misses that joined a fetch already under way.",
+    );
+    const stale = m.counter(
+      "ferry_mirror_stale_serves_total",
+      "Tags answered from the store because the upstream failed.",
+    );
+    this.#count = {
+      requests: (l) => requests(l),
+      bytes: (l, by) => bytes(l, by),
+      hits: (l) => hits(l),
+      misses: (l) => misses(l),
+      upstream: (l) => upstream(l),
+      coalesced: (l) => coalesced(l),
+      stale: (l) => stale(l),
+    };
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? "GET";
+    let kind = "unknown";
+    try {
+      const parsed = parseRequest(method, req.url ?? "/");
+      kind = parsed.kind;
+      await this.#route(parsed, req, res, method);
+    } catch (err) {
+      const derr = toDistributionError(err);
+      if (derr.status >= 500)
+        this.#o.log({
+          level: "warn",
+          msg: "request failed",
+          url: req.url,
+          error: String((err as Error).message ?? err),
+        });
+      derr.write(res, method);
+    } finally {
+      this.#count.requests({ kind, status: String(res.statusCode) });
+    }
+  }
+
+  async #route(
+    r: MirrorRequest,
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+  ): Promise<void> {
+    switch (r.kind) {
+      case "base":
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "docker-distribution-api-version": "registry/2.0",
+        });
+        res.end(method === "HEAD" ? undefined : "{}");
+        return;
+      case "health":
+        res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        return;
+      case "metrics":
+        res
+          .writeHead(200, { "content-type": "text/plain; version=0.0.4" })
+          .end(this.#o.metrics.render());
+        return;
+      case "write":
+        throw new DistributionError(
+          405,
+          "UNSUPPORTED",
+          "this is a read-only mirror: push to the registry itself",
+        );
+      case "manifest":
+        return this.#manifest(this.#reference(r.namespace, r.name, r.reference), res, method);
+      case "blob":
+        return this.#blob(
+          this.#reference(r.namespace, r.name, r.digest),
+          r.digest,
+          req,
+          res,
+          method,
+        );
+      case "tags":
+        return this.#tags(this.#reference(r.namespace, r.name, "latest"), r.n, r.last, res, method);
+    }
+  }
+
+  #reference(namespace: string | undefined, name: string, reference: string): Reference {
+    const domain = namespace ?? this.#o.defaultNamespace;
+    const sep = reference.includes(":") ? "@" : ":";
+    try {
+      return parseReference(`${domain}/${name}${sep}${reference}`);
+    } catch {
+      throw new DistributionError(400, "NAME_INVALID", `invalid repository ${domain}/${name}`);
+    }
+  }
+
+  async #manifest(ref: Reference, res: ServerResponse, method: string): Promise<void> {
+    const served = await this.#resolveManifest(ref);
+    this.#learn(served.bytes, served.mediaType);
+    const headers: Record<string, string> = {
+      "content-type": served.mediaType,
+      "content-length": String(served.bytes.length),
+      "docker-content-digest": served.digest,
+      etag: `"${served.digest}"`,
+      "docker-distribution-api-version": "registry/2.0",
+    };
+    if (served.stale) {
+      headers.warning = '110 ferry "Response is Stale: upstream unavailable"';
+      headers["x-ferry-stale"] = "true";
+    }
+    res.writeHead(200, headers);
+    res.end(method === "HEAD" ? undefined : served.bytes);
+    if (method !== "HEAD") this.#count.bytes({ kind: "manifest" }, served.bytes.length);
+  }
+
+  /** A manifest by digest (immutable: from the store when there), or by tag (TTL, then revalidate, stale on error). */
+  async #resolveManifest(ref: Reference): Promise<Served> {
+    const repo: Repository = { domain: ref.domain, path: ref.path };
+    if (ref.digest !== undefined) {
+      if (await this.#o.store.hasBlob(ref.digest)) {
+        this.#count.hits({ kind: "manifest" });
+        return this.#fromStore(ref.digest, false);
+      }
+      return this.#single(`${ref.domain}/${ref.path}@${ref.digest}`, async () => {
+        this.#count.misses({ kind: "manifest" });
+        const fetched = await this.#o.registry.fetchManifest(repo, ref.digest as string);
+        this.#count.upstream({ kind: "manifest" });
+        await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
+        return {
+          bytes: fetched.bytes,
+          digest: fetched.digest,
+          mediaType: mediaTypeOf(fetched.bytes, fetched.mediaType),
+          stale: false,
+        };
+      });
+    }
+    const name = formatReference(ref);
+    const record = await this.#o.store.findImage(name);
+    const validated = this.#validated.get(name);
+    if (
+      record !== undefined &&
+      validated !== undefined &&
+      Date.now() - validated < this.#o.tagTtlMs
+    ) {
+      this.#count.hits({ kind: "manifest" });
+      await this.#o.store.touch(name);
+      return this.#fromStore(record.sourceDigest, false);
+    }
+    return this.#single(name, async () => {
+      this.#count.misses({ kind: "manifest" });
+      try {
+        const fetched = await this.#o.registry.fetchManifest(repo, ref.tag as string);
+        this.#count.upstream({ kind: "manifest" });
+        await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
+        const mediaType = mediaTypeOf(fetched.bytes, fetched.mediaType);
+        if (record?.sourceDigest !== fetched.digest) {
+          await this.#o.store.recordImage(
+            name,
+            { mediaType, digest: fetched.digest, size: fetched.bytes.length },
+            fetched.digest,
+          );
+        } else {
+          await this.#o.store.touch(name);
+        }
+        this.#validated.set(name, Date.now());
+        return { bytes: fetched.bytes, digest: fetched.digest, mediaType, stale: false };
+      } catch (err) {
+        if (record === undefined || !isUpstreamFailure(err)) throw err;
+        this.#count.stale({ kind: "manifest" });
+        this.#o.log({
+          level: "warn",
+          msg: "upstream failed; serving the last known digest",
+          reference: name,
+          digest: record.sourceDigest,
+          error: (err as Error).message,
+        });
+        return this.#fromStore(record.sourceDigest, true);
+      }
+    });
+  }
+
+  async #fromStore(digest: string, stale: boolean): Promise<Served> {
+    const bytes = await this.#o.store.readBlob(digest);
+    return { bytes, digest, mediaType: mediaTypeOf(bytes, undefined), stale };
+  }
+
+  #single(key: string, fetch: () => Promise<Served>): Promise<Served> {
+    let flight = this.#manifestFlights.get(key);
+    if (flight === undefined) {
+      flight = fetch().finally(() => this.#manifestFlights.delete(key));
+      this.#manifestFlights.set(key, flight);
+    } else {
+      this.#count.coalesced({ kind: "manifest" });
+    }
+    return flight;
+  }
+
+  /** Remembers the sizes of what a manifest names, for blob misses. */
+  #learn(bytes: Buffer, mediaType: string): void {
+    try {
+      const parsed = parseManifest(bytes, mediaType);
+      const list =
+        parsed.kind === "index"
+          ? parsed.index.manifests
+          : [parsed.manifest.config, ...parsed.manifest.layers];
+      for (const d of list) this.#known.set(d.digest, d);
+    } catch {
+      // not a manifest ferry can read: its blobs are looked up upstream on demand
+    }
+  }
+
+  async #blob(
+    ref: Reference,
+    digest: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+  ): Promise<void> {
+    const store = this.#o.store;
+    const common = {
+      "docker-content-digest": digest,
+      "docker-distribution-api-version": "registry/2.0",
+      "accept-ranges": "bytes",
+    };
+    if (await store.hasBlob(digest)) {
+      this.#count.hits({ kind: "blob" });
+      return this.#blobFromStore(digest, req, res, method, common);
+    }
+    this.#count.misses({ kind: "blob" });
+    const repo: Repository = { domain: ref.domain, path: ref.path };
+    const desc = this.#known.get(digest) ?? (await this.#headUpstream(repo, digest));
+    if (method === "HEAD") {
+      res
+        .writeHead(200, {
+          ...common,
+          "content-length": String(desc.size),
+          "content-type": "application/octet-stream",
+        })
+        .end();
+      return;
+    }
+    if (req.headers.range !== undefined) {
+      // A range of a blob not yet here: fetch it whole first, then answer the range.
+      await this.#o.puller.ensureBlob(repo, desc);
+      return this.#blobFromStore(digest, req, res, method, common);
+    }
+    const listeners = new Set<(bytes: number) => void>();
+    const done = this.#o.puller.ensureBlob(repo, desc, {
+      watch: (bytes) => {
+        for (const l of listeners) l(bytes);
+      },
+    });
+    // The first miss downloads; misses that arrive meanwhile join it (one upstream fetch per blob).
+    done.then(
+      (r) =>
+        r.downloaded
+          ? this.#count.upstream({ kind: "blob" })
+          : this.#count.coalesced({ kind: "blob" }),
+      () => undefined,
+    );
+    res.writeHead(200, {
+      ...common,
+      "content-length": String(desc.size),
+      "content-type": "application/octet-stream",
+    });
+    await streamGrowing(res, {
+      ingestPath: store.ingestPath(digest),
+      blobPath: store.blobPath(digest),
+      size: desc.size,
+      subscribe: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+      done,
+    });
+    if (!res.destroyed) this.#count.bytes({ kind: "blob" }, desc.size);
+    else
+      done.catch((err: unknown) =>
+        this.#o.log({
+          level: "error",
+          msg: "blob fetch failed; client response aborted",
+          digest,
+          error: (err as Error).message,
+        }),
+      );
+  }
+
+  async #blobFromStore(
+    digest: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    common: Record<string, string>,
+  ): Promise<void> {
+    const file = await open(this.#o.store.blobPath(digest), "r");
+    try {
+      const size = (await file.stat()).size;
+      const range = parseRange(req.headers.range, size);
+      if (range === "unsatisfiable") {
+        res.writeHead(416, { ...common, "content-range": `bytes */${size}` }).end();
+        return;
+      }
+      const [start, end] = range ?? [0, size];
+      const headers = {
+        ...common,
+        "content-type": "application/octet-stream",
+        "content-length": String(end - start),
+      };
+      if (range === undefined) res.writeHead(200, headers);
+      else res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end - 1}/${size}` });
+      if (method === "HEAD") {
+        res.end();
+        return;
+      }
+      const reached = await sendRange(res, file, start, end);
+      if (reached === end) res.end();
+      else res.destroy();
+      this.#count.bytes({ kind: "blob" }, reached - start);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async #headUpstream(repo: Repository, digest: string): Promise<Descriptor> {
+    const res = await this.#o.registry.request(
+      repo,
+      { scope: pullScope(repo) },
+      (base, headers) => ({
+        method: "HEAD",
+        url: `${base}/v2/${repo.path}/blobs/${digest}`,
+        headers,
+      }),
+    );
+    res.body.resume();
+    const size = Number(res.headers["content-length"]);
+    if (res.status !== 200 || !Number.isSafeInteger(size)) {
+      throw new DistributionError(404, "BLOB_UNKNOWN", `blob ${digest} not found upstream`, {
+        detail: { digest },
+      });
+    }
+    return { mediaType: "application/octet-stream", digest, size };
+  }
+
+  async #tags(
+    ref: Reference,
+    n: number | undefined,
+    last: string | undefined,
+    res: ServerResponse,
+    method: string,
+  ): Promise<void> {
+    let tags: string[];
+    try {
+      tags = await this.#o.registry.listTags({ domain: ref.domain, path: ref.path });
+    } catch (err) {
+      if (!isUpstreamFailure(err)) throw err;
+      const prefix = `${ref.domain}/${ref.path}:`;
+      tags = (await this.#o.store.images())
+        .filter((r) => r.reference.startsWith(prefix))
+        .map((r) => r.reference.slice(prefix.length));
+    }
+    const sorted = [...new Set(tags)].sort();
+    const after = last === undefined ? sorted : sorted.filter((t) => t > last);
+    const page = n === undefined ? after : after.slice(0, n);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (n !== undefined && after.length > page.length && page.length > 0) {
+      headers.link = `</v2/${ref.path}/tags/list?n=${n}&last=${encodeURIComponent(page[page.length - 1] as string)}>; rel="next"`;
+    }
+    const body = JSON.stringify({ name: ref.path, tags: page });
+    res.writeHead(200, { ...headers, "content-length": String(Buffer.byteLength(body)) });
+    res.end(method === "HEAD" ? undefined : body);
+  }
+}
+
+function mediaTypeOf(bytes: Buffer, contentType: string | undefined): string {
+  try {
+    return parseManifest(bytes, contentType).mediaType;
+  } catch {
+    return contentType ?? "application/octet-stream";
+  }
+}
+
+/** `bytes=a-b` / `bytes=a-` / `bytes=-n` (one range); undefined: none or several (serve it whole). */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): [number, number] | "unsatisfiable" | undefined {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null) return undefined;
+  const [, a, b] = m as unknown as [string, string, string];
+  let start: number;
+  let end: number;
+  if (a === "") {
+    if (b === "") return undefined;
+    start = Math.max(0, size - Number(b));
+    end = size;
+  } else {
+    start = Number(a);
+    end = b === "" ? size : Math.min(size, Number(b) + 1);
+  }
+  if (start >= size || start >= end) return "unsatisfiable";
+  return [start, end];
+}
+
+function isUpstreamFailure(err: unknown): boolean {
+  return (
+    isFerryError(err) &&
+    [
+      "FERRY_UNREACHABLE",
+      "FERRY_TIMEOUT",
+      "FERRY_TLS",
+      "FERRY_REGISTRY_UNAVAILABLE",
+      "FERRY_TOO_MANY_REQUESTS",
+      "FERRY_REGISTRY_ERROR",
+    ].includes(err.code)
+  );
+}
+
+export function toDistributionError(err: unknown): DistributionError {
+  if (err instanceof DistributionError) return err;
+  if (!(err instanceof FerryError)) return new DistributionError(500, "UNKNOWN", "internal error");
+  const detail = { upstream: err.message };
+  switch (err.code) {
+    case "FERRY_MANIFEST_UNKNOWN":
+      return new DistributionError(404, "MANIFEST_UNKNOWN", "manifest unknown", { detail });
+    case "FERRY_NAME_UNKNOWN":
+      return new DistributionError(404, "NAME_UNKNOWN", "repository name not known to registry", {
+        detail,
+      });
+    case "FERRY_BLOB_UNKNOWN":
+      return new DistributionError(404, "BLOB_UNKNOWN", "blob unknown to registry", { detail });
+    case "FERRY_AUTH_REQUIRED":
+    case "FERRY_AUTH_REJECTED":
+    case "FERRY_DENIED":
+      return new DistributionError(
+        403,
+        "DENIED",
+        "the mirror may not read this repository upstream",
+        { detail },
+      );
+    case "FERRY_TOO_MANY_REQUESTS":
+      return new DistributionError(429, "TOOMANYREQUESTS", "upstream rate limit", { detail });
+    case "FERRY_INVALID_REFERENCE":
+      return new DistributionError(400, "NAME_INVALID", err.message);
+    case "FERRY_DIGEST_MISMATCH":
+    case "FERRY_SIZE_MISMATCH":
+      return new DistributionError(
+        502,
+        "UNKNOWN",
+        "upstream served content that does not match its digest",
+        { detail },
+      );
+    default:
+      return new DistributionError(503, "UNAVAILABLE", "upstream unavailable", { detail });
+  }
+}
