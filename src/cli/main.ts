@@ -21,6 +21,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.pullUsage, run: m.pullCommand };
     },
   },
+  push: {
+    summary: "upload a stored image to its registry",
+    load: async () => {
+      const m = await import("./commands/copy.ts");
+      return { usage: m.pushUsage, run: m.pushCommand };
+    },
+  },
+  copy: {
+    summary: "copy an image between registries, or between a registry and the store",
+    load: async () => {
+      const m = await import("./commands/copy.ts");
+      return { usage: m.copyUsage, run: m.copyCommand };
+    },
+  },
   images: {
     summary: "list stored images",
     load: async () => {

@@ -5,3 +5,13 @@ export { type BlobSink, LocalSink } from "./sink.ts";
 export { DEFAULT_CONCURRENCY, Puller, type PullerOptions, type PullOptions } from "./puller.ts";
 export { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
 export { explainPullError } from "./explain.ts";
+export type { CopyBlobStatus, CopyEvent, CopySummary } from "./copy-events.ts";
+export {
+  Copier,
+  type CopierOptions,
+  type CopyOptions,
+  formatPlace,
+  type Place,
+  parsePlace,
+  STORE_PREFIX,
+} from "./copy.ts";

@@ -158,7 +158,8 @@ export class Authenticator {
     const headerValue = `Bearer ${token}`;
     this.#tokens.set(`${host} ${scope}`, {
       header: headerValue,
-      expiresAt: start + lifetimeS * 1000 - EXPIRY_MARGIN_MS,
+      // Short-lived tokens keep half their life, so they are still reused.
+      expiresAt: start + lifetimeS * 1000 - Math.min(EXPIRY_MARGIN_MS, (lifetimeS * 1000) / 2),
     });
     return headerValue;
   }

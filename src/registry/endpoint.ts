@@ -47,7 +47,8 @@ export function upstreamEndpoint(domain: string, settings: HostSettings | undefi
     };
   }
   const host = apiHost(domain);
-  const scheme = isLoopbackHost(host) || settings?.plainHttp === true ? "http" : "https";
+  // Loopback registries speak plain HTTP unless configured otherwise (as Docker allows).
+  const scheme = (settings?.plainHttp ?? isLoopbackHost(host)) ? "http" : "https";
   return {
     base: `${scheme}://${host}`,
     host,

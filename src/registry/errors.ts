@@ -167,6 +167,7 @@ export function classify(
         code,
         `registry ${ctx.host} answered HTTP ${status} for ${ctx.what} of ${where}${detail}`,
         {
+          hint: "the registry answered something ferry did not expect: check the registry address, and whether it speaks http or https (registries.HOST.plainHttp in the config)",
           fields,
         },
       );

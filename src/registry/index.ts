@@ -38,3 +38,18 @@ export {
   type BlobResponseHead,
   readBlob,
 } from "./blob-reader.ts";
+export {
+  blobExists,
+  CHUNK_SIZE,
+  type MountResult,
+  mountBlob,
+  planChunks,
+  pushScope,
+  putManifest,
+  type ReadRange,
+  resolveLocation,
+  type UploadOptions,
+  uploadBlob,
+  withDigestParam,
+  type WriteOptions,
+} from "./push.ts";

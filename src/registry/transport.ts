@@ -280,7 +280,7 @@ export function networkError(cause: unknown, url: string): FerryError {
     (TLS_CODES.has(errno) || errno.startsWith("ERR_TLS") || errno.startsWith("ERR_SSL"))
   ) {
     return new FerryError("FERRY_TLS", `TLS connection to ${host} failed (${errno})`, {
-      hint: "if the registry uses a private CA, add its certificate to ferry's registry configuration; for a registry without TLS, mark it insecure",
+      hint: "if the registry uses a private CA, set registries.HOST.ca in ferry's config file; for a registry without TLS, set registries.HOST.plainHttp: true (skipVerify: true disables verification)",
       cause,
       fields,
     });

@@ -1,0 +1,233 @@
+import { open, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FerryError, isFerryError } from "../observe/index.ts";
+import { type Descriptor, formatPlatform, parseManifest } from "../oci/index.ts";
+import { formatReference, type Reference } from "../reference/index.ts";
+import {
+  backoffDelay,
+  isTransientError,
+  type ReadRange,
+  type RegistryClient,
+  type Repository,
+  type RetryPolicy,
+} from "../registry/index.ts";
+import type { Store } from "../store/index.ts";
+import { LocalSink } from "./sink.ts";
+import { transferBlob } from "./transfer.ts";
+
+/** Manifest bytes as the source holds them: copied byte for byte, so digests never change. */
+export interface SourceManifest {
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly digest: string;
+}
+
+/** A blob's verified bytes in a local file, readable by range until released. */
+export interface StagedBlob {
+  readonly read: ReadRange;
+  /** Bytes downloaded to stage it (0 when the store already had it). */
+  readonly fetched: number;
+  release(): Promise<void>;
+}
+
+/** Where a copy reads an image from: a registry repository or the local store. */
+export interface ImageSource {
+  /** The repository, for registry sources (a registry can mount blobs between its repositories). */
+  readonly repo: Repository | undefined;
+  /** The manifest the reference names; `all`: for stored images, the index they came from when it is stored. */
+  top(all: boolean, signal?: AbortSignal): Promise<SourceManifest>;
+  manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer>;
+  stage(
+    desc: Descriptor,
+    onProgress: (bytes: number) => void,
+    signal?: AbortSignal,
+  ): Promise<StagedBlob>;
+}
+
+/** An image recorded in the store; blobs are read from their files (the caller holds a lease). */
+export class StoreSource implements ImageSource {
+  readonly repo = undefined;
+  readonly #store: Store;
+  readonly #name: string;
+
+  constructor(store: Store, ref: Reference) {
+    this.#store = store;
+    this.#name = formatReference(ref);
+  }
+
+  async top(all: boolean): Promise<SourceManifest> {
+    const record = await this.#store.findImage(this.#name);
+    if (record === undefined) {
+      throw new FerryError("FERRY_IMAGE_NOT_FOUND", `no image ${this.#name} in the store`, {
+        hint: "`ferry images` lists the stored images; `ferry pull` stores one",
+        fields: { reference: this.#name },
+      });
+    }
+    const source = record.sourceDigest;
+    if (all && source !== record.descriptor.digest && (await this.#store.hasBlob(source))) {
+      const bytes = await this.#store.readBlob(source);
+      const parsed = parseManifest(bytes);
+      if (parsed.kind === "index") return { bytes, mediaType: parsed.mediaType, digest: source };
+    }
+    const { digest, mediaType } = record.descriptor;
+    return { bytes: await this.#store.readBlob(digest), mediaType, digest };
+  }
+
+  async manifest(desc: Descriptor): Promise<Buffer> {
+    if (!(await this.#store.hasBlob(desc.digest, desc.size))) {
+      const platform = desc.platform === undefined ? desc.digest : formatPlatform(desc.platform);
+      throw new FerryError(
+        "FERRY_IMAGE_NOT_FOUND",
+        `the store has no ${platform} image of ${this.#name} (a pull keeps one platform)`,
+        {
+          hint: "push without --all to send the stored platform, or copy every platform from the source registry with `ferry copy SRC DST --all`",
+          fields: { reference: this.#name, digest: desc.digest },
+        },
+      );
+    }
+    return this.#store.readBlob(desc.digest);
+  }
+
+  async stage(desc: Descriptor): Promise<StagedBlob> {
+    if (!(await this.#store.hasBlob(desc.digest, desc.size))) {
+      throw new FerryError("FERRY_STORE_CORRUPT", `blob ${desc.digest} is missing from the store`, {
+        hint: `pull ${this.#name} again to restore it (\`ferry fsck\` checks the whole store)`,
+        fields: { digest: desc.digest },
+      });
+    }
+    return fileBlob(this.#store.blobPath(desc.digest), 0, async () => {});
+  }
+}
+
+/**
+ * A registry repository. A blob the store already has is read from there;
+ * any other is downloaded, verified, into the store's ingest area (resuming a
+ * partial left there) and deleted once uploaded: a copy leaves no blobs behind.
+ */
+export class RegistrySource implements ImageSource {
+  readonly repo: Repository;
+  readonly #ref: Reference;
+  readonly #registry: RegistryClient;
+  readonly #store: Store;
+  readonly #retry: RetryPolicy;
+
+  constructor(registry: RegistryClient, store: Store, ref: Reference, retry: RetryPolicy) {
+    this.repo = { domain: ref.domain, path: ref.path };
+    this.#ref = ref;
+    this.#registry = registry;
+    this.#store = store;
+    this.#retry = retry;
+  }
+
+  async top(_all: boolean, signal?: AbortSignal): Promise<SourceManifest> {
+    const reference = this.#ref.digest ?? this.#ref.tag ?? "latest";
+    return this.#registry.fetchManifest(this.repo, reference, signal);
+  }
+
+  async manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+    const { bytes } = await this.#registry.fetchManifest(this.repo, desc.digest, signal);
+    if (bytes.length !== desc.size) {
+      throw new FerryError(
+        "FERRY_SIZE_MISMATCH",
+        `manifest ${desc.digest} of ${formatReference(this.#ref)} is ${bytes.length} bytes, the index says ${desc.size}`,
+      );
+    }
+    return bytes;
+  }
+
+  async stage(
+    desc: Descriptor,
+    onProgress: (bytes: number) => void,
+    signal?: AbortSignal,
+  ): Promise<StagedBlob> {
+    const store = this.#store;
+    if (await store.hasBlob(desc.digest, desc.size))
+      return fileBlob(store.blobPath(desc.digest), 0, async () => {});
+    const lock = await store.lockIngest(desc.digest, signal);
+    let handedOver = false;
+    try {
+      if (await store.hasBlob(desc.digest, desc.size))
+        return await fileBlob(store.blobPath(desc.digest), 0, async () => {});
+      const path = store.ingestPath(desc.digest);
+      const fetched = await this.#download(desc, path, onProgress, signal);
+      const staged = await fileBlob(path, fetched, async () => {
+        await rm(path, { force: true });
+        await lock.release();
+      });
+      handedOver = true;
+      return staged;
+    } finally {
+      if (!handedOver) await lock.release();
+    }
+  }
+
+  /** Into the ingest file, verified; retries resume from what arrived (as the puller does). */
+  async #download(
+    desc: Descriptor,
+    path: string,
+    onProgress: (bytes: number) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const location = await this.#registry.blobLocation(this.repo, desc.digest, signal);
+      try {
+        const result = await transferBlob(
+          {
+            url: location.url,
+            headers: location.headers,
+            tls: location.tls,
+            path,
+            digest: desc.digest,
+            size: desc.size,
+            host: this.repo.domain,
+            repository: this.repo.path,
+          },
+          new LocalSink(),
+          onProgress,
+          { signal },
+        );
+        if (result.kind === "complete") return result.fetched;
+        if (attempt + 1 >= this.#retry.maxAttempts) {
+          throw new FerryError(
+            "FERRY_AUTH_REQUIRED",
+            `registry ${this.repo.domain} refused access to blob ${desc.digest} of ${this.repo.path}`,
+            { hint: `log in with \`ferry login ${this.repo.domain}\`` },
+          );
+        }
+        this.#registry.invalidateAuth(this.repo);
+      } catch (err) {
+        if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
+          const reason = err instanceof Error ? err.message : String(err);
+          this.#registry.mirrorFailed(this.repo.domain, location.mirror, reason);
+          continue;
+        }
+        if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
+        await sleep(backoffDelay(this.#retry, attempt), undefined, { signal });
+      }
+    }
+  }
+}
+
+async function fileBlob(
+  path: string,
+  fetched: number,
+  cleanup: () => Promise<void>,
+): Promise<StagedBlob> {
+  const file = await open(path, "r");
+  return {
+    fetched,
+    read: async (start, end) => {
+      const buffer = Buffer.allocUnsafe(end - start);
+      for (let at = 0; at < buffer.length; ) {
+        const { bytesRead } = await file.read(buffer, at, buffer.length - at, start + at);
+        if (bytesRead === 0) throw new FerryError("FERRY_STORE_CORRUPT", `${path} is truncated`);
+        at += bytesRead;
+      }
+      return buffer;
+    },
+    release: async () => {
+      await file.close();
+      await cleanup();
+    },
+  };
+}
