@@ -21,7 +21,10 @@ describe("pull on a terminal", () => {
   before(async () => {
     registry = await startRegistry();
     // 6 MB at 3 MB/s: long enough for several redraws.
-    await pushImage(registry.host, "tty/app", "v1", { layers: [[{ path: "big", size: 6_000_000 }]], level: 0 });
+    await pushImage(registry.host, "tty/app", "v1", {
+      layers: [[{ path: "big", size: 6_000_000 }]],
+      level: 0,
+    });
     proxy = await startProxy({ target: registry.host, bytesPerSecond: 3_000_000 });
     dir = await tempDir("ferry-tty-");
   });
@@ -34,7 +37,11 @@ describe("pull on a terminal", () => {
   it("draws progress bars in place, then the summary", async () => {
     const command = `${process.execPath} ${FERRY_BIN} pull --store ${join(dir, "a")} ${proxy.host}/tty/app:v1`;
     const { stdout } = await run("script", ["-qfec", command, "/dev/null"], { encoding: "utf8" });
-    assert.match(stdout, /Downloading \[=*>? *\] [\d.]+[kM]B\/6\.\d+MB/, "a progress bar with bytes");
+    assert.match(
+      stdout,
+      /Downloading \[=*>? *\] [\d.]+[kM]B\/6\.\d+MB/,
+      "a progress bar with bytes",
+    );
     assert.match(stdout, CURSOR_UP, "redraws move the cursor up");
     assert.match(stdout, /Pull complete/);
     assert.match(stdout, /Status: Downloaded newer image for /);
