@@ -1,0 +1,1 @@
+export type { ImageEntry, ImageList, WarmFunction, WarmResult, WarmState } from "./types.ts";

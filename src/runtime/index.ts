@@ -1,0 +1,1 @@
+export type { ImagePresence, Target, TargetKind, TargetPullOptions } from "./target.ts";
