@@ -40,6 +40,8 @@ const TABLE: Partial<Record<ErrorCode, number>> = {
   FERRY_CONFIG_INVALID: ExitCode.usage,
   FERRY_CONFIG_NOT_FOUND: ExitCode.usage,
   FERRY_CREDENTIAL_HELPER: ExitCode.auth,
+  FERRY_RUNTIME_UNAVAILABLE: ExitCode.network,
+  FERRY_RUNTIME_PULL_FAILED: ExitCode.failure,
   FERRY_INTERRUPTED: ExitCode.interrupted,
 };
 

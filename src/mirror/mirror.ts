@@ -10,6 +10,9 @@ import { DistributionError } from "./errors.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
 import { sendRange, streamGrowing } from "./stream.ts";
 
+/** After an upstream failure, tags are served stale without asking again for this long. */
+const STALE_RETRY_MS = 10_000;
+
 export interface MirrorOptions {
   store: Store;
   puller: Puller;
@@ -38,6 +41,8 @@ interface Served {
 export class Mirror {
   readonly #o: MirrorOptions;
   readonly #validated = new Map<string, number>();
+  /** When the upstream last failed for a tag: within STALE_RETRY_MS it is served stale at once. */
+  readonly #failed = new Map<string, number>();
   readonly #manifestFlights = new Map<string, Promise<Served>>();
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
   readonly #known = new Map<string, Descriptor>();
@@ -145,7 +150,14 @@ export class Mirror {
           method,
         );
       case "tags":
-        return this.#tags(this.#reference(r.namespace, r.name, "latest"), r.n, r.last, res, method);
+        return this.#tags(
+          this.#reference(r.namespace, r.name, "latest"),
+          r.namespace,
+          r.n,
+          r.last,
+          res,
+          method,
+        );
     }
   }
 
@@ -202,6 +214,12 @@ export class Mirror {
     const name = formatReference(ref);
     const record = await this.#o.store.findImage(name);
     const validated = this.#validated.get(name);
+    const failed = this.#failed.get(name);
+    if (record !== undefined && failed !== undefined && Date.now() - failed < STALE_RETRY_MS) {
+      // The upstream just failed for this tag: answer stale now rather than wait on retries again.
+      this.#count.stale({ kind: "manifest" });
+      return this.#fromStore(record.sourceDigest, true);
+    }
     if (
       record !== undefined &&
       validated !== undefined &&
@@ -228,10 +246,12 @@ export class Mirror {
           await this.#o.store.touch(name);
         }
         this.#validated.set(name, Date.now());
+        this.#failed.delete(name);
         return { bytes: fetched.bytes, digest: fetched.digest, mediaType, stale: false };
       } catch (err) {
         if (record === undefined || !isUpstreamFailure(err)) throw err;
         this.#count.stale({ kind: "manifest" });
+        this.#failed.set(name, Date.now());
         this.#o.log({
           level: "warn",
           msg: "upstream failed; serving the last known digest",
@@ -338,7 +358,7 @@ export class Mirror {
       },
       done,
     });
-    if (!res.destroyed) this.#count.bytes({ kind: "blob" }, desc.size);
+    if (res.writableFinished) this.#count.bytes({ kind: "blob" }, desc.size);
     else
       done.catch((err: unknown) =>
         this.#o.log({
@@ -408,6 +428,7 @@ export class Mirror {
 
   async #tags(
     ref: Reference,
+    namespace: string | undefined,
     n: number | undefined,
     last: string | undefined,
     res: ServerResponse,
@@ -428,7 +449,10 @@ export class Mirror {
     const page = n === undefined ? after : after.slice(0, n);
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (n !== undefined && after.length > page.length && page.length > 0) {
-      headers.link = `</v2/${ref.path}/tags/list?n=${n}&last=${encodeURIComponent(page[page.length - 1] as string)}>; rel="next"`;
+      const next = new URLSearchParams({ n: String(n), last: page[page.length - 1] as string });
+      // Paging stays on the registry the client asked about.
+      if (namespace !== undefined) next.set("ns", namespace);
+      headers.link = `</v2/${ref.path}/tags/list?${next.toString()}>; rel="next"`;
     }
     const body = JSON.stringify({ name: ref.path, tags: page });
     res.writeHead(200, { ...headers, "content-length": String(Buffer.byteLength(body)) });

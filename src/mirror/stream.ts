@@ -14,19 +14,14 @@ export async function sendRange(
   start: number,
   end: number,
 ): Promise<number> {
-  const buffer = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, end - start)));
   let position = start;
   while (position < end) {
-    const { bytesRead } = await file.read(
-      buffer,
-      0,
-      Math.min(buffer.length, end - position),
-      position,
-    );
-    if (bytesRead === 0) break; // the file is shorter than expected (still being written): caller retries later
+    // A fresh buffer per chunk: write() keeps a reference until the socket took it.
+    const buffer = Buffer.allocUnsafe(Math.min(CHUNK, end - position));
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break; // shorter than expected (still being written): the caller retries later
     position += bytesRead;
-    // write() copies nothing for a Buffer it holds: give it its own copy since `buffer` is reused.
-    if (!res.write(Buffer.from(buffer.subarray(0, bytesRead)))) {
+    if (!res.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) {
       const ok = await new Promise<boolean>((resolve) => {
         const onDrain = () => {
           res.off("close", onClose);
