@@ -41,6 +41,7 @@ const UNIVERSAL_LEAF = "observe";
  */
 const AMENDMENTS: Readonly<Record<string, readonly string[]>> = {
   mirror: ["reference", "digest"],
+  agent: ["reference", "oci"],
 };
 /** Nothing may import it. */
 const ENTRY_POINT = "cli";

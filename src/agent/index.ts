@@ -1,1 +1,33 @@
 export type { ImageEntry, ImageList, WarmFunction, WarmResult, WarmState } from "./types.ts";
+export {
+  entriesFromReferences,
+  loadImageList,
+  parseImageList,
+  TARGET_KINDS,
+} from "./image-list.ts";
+export { createStoreTarget, type StoreTargetOptions } from "./store-target.ts";
+export {
+  type CheckOptions,
+  createCheckFunction,
+  createWarmFunction,
+  DEFAULT_WARM_CONCURRENCY,
+  DEFAULT_WARM_RETRIES,
+  isTransientWarmError,
+  type WarmOptions,
+} from "./warm.ts";
+export {
+  type BootstrapEvent,
+  type BootstrapOptions,
+  type BootstrapOutcome,
+  notifySystemdReady,
+  type ReadyHook,
+  readyFileHook,
+  runBootstrap,
+  type SystemdNotifyResult,
+  type UnavailableTarget,
+} from "./bootstrap.ts";
+export { type AgentSettings, loadAgentSettings, parseAgentSettings } from "./agent-config.ts";
+export { type AgentOptions, type OpenedTargets, runAgent, type TargetHooks } from "./daemon.ts";
+export { validateCron } from "./schedule.ts";
+export { normalizePrefix } from "./webhooks.ts";
+export { MeteredPuller } from "./metered-puller.ts";

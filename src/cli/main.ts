@@ -57,10 +57,31 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   warm: {
-    summary: "fill a registry mirror ahead of need",
+    summary: "put listed images into the store, Docker or containerd (or a mirror) ahead of need",
     load: async () => {
       const m = await import("./commands/warm.ts");
       return { usage: m.warmUsage, run: m.warmCommand };
+    },
+  },
+  check: {
+    summary: "say which listed images each target holds, without pulling",
+    load: async () => {
+      const m = await import("./commands/check.ts");
+      return { usage: m.checkUsage, run: m.checkCommand };
+    },
+  },
+  bootstrap: {
+    summary: "wait for the runtimes, warm the required images, then signal ready",
+    load: async () => {
+      const m = await import("./commands/bootstrap.ts");
+      return { usage: m.bootstrapUsage, run: m.bootstrapCommand };
+    },
+  },
+  agent: {
+    summary: "keep listed images warm: schedule, webhooks, list reloads, /readyz, /metrics",
+    load: async () => {
+      const m = await import("./commands/agent.ts");
+      return { usage: m.agentUsage, run: m.agentCommand };
     },
   },
   login: {

@@ -1,16 +1,27 @@
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { createWarmFunction, DEFAULT_WARM_RETRIES, type ImageEntry } from "../../agent/index.ts";
 import { warmThroughMirror } from "../../mirror/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import { Limiter } from "../../pull/index.ts";
-import { parseReference } from "../../reference/index.ts";
+import { formatReference } from "../../reference/index.ts";
 import { ExitCode, type Output, renderError, usageError } from "../output.ts";
+import { openTargets, planFromFlags, TARGET_OPTIONS, TARGET_USAGE } from "../targets.ts";
+import { createResultPrinter } from "../warm-output.ts";
 
-export const warmUsage = `Usage: ferry warm REF... [-f LIST] --mirror URL [--concurrency N] [--platform P] [--json]
+export const warmUsage = `Usage: ferry warm -f LIST [REF...] [--target KIND ...] [options]
+       ferry warm REF... [-f LIST] --mirror URL [--concurrency N] [--platform P] [--json]
 
-Fill a registry mirror ahead of need: pull each image through it (manifest, config,
-layers) as a client would, so later pulls are local reads. LIST holds one reference
-per line (# comments allowed).
+Put images where they will be needed: each listed image into each target (ferry's
+store, Docker, containerd), pulled only when missing; required images are pinned
+against pruning and the runtime's garbage collection. Prints PULLED, PRESENT or
+FAILED per image and target; exits non-zero when a required image failed.
+
+With --mirror URL, fill a registry mirror instead: pull each image through it
+(manifest, config, layers) as a client would, so later pulls are local reads.
+
+Options:
+${TARGET_USAGE}  --retries N               attempts after the first on network failures (default ${DEFAULT_WARM_RETRIES})
+  --mirror URL              fill this registry mirror instead of targets
 `;
 
 export async function warmCommand(
@@ -21,60 +32,84 @@ export async function warmCommand(
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      file: { type: "string", short: "f" },
-      mirror: { type: "string" },
-      concurrency: { type: "string", default: "4" },
-      platform: { type: "string" },
-      json: { type: "boolean" },
-    },
+    options: { ...TARGET_OPTIONS, mirror: { type: "string" }, retries: { type: "string" } },
   });
-  if (values.mirror === undefined) throw usageError("warm needs --mirror URL (the mirror to fill)");
-  const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw usageError("--concurrency must be a positive whole number");
-  const texts = [...positionals];
-  if (values.file !== undefined) {
-    const lines = (await readFile(values.file, "utf8"))
-      .split("\n")
-      .map((l) => l.replace(/#.*/, "").trim());
-    texts.push(...lines.filter(Boolean));
+  const plan = await planFromFlags(values, positionals, "warm");
+  if (values.mirror !== undefined) {
+    return warmMirror(
+      values.mirror,
+      plan.images,
+      plan.concurrency,
+      values.json === true,
+      output,
+      signal,
+    );
   }
-  if (texts.length === 0) throw usageError("warm needs image references (arguments or -f LIST)");
-  const refs = texts.map((t) => parseReference(t));
-  const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
+  const retries = Number(values.retries ?? DEFAULT_WARM_RETRIES);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 20) {
+    throw usageError(`--retries must be a whole number from 0 to 20, got "${values.retries}"`);
+  }
+  const opened = await openTargets(plan.kinds, values, output);
+  try {
+    const warm = createWarmFunction({
+      targets: opened.targets,
+      concurrency: plan.concurrency,
+      retries,
+      credentials: opened.credentials,
+      ...(opened.store ? { store: opened.store } : {}),
+    });
+    const printer = createResultPrinter(output, {
+      json: values.json === true,
+      severalTargets: opened.targets.length > 1,
+    });
+    const started = performance.now();
+    const results = await warm(plan.images, { signal, onResult: (r) => printer.result(r) });
+    if (signal.aborted) return ExitCode.interrupted;
+    return printer.summary(results, Math.round(performance.now() - started) / 1000);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Mirror mode: every image through the mirror's registry API, as a client pulls it. */
+async function warmMirror(
+  mirror: string,
+  images: readonly ImageEntry[],
+  concurrency: number,
+  json: boolean,
+  output: Output,
+  signal: AbortSignal,
+): Promise<number> {
   const limiter = new Limiter(concurrency);
   let failed = 0;
   let exit: number = ExitCode.ok;
   await Promise.all(
-    refs.map((ref, i) =>
+    images.map((entry) =>
       limiter.run(async () => {
         try {
-          const r = await warmThroughMirror(values.mirror as string, ref, {
+          const platform = entry.platform === undefined ? undefined : parsePlatform(entry.platform);
+          const r = await warmThroughMirror(mirror, entry.ref, {
             signal,
             ...(platform ? { platform } : {}),
           });
-          if (values.json) output.out(`${JSON.stringify({ event: "warmed", ...r })}\n`);
+          if (json) output.out(`${JSON.stringify({ event: "warmed", ...r })}\n`);
           else
             output.out(
               `WARMED ${r.reference} ${r.digest} (${r.blobs} blobs, ${r.bytes} bytes, ${r.seconds}s)\n`,
             );
         } catch (err) {
           failed++;
-          const code = renderError(
-            err,
-            values.json ? { out() {}, err() {}, isTTY: false, columns: 80 } : output,
-            `FAILED ${texts[i]}`,
-          );
-          if (values.json)
+          const quiet = { out() {}, err() {}, isTTY: false, columns: 80 };
+          const code = renderError(err, json ? quiet : output, `FAILED ${entry.text}`);
+          if (json)
             output.out(
-              `${JSON.stringify({ event: "failed", reference: texts[i], message: (err as Error).message })}\n`,
+              `${JSON.stringify({ event: "failed", reference: formatReference(entry.ref), message: (err as Error).message })}\n`,
             );
           if (exit === ExitCode.ok) exit = code;
         }
       }),
     ),
   );
-  if (!values.json) output.out(`${refs.length - failed} warmed, ${failed} failed\n`);
+  if (!json) output.out(`${images.length - failed} warmed, ${failed} failed\n`);
   return exit;
 }

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { parseAgentSettings } from "./agent-config.ts";
+import { parseImageList } from "./image-list.ts";
+
+const deploy = (name: string) => new URL(`../../deploy/${name}`, import.meta.url);
+
+describe("agent.yaml", () => {
+  it("reads every setting; paths are relative to the file", () => {
+    const settings = parseAgentSettings(
+      "/etc/ferry/agent.yaml",
+      `images: images.yaml
+targets: [containerd, store]
+listen: 127.0.0.1:8080
+schedule: "*/30 * * * *"
+jitter: 30s
+grace: 5s
+concurrency: 6
+store: /var/lib/ferry/store
+webhooks:
+  secretFile: webhook-secret
+  allow: [registry.example.com/team]
+  registryHost: registry.example.com
+policy:
+  schedule: "0 * * * *"
+  high: 90
+  low: 70
+  maxAge: 30d
+`,
+    );
+    assert.deepEqual(settings, {
+      listFile: "/etc/ferry/images.yaml",
+      targets: ["containerd", "store"],
+      listen: "127.0.0.1:8080",
+      schedule: "*/30 * * * *",
+      jitterMs: 30_000,
+      graceMs: 5_000,
+      concurrency: 6,
+      store: "/var/lib/ferry/store",
+      webhookSecretFile: "/etc/ferry/webhook-secret",
+      allow: ["registry.example.com/team"],
+      registryHost: "registry.example.com",
+      policy: {
+        schedule: "0 * * * *",
+        retention: { highPercent: 90, lowPercent: 70, maxAgeMs: 30 * 86_400_000 },
+      },
+    });
+  });
+
+  it("an empty file means no settings", () => {
+    assert.deepEqual(parseAgentSettings("a.yaml", ""), {});
+  });
+
+  it("mistakes point at file:line:column and name the key", () => {
+    const cases: Array<[string, RegExp, string]> = [
+      ["schedule: every 5 minutes\n", /a\.yaml:1:11: schedule: .*not a cron expression/, "cron"],
+      ["webhooks:\n  allow: [Team/Web]\n", /a\.yaml:2:11: webhooks\.allow\[0\]: /, "prefix"],
+      ["listen: 8080\n", /a\.yaml:1:9: listen: expected HOST:PORT/, "listen"],
+      ["images: x\nshedule: '* * * * *'\n", /a\.yaml:2:1: shedule: unknown key/, "unknown key"],
+      [
+        "policy:\n  schedule: '0 * * * *'\n  high: 80\n  low: 85\n",
+        /a\.yaml:4:8: policy\.low: the low watermark/,
+        "watermarks",
+      ],
+      ["targets: [podman]\n", /a\.yaml:1:11: targets\[0\]: /, "target"],
+      ["images: [a\n", /a\.yaml:\d+:\d+: not valid YAML/, "syntax"],
+    ];
+    for (const [text, message, what] of cases) {
+      assert.throws(
+        () => parseAgentSettings("a.yaml", text),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, "FERRY_CONFIG_INVALID", what);
+          assert.match(err.message, message, what);
+          return true;
+        },
+      );
+    }
+  });
+
+  it("the examples in deploy/ are valid", () => {
+    const settings = parseAgentSettings(
+      "/etc/ferry/agent.yaml",
+      readFileSync(deploy("agent.yaml"), "utf8"),
+    );
+    assert.equal(settings.listFile, "/etc/ferry/images.yaml");
+    assert.equal(settings.webhookSecretFile, "/etc/ferry/webhook-secret");
+    assert.deepEqual(settings.targets, ["containerd"]);
+    const list = parseImageList("images.yaml", readFileSync(deploy("images.yaml"), "utf8"));
+    assert.equal(list.images.length, 4);
+  });
+});

@@ -1,0 +1,269 @@
+/**
+ * `ferry agent`: keeps a machine's listed images in its targets. Warms the list at start, on
+ * a cron schedule and when the list file changes; pulls what registry webhooks name; serves
+ * health, readiness, status and metrics; runs the store's retention policy on its own
+ * schedule; and on the abort signal stops taking work, lets pulls in flight finish (or
+ * cancels them after a grace period) and returns.
+ */
+import { hostname } from "node:os";
+import type { CredentialSource } from "../config/index.ts";
+import { Metrics } from "../observe/index.ts";
+import { formatReference } from "../reference/index.ts";
+import type { Target, TargetKind } from "../runtime/index.ts";
+import type { RetentionPolicy, Store } from "../store/index.ts";
+import { notifySystemdReady } from "./bootstrap.ts";
+import { loadImageList } from "./image-list.ts";
+import { contentHash, watchList } from "./list-watch.ts";
+import { AgentPolicy, createStoreMeter } from "./policy-run.ts";
+import { createPushHandler } from "./pushes.ts";
+import { PullQueue } from "./queue.ts";
+import { Schedule } from "./schedule.ts";
+import { AgentState } from "./state.ts";
+import { FreshnessGate } from "./freshness.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { listen } from "./server.ts";
+import { createAgentRoutes } from "./status.ts";
+import type { ImageList } from "./types.ts";
+import { createWarmFunction } from "./warm.ts";
+import { AllowList } from "./webhooks.ts";
+
+export interface OpenedTargets {
+  readonly targets: readonly Target[];
+  readonly credentials: CredentialSource;
+  /** ferry's store, when it is one of the targets. */
+  readonly store: Store | undefined;
+  close(): Promise<void>;
+}
+
+export interface TargetHooks {
+  /** Bytes a target downloaded for one pull (see MeteredPuller). */
+  onPulledBytes(target: TargetKind, bytes: number): void;
+}
+
+export interface AgentOptions {
+  readonly listFile: string;
+  /** Overrides the list's `targets:`; the store when neither names any. */
+  readonly targets?: readonly TargetKind[] | undefined;
+  readonly host: string;
+  /** 0 picks a free port (see onListening). */
+  readonly port: number;
+  readonly schedule?: string | undefined;
+  readonly jitterMs?: number | undefined;
+  readonly concurrency?: number | undefined;
+  /** Webhooks are off without one. */
+  readonly webhookSecret?: string | undefined;
+  /** Repository prefixes webhooks may pull; default: the listed images' repositories. */
+  readonly allow?: readonly string[] | undefined;
+  readonly registryHost?: string | undefined;
+  readonly policy?: { readonly schedule: string; readonly retention: RetentionPolicy } | undefined;
+  /** ferry's store for policy runs and unpinning, when it is not a target. */
+  readonly store?: Store | undefined;
+  readonly node?: string | undefined;
+  /** How long pulls in flight may take to finish at shutdown (default 20 s). */
+  readonly graceMs?: number | undefined;
+  /** Opens the targets (the CLI's composition); hooks feed the agent's metrics. */
+  readonly openTargets: (
+    kinds: readonly TargetKind[],
+    hooks: TargetHooks,
+  ) => Promise<OpenedTargets>;
+  readonly log: (entry: Record<string, unknown>) => void;
+  readonly signal: AbortSignal;
+  readonly onListening?: ((url: string) => void) | undefined;
+}
+
+export async function runAgent(options: AgentOptions): Promise<void> {
+  const { log, signal } = options;
+  let list = await loadImageList(options.listFile);
+  const listHash = await contentHash(options.listFile);
+  let listError: string | undefined;
+  let loadedAt = new Date().toISOString();
+  const kinds: TargetKind[] = [...(options.targets ?? list.targets ?? [])];
+  if (kinds.length === 0) kinds.push("store");
+  const metrics = new AgentMetrics(new Metrics());
+  const opened = await options.openTargets(kinds, {
+    onPulledBytes: (target, bytes) => metrics.pulledBytes(target, bytes),
+  });
+  const store = opened.store ?? options.store;
+  const state = new AgentState(kinds);
+  state.setList(list.images);
+  let ready = false;
+  const gate = new FreshnessGate();
+  const targets = opened.targets.map((t) => gate.wrap(t));
+  const queue = new PullQueue({
+    warm: createWarmFunction({
+      targets,
+      credentials: opened.credentials,
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(store === undefined ? {} : { store }),
+    }),
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    onResult: (r) => {
+      gate.settle(r);
+      state.record(r);
+      metrics.pull(r);
+      if (r.state === "pulled" || r.state === "failed")
+        log({ level: r.error ? "warn" : "info", msg: r.state, ...r });
+      if (!ready && state.readiness().ready) {
+        ready = true;
+        log({ level: "info", msg: "ready: every required image is in every target" });
+        void notifySystemdReady().then(
+          (n) => n.sent || log({ level: "debug", msg: "systemd not notified", reason: n.reason }),
+        );
+      }
+    },
+    onDepth: (depth) => metrics.queueDepth(depth),
+    onStart: (entry, reasons) =>
+      log({ level: "debug", msg: "warming", image: formatReference(entry.ref), reasons }),
+    onError: (entry, err) =>
+      log({
+        level: "error",
+        msg: "warm failed",
+        image: formatReference(entry.ref),
+        error: String(err),
+      }),
+  });
+
+  // Listed images are always allowed; explicit prefixes add to them, else their repositories do.
+  const allowFor = (l: ImageList) => {
+    const refs = l.images.map((e) => e.ref);
+    return options.allow?.length
+      ? new AllowList(options.allow, refs)
+      : AllowList.ofRepositories(refs);
+  };
+  let allow = allowFor(list);
+  const onPush = createPushHandler({ queue, state, gate, targets, list: () => list, log });
+
+  const warmSchedule =
+    options.schedule === undefined
+      ? undefined
+      : new Schedule({
+          cron: options.schedule,
+          jitterMs: options.jitterMs ?? 0,
+          run: async () => void (await queue.run(list.images, "schedule")),
+          onSkip: (tick) => {
+            metrics.scheduleSkipped("warm");
+            log({
+              level: "warn",
+              msg: "schedule tick skipped: the previous run is still going",
+              tick,
+            });
+          },
+          onRunEnd: (run) => metrics.scheduleRun("warm", run.ok),
+        });
+  const policy =
+    options.policy === undefined || store === undefined
+      ? undefined
+      : new AgentPolicy({ store, ...options.policy, metrics, log });
+  if (options.policy !== undefined && store === undefined) {
+    log({ level: "warn", msg: "no store to apply the retention policy to" });
+  }
+
+  const server = await listen(
+    createAgentRoutes({
+      node: options.node ?? hostname(),
+      state,
+      metrics,
+      queueDepth: () => queue.depth,
+      webhooks: () =>
+        options.webhookSecret === undefined
+          ? undefined
+          : { secret: options.webhookSecret, allow, registryHost: options.registryHost },
+      onPush,
+      details: () => ({
+        list: {
+          path: options.listFile,
+          images: list.images.length,
+          loadedAt,
+          ...(listError ? { error: listError } : {}),
+        },
+        queue: { depth: queue.depth, ...queue.stats() },
+        schedule: warmSchedule?.stats() ?? null,
+        policy: policy?.stats() ?? null,
+        webhooks: { enabled: options.webhookSecret !== undefined, allow: allow.prefixes },
+      }),
+      ...(store === undefined ? {} : { refreshMetrics: createStoreMeter(store, metrics) }),
+      log,
+    }),
+    options.host,
+    options.port,
+  );
+  log({
+    level: "info",
+    msg: "agent listening",
+    url: server.url,
+    targets: kinds,
+    images: list.images.length,
+  });
+  options.onListening?.(server.url);
+
+  for (const target of opened.targets) {
+    target.ping(signal).catch((err: unknown) =>
+      log({
+        level: "warn",
+        msg: "target not answering",
+        target: target.name,
+        error: String(err),
+      }),
+    );
+  }
+  void queue.run(list.images, "start").catch(() => {});
+  warmSchedule?.start();
+  policy?.start();
+
+  const reload = async () => {
+    let next: ImageList;
+    try {
+      next = await loadImageList(options.listFile);
+    } catch (err) {
+      listError = err instanceof Error ? err.message : String(err);
+      log({
+        level: "warn",
+        msg: "image list not reloaded: keeping the previous one",
+        error: listError,
+      });
+      return;
+    }
+    listError = undefined;
+    loadedAt = new Date().toISOString();
+    if (
+      options.targets === undefined &&
+      String(next.targets ?? []) !== String(list.targets ?? [])
+    ) {
+      log({ level: "warn", msg: "the list names other targets: restart the agent to use them" });
+    }
+    list = next;
+    allow = allowFor(next);
+    const change = state.setList(next.images);
+    for (const image of change.unrequired) {
+      if (store !== undefined) await store.setPinned(image, false).catch(() => false);
+    }
+    for (const entry of [...change.added, ...change.changed]) queue.add(entry, "list");
+    log({
+      level: "info",
+      msg: "image list reloaded",
+      added: change.added.map((e) => e.text),
+      removed: change.removed,
+      unpinned: change.unrequired,
+    });
+  };
+  const watch = watchList(options.listFile, listHash, () => {
+    reload().catch((err: unknown) =>
+      log({ level: "warn", msg: "reload failed", error: String(err) }),
+    );
+  });
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  log({ level: "info", msg: "shutting down: finishing pulls in flight", queued: queue.depth });
+  watch.stop();
+  await Promise.all([
+    server.close(),
+    queue.close(options.graceMs ?? 20_000),
+    warmSchedule?.stop(),
+    policy?.stop(),
+  ]);
+  await opened.close();
+  log({ level: "info", msg: "agent stopped" });
+}

@@ -1,0 +1,87 @@
+/**
+ * ferry's own store as a warm target: present means the store records the
+ * normalized reference; pulling is the pull engine's; pinning sets the pin
+ * that pruning and eviction respect.
+ */
+import { stat } from "node:fs/promises";
+import { FerryError } from "../observe/index.ts";
+import { parsePlatform } from "../oci/index.ts";
+import type { Puller } from "../pull/index.ts";
+import { formatReference, type Reference, repositoryName } from "../reference/index.ts";
+import type { ImagePresence, Target, TargetPullOptions } from "../runtime/index.ts";
+import type { ImageRecord, Store } from "../store/index.ts";
+
+export interface StoreTargetOptions {
+  store: Store;
+  /** Pulls into `store`; its registry client brings the credentials (TargetPullOptions.credential is not used). */
+  puller: Puller;
+}
+
+export function createStoreTarget(options: StoreTargetOptions): Target {
+  return new StoreTarget(options.store, options.puller);
+}
+
+class StoreTarget implements Target {
+  readonly kind = "store" as const;
+  readonly name: string;
+  readonly #store: Store;
+  readonly #puller: Puller;
+
+  constructor(store: Store, puller: Puller) {
+    this.#store = store;
+    this.#puller = puller;
+    this.name = `store (${store.root})`;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      if ((await stat(this.#store.root)).isDirectory()) return;
+    } catch (err) {
+      throw unavailable(this.#store.root, (err as { code?: string }).code ?? String(err), err);
+    }
+    throw unavailable(this.#store.root, "not a directory");
+  }
+
+  async status(ref: Reference): Promise<ImagePresence> {
+    const record = await this.#store.findImage(formatReference(ref));
+    return record === undefined ? { present: false } : presenceOf(ref, record);
+  }
+
+  async pull(ref: Reference, options: TargetPullOptions = {}): Promise<ImagePresence> {
+    const summary = await this.#puller.pull(ref, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
+    });
+    return {
+      present: true,
+      id: summary.manifestDigest,
+      repoDigests: [`${repositoryName(ref)}@${summary.digest}`],
+    };
+  }
+
+  async pin(ref: Reference): Promise<boolean> {
+    return this.#store.setPinned(formatReference(ref), true);
+  }
+
+  async close(): Promise<void> {}
+}
+
+function presenceOf(ref: Reference, record: ImageRecord): ImagePresence {
+  return {
+    present: true,
+    id: record.descriptor.digest,
+    repoDigests: [`${repositoryName(ref)}@${record.sourceDigest}`],
+  };
+}
+
+function unavailable(root: string, reason: string, cause?: unknown): FerryError {
+  return new FerryError(
+    "FERRY_RUNTIME_UNAVAILABLE",
+    `the store at ${root} is not usable (${reason})`,
+    {
+      hint: "check that the store's directory exists and is writable (--store DIR)",
+      fields: { root },
+      cause,
+    },
+  );
+}

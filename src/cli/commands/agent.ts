@@ -1,0 +1,252 @@
+import { readFile, stat } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import {
+  type AgentSettings,
+  createStoreTarget,
+  loadAgentSettings,
+  MeteredPuller,
+  normalizePrefix,
+  type OpenedTargets,
+  runAgent,
+  TARGET_KINDS,
+  type TargetHooks,
+  validateCron,
+} from "../../agent/index.ts";
+import { FerryError } from "../../observe/index.ts";
+import type { Target, TargetKind } from "../../runtime/index.ts";
+import {
+  DEFAULT_RETENTION,
+  parseDuration,
+  parsePercent,
+  type RetentionPolicy,
+  validatePolicy,
+} from "../../store/index.ts";
+import { createRegistryClient, openStore } from "../context.ts";
+import { ExitCode, type Output, usageError } from "../output.ts";
+import { openTargets, positiveInteger, type TargetFlags } from "../targets.ts";
+
+export const agentUsage = `Usage: ferry agent -c agent.yaml [options]
+       ferry agent -f images.yaml [--target KIND] [--listen HOST:PORT] [--schedule CRON]
+                   [--webhook-secret-file FILE --allow PREFIX...] [--jitter 30s]
+                   [--policy-schedule CRON --high 85 --low 80]
+
+Keep this machine's listed images in its targets: warm them at start, on a schedule and
+when the list file changes (reloaded without a restart; images taken off it are unpinned),
+and pull what registry webhooks announce. Serves /healthz, /readyz (200 once every required
+image is in every target, else 503 with what is missing), /status (JSON), /metrics
+(Prometheus) and POST /webhooks/distribution|dockerhub|github|harbor. JSON logs on stderr.
+SIGTERM: stops taking work, lets pulls in flight finish, exits 0.
+
+Options (flags override agent.yaml):
+  -c, --agent-config FILE    agent.yaml: the settings below as YAML
+  -f, --file LIST            image list: YAML (images:, targets:) or one reference per line
+  --target KIND              docker, containerd or store; repeat for several (default: the
+                             list's targets:, else store)
+  --listen HOST:PORT         where to serve (default 127.0.0.1:8080)
+  --schedule CRON            warm the whole list on this schedule, e.g. '*/30 * * * *'
+  --jitter DURATION          wait a random time up to this before each scheduled run
+  --webhook-secret-file FILE shared secret webhooks must present (Authorization: Bearer,
+                             ?token=, or GitHub's X-Hub-Signature-256); webhooks are off without it
+  --allow PREFIX             repository prefix webhooks may pull, repeatable (default: the
+                             repositories of the listed images); * allows any
+  --registry-host HOST       the Distribution registry's name for clients, when the Host its
+                             notifications report is not it
+  --policy-schedule CRON     apply the store's retention policy on this schedule:
+    --high PERCENT             above this use of the store's filesystem… (default ${DEFAULT_RETENTION.highPercent})
+    --low PERCENT              …evict least recently used unpinned images down to this (default ${DEFAULT_RETENTION.lowPercent})
+    --max-age DURATION         and remove unpinned images not used for this long
+  --concurrency N            images warmed at once (default 4)
+  --grace DURATION           how long pulls in flight may finish at shutdown (default 20s)
+  --docker-host URL, --cri-endpoint URL, --store DIR, --config FILE
+  -v, --verbose              debug log lines too
+`;
+
+export async function agentCommand(
+  args: string[],
+  output: Output,
+  signal: AbortSignal,
+): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      "agent-config": { type: "string", short: "c" },
+      file: { type: "string", short: "f" },
+      target: { type: "string", multiple: true },
+      listen: { type: "string" },
+      schedule: { type: "string" },
+      jitter: { type: "string" },
+      "webhook-secret-file": { type: "string" },
+      allow: { type: "string", multiple: true },
+      "registry-host": { type: "string" },
+      "policy-schedule": { type: "string" },
+      high: { type: "string" },
+      low: { type: "string" },
+      "max-age": { type: "string" },
+      concurrency: { type: "string" },
+      grace: { type: "string" },
+      "docker-host": { type: "string" },
+      "cri-endpoint": { type: "string" },
+      store: { type: "string" },
+      config: { type: "string" },
+      verbose: { type: "boolean", short: "v" },
+    },
+  });
+  if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
+  const file: AgentSettings =
+    values["agent-config"] === undefined ? {} : await loadAgentSettings(values["agent-config"]);
+  const listFile = values.file ?? file.listFile;
+  if (listFile === undefined) {
+    throw usageError("agent needs an image list: -f LIST, or images: in agent.yaml (-c FILE)");
+  }
+  const listen = values.listen ?? file.listen ?? "127.0.0.1:8080";
+  const hostPort = /^(\[[0-9a-f:.]+\]|[^:\s]+):(\d{1,5})$/i.exec(listen);
+  if (hostPort === null) throw usageError(`--listen must be HOST:PORT, got "${listen}"`);
+  const schedule = values.schedule ?? file.schedule;
+  if (schedule !== undefined) validateCron(schedule, "--schedule");
+  const allow = values.allow ?? file.allow;
+  for (const prefix of allow ?? []) normalizePrefix(prefix);
+  const secretFile = values["webhook-secret-file"] ?? file.webhookSecretFile;
+  const flags = {
+    store: values.store ?? file.store,
+    config: values.config,
+    "docker-host": values["docker-host"] ?? file.dockerHost,
+    "cri-endpoint": values["cri-endpoint"] ?? file.criEndpoint,
+  };
+  const policy = policyFrom(values, file);
+  const log = (entry: Record<string, unknown>) => {
+    if (entry.level === "debug" && values.verbose !== true) return;
+    output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  };
+  await runAgent({
+    listFile,
+    targets: values.target?.map(targetKind) ?? file.targets,
+    host: (hostPort[1] as string).replace(/^\[|\]$/g, ""),
+    port: Number(hostPort[2]),
+    schedule,
+    jitterMs:
+      values.jitter === undefined ? file.jitterMs : parseDuration(values.jitter, "--jitter"),
+    concurrency:
+      values.concurrency === undefined
+        ? file.concurrency
+        : positiveInteger(values.concurrency, 4, "--concurrency"),
+    webhookSecret: secretFile === undefined ? undefined : await readSecret(secretFile, log),
+    allow,
+    registryHost: values["registry-host"] ?? file.registryHost,
+    policy,
+    store: policy === undefined ? undefined : await openStore(flags),
+    graceMs: values.grace === undefined ? file.graceMs : parseDuration(values.grace, "--grace"),
+    openTargets: (kinds, hooks) => openAgentTargets(kinds, flags, output, hooks),
+    log,
+    signal,
+  });
+  return ExitCode.ok;
+}
+
+/**
+ * The targets as `warm` opens them, except that the store's puller counts what it downloads
+ * for /metrics. Runtimes come from the shared openTargets.
+ */
+async function openAgentTargets(
+  kinds: readonly TargetKind[],
+  flags: TargetFlags,
+  output: Output,
+  hooks: TargetHooks,
+): Promise<OpenedTargets> {
+  const runtimes = await openTargets(
+    kinds.filter((k) => k !== "store"),
+    flags,
+    output,
+  );
+  if (!kinds.includes("store")) return runtimes;
+  const store = await openStore(flags);
+  const registry = createRegistryClient({
+    config: flags.config,
+    credentials: runtimes.credentials,
+    output,
+  });
+  const puller = new MeteredPuller({ registry, store }, (bytes) =>
+    hooks.onPulledBytes("store", bytes),
+  );
+  const storeTarget = createStoreTarget({ store, puller });
+  return {
+    targets: kinds.map((k) =>
+      k === "store" ? storeTarget : (runtimes.targets.find((t) => t.kind === k) as Target),
+    ),
+    credentials: runtimes.credentials,
+    store,
+    close: async () => {
+      await Promise.allSettled([runtimes.close(), puller.close(), registry.close()]);
+    },
+  };
+}
+
+function policyFrom(
+  values: { "policy-schedule"?: string; high?: string; low?: string; "max-age"?: string },
+  file: AgentSettings,
+): { schedule: string; retention: RetentionPolicy } | undefined {
+  const schedule = values["policy-schedule"] ?? file.policy?.schedule;
+  const tuned = values.high ?? values.low ?? values["max-age"];
+  if (schedule === undefined) {
+    if (tuned !== undefined)
+      throw usageError("--high, --low and --max-age go with --policy-schedule");
+    return undefined;
+  }
+  validateCron(schedule, "--policy-schedule");
+  const base = file.policy?.retention ?? DEFAULT_RETENTION;
+  const retention: RetentionPolicy = {
+    highPercent: values.high === undefined ? base.highPercent : parsePercent(values.high, "--high"),
+    lowPercent: values.low === undefined ? base.lowPercent : parsePercent(values.low, "--low"),
+    maxAgeMs:
+      values["max-age"] === undefined
+        ? base.maxAgeMs
+        : parseDuration(values["max-age"], "--max-age"),
+  };
+  validatePolicy(retention);
+  return { schedule, retention };
+}
+
+/** The secret, without its trailing newline; a file others can read is reported. */
+async function readSecret(
+  path: string,
+  log: (entry: Record<string, unknown>) => void,
+): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new FerryError("FERRY_CONFIG_NOT_FOUND", `cannot read the webhook secret file ${path}`, {
+      hint: "create it with the shared secret (e.g. openssl rand -hex 32 > FILE; chmod 600 FILE)",
+      fields: { path },
+      cause: err,
+    });
+  }
+  const secret = text.replace(/\r?\n$/, "");
+  if (secret.trim() === "" || /\s/.test(secret)) {
+    throw new FerryError(
+      "FERRY_CONFIG_INVALID",
+      `the webhook secret in ${path} is empty or has spaces`,
+      {
+        hint: "write one token on one line, e.g. openssl rand -hex 32 > FILE",
+        fields: { path },
+      },
+    );
+  }
+  if (((await stat(path)).mode & 0o077) !== 0) {
+    log({
+      level: "warn",
+      msg: "the webhook secret file is readable by others",
+      path,
+      hint: "chmod 600 it",
+    });
+  }
+  return secret;
+}
+
+function targetKind(text: string): TargetKind {
+  const kind = TARGET_KINDS.find((k) => k === text);
+  if (kind === undefined) {
+    throw usageError(`unknown target "${text}"`, `--target is one of: ${TARGET_KINDS.join(", ")}`);
+  }
+  return kind;
+}
