@@ -14,31 +14,48 @@ export async function sendRange(
   start: number,
   end: number,
 ): Promise<number> {
+  // Two buffers, reused: one is read into while the socket still holds the other.
+  const size = Math.min(CHUNK, Math.max(1, end - start));
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  const flushed: Array<Promise<void> | undefined> = [undefined, undefined];
   let position = start;
-  while (position < end) {
-    // A fresh buffer per chunk: write() keeps a reference until the socket took it.
-    const buffer = Buffer.allocUnsafe(Math.min(CHUNK, end - position));
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+  for (let n = 0; position < end; n++) {
+    const slot = n % 2;
+    await flushed[slot]; // the socket is done with this buffer
+    if (res.destroyed) return position;
+    const buffer = buffers[slot] as Buffer;
+    const { bytesRead } = await file.read(
+      buffer,
+      0,
+      Math.min(buffer.length, end - position),
+      position,
+    );
     if (bytesRead === 0) break; // shorter than expected (still being written): the caller retries later
     position += bytesRead;
-    if (!res.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const onDrain = () => {
-          res.off("close", onClose);
-          resolve(true);
-        };
-        const onClose = () => {
-          res.off("drain", onDrain);
-          resolve(false);
-        };
-        res.once("drain", onDrain);
-        res.once("close", onClose);
-      });
-      if (!ok) return position;
-    }
-    if (res.destroyed) return position;
+    let more = true;
+    flushed[slot] = new Promise<void>((resolve) => {
+      more = res.write(buffer.subarray(0, bytesRead), () => resolve());
+    });
+    if (!more && !(await drained(res))) return position;
   }
+  await Promise.all(flushed);
   return position;
+}
+
+/** Waits for 'drain'; false if the response closed first. */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const onDrain = () => {
+      res.off("close", onClose);
+      resolve(true);
+    };
+    const onClose = () => {
+      res.off("drain", onDrain);
+      resolve(false);
+    };
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
 }
 
 /**
