@@ -1,3 +1,10 @@
+export {
+  type AccessPolicy,
+  type Client,
+  loadAccessPolicy,
+  parseAccessPolicy,
+  underPrefix,
+} from "./access.ts";
 export { DistributionError } from "./errors.ts";
 export { Mirror, type MirrorOptions, parseRange, toDistributionError } from "./mirror.ts";
 export { type MirrorRequest, parseRequest } from "./route.ts";

@@ -6,7 +6,9 @@ import { formatReference, parseReference, type Reference } from "../reference/in
 import type { Puller } from "../pull/index.ts";
 import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
+import type { AccessPolicy } from "./access.ts";
 import { DistributionError } from "./errors.ts";
+import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
 import { sendRange, streamGrowing } from "./stream.ts";
 
@@ -23,6 +25,13 @@ export interface MirrorOptions {
   tagTtlMs: number;
   metrics: Metrics;
   log: (entry: Record<string, unknown>) => void;
+  /**
+   * The mirror's own client auth (`--auth-file`). Without it every client is anonymous
+   * and `registry` must fetch without credentials.
+   */
+  access?: AccessPolicy;
+  /** Fetches without credentials, to prove repositories public; defaults to `registry`. */
+  anonymousRegistry?: RegistryClient;
 }
 
 interface Served {
@@ -40,6 +49,7 @@ interface Served {
  */
 export class Mirror {
   readonly #o: MirrorOptions;
+  readonly #guard: Guard;
   readonly #validated = new Map<string, number>();
   /** When the upstream last failed for a tag: within STALE_RETRY_MS it is served stale at once. */
   readonly #failed = new Map<string, number>();
@@ -58,6 +68,11 @@ export class Mirror {
 
   constructor(options: MirrorOptions) {
     this.#o = options;
+    this.#guard = new Guard(
+      options.store,
+      options.anonymousRegistry ?? options.registry,
+      options.access,
+    );
     const m = options.metrics;
     const requests = m.counter("ferry_mirror_requests_total", "Requests by kind and status.");
     const bytes = m.counter("ferry_mirror_bytes_served_total", "Body bytes sent to clients.");
@@ -119,6 +134,7 @@ export class Mirror {
   ): Promise<void> {
     switch (r.kind) {
       case "base":
+        this.#guard.base(req);
         res.writeHead(200, {
           "content-type": "application/json",
           "docker-distribution-api-version": "registry/2.0",
@@ -139,25 +155,28 @@ export class Mirror {
           "UNSUPPORTED",
           "this is a read-only mirror: push to the registry itself",
         );
-      case "manifest":
-        return this.#manifest(this.#reference(r.namespace, r.name, r.reference), res, method);
-      case "blob":
-        return this.#blob(
-          this.#reference(r.namespace, r.name, r.digest),
-          r.digest,
-          req,
-          res,
-          method,
-        );
-      case "tags":
+      case "manifest": {
+        const ref = this.#reference(r.namespace, r.name, r.reference);
+        return this.#manifest(ref, this.#guard.grant(req, repositoryOf(ref)), res, method);
+      }
+      case "blob": {
+        const ref = this.#reference(r.namespace, r.name, r.digest);
+        const grant = this.#guard.grant(req, repositoryOf(ref));
+        await this.#checkBlob(ref, r.digest, grant);
+        return this.#blob(ref, r.digest, req, res, method);
+      }
+      case "tags": {
+        const ref = this.#reference(r.namespace, r.name, "latest");
         return this.#tags(
-          this.#reference(r.namespace, r.name, "latest"),
+          ref,
+          this.#guard.grant(req, repositoryOf(ref)),
           r.namespace,
           r.n,
           r.last,
           res,
           method,
         );
+      }
     }
   }
 
@@ -171,9 +190,24 @@ export class Mirror {
     }
   }
 
-  async #manifest(ref: Reference, res: ServerResponse, method: string): Promise<void> {
-    const served = await this.#resolveManifest(ref);
+  async #manifest(
+    ref: Reference,
+    grant: Grant,
+    res: ServerResponse,
+    method: string,
+  ): Promise<void> {
+    const repository = repositoryOf(ref);
+    if (grant === "public-only")
+      await this.#guard.provePublic(
+        { domain: ref.domain, path: ref.path },
+        ref.digest ?? (ref.tag as string),
+      );
+    // A manifest by digest comes from the store only if the repository is known to hold it.
+    const cachedOk =
+      ref.digest === undefined || (await this.#guard.members.contains(repository, ref.digest));
+    const served = await this.#resolveManifest(ref, cachedOk);
     this.#learn(served.bytes, served.mediaType);
+    this.#guard.members.learn(repository, served.digest, served);
     const headers: Record<string, string> = {
       "content-type": served.mediaType,
       "content-length": String(served.bytes.length),
@@ -191,10 +225,10 @@ export class Mirror {
   }
 
   /** A manifest by digest (immutable: from the store when there), or by tag (TTL, then revalidate, stale on error). */
-  async #resolveManifest(ref: Reference): Promise<Served> {
+  async #resolveManifest(ref: Reference, cachedOk: boolean): Promise<Served> {
     const repo: Repository = { domain: ref.domain, path: ref.path };
     if (ref.digest !== undefined) {
-      if (await this.#o.store.hasBlob(ref.digest)) {
+      if (cachedOk && (await this.#o.store.hasBlob(ref.digest))) {
         this.#count.hits({ kind: "manifest" });
         return this.#fromStore(ref.digest, false);
       }
@@ -406,16 +440,42 @@ export class Mirror {
     }
   }
 
-  async #headUpstream(repo: Repository, digest: string): Promise<Descriptor> {
-    const res = await this.#o.registry.request(
-      repo,
-      { scope: pullScope(repo) },
-      (base, headers) => ({
-        method: "HEAD",
-        url: `${base}/v2/${repo.path}/blobs/${digest}`,
-        headers,
-      }),
-    );
+  /**
+   * A blob is served under a repository only if the repository contains it: known from
+   * its manifests (and, for an anonymous client, the repository proven public), or
+   * confirmed by a HEAD upstream as this client may ask it.
+   */
+  async #checkBlob(ref: Reference, digest: string, grant: Grant): Promise<void> {
+    const repository = repositoryOf(ref);
+    const known =
+      (grant === "granted" || (await this.#guard.public.has(repository))) &&
+      (await this.#guard.members.contains(repository, digest));
+    if (known) return;
+    const repo: Repository = { domain: ref.domain, path: ref.path };
+    let desc: Descriptor;
+    try {
+      desc = await this.#headUpstream(
+        repo,
+        digest,
+        this.#guard.registryFor(grant, this.#o.registry),
+      );
+    } catch (err) {
+      throw this.#guard.refusal(err, repository);
+    }
+    this.#known.set(digest, desc);
+    this.#guard.members.learn(repository, digest);
+  }
+
+  async #headUpstream(
+    repo: Repository,
+    digest: string,
+    registry: RegistryClient = this.#o.registry,
+  ): Promise<Descriptor> {
+    const res = await registry.request(repo, { scope: pullScope(repo) }, (base, headers) => ({
+      method: "HEAD",
+      url: `${base}/v2/${repo.path}/blobs/${digest}`,
+      headers,
+    }));
     res.body.resume();
     const size = Number(res.headers["content-length"]);
     if (res.status !== 200 || !Number.isSafeInteger(size)) {
@@ -428,6 +488,7 @@ export class Mirror {
 
   async #tags(
     ref: Reference,
+    grant: Grant,
     namespace: string | undefined,
     n: number | undefined,
     last: string | undefined,
@@ -435,9 +496,14 @@ export class Mirror {
     method: string,
   ): Promise<void> {
     let tags: string[];
+    const repository = repositoryOf(ref);
+    const proven = grant === "granted" || (await this.#guard.public.has(repository));
     try {
-      tags = await this.#o.registry.listTags({ domain: ref.domain, path: ref.path });
+      tags = await this.#guard
+        .registryFor(proven ? "granted" : "public-only", this.#o.registry)
+        .listTags({ domain: ref.domain, path: ref.path });
     } catch (err) {
+      if (!proven) throw this.#guard.refusal(err, repository);
       if (!isUpstreamFailure(err)) throw err;
       const prefix = `${ref.domain}/${ref.path}:`;
       tags = (await this.#o.store.images())
@@ -458,6 +524,10 @@ export class Mirror {
     res.writeHead(200, { ...headers, "content-length": String(Buffer.byteLength(body)) });
     res.end(method === "HEAD" ? undefined : body);
   }
+}
+
+function repositoryOf(ref: Reference): string {
+  return `${ref.domain}/${ref.path}`;
 }
 
 function mediaTypeOf(bytes: Buffer, contentType: string | undefined): string {

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { defaultCredentialSource } from "../../config/index.ts";
-import { Mirror, startMirrorServer } from "../../mirror/index.ts";
+import { anonymous, defaultCredentialSource } from "../../config/index.ts";
+import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
 import { Metrics } from "../../observe/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
@@ -24,9 +24,14 @@ Options:
                        asked again (default 5m); on upstream failure the last digest is served
   --tls-cert FILE      serve HTTPS with this certificate (and --tls-key FILE)
   --tls-key FILE
+  --auth-file FILE     client auth (YAML: users with passwordSha256 and repository
+                       prefixes, anonymous prefixes); the mirror then fetches upstream
+                       with its own credentials. Without it the mirror fetches anonymously
+                       and serves only repositories proven public upstream
   --concurrency N      upstream blob downloads at once (default 16)
   --store DIR          store directory
-  --config FILE        ferry config file (upstream credentials come from Docker's config)
+  --config FILE        ferry config file (with --auth-file, upstream credentials come
+                       from Docker's config)
 `;
 
 export async function mirrorCommand(
@@ -44,6 +49,7 @@ export async function mirrorCommand(
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       concurrency: { type: "string", default: "16" },
+      "auth-file": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
     },
@@ -83,14 +89,30 @@ export async function mirrorCommand(
   const store = await openStore(values);
   const log = (entry: Record<string, unknown>) =>
     output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-  const registry = new RegistryClient({
-    credentials: defaultCredentialSource(),
-    settings,
-    onEvent: (e) => log({ level: "warn", msg: "mirror fallback", ...e }),
-  });
+  const access =
+    values["auth-file"] === undefined ? undefined : await loadAccessPolicy(values["auth-file"]);
+  const onEvent = (e: Record<string, unknown>) =>
+    log({ level: "warn", msg: "mirror fallback", ...e });
+  // Anonymous mode fetches without credentials, so nothing private reaches the store through
+  // the mirror; with --auth-file the mirror uses its own credentials and its clients log in.
+  const anonymousRegistry = new RegistryClient({ credentials: anonymous, settings, onEvent });
+  const registry =
+    access === undefined
+      ? anonymousRegistry
+      : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent });
   const puller = new Puller({ registry, store, concurrency });
   const metrics = new Metrics();
-  const mirror = new Mirror({ store, puller, registry, defaultNamespace, tagTtlMs, metrics, log });
+  const mirror = new Mirror({
+    store,
+    puller,
+    registry,
+    defaultNamespace,
+    tagTtlMs,
+    metrics,
+    log,
+    anonymousRegistry,
+    ...(access === undefined ? {} : { access }),
+  });
   const tls =
     values["tls-cert"] !== undefined && values["tls-key"] !== undefined
       ? { cert: await readFile(values["tls-cert"]), key: await readFile(values["tls-key"]) }
@@ -108,6 +130,7 @@ export async function mirrorCommand(
     url: server.url,
     store: store.root,
     defaultNamespace,
+    clientAuth: access === undefined ? "anonymous" : "basic",
   });
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
@@ -117,5 +140,6 @@ export async function mirrorCommand(
   await server.close();
   await puller.close();
   await registry.close();
+  if (registry !== anonymousRegistry) await anonymousRegistry.close();
   return ExitCode.ok;
 }
