@@ -5,8 +5,9 @@ export {
   parseAccessPolicy,
   underPrefix,
 } from "./access.ts";
-export { DistributionError } from "./errors.ts";
-export { Mirror, type MirrorOptions, parseRange, toDistributionError } from "./mirror.ts";
+export { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
+export { Mirror, type MirrorOptions } from "./mirror.ts";
+export { parseRange } from "./range.ts";
 export { type MirrorRequest, parseRequest } from "./route.ts";
 export { type MirrorServerOptions, type RunningMirror, startMirrorServer } from "./server.ts";
 export { type WarmResult, warmThroughMirror } from "./warm.ts";

@@ -1,13 +1,14 @@
 import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { FerryError, isFerryError, type Metrics } from "../observe/index.ts";
+import type { Metrics } from "../observe/index.ts";
 import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import type { Puller } from "../pull/index.ts";
 import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
-import { DistributionError } from "./errors.ts";
+import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
+import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
 import { sendRange, streamGrowing } from "./stream.ts";
@@ -535,81 +536,5 @@ function mediaTypeOf(bytes: Buffer, contentType: string | undefined): string {
     return parseManifest(bytes, contentType).mediaType;
   } catch {
     return contentType ?? "application/octet-stream";
-  }
-}
-
-/** `bytes=a-b` / `bytes=a-` / `bytes=-n` (one range); undefined: none or several (serve it whole). */
-export function parseRange(
-  header: string | undefined,
-  size: number,
-): [number, number] | "unsatisfiable" | undefined {
-  if (header === undefined) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (m === null) return undefined;
-  const [, a, b] = m as unknown as [string, string, string];
-  let start: number;
-  let end: number;
-  if (a === "") {
-    if (b === "") return undefined;
-    start = Math.max(0, size - Number(b));
-    end = size;
-  } else {
-    start = Number(a);
-    end = b === "" ? size : Math.min(size, Number(b) + 1);
-  }
-  if (start >= size || start >= end) return "unsatisfiable";
-  return [start, end];
-}
-
-function isUpstreamFailure(err: unknown): boolean {
-  return (
-    isFerryError(err) &&
-    [
-      "FERRY_UNREACHABLE",
-      "FERRY_TIMEOUT",
-      "FERRY_TLS",
-      "FERRY_REGISTRY_UNAVAILABLE",
-      "FERRY_TOO_MANY_REQUESTS",
-      "FERRY_REGISTRY_ERROR",
-    ].includes(err.code)
-  );
-}
-
-export function toDistributionError(err: unknown): DistributionError {
-  if (err instanceof DistributionError) return err;
-  if (!(err instanceof FerryError)) return new DistributionError(500, "UNKNOWN", "internal error");
-  const detail = { upstream: err.message };
-  switch (err.code) {
-    case "FERRY_MANIFEST_UNKNOWN":
-      return new DistributionError(404, "MANIFEST_UNKNOWN", "manifest unknown", { detail });
-    case "FERRY_NAME_UNKNOWN":
-      return new DistributionError(404, "NAME_UNKNOWN", "repository name not known to registry", {
-        detail,
-      });
-    case "FERRY_BLOB_UNKNOWN":
-      return new DistributionError(404, "BLOB_UNKNOWN", "blob unknown to registry", { detail });
-    case "FERRY_AUTH_REQUIRED":
-    case "FERRY_AUTH_REJECTED":
-    case "FERRY_DENIED":
-      return new DistributionError(
-        403,
-        "DENIED",
-        "the mirror may not read this repository upstream",
-        { detail },
-      );
-    case "FERRY_TOO_MANY_REQUESTS":
-      return new DistributionError(429, "TOOMANYREQUESTS", "upstream rate limit", { detail });
-    case "FERRY_INVALID_REFERENCE":
-      return new DistributionError(400, "NAME_INVALID", err.message);
-    case "FERRY_DIGEST_MISMATCH":
-    case "FERRY_SIZE_MISMATCH":
-      return new DistributionError(
-        502,
-        "UNKNOWN",
-        "upstream served content that does not match its digest",
-        { detail },
-      );
-    default:
-      return new DistributionError(503, "UNAVAILABLE", "upstream unavailable", { detail });
   }
 }
