@@ -8,6 +8,7 @@ import { pullScope, type RegistryClient, type Repository } from "../registry/ind
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
 import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
+import { type MirrorCounters, mirrorCounters } from "./metrics.ts";
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
@@ -57,15 +58,7 @@ export class Mirror {
   readonly #manifestFlights = new Map<string, Promise<Served>>();
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
   readonly #known = new Map<string, Descriptor>();
-  readonly #count: {
-    requests: (l: Record<string, string>) => void;
-    bytes: (l: Record<string, string>, by: number) => void;
-    hits: (l: Record<string, string>) => void;
-    misses: (l: Record<string, string>) => void;
-    upstream: (l: Record<string, string>) => void;
-    coalesced: (l: Record<string, string>) => void;
-    stale: (l: Record<string, string>) => void;
-  };
+  readonly #count: MirrorCounters;
 
   constructor(options: MirrorOptions) {
     this.#o = options;
@@ -74,35 +67,7 @@ export class Mirror {
       options.anonymousRegistry ?? options.registry,
       options.access,
     );
-    const m = options.metrics;
-    const requests = m.counter("ferry_mirror_requests_total", "Requests by kind and status.");
-    const bytes = m.counter("ferry_mirror_bytes_served_total", "Body bytes sent to clients.");
-    const hits = m.counter("ferry_mirror_cache_hits_total", "Requests answered from the store.");
-    const misses = m.counter(
-      "ferry_mirror_cache_misses_total",
-      "Requests that needed the upstream.",
-    );
-    const upstream = m.counter(
-      "ferry_mirror_upstream_fetches_total",
-      "Blobs and manifests fetched from upstreams.",
-    );
-    const coalesced = m.counter(
-      "ferry_mirror_coalesced_waits_total",
-      "Misses that joined a fetch already under way.",
-    );
-    const stale = m.counter(
-      "ferry_mirror_stale_serves_total",
-      "Tags answered from the store because the upstream failed.",
-    );
-    this.#count = {
-      requests: (l) => requests(l),
-      bytes: (l, by) => bytes(l, by),
-      hits: (l) => hits(l),
-      misses: (l) => misses(l),
-      upstream: (l) => upstream(l),
-      coalesced: (l) => coalesced(l),
-      stale: (l) => stale(l),
-    };
+    this.#count = mirrorCounters(options.metrics);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
