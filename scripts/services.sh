@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real services for tests and the demo.
 #   services.sh install               apt-get install docker-registry skopeo apache2-utils zstd
-#                                     containerd runc docker.io busybox-static (if missing)
+#                                     containerd runc docker.io busybox-static stargz-snapshotter (if missing)
 #   services.sh registry start DIR    start a Distribution registry on 127.0.0.1, print its address
 #   services.sh registry stop DIR     stop it
 set -euo pipefail
@@ -25,6 +25,7 @@ cmd_install() {
   command -v containerd >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || missing+=(runc)
   command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v ctr-remote >/dev/null || missing+=(stargz-snapshotter)
   # archive tests put a statically linked busybox into an image that dockerd runs
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing+=(busybox-static)
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -34,7 +35,7 @@ cmd_install() {
   echo "installing (missing: ${missing[*]})" >&2
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y docker-registry skopeo apache2-utils zstd \
-    containerd runc docker.io busybox-static
+    containerd runc docker.io busybox-static stargz-snapshotter
 }
 
 free_port() {

@@ -147,6 +147,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.dfUsage, run: m.dfCommand };
     },
   },
+  lazy: {
+    summary: "list or read an image's files from its registry without pulling it (eStargz)",
+    load: async () => {
+      const m = await import("./commands/lazy.ts");
+      return { usage: m.lazyUsage, run: m.lazyCommand };
+    },
+  },
   fsck: {
     summary: "re-hash every blob; quarantine corrupt ones, list missing ones",
     load: async () => {
