@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import type { CredentialSource } from "../config/index.ts";
 import { Metrics } from "../observe/index.ts";
-import { formatReference } from "../reference/index.ts";
+import { formatReference, parseReference } from "../reference/index.ts";
 import type { Target, TargetKind } from "../runtime/index.ts";
 import type { RetentionPolicy, Store } from "../store/index.ts";
 import { notifySystemdReady } from "./bootstrap.ts";
@@ -236,6 +236,21 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     const change = state.setList(next.images);
     for (const image of change.unrequired) {
       if (store !== undefined) await store.setPinned(image, false).catch(() => false);
+      // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
+      for (const target of opened.targets) {
+        if (target.kind === "store" || target.unpin === undefined) continue;
+        await target
+          .unpin(parseReference(image))
+          .catch((err: unknown) =>
+            log({
+              level: "warn",
+              msg: "unpin failed",
+              image,
+              target: target.name,
+              error: (err as Error).message,
+            }),
+          );
+      }
     }
     for (const entry of [...change.added, ...change.changed]) queue.add(entry, "list");
     log({

@@ -63,6 +63,10 @@ class StoreTarget implements Target {
     return this.#store.setPinned(formatReference(ref), true);
   }
 
+  async unpin(ref: Reference): Promise<boolean> {
+    return this.#store.setPinned(formatReference(ref), false);
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -23,8 +23,13 @@ export type LabelOutcome = "labelled" | "absent" | "unsupported";
 export interface PinOperations {
   image(ref: Reference, signal?: AbortSignal): Promise<CriImage | undefined>;
   version(signal?: AbortSignal): Promise<RuntimeVersion>;
-  /** Sets one label on one containerd image of the k8s.io namespace. */
-  label(name: string, key: string, value: string, signal?: AbortSignal): Promise<LabelOutcome>;
+  /** Sets one label on one containerd image of the k8s.io namespace (value undefined: removes it). */
+  label(
+    name: string,
+    key: string,
+    value: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<LabelOutcome>;
 }
 
 export async function pinImage(
@@ -72,4 +77,21 @@ export function honoursPinLabel(version: RuntimeVersion): boolean {
   if (m === null) return true;
   const major = Number(m[1]);
   return major > 1 || (major === 1 && Number(m[2]) >= 7);
+}
+
+/** Removes the pin label from every name of the image; false when the runtime does not have it. */
+export async function unpinImage(
+  ops: PinOperations,
+  ref: Reference,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const image = await ops.image(ref, signal);
+  if (image === undefined) return false;
+  let removed = 0;
+  for (const name of new Set([...image.repoTags, ...image.repoDigests, image.id])) {
+    const outcome = await ops.label(name, PINNED_LABEL, undefined, signal);
+    if (outcome === "unsupported") return false;
+    if (outcome === "labelled") removed++;
+  }
+  return removed > 0;
 }

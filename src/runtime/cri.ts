@@ -5,7 +5,7 @@
  */
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
-import { CRI_NAMESPACE, type LabelOutcome, pinImage } from "./containerd-pin.ts";
+import { CRI_NAMESPACE, type LabelOutcome, pinImage, unpinImage } from "./containerd-pin.ts";
 import {
   authConfig,
   type CriImage,
@@ -130,6 +130,19 @@ export class CriTarget implements Target {
     );
   }
 
+  /** Removes the pin label again (containerd's image service; an update mask without the value deletes it). */
+  unpin(ref: Reference, signal?: AbortSignal): Promise<boolean> {
+    return unpinImage(
+      {
+        image: (r, s) => this.image(r, s),
+        version: (s) => this.version(s),
+        label: (name, key, value, s) => this.#label(name, key, value, s),
+      },
+      ref,
+      signal,
+    );
+  }
+
   async close(): Promise<void> {
     const connection = this.#connection;
     this.#connection = undefined;
@@ -139,11 +152,12 @@ export class CriTarget implements Target {
   async #label(
     name: string,
     key: string,
-    value: string,
+    value: string | undefined,
     signal?: AbortSignal,
   ): Promise<LabelOutcome> {
     const request = {
-      image: { name, labels: { [key]: value } },
+      // A label named in the mask but absent from `labels` is deleted.
+      image: { name, labels: value === undefined ? {} : { [key]: value } },
       update_mask: { paths: [`labels.${key}`] },
     };
     const metadata = { "containerd-namespace": CRI_NAMESPACE };

@@ -35,5 +35,7 @@ export interface Target {
   pull(ref: Reference, options?: TargetPullOptions): Promise<ImagePresence>;
   /** Protect a warmed image from the runtime's own garbage collection, where supported (containerd's pinned label via CRI). */
   pin?(ref: Reference, signal?: AbortSignal): Promise<boolean>;
+  /** Undo `pin` (an image taken off a list); true when a pin was removed. */
+  unpin?(ref: Reference, signal?: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
 }

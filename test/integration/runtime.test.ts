@@ -215,6 +215,16 @@ describe("runtime targets with real dockerd and containerd", () => {
           `${name} pinned in:\n${stdout}`,
         );
       }
+      // unpin takes the label off every name again
+      assert.equal(await cri.unpin(image), true);
+      const after = (await containerd.ctr(["-n", "k8s.io", "images", "ls"])).stdout;
+      for (const name of names) {
+        const line = after.split("\n").find((l) => l.startsWith(`${name} `));
+        assert.ok(
+          line !== undefined && !line.includes(PINNED_LABEL),
+          `${name} unpinned in:\n${after}`,
+        );
+      }
     });
 
     test("an absent endpoint is FERRY_RUNTIME_UNAVAILABLE, naming the socket", async () => {
