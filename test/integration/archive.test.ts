@@ -1,5 +1,6 @@
 // `ferry save` / `ferry load` with the real tools on both sides: skopeo, containerd (ctr), dockerd.
 import assert from "node:assert/strict";
+import { busyboxLayer } from "../fixtures/busybox.ts";
 import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -7,7 +8,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import tar from "tar-stream";
-import { type BuiltImage, type FileSpec, pushImage } from "../fixtures/images.ts";
+import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import {
   type RunningContainerd,
@@ -96,17 +97,7 @@ describe("ferry save and load with skopeo, containerd and dockerd", () => {
 
   before(async () => {
     work = await tempDir("archive");
-    const bin = await readFile("/bin/busybox");
-    // The image has no libc: its busybox must be the static one (Debian's busybox-static).
-    if (bin.subarray(0, 4096).includes("ld-linux")) {
-      throw new Error("/bin/busybox is dynamically linked (run: npm run services install)");
-    }
-    const base: FileSpec[] = [
-      { path: "bin", type: "dir" },
-      { path: "bin/busybox", content: bin, mode: 0o755 },
-      { path: "bin/cat", type: "symlink", linkname: "busybox" },
-      { path: "bin/sh", type: "symlink", linkname: "busybox" },
-    ];
+    const base = await busyboxLayer(["cat", "sh"]);
     const startRuntimes = async () => {
       containerd = await startContainerd();
       dockerd = await startDockerd(containerd.socket);

@@ -1,6 +1,7 @@
 // Real clients pulling through `ferry mirror`: the Docker engine (registry-mirrors), containerd
 // (hosts.toml, ?ns=) and skopeo (registries.conf mirror), each then running or reading the image.
 import assert from "node:assert/strict";
+import { busyboxLayer } from "../fixtures/busybox.ts";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
@@ -8,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { type BuiltImage, type FileSpec, pushImage } from "../fixtures/images.ts";
+import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import {
   type RunningContainerd,
@@ -101,18 +102,7 @@ describe("docker, containerd and skopeo pulling through ferry mirror", () => {
 
   before(async () => {
     work = await tempDir("mirror-clients");
-    const bin = await readFile("/bin/busybox");
-    // The images have no libc: their busybox must be the static one (Debian's busybox-static).
-    if (bin.subarray(0, 4096).includes("ld-linux")) {
-      throw new Error("/bin/busybox is dynamically linked (run: npm run services install)");
-    }
-    const base: FileSpec[] = [
-      { path: "bin", type: "dir" },
-      { path: "bin/busybox", content: bin, mode: 0o755 },
-      { path: "bin/sh", type: "symlink", linkname: "busybox" },
-      { path: "bin/echo", type: "symlink", linkname: "busybox" },
-      { path: "bin/cat", type: "symlink", linkname: "busybox" },
-    ];
+    const base = await busyboxLayer(["sh", "echo", "cat"]);
     [hub, far] = await Promise.all([startRegistry(), startRegistry()]);
     [busybox, hello, tool, containerd] = await Promise.all([
       // As Docker Hub serves it: Docker media types.

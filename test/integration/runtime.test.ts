@@ -1,7 +1,7 @@
 // runtime/ targets against a real dockerd (Engine API on its unix socket) and a real containerd
 // (CRI image service over gRPC), pulling from real Distribution registries, one with htpasswd.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { busyboxLayer } from "../fixtures/busybox.ts";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { isFerryError } from "../../src/observe/index.ts";
@@ -62,18 +62,7 @@ describe("runtime targets with real dockerd and containerd", () => {
 
   before(async () => {
     work = await tempDir("runtime");
-    const bin = await readFile("/bin/busybox");
-    if (bin.subarray(0, 4096).includes("ld-linux")) {
-      throw new Error("/bin/busybox is dynamically linked (run: npm run services install)");
-    }
-    const layers: FileSpec[][] = [
-      [
-        { path: "bin", type: "dir" },
-        { path: "bin/busybox", content: bin, mode: 0o755 },
-        { path: "bin/sh", type: "symlink", linkname: "busybox" },
-        { path: "bin/echo", type: "symlink", linkname: "busybox" },
-      ],
-    ];
+    const layers: FileSpec[][] = [await busyboxLayer(["sh", "echo"])];
     const startRuntimes = async () => {
       containerd = await startContainerd();
       dockerd = await startDockerd(containerd.socket);

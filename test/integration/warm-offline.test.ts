@@ -1,7 +1,8 @@
 // The point of pre-pulling: after `ferry warm` into Docker and containerd, containers start
 // with the registry gone. Real registry, real dockerd and containerd, real runc.
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { busyboxLayer } from "../fixtures/busybox.ts";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type FileSpec, pushImage } from "../fixtures/images.ts";
@@ -23,14 +24,8 @@ describe("warmed images start with the registry stopped", () => {
 
   before(async () => {
     work = await tempDir("ferry-offline-");
-    const busybox = await readFile("/bin/busybox");
     const layers: FileSpec[][] = [
-      [
-        { path: "bin", type: "dir" },
-        { path: "bin/busybox", content: busybox, mode: 0o755 },
-        { path: "bin/echo", type: "symlink", linkname: "busybox" },
-        { path: "bin/cat", type: "symlink", linkname: "busybox" },
-      ],
+      await busyboxLayer(["echo", "cat"]),
       [{ path: "etc/greeting", content: "warmed before it was needed\n" }],
     ];
     registry = await startRegistry();
