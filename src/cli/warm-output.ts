@@ -1,5 +1,5 @@
 /** Lines for warm, check and bootstrap results: `PULLED ref (3.2s)`, `PRESENT ref`, `FAILED ref: why`. */
-import type { WarmResult } from "../agent/index.ts";
+import type { ImageEntry, WarmFunction, WarmResult } from "../agent/index.ts";
 import type { ErrorCode } from "../observe/index.ts";
 import { exitCodeFor } from "./exit-codes.ts";
 import { ExitCode, type Output } from "./output.ts";
@@ -95,4 +95,20 @@ export function exitCodeOfResults(results: readonly WarmResult[]): number {
   if (first.state === "missing") return ExitCode.failure;
   // Codes come from FerryErrors, so they are ErrorCodes; unknown ones map to 1.
   return exitCodeFor((first.error?.code ?? "FERRY_INTERNAL") as ErrorCode);
+}
+
+/** Runs a warm (or check) function over the images, printing each result and the summary; returns the exit code. */
+export async function runAndPrint(
+  run: WarmFunction,
+  images: readonly ImageEntry[],
+  options: { output: Output; json: boolean; severalTargets: boolean; signal: AbortSignal },
+): Promise<number> {
+  const printer = createResultPrinter(options.output, {
+    json: options.json,
+    severalTargets: options.severalTargets,
+  });
+  const started = performance.now();
+  const results = await run(images, { signal: options.signal, onResult: (r) => printer.result(r) });
+  if (options.signal.aborted) return ExitCode.interrupted;
+  return printer.summary(results, Math.round(performance.now() - started) / 1000);
 }

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { createCheckFunction } from "../../agent/index.ts";
-import { ExitCode, type Output } from "../output.ts";
+import type { Output } from "../output.ts";
 import { openTargets, planFromFlags, TARGET_OPTIONS, TARGET_USAGE } from "../targets.ts";
-import { createResultPrinter } from "../warm-output.ts";
+import { runAndPrint } from "../warm-output.ts";
 
 export const checkUsage = `Usage: ferry check -f LIST [REF...] [--target KIND ...] [options]
 
@@ -27,14 +27,12 @@ export async function checkCommand(
   const opened = await openTargets(plan.kinds, values, output);
   try {
     const check = createCheckFunction({ targets: opened.targets, concurrency: plan.concurrency });
-    const printer = createResultPrinter(output, {
+    return await runAndPrint(check, plan.images, {
+      output,
       json: values.json === true,
       severalTargets: opened.targets.length > 1,
+      signal,
     });
-    const started = performance.now();
-    const results = await check(plan.images, { signal, onResult: (r) => printer.result(r) });
-    if (signal.aborted) return ExitCode.interrupted;
-    return printer.summary(results, Math.round(performance.now() - started) / 1000);
   } finally {
     await opened.close();
   }

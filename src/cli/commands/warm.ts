@@ -6,7 +6,7 @@ import { Limiter } from "../../pull/index.ts";
 import { formatReference } from "../../reference/index.ts";
 import { ExitCode, type Output, renderError, usageError } from "../output.ts";
 import { openTargets, planFromFlags, TARGET_OPTIONS, TARGET_USAGE } from "../targets.ts";
-import { createResultPrinter } from "../warm-output.ts";
+import { runAndPrint } from "../warm-output.ts";
 
 export const warmUsage = `Usage: ferry warm -f LIST [REF...] [--target KIND ...] [options]
        ferry warm REF... [-f LIST] --mirror URL [--concurrency N] [--platform P] [--json]
@@ -58,14 +58,12 @@ export async function warmCommand(
       credentials: opened.credentials,
       ...(opened.store ? { store: opened.store } : {}),
     });
-    const printer = createResultPrinter(output, {
+    return await runAndPrint(warm, plan.images, {
+      output,
       json: values.json === true,
       severalTargets: opened.targets.length > 1,
+      signal,
     });
-    const started = performance.now();
-    const results = await warm(plan.images, { signal, onResult: (r) => printer.result(r) });
-    if (signal.aborted) return ExitCode.interrupted;
-    return printer.summary(results, Math.round(performance.now() - started) / 1000);
   } finally {
     await opened.close();
   }
