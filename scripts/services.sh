@@ -28,6 +28,14 @@ cmd_install() {
   command -v ctr-remote >/dev/null || missing+=(stargz-snapshotter)
   # archive tests put a statically linked busybox into an image that dockerd runs
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || missing+=(busybox-static)
+  # Kubernetes mode: kubectl is the second client of the fake API server and renders kustomize
+  command -v kubectl >/dev/null || missing+=(kubectl)
+  # status page tests drive the system browser
+  command -v chromium >/dev/null || missing+=(chromium)
+  # lazy mounts: fusermount3 and the kernel's /dev/fuse
+  command -v fusermount3 >/dev/null || missing+=(fuse3)
+  # fleet tests and benchmarks: network namespaces, veth, bridge, tbf
+  command -v ip >/dev/null || missing+=(iproute2)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     die "missing: ${missing[*]}; installing needs root: sudo $0 install"
@@ -35,7 +43,7 @@ cmd_install() {
   echo "installing (missing: ${missing[*]})" >&2
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y docker-registry skopeo apache2-utils zstd \
-    containerd runc docker.io busybox-static stargz-snapshotter
+    containerd runc docker.io busybox-static stargz-snapshotter kubectl chromium fuse3 iproute2
 }
 
 free_port() {
