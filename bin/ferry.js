@@ -1,18 +1,43 @@
 #!/usr/bin/env node
-// ferry runs its TypeScript sources directly (Node's type stripping): Node 22.18+ or 23.6+.
+// ferry runs from the bundle that `npm ci` builds (dist/cli, see scripts/build.ts) while it
+// matches the sources, and from the TypeScript sources otherwise (Node's type stripping).
+import { readFileSync, statSync } from "node:fs";
 import module from "node:module";
 
-const [major, minor] = process.versions.node.split(".").map(Number);
-if (
-  major < 22 ||
-  (major === 22 && minor < 18 && !process.execArgv.includes("--experimental-strip-types"))
-) {
-  process.stderr.write(
-    `ferry: Node ${process.versions.node} is too old; run it with Node 24 (\`npm ci\` installs it into node_modules/.bin)\n`,
-  );
-  process.exit(2);
-}
-// Cache compiled (and type-stripped) code between runs: halves start-up.
+// Cache compiled code between runs: it halves start-up.
 module.enableCompileCache?.();
-const { main } = await import("../src/cli/main.ts");
+
+const root = new URL("../", import.meta.url);
+
+/** The bundle is used only if no source it was built from changed (or vanished) since. */
+function bundleIsCurrent() {
+  if (process.env.FERRY_FROM_SOURCE) return false;
+  try {
+    const { builtAt, inputs } = JSON.parse(
+      readFileSync(new URL("dist/cli/inputs.json", root), "utf8"),
+    );
+    for (const file of inputs) {
+      if (statSync(new URL(file, root)).mtimeMs >= builtAt) return false;
+    }
+    return inputs.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+let entry = "../dist/cli/main.js";
+if (!bundleIsCurrent()) {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  if (
+    major < 22 ||
+    (major === 22 && minor < 18 && !process.execArgv.includes("--experimental-strip-types"))
+  ) {
+    process.stderr.write(
+      `ferry: Node ${process.versions.node} cannot run the TypeScript sources; run it with Node 24 (\`npm ci\` installs it into node_modules/.bin) or build the bundle with \`npm run build\`\n`,
+    );
+    process.exit(2);
+  }
+  entry = "../src/cli/main.ts";
+}
+const { main } = await import(entry);
 process.exitCode = await main(process.argv.slice(2));

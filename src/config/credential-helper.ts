@@ -4,9 +4,12 @@
  * error message: a helper's stdout is quoted only when it is not JSON, and
  * anything the helper echoes back of a secret is cut out.
  */
-import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { FerryError } from "../observe/index.ts";
 import type { Credential } from "./credentials.ts";
+
+/** child_process is loaded when a helper runs: most pulls never run one. */
+const requireBuiltin = createRequire(import.meta.url);
 
 export const HELPER_PREFIX = "docker-credential-";
 /** Username with which helpers mark the Secret as an identity token. */
@@ -98,6 +101,7 @@ function runHelper(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const fields = { helper: name, action, serverUrl };
   return new Promise((resolve, reject) => {
+    const { spawn } = requireBuiltin("node:child_process") as typeof import("node:child_process");
     const child = spawn(program, [action], {
       env: options.env ?? process.env,
       stdio: ["pipe", "pipe", "pipe"],

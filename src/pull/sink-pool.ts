@@ -1,7 +1,11 @@
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { deserializeError, type SinkReply, type SinkRequest } from "./protocol.ts";
 import type { BlobSink } from "./sink.ts";
+
+/** worker_threads is loaded with the first worker: a pull that needs none should not pay for it. */
+const requireBuiltin = createRequire(import.meta.url);
 
 /** Bytes gathered before one message to a worker: fewer, larger messages and writes. */
 const BATCH_BYTES = 256 * 1024;
@@ -50,7 +54,10 @@ export class SinkPool {
   }
 
   #spawn(): PoolWorker {
-    const thread = new Worker(new URL("./sink-worker.ts", import.meta.url));
+    const { Worker } = requireBuiltin(
+      "node:worker_threads",
+    ) as typeof import("node:worker_threads");
+    const thread = new Worker(workerUrl());
     const worker: PoolWorker = { thread, sinks: new Map() };
     thread.unref();
     thread.on("message", (reply: SinkReply) => worker.sinks.get(reply.id)?.receive(reply));
@@ -181,4 +188,13 @@ class WorkerSink implements BlobSink {
     this.#worker.sinks.delete(this.#id);
     this.#onActive(this.#worker, false);
   }
+}
+
+/**
+ * The worker's entry: the TypeScript source when running from src/, the bundled
+ * sink-worker.js beside the chunk when running from the build (scripts/build.ts).
+ */
+function workerUrl(): URL {
+  const fromSource = import.meta.url.endsWith(".ts");
+  return new URL(fromSource ? "./sink-worker.ts" : "./sink-worker.js", import.meta.url);
 }
