@@ -153,6 +153,31 @@ export class Puller {
       ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),
     ];
 
+    const present = await this.#alreadyPresent(name, top.digest, descriptor, indexBlobs, blobs);
+    if (present) {
+      for (const { desc, kind } of blobs) {
+        emit({
+          type: "blob",
+          reference: name,
+          digest: desc.digest,
+          kind,
+          size: desc.size,
+          status: "exists",
+        });
+      }
+      await this.#store.touch(name); // a pull of a present image counts as a use
+      return {
+        reference: name,
+        digest: top.digest,
+        manifestDigest: descriptor.digest,
+        status: "up-to-date",
+        bytesDownloaded: 0,
+        blobsDownloaded: 0,
+        blobsSkipped: blobs.length,
+        seconds: Math.round(performance.now() - started) / 1000,
+      };
+    }
+
     // Garbage collection spares leased digests: take the lease before checking for any blob,
     // release it once the image is recorded (see store/lease.ts).
     const lease = await this.#store.lease(name, [
@@ -224,7 +249,30 @@ export class Puller {
     }
   }
 
-  /** Single-flight per digest within this process; the ingest lock does the same across processes. */
+  /**
+   * The up-to-date case, without lease or index lock: the name already records this
+   * manifest and every blob is in place. No lease is needed because the recorded image
+   * is itself a garbage-collection root for all of them.
+   */
+  async #alreadyPresent(
+    name: string,
+    sourceDigest: string,
+    descriptor: Descriptor,
+    indexBlobs: ReadonlyArray<{ digest: string; bytes: Buffer }>,
+    blobs: ReadonlyArray<{ desc: Descriptor }>,
+  ): Promise<boolean> {
+    const existing = await this.#store.findImage(name);
+    if (existing?.sourceDigest !== sourceDigest || existing.descriptor.digest !== descriptor.digest)
+      return false;
+    const wanted: Array<[string, number]> = [
+      ...indexBlobs.map((b): [string, number] => [b.digest, b.bytes.length]),
+      [descriptor.digest, descriptor.size],
+      ...blobs.map(({ desc }): [string, number] => [desc.digest, desc.size]),
+    ];
+    const found = await Promise.all(wanted.map(([d, size]) => this.#store.hasBlob(d, size)));
+    return found.every(Boolean);
+  }
+
   /**
    * Makes sure one blob is in the store: single flight with every pull of this
    * process, ingest lock across processes. While it downloads, `watch` hears

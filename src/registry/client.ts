@@ -335,6 +335,31 @@ export class RegistryClient {
     return value === undefined ? {} : { authorization: value };
   }
 
+  /**
+   * The first read from an endpoint whose auth is not known yet goes out without
+   * credentials at the same time as the ping, instead of after it: when the ping says
+   * the registry wants none (a local registry, a mirror), that answer is used and a
+   * round trip is saved; otherwise it is thrown away unread, so a 401/404 given to an
+   * anonymous client is never mistaken for the answer. Only GET and HEAD, which are safe
+   * to send twice.
+   */
+  #anonymousAlongsidePing(
+    endpoint: Endpoint,
+    build: (headers: Record<string, string>) => HttpRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<HttpResponse> | undefined {
+    if (this.#challenges.has(endpoint.base)) return undefined;
+    const req = build({});
+    if (req.method !== "GET" && req.method !== "HEAD") return undefined;
+    const res = withRetry(
+      () => this.#send({ ...req, signal, tls: endpoint.tls }),
+      this.#retry,
+      signal,
+    );
+    res.catch(() => {}); // its failure matters only if it is used, and then it is awaited
+    return res;
+  }
+
   /** Sends with auth; on 401 renews the token once (it may have expired or the challenge changed). */
   async #authorized(
     endpoint: Endpoint,
@@ -347,8 +372,28 @@ export class RegistryClient {
     const request = (headers: Record<string, string>) =>
       this.#send({ ...build(headers), signal, tls: endpoint.tls });
     // Auth is resolved once, outside the retry loop: ping and token requests retry on their own.
-    const headers = await this.#authHeaders(endpoint, repo, signal, scope);
-    let res = await withRetry(() => request(headers), this.#retry, signal);
+    let res: HttpResponse;
+    const anonymous = this.#anonymousAlongsidePing(endpoint, build, signal);
+    if (anonymous !== undefined) {
+      const challenge = await this.ping(endpoint, signal).catch((err: unknown) => {
+        discard(anonymous);
+        throw err;
+      });
+      if (challenge === undefined) res = await anonymous;
+      else {
+        // The registry wants credentials: what it said to the anonymous request decides nothing.
+        discard(anonymous);
+        const value = await this.#auth.header(endpoint.host, challenge, scope);
+        res = await withRetry(
+          () => request(value === undefined ? {} : { authorization: value }),
+          this.#retry,
+          signal,
+        );
+      }
+    } else {
+      const headers = await this.#authHeaders(endpoint, repo, signal, scope);
+      res = await withRetry(() => request(headers), this.#retry, signal);
+    }
     if (res.status !== 401) return res;
     const challenge = pickChallenge(header(res, "www-authenticate"));
     res.body.resume();
@@ -438,5 +483,13 @@ function manifestMismatch(
       hint: "the registry or something between it and you served a different manifest than it announced; nothing was stored",
       fields: { expected, actual },
     },
+  );
+}
+
+/** Drops a response nobody will read, so its connection goes back to the pool. */
+function discard(res: Promise<HttpResponse>): void {
+  res.then(
+    (r) => r.body.resume(),
+    () => {},
   );
 }
