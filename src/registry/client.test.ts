@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, describe, it } from "node:test";
+import { RegistryClient } from "./client.ts";
+
+const MANIFEST = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: "application/vnd.oci.image.manifest.v1+json",
+  config: {
+    mediaType: "application/vnd.oci.image.config.v1+json",
+    digest: `sha256:${"0".repeat(64)}`,
+    size: 2,
+  },
+  layers: [],
+});
+
+interface Seen {
+  path: string;
+  authorized: boolean;
+}
+
+/** A registry on loopback whose answers to anonymous clients are configurable. */
+async function registry(
+  wantsAuth: boolean,
+): Promise<{ server: Server; host: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const expected = `Basic ${Buffer.from("alice:secret").toString("base64")}`;
+  const server = createServer((req, res) => {
+    const authorized = req.headers.authorization === expected;
+    seen.push({ path: req.url ?? "", authorized });
+    if (wantsAuth && !authorized) {
+      if (req.url === "/v2/") {
+        res.writeHead(401, { "www-authenticate": 'Basic realm="test"' }).end();
+      } else {
+        // Some registries hide private repositories from anonymous clients behind a 404.
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "unknown" }] }));
+      }
+      return;
+    }
+    if (req.url === "/v2/") res.end("{}");
+    else
+      res
+        .writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" })
+        .end(MANIFEST);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+describe("RegistryClient: the first request to an endpoint", () => {
+  const servers: Server[] = [];
+  after(() => {
+    for (const s of servers) s.close();
+  });
+
+  it("uses the anonymous answer sent alongside the ping when the registry wants no credentials", async () => {
+    const r = await registry(false);
+    servers.push(r.server);
+    const client = new RegistryClient({});
+    try {
+      const got = await client.fetchManifest({ domain: r.host, path: "app" }, "v1");
+      assert.equal(got.bytes.toString(), MANIFEST);
+      await client.fetchManifest({ domain: r.host, path: "app" }, "v2");
+    } finally {
+      await client.close();
+    }
+    // one ping, then each manifest once: nothing was sent twice
+    assert.deepEqual(r.seen.map((s) => s.path).sort(), [
+      "/v2/",
+      "/v2/app/manifests/v1",
+      "/v2/app/manifests/v2",
+    ]);
+  });
+
+  it("ignores what an anonymous request was told (404) once the ping asks for credentials", async () => {
+    const r = await registry(true);
+    servers.push(r.server);
+    const client = new RegistryClient({
+      credentials: { get: async () => ({ username: "alice", password: "secret" }) },
+    });
+    try {
+      const got = await client.fetchManifest({ domain: r.host, path: "private" }, "v1");
+      assert.equal(got.bytes.toString(), MANIFEST);
+    } finally {
+      await client.close();
+    }
+    const manifestRequests = r.seen.filter((s) => s.path === "/v2/private/manifests/v1");
+    assert.ok(
+      manifestRequests.some((s) => s.authorized),
+      "the manifest was fetched with credentials",
+    );
+  });
+});
