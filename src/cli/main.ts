@@ -147,6 +147,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.dfUsage, run: m.dfCommand };
     },
   },
+  convert: {
+    summary: "rewrite an image as eStargz, for lazy pulling (--estargz)",
+    load: async () => {
+      const m = await import("./commands/convert.ts");
+      return { usage: m.convertUsage, run: m.convertCommand };
+    },
+  },
   lazy: {
     summary: "list or read an image's files from its registry without pulling it (eStargz)",
     load: async () => {

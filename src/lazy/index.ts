@@ -1,3 +1,20 @@
+export {
+  type ConvertedLayerSummary,
+  type ConvertEvent,
+  type ConverterOptions,
+  type ConvertOptions,
+  type ConvertSummary,
+  EstargzConverter,
+  UNCOMPRESSED_SIZE_ANNOTATION,
+} from "./convert.ts";
+export type { ImagePlace } from "./convert-places.ts";
+export {
+  DEFAULT_CHUNK_SIZE,
+  EstargzWriter,
+  type EstargzResult,
+  NO_PREFETCH_LANDMARK,
+  PREFETCH_LANDMARK,
+} from "./estargz-writer.ts";
 export { FOOTER_SIZE, type Footer, LEGACY_FOOTER_SIZE, parseFooter } from "./footer.ts";
 export { type ImageEntry, LazyImage, type LazyImageOptions, type LayerStats } from "./reader.ts";
 export {

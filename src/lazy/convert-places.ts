@@ -1,0 +1,301 @@
+import { createHash } from "node:crypto";
+import { type FileHandle, open, rename, rm } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { digestOf } from "../digest/index.ts";
+import { FerryError } from "../observe/index.ts";
+import { type Descriptor, formatPlatform } from "../oci/index.ts";
+import {
+  blobExists,
+  putManifest,
+  type RegistryClient,
+  type Repository,
+  readBytes,
+  uploadBlob,
+} from "../registry/index.ts";
+import type { Store } from "../store/index.ts";
+
+/** Where an image is read from or written to: a registry repository, or the store under a name. */
+export type ImagePlace =
+  | {
+      readonly kind: "registry";
+      readonly repository: Repository;
+      /** Tag or digest. */
+      readonly reference: string;
+      /** The full reference, for messages. */
+      readonly name: string;
+    }
+  | { readonly kind: "store"; readonly name: string };
+
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/** The manifest a place names, its bytes verified against its digest. */
+export interface PlacedManifest {
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly digest: string;
+}
+
+/** Reads manifests and blobs of an image, verifying what it can before returning it. */
+export interface ImageReader {
+  top(signal?: AbortSignal): Promise<PlacedManifest>;
+  manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer>;
+  /** A small blob (a config), verified. */
+  blob(desc: Descriptor, signal?: AbortSignal): Promise<Buffer>;
+  /** A layer's bytes; the caller verifies them as it reads. */
+  layer(desc: Descriptor, signal?: AbortSignal): Promise<Readable>;
+}
+
+/** Receives the converted image's blobs (a file, hashed while written) and manifest. */
+export interface ImageWriter {
+  /** Returns whether the destination already had the blob. */
+  layer(desc: Descriptor, path: string, signal?: AbortSignal): Promise<boolean>;
+  blob(desc: Descriptor, bytes: Buffer, signal?: AbortSignal): Promise<boolean>;
+  manifest(
+    mediaType: string,
+    bytes: Buffer,
+    platform: Descriptor["platform"],
+    signal?: AbortSignal,
+  ): Promise<string>;
+}
+
+function checked(bytes: Buffer, desc: Descriptor, what: string): Buffer {
+  const actual = digestOf(bytes);
+  if (actual !== desc.digest || bytes.length !== desc.size)
+    throw new FerryError(
+      "FERRY_DIGEST_MISMATCH",
+      `${what} ${desc.digest} does not match its descriptor (got ${actual}, ${bytes.length} bytes)`,
+      {
+        hint: "the source served different content than the manifest names; nothing was converted",
+        fields: { expected: desc.digest, actual },
+      },
+    );
+  return bytes;
+}
+
+export class RegistryImageReader implements ImageReader {
+  readonly #registry: RegistryClient;
+  readonly #place: Extract<ImagePlace, { kind: "registry" }>;
+
+  constructor(registry: RegistryClient, place: Extract<ImagePlace, { kind: "registry" }>) {
+    this.#registry = registry;
+    this.#place = place;
+  }
+
+  top(signal?: AbortSignal): Promise<PlacedManifest> {
+    return this.#registry.fetchManifest(this.#place.repository, this.#place.reference, signal);
+  }
+
+  async manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+    const m = await this.#registry.fetchManifest(this.#place.repository, desc.digest, signal);
+    return checked(m.bytes, desc, "manifest");
+  }
+
+  async blob(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
+    if (desc.size > MAX_CONFIG_BYTES)
+      throw new FerryError(
+        "FERRY_INVALID_MANIFEST",
+        `config ${desc.digest} claims ${desc.size} bytes`,
+      );
+    const res = await this.#registry.openBlob(
+      this.#place.repository,
+      desc.digest,
+      signal ? { signal } : {},
+    );
+    return checked(await readBytes(res, MAX_CONFIG_BYTES), desc, "config");
+  }
+
+  async layer(desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
+    const res = await this.#registry.openBlob(
+      this.#place.repository,
+      desc.digest,
+      signal ? { signal } : {},
+    );
+    return res.body;
+  }
+}
+
+export class StoreImageReader implements ImageReader {
+  readonly #store: Store;
+  readonly #name: string;
+
+  constructor(store: Store, name: string) {
+    this.#store = store;
+    this.#name = name;
+  }
+
+  async top(): Promise<PlacedManifest> {
+    const record = await this.#store.findImage(this.#name);
+    if (record === undefined)
+      throw new FerryError("FERRY_IMAGE_NOT_FOUND", `no image ${this.#name} in the store`, {
+        hint: "`ferry images` lists the stored images; `ferry pull` stores one",
+        fields: { reference: this.#name },
+      });
+    const { digest, mediaType } = record.descriptor;
+    return {
+      bytes: checked(await this.#store.readBlob(digest), record.descriptor, "manifest"),
+      mediaType,
+      digest,
+    };
+  }
+
+  async manifest(desc: Descriptor): Promise<Buffer> {
+    if (!(await this.#store.hasBlob(desc.digest)))
+      throw new FerryError(
+        "FERRY_IMAGE_NOT_FOUND",
+        `the store has no ${desc.platform ? formatPlatform(desc.platform) : desc.digest} image of ${this.#name} (a pull keeps one platform)`,
+        { hint: "convert from the registry, or pull that platform first" },
+      );
+    return checked(await this.#store.readBlob(desc.digest), desc, "manifest");
+  }
+
+  async blob(desc: Descriptor): Promise<Buffer> {
+    return checked(await this.#store.readBlob(desc.digest), desc, "config");
+  }
+
+  async layer(desc: Descriptor): Promise<Readable> {
+    if (!(await this.#store.hasBlob(desc.digest)))
+      throw new FerryError("FERRY_STORE_CORRUPT", `blob ${desc.digest} is missing from the store`, {
+        hint: `pull ${this.#name} again to restore it (\`ferry fsck\` checks the whole store)`,
+        fields: { digest: desc.digest },
+      });
+    return this.#store.openBlob(desc.digest);
+  }
+}
+
+export class RegistryImageWriter implements ImageWriter {
+  readonly #registry: RegistryClient;
+  readonly #place: Extract<ImagePlace, { kind: "registry" }>;
+
+  constructor(registry: RegistryClient, place: Extract<ImagePlace, { kind: "registry" }>) {
+    this.#registry = registry;
+    this.#place = place;
+  }
+
+  async layer(desc: Descriptor, path: string, signal?: AbortSignal): Promise<boolean> {
+    const repo = this.#place.repository;
+    if (await blobExists(this.#registry, repo, desc, { signal })) return true;
+    const file = await open(path, "r");
+    try {
+      await uploadBlob(this.#registry, repo, desc, rehashing(file, desc), { signal });
+    } finally {
+      await file.close();
+    }
+    return false;
+  }
+
+  async blob(desc: Descriptor, bytes: Buffer, signal?: AbortSignal): Promise<boolean> {
+    const repo = this.#place.repository;
+    if (await blobExists(this.#registry, repo, desc, { signal })) return true;
+    checked(bytes, desc, "blob");
+    await uploadBlob(this.#registry, repo, desc, async (s, e) => bytes.subarray(s, e), { signal });
+    return false;
+  }
+
+  async manifest(
+    mediaType: string,
+    bytes: Buffer,
+    _platform: Descriptor["platform"],
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const digest = digestOf(bytes);
+    const want = this.#place.reference;
+    if (want.includes(":") && want !== digest)
+      throw new FerryError(
+        "FERRY_INVALID_ARGUMENT",
+        `the converted image is ${digest}, not the digest ${this.#place.name} names`,
+        { hint: "name the destination by tag: conversion makes a new image with a new digest" },
+      );
+    return putManifest(this.#registry, this.#place.repository, want, mediaType, bytes, { signal });
+  }
+}
+
+/**
+ * Reads a local file for upload, hashing each byte as it is handed over: the
+ * read that completes the blob throws, before the upload is finished, if the
+ * bytes sent are not the digest the manifest will name.
+ */
+function rehashing(
+  file: FileHandle,
+  desc: Descriptor,
+): (start: number, end: number) => Promise<Buffer> {
+  const hash = createHash("sha256");
+  let next = 0;
+  return async (start, end) => {
+    if (start !== next) throw new Error(`upload read ${start} out of order (expected ${next})`);
+    const buffer = Buffer.allocUnsafe(end - start);
+    for (let at = 0; at < buffer.length; ) {
+      const { bytesRead } = await file.read(buffer, at, buffer.length - at, start + at);
+      if (bytesRead === 0)
+        throw new FerryError("FERRY_STORE_IO", `converted layer ${desc.digest} is truncated`);
+      at += bytesRead;
+    }
+    hash.update(buffer);
+    next = end;
+    if (end === desc.size) {
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== desc.digest)
+        throw new FerryError(
+          "FERRY_DIGEST_MISMATCH",
+          `converted layer ${desc.digest} changed on disk before upload (now ${actual}); nothing was published`,
+          { fields: { expected: desc.digest, actual } },
+        );
+    }
+    return buffer;
+  };
+}
+
+export class StoreImageWriter implements ImageWriter {
+  readonly #store: Store;
+  readonly #name: string;
+  /** Keeps what is written from garbage collection until the name records it. */
+  readonly #lease: { add(digests: Iterable<string>): Promise<void> };
+
+  constructor(
+    store: Store,
+    name: string,
+    lease: { add(digests: Iterable<string>): Promise<void> },
+  ) {
+    this.#store = store;
+    this.#name = name;
+    this.#lease = lease;
+  }
+
+  async layer(desc: Descriptor, path: string, signal?: AbortSignal): Promise<boolean> {
+    await this.#lease.add([desc.digest]);
+    if (await this.#store.hasBlob(desc.digest, desc.size)) return true;
+    const lock = await this.#store.lockIngest(desc.digest, signal);
+    try {
+      if (await this.#store.hasBlob(desc.digest, desc.size)) return true;
+      // The file was hashed as it was written and fsynced; the ingest area is where verified partials wait.
+      await rename(path, this.#store.ingestPath(desc.digest));
+      await this.#store.commitIngest(desc.digest);
+      return false;
+    } finally {
+      await lock.release();
+      await rm(path, { force: true });
+    }
+  }
+
+  async blob(desc: Descriptor, bytes: Buffer): Promise<boolean> {
+    await this.#lease.add([desc.digest]);
+    const had = await this.#store.hasBlob(desc.digest, desc.size);
+    await this.#store.writeBlob(desc.digest, bytes);
+    return had;
+  }
+
+  async manifest(
+    mediaType: string,
+    bytes: Buffer,
+    platform: Descriptor["platform"],
+  ): Promise<string> {
+    const digest = digestOf(bytes);
+    await this.#lease.add([digest]);
+    await this.#store.writeBlob(digest, bytes);
+    await this.#store.recordImage(
+      this.#name,
+      { mediaType, digest, size: bytes.length, ...(platform ? { platform } : {}) },
+      digest,
+    );
+    return digest;
+  }
+}
