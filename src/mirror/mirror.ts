@@ -70,6 +70,11 @@ export class Mirror {
     this.#count = mirrorCounters(options.metrics);
   }
 
+  /** Whether `repository` (domain/path) was proven anonymously readable upstream (peer sharing relies on it when the upstream is down). */
+  provenPublic(repository: string): Promise<boolean> {
+    return this.#guard.public.has(repository);
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? "GET";
     let kind = "unknown";

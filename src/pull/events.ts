@@ -24,6 +24,8 @@ export interface PullSummary {
   manifestDigest: string;
   status: "downloaded" | "up-to-date";
   bytesDownloaded: number;
+  /** Of `bytesDownloaded`, the bytes that came from peer nodes (the rest came from the registry). */
+  bytesFromPeers?: number;
   blobsDownloaded: number;
   blobsSkipped: number;
   seconds: number;

@@ -1,4 +1,10 @@
 export type { BlobStatus, PullEvent, PullSummary } from "./events.ts";
+export {
+  type AttemptLocation,
+  type BlobSource,
+  type BlobSourceLocation,
+  SourcePicker,
+} from "./blob-source.ts";
 export { Limiter } from "./limiter.ts";
 export { SinkPool } from "./sink-pool.ts";
 export { type BlobSink, LocalSink } from "./sink.ts";

@@ -24,6 +24,7 @@ import type { PullEvent, PullSummary } from "./events.ts";
 import { Limiter } from "./limiter.ts";
 import { SinkPool } from "./sink-pool.ts";
 import { LocalSink } from "./sink.ts";
+import { type BlobSource, SourcePicker } from "./blob-source.ts";
 import { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
 
 export interface PullerOptions {
@@ -42,6 +43,8 @@ export interface PullerOptions {
   /** Even with hash workers, blobs smaller than this stay on the main thread (a worker round trip costs more). */
   inlineBelow?: number;
   retry?: RetryPolicy;
+  /** Asked before the upstream for each blob (node-to-node sharing); see blob-source.ts. */
+  blobSource?: BlobSource;
 }
 
 export interface PullOptions {
@@ -60,6 +63,8 @@ type TransferUpdate =
 interface BlobOutcome {
   downloaded: boolean;
   fetched: number;
+  /** Of `fetched`, the bytes a blob source (peer) delivered. */
+  fromPeers?: number;
 }
 
 /**
@@ -76,6 +81,7 @@ export class Puller {
   readonly #ownsPool: boolean;
   readonly #inlineBelow: number;
   readonly #retry: RetryPolicy;
+  readonly #blobSource: BlobSource | undefined;
   readonly #inflight = new Map<string, Promise<BlobOutcome>>();
   /** Listeners for the bytes an ingest file holds, per digest (the mirror streams from it). */
   readonly #watchers = new Map<string, Set<(current: number) => void>>();
@@ -95,6 +101,7 @@ export class Puller {
       ? (options.inlineBelow ?? DEFAULT_INLINE_BELOW)
       : Number.POSITIVE_INFINITY;
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#blobSource = options.blobSource;
   }
 
   async close(): Promise<void> {
@@ -240,6 +247,7 @@ export class Puller {
         manifestDigest: descriptor.digest,
         status: upToDate ? "up-to-date" : "downloaded",
         bytesDownloaded: outcomes.reduce((sum, o) => sum + o.fetched, 0),
+        bytesFromPeers: outcomes.reduce((sum, o) => sum + (o.fromPeers ?? 0), 0),
         blobsDownloaded,
         blobsSkipped: blobs.length - blobsDownloaded,
         seconds: Math.round(performance.now() - started) / 1000,
@@ -328,13 +336,18 @@ export class Puller {
     signal: AbortSignal | undefined,
   ): Promise<BlobOutcome> {
     const lock = await this.#store.lockIngest(desc.digest, signal);
+    let settle: ((ok: boolean) => void) | undefined;
+    let ok = false;
     try {
       if (await this.#store.hasBlob(desc.digest, desc.size))
         return { downloaded: false, fetched: 0 };
       let fetched = 0;
+      const sources = new SourcePicker(this.#blobSource, this.#registry, repo, desc, signal);
+      settle = (ok) => sources.settle(ok);
       for (let attempt = 0; ; attempt++) {
-        const location = await this.#registry.blobLocation(repo, desc.digest, signal);
+        const { location, peer } = await sources.next();
         const job: TransferJob = {
+          ...(peer === undefined ? {} : { idleTimeoutMs: peer.idleTimeoutMs }),
           url: location.url,
           headers: location.headers,
           tls: location.tls,
@@ -358,6 +371,12 @@ export class Puller {
             { signal },
           );
         } catch (err) {
+          if (peer !== undefined && !signal?.aborted) {
+            // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
+            sources.peerFailed(peer, err);
+            attempt--;
+            continue;
+          }
           if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
             // A mirror that fails is dropped; the next attempt resumes from the registry itself.
             this.#registry.mirrorFailed(
@@ -368,11 +387,18 @@ export class Puller {
             continue;
           }
           if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
+          sources.upstreamFailed();
           failure = err;
         }
         if (result?.kind === "complete") {
           fetched += result.fetched;
+          sources.completed(peer, result.fetched);
           break;
+        }
+        if (result?.kind === "unauthorized" && peer !== undefined) {
+          sources.peerFailed(peer, new Error(`peer ${peer.peer} refused the request (401)`));
+          attempt--;
+          continue;
         }
         if (result?.kind === "unauthorized") {
           if (attempt + 1 >= this.#retry.maxAttempts) {
@@ -396,8 +422,10 @@ export class Puller {
         await sleep(backoffDelay(this.#retry, attempt), undefined, { signal });
       }
       await this.#store.commitIngest(desc.digest);
-      return { downloaded: true, fetched };
+      ok = true;
+      return { downloaded: true, fetched, fromPeers: sources.fromPeers };
     } finally {
+      settle?.(ok);
       await lock.release();
     }
   }

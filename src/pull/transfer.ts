@@ -22,6 +22,8 @@ export interface TransferJob {
   /** For error messages: registry host and repository. */
   readonly host: string;
   readonly repository: string;
+  /** No bytes for this long fails the attempt (FERRY_TIMEOUT); the reader's default otherwise. */
+  readonly idleTimeoutMs?: number;
 }
 
 export type TransferResult =
@@ -70,6 +72,7 @@ export async function transferBlob(
           tls: job.tls,
           ...(start > 0 ? { range: { start } } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
+          ...(job.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: job.idleTimeoutMs }),
         },
         (head) =>
           start === 0 ? head.status === 200 : head.status === 206 && rangeStart(head) === start,

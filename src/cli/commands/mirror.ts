@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
 import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
 import { Metrics } from "../../observe/index.ts";
+import { PEER_FLAGS_USAGE, PeerNode, peerSettings, StaticMembership } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
 import { type HostSettings, RegistryClient } from "../../registry/index.ts";
@@ -32,7 +33,9 @@ Options:
   --store DIR          store directory
   --config FILE        ferry config file (with --auth-file, upstream credentials come
                        from Docker's config)
-`;
+
+Node-to-node sharing (docs/peers.md):
+${PEER_FLAGS_USAGE}`;
 
 export async function mirrorCommand(
   args: string[],
@@ -52,6 +55,11 @@ export async function mirrorCommand(
       "auth-file": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
+      peers: { type: "string" },
+      "peer-listen": { type: "string" },
+      "peer-key-file": { type: "string" },
+      "peer-upload-limit": { type: "string" },
+      "peer-max-connections": { type: "string" },
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
@@ -64,6 +72,7 @@ export async function mirrorCommand(
     throw usageError("--tls-cert and --tls-key go together");
   }
   const tagTtlMs = parseDuration(values["tag-ttl"]);
+  const peering = await peerSettings(values);
   let defaultNamespace = DEFAULT_DOMAIN;
   let override: { host: string; endpoint: string } | undefined;
   if (values.upstream !== undefined) {
@@ -100,8 +109,23 @@ export async function mirrorCommand(
     access === undefined
       ? anonymousRegistry
       : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent });
-  const puller = new Puller({ registry, store, concurrency });
   const metrics = new Metrics();
+  const peerNode =
+    peering === undefined
+      ? undefined
+      : new PeerNode({
+          self: peering.self,
+          membership: new StaticMembership(peering.peers),
+          key: peering.key,
+          metrics,
+          log,
+        });
+  const puller = new Puller({
+    registry,
+    store,
+    concurrency,
+    ...(peerNode === undefined ? {} : { blobSource: peerNode.source }),
+  });
   const mirror = new Mirror({
     store,
     puller,
@@ -124,6 +148,24 @@ export async function mirrorCommand(
     mirror,
     log,
   });
+  if (peerNode !== undefined && peering !== undefined) {
+    const peerServer = await peerNode.listen({
+      host: peering.host,
+      port: peering.port,
+      store,
+      fetcher: puller,
+      registry,
+      isPublic: (repository) => mirror.provenPublic(repository),
+      uploadBytesPerSecond: peering.uploadBytesPerSecond,
+      maxConnections: peering.maxConnections,
+    });
+    log({
+      level: "info",
+      msg: "peer listener up",
+      address: peerServer.address,
+      peers: peering.peers.filter((p) => p !== peering.self),
+    });
+  }
   log({
     level: "info",
     msg: "mirror listening",
@@ -138,6 +180,7 @@ export async function mirrorCommand(
   });
   log({ level: "info", msg: "shutting down: finishing in-flight responses" });
   await server.close();
+  await peerNode?.close();
   await puller.close();
   await registry.close();
   if (registry !== anonymousRegistry) await anonymousRegistry.close();

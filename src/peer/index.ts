@@ -1,0 +1,36 @@
+export { type AccessVerdict, UpstreamAccess, type UpstreamAccessOptions } from "./access.ts";
+export { Liveness, type LivenessOptions } from "./liveness.ts";
+export {
+  type MembershipSource,
+  parsePeerAddress,
+  parsePeerList,
+  StaticMembership,
+} from "./membership.ts";
+export { type PeerCounters, peerCounters } from "./metrics.ts";
+export { PeerNode, type PeerListenOptions, type PeerNodeOptions } from "./node.ts";
+export { rank, score } from "./rendezvous.ts";
+export { parseByteRange } from "./serve-file.ts";
+export {
+  type BlobFetcher,
+  type PeerServerOptions,
+  type RunningPeerServer,
+  startPeerServer,
+} from "./server.ts";
+export {
+  loadPeerKey,
+  MAX_SKEW_MS,
+  PEER_AUTH_HEADER,
+  signRequest,
+  verifyRequest,
+} from "./signing.ts";
+export {
+  type BlobDescriptor,
+  type PeerLocation,
+  PeerSource,
+  type PeerSourceOptions,
+  SIZE_HEADER,
+  STORED_ONLY_HEADER,
+  UPSTREAM_AUTH_HEADER,
+} from "./source.ts";
+export { Throttle } from "./throttle.ts";
+export { PEER_FLAGS_USAGE, type PeerFlags, type PeerSettings, peerSettings } from "./options.ts";

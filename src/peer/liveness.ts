@@ -1,0 +1,94 @@
+import { request } from "node:http";
+import type { MembershipSource } from "./membership.ts";
+
+export interface LivenessOptions {
+  membership: MembershipSource;
+  /** This node's own peer address: always live, never probed. */
+  self: string;
+  /** Between probe rounds; default 2 s. */
+  intervalMs?: number;
+  /** One probe's time limit; default 1 s. */
+  timeoutMs?: number;
+  /** Probes in flight at once; default 8 (a round over a large fleet takes several slots). */
+  concurrency?: number;
+}
+
+/**
+ * Which members answer their health endpoint (`GET /healthz` on the peer listener).
+ * Members start out live (so a fleet that starts together routes at once) and a failed
+ * probe or transfer marks one down until a later probe succeeds. Probing is bounded:
+ * one round at a time, a few probes at once, each with a short time limit.
+ */
+export class Liveness {
+  readonly #o: Required<Omit<LivenessOptions, "membership" | "self">>;
+  readonly #membership: MembershipSource;
+  readonly self: string;
+  readonly #down = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #round: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: LivenessOptions) {
+    this.#membership = options.membership;
+    this.self = options.self;
+    this.#o = {
+      intervalMs: options.intervalMs ?? 2_000,
+      timeoutMs: options.timeoutMs ?? 1_000,
+      concurrency: options.concurrency ?? 8,
+    };
+  }
+
+  /** Members other than this node that are not known to be down. */
+  live(): string[] {
+    return this.others().filter((m) => !this.#down.has(m));
+  }
+
+  others(): string[] {
+    return this.#membership.members().filter((m) => m !== this.self);
+  }
+
+  /** A transfer from `member` failed to connect: treat it as down until a probe says otherwise. */
+  markDown(member: string): void {
+    this.#down.add(member);
+  }
+
+  start(): void {
+    const tick = () => {
+      this.#round = this.probeAll().finally(() => {
+        this.#round = undefined;
+        if (!this.#stopped) this.#timer = setTimeout(tick, this.#o.intervalMs).unref();
+      });
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#round;
+  }
+
+  /** One round: every member probed once, at most `concurrency` at a time. */
+  async probeAll(): Promise<void> {
+    const queue = this.others();
+    const worker = async () => {
+      for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+        if (await probe(m, this.#o.timeoutMs)) this.#down.delete(m);
+        else this.#down.add(m);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));
+  }
+}
+
+function probe(member: string, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const req = request(`http://${member}/healthz`, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}

@@ -1,0 +1,83 @@
+import type { FileHandle } from "node:fs/promises";
+import type { ServerResponse } from "node:http";
+import type { Throttle } from "./throttle.ts";
+
+const CHUNK = 1 << 20;
+
+/**
+ * Writes file bytes [start, end) to `res` under the node's upload cap, through two
+ * reused buffers (one is read into while the socket still holds the other). Returns
+ * the position reached: `end`, or less if the file is shorter or the peer went away.
+ */
+export async function sendFileRange(
+  res: ServerResponse,
+  file: FileHandle,
+  start: number,
+  end: number,
+  throttle: Throttle,
+  onSent: (bytes: number) => void,
+): Promise<number> {
+  const size = Math.min(CHUNK, Math.max(1, end - start));
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+  const flushed: Array<Promise<void> | undefined> = [undefined, undefined];
+  let position = start;
+  for (let n = 0; position < end; n++) {
+    const slot = n % 2;
+    await flushed[slot];
+    if (res.destroyed) return position;
+    const buffer = buffers[slot] as Buffer;
+    const want = Math.min(buffer.length, end - position);
+    const { bytesRead } = await file.read(buffer, 0, want, position);
+    if (bytesRead === 0) break;
+    await throttle.take(bytesRead);
+    if (res.destroyed) return position;
+    position += bytesRead;
+    onSent(bytesRead);
+    let more = true;
+    flushed[slot] = new Promise<void>((resolve) => {
+      more = res.write(buffer.subarray(0, bytesRead), () => resolve());
+    });
+    if (!more && !(await drained(res))) return position;
+  }
+  await Promise.all(flushed);
+  return position;
+}
+
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const onDrain = () => {
+      res.off("close", onClose);
+      resolve(true);
+    };
+    const onClose = () => {
+      res.off("drain", onDrain);
+      resolve(false);
+    };
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
+}
+
+/** `bytes=a-b`, `bytes=a-`, `bytes=-n` over a blob of `size`; undefined: none (whole blob). */
+export function parseByteRange(
+  header: string | undefined,
+  size: number,
+): [number, number] | "unsatisfiable" | undefined {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null) return "unsatisfiable";
+  const a = m[1] as string;
+  const b = m[2] as string;
+  let start: number;
+  let end: number;
+  if (a === "") {
+    if (b === "") return "unsatisfiable";
+    start = Math.max(0, size - Number(b));
+    end = size;
+  } else {
+    start = Number(a);
+    end = b === "" ? size : Math.min(size, Number(b) + 1);
+  }
+  if (start >= size || start >= end) return "unsatisfiable";
+  return [start, end];
+}

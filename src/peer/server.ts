@@ -1,0 +1,337 @@
+import { type FileHandle, open, stat } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Repository } from "../registry/index.ts";
+import type { Store } from "../store/index.ts";
+import type { UpstreamAccess } from "./access.ts";
+import type { PeerCounters } from "./metrics.ts";
+import { parseByteRange, sendFileRange } from "./serve-file.ts";
+import { PEER_AUTH_HEADER, verifyRequest } from "./signing.ts";
+import {
+  type BlobDescriptor,
+  type PeerSource,
+  SIZE_HEADER,
+  STORED_ONLY_HEADER,
+  UPSTREAM_AUTH_HEADER,
+} from "./source.ts";
+import { Throttle } from "./throttle.ts";
+
+/** What fetches a blob into the store and reports the ingest file's growth (the pull engine's Puller). */
+export interface BlobFetcher {
+  ensureBlob(
+    repo: Repository,
+    desc: BlobDescriptor,
+    options?: { watch?: (current: number) => void },
+  ): Promise<{ downloaded: boolean; fetched: number }>;
+}
+
+export interface PeerServerOptions {
+  host: string;
+  port: number;
+  key: Buffer;
+  store: Store;
+  fetcher: BlobFetcher;
+  source: PeerSource;
+  access: UpstreamAccess;
+  counters: PeerCounters;
+  log: (entry: Record<string, unknown>) => void;
+  /** Upload cap for everything sent to peers, bytes/s; 0 = none. */
+  uploadBytesPerSecond?: number;
+  /** Open connections accepted at once (more are closed at once); default 64. */
+  maxConnections?: number;
+}
+
+export interface RunningPeerServer {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
+
+/**
+ * The peer listener: `GET|HEAD /v2/<name>/blobs/<digest>?ns=<registry>` for peers that
+ * sign with the fleet key and prove access to the repository, and `GET /healthz`.
+ * A blob is served from the store when it is there at request time; otherwise this node
+ * fetches it from the upstream (it is the blob's owner for the asking peer) and streams
+ * the bytes as they arrive, the last byte only once the whole blob is verified.
+ */
+export async function startPeerServer(options: PeerServerOptions): Promise<RunningPeerServer> {
+  const throttle = new Throttle(options.uploadBytesPerSecond ?? 0);
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    handle(options, throttle, req, res).catch((err: unknown) => {
+      options.log({ level: "warn", msg: "peer request failed", url: req.url, error: String(err) });
+      if (!res.headersSent) reply(res, 500, "internal error");
+      else res.destroy();
+    });
+    res.on("close", () => options.counters.requests({ status: String(res.statusCode) }));
+  };
+  const server: Server = createServer(handler);
+  server.maxConnections = options.maxConnections ?? 64;
+  server.keepAliveTimeout = 30_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+  return {
+    address: `${host}:${addr.port}`,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+async function handle(
+  o: PeerServerOptions,
+  throttle: Throttle,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const raw = req.url ?? "/";
+  const method = req.method ?? "GET";
+  const url = new URL(raw, "http://peer.invalid");
+  if (url.pathname === "/healthz") {
+    reply(res, 200, "ok");
+    return;
+  }
+  const m = BLOB_PATH.exec(url.pathname);
+  const domain = url.searchParams.get("ns");
+  if (m === null || domain === null || domain === "") {
+    reply(res, 404, "only /v2/<name>/blobs/<digest>?ns=<registry> and /healthz are served here");
+    return;
+  }
+  if (method !== "GET" && method !== "HEAD") {
+    reply(res, 405, "read-only");
+    return;
+  }
+  if (!verifyRequest(o.key, method, raw, header(req, PEER_AUTH_HEADER))) {
+    reply(res, 401, "peer signature missing, wrong or too old");
+    return;
+  }
+  const repo: Repository = { domain, path: m[1] as string };
+  const digest = m[2] as string;
+  const verdict = await o.access.check(repo, digest, header(req, UPSTREAM_AUTH_HEADER));
+  if (verdict !== "allowed") {
+    reply(
+      res,
+      verdict === "denied" ? 403 : 503,
+      verdict === "denied"
+        ? `the upstream does not let the credential you presented read ${domain}/${repo.path}`
+        : "cannot check your access with the upstream now",
+    );
+    return;
+  }
+  const common = { "docker-content-digest": digest, "accept-ranges": "bytes" };
+  const file = await open(o.store.blobPath(digest), "r").catch(() => undefined);
+  if (file !== undefined) {
+    try {
+      await serveStored(o, throttle, req, res, method, file, common);
+    } finally {
+      await file.close();
+    }
+    return;
+  }
+  if (method === "HEAD" || header(req, STORED_ONLY_HEADER) !== undefined) {
+    reply(res, 404, "not stored here");
+    return;
+  }
+  if (o.source.fetchingFromPeer(digest)) {
+    // Serving it would chain peers (or loop, if views of the membership disagree).
+    reply(res, 409, "this node is itself fetching that blob from a peer");
+    return;
+  }
+  const size = Number(header(req, SIZE_HEADER));
+  if (!Number.isSafeInteger(size) || size <= 0) {
+    reply(res, 400, `${SIZE_HEADER} must give the blob's size`);
+    return;
+  }
+  await serveGrowing(
+    o,
+    throttle,
+    req,
+    res,
+    repo,
+    { mediaType: "application/octet-stream", digest, size },
+    common,
+  );
+}
+
+async function serveStored(
+  o: PeerServerOptions,
+  throttle: Throttle,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  file: FileHandle,
+  common: Record<string, string>,
+): Promise<void> {
+  const size = (await file.stat()).size;
+  const range = parseByteRange(header(req, "range"), size);
+  if (range === "unsatisfiable") {
+    res.writeHead(416, { ...common, "content-range": `bytes */${size}` }).end();
+    return;
+  }
+  const [start, end] = range ?? [0, size];
+  const headers = {
+    ...common,
+    "content-type": "application/octet-stream",
+    "content-length": String(end - start),
+  };
+  if (range === undefined) res.writeHead(200, headers);
+  else res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end - 1}/${size}` });
+  if (method === "HEAD") {
+    res.end();
+    return;
+  }
+  const reached = await sendFileRange(res, file, start, end, throttle, (n) =>
+    o.counters.served({}, n),
+  );
+  if (reached === end) res.end();
+  else res.destroy();
+}
+
+/**
+ * Streams a blob this node is downloading (or starts downloading it, upstream only):
+ * bytes go out as the ingest file grows, all but the last one, which follows only
+ * after the blob is verified and committed. If the download fails, or the file the
+ * bytes came from is not the one committed (a failed check deleted it and a new
+ * download began), the response is cut, so a peer never gets a complete bad body.
+ */
+async function serveGrowing(
+  o: PeerServerOptions,
+  throttle: Throttle,
+  req: IncomingMessage,
+  res: ServerResponse,
+  repo: Repository,
+  desc: BlobDescriptor,
+  common: Record<string, string>,
+): Promise<void> {
+  const range = parseByteRange(header(req, "range"), desc.size);
+  if (range === "unsatisfiable") {
+    res.writeHead(416, { ...common, "content-range": `bytes */${desc.size}` }).end();
+    return;
+  }
+  const [start, end] = range ?? [0, desc.size];
+  let available = 0;
+  let state = "running" as "running" | "done" | "failed";
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const done = o.source.upstreamOnly(desc.digest, () =>
+    o.fetcher.ensureBlob(repo, desc, {
+      watch: (bytes) => {
+        available = Math.max(available, bytes);
+        poke();
+      },
+    }),
+  );
+  done.then(
+    () => {
+      state = "done";
+      poke();
+    },
+    (err: unknown) => {
+      state = "failed";
+      failure = err;
+      poke();
+    },
+  );
+  const headers = () => {
+    if (res.headersSent) return;
+    const h = {
+      ...common,
+      "content-type": "application/octet-stream",
+      "content-length": String(end - start),
+    };
+    if (range === undefined) res.writeHead(200, h);
+    else res.writeHead(206, { ...h, "content-range": `bytes ${start}-${end - 1}/${desc.size}` });
+  };
+  let file: FileHandle | undefined;
+  let inode = -1;
+  let sent = start;
+  const ingestPath = o.store.ingestPath(desc.digest);
+  try {
+    for (;;) {
+      if (res.destroyed) return;
+      if (state === "failed") {
+        const message = failure instanceof Error ? failure.message : String(failure);
+        if (!res.headersSent) reply(res, 502, `this node could not fetch the blob: ${message}`);
+        else res.destroy();
+        return;
+      }
+      if (state === "done") {
+        const blob = await open(o.store.blobPath(desc.digest), "r");
+        try {
+          if (file !== undefined && (await blob.stat()).ino !== inode) {
+            res.destroy(); // what was sent came from a download that did not become the blob
+            return;
+          }
+          headers();
+          const reached = await sendFileRange(res, blob, sent, end, throttle, (n) =>
+            o.counters.served({}, n),
+          );
+          if (reached === end) res.end();
+          else res.destroy();
+        } finally {
+          await blob.close();
+        }
+        return;
+      }
+      const limit = Math.min(available, desc.size - 1, end);
+      if (sent < limit) {
+        if (file === undefined) {
+          file = await open(ingestPath, "r").catch(() => undefined);
+          if (file !== undefined) inode = (await file.stat()).ino;
+        }
+        if (file !== undefined) {
+          const now = await stat(ingestPath).catch(() => undefined);
+          const inFile = (await file.stat()).size;
+          if (now?.ino !== inode || inFile < sent) {
+            // The download restarted in a new file (a check failed) or from zero: cut.
+            if (!res.headersSent) reply(res, 503, "download restarted; ask again");
+            else res.destroy();
+            return;
+          }
+          const to = Math.min(inFile, limit);
+          if (to > sent) {
+            headers();
+            sent = await sendFileRange(res, file, sent, to, throttle, (n) =>
+              o.counters.served({}, n),
+            );
+            continue;
+          }
+        }
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(poke, 50).unref(); // progress reports are throttled: look again soon anyway
+      });
+    }
+  } finally {
+    await file?.close();
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function reply(res: ServerResponse, status: number, message: string): void {
+  const body = `${message}\n`;
+  res
+    .writeHead(status, {
+      "content-type": "text/plain",
+      "content-length": String(Buffer.byteLength(body)),
+    })
+    .end(body);
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { isFerryError } from "../observe/index.ts";
+import { loadPeerKey, MAX_SKEW_MS, signRequest, verifyRequest } from "./signing.ts";
+
+const key = Buffer.from("0123456789abcdef0123456789abcdef");
+const path = "/v2/library/app/blobs/sha256:" + "a".repeat(64) + "?ns=198.18.0.2%3A5000";
+
+describe("peer request signing", () => {
+  it("accepts its own signature, for GET and HEAD alike", () => {
+    const now = 1_800_000_000_000;
+    const header = signRequest(key, "GET", path, now);
+    assert.ok(verifyRequest(key, "GET", path, header, now + 5));
+    assert.ok(verifyRequest(key, "HEAD", path, header, now + 5));
+  });
+
+  it("refuses another key, another path, a missing header and an old signature", () => {
+    const now = 1_800_000_000_000;
+    const header = signRequest(key, "GET", path, now);
+    assert.equal(
+      verifyRequest(Buffer.from("another key of sixteen+"), "GET", path, header, now),
+      false,
+    );
+    assert.equal(verifyRequest(key, "GET", path.replace("app", "other"), header, now), false);
+    assert.equal(verifyRequest(key, "GET", path, undefined, now), false);
+    assert.equal(verifyRequest(key, "GET", path, header, now + MAX_SKEW_MS + 1), false);
+    assert.equal(verifyRequest(key, "GET", path, header.replace(/s=./, "s=0"), now), false);
+  });
+
+  it("loads a key file and refuses a short one with a clear error", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ferry-peer-key-"));
+    try {
+      await writeFile(join(dir, "good"), "c2VjcmV0LWZsZWV0LWtleS0xMjM0NTY=\n");
+      assert.equal(
+        (await loadPeerKey(join(dir, "good"))).toString(),
+        "c2VjcmV0LWZsZWV0LWtleS0xMjM0NTY=",
+      );
+      await writeFile(join(dir, "short"), "abc\n");
+      await assert.rejects(loadPeerKey(join(dir, "short")), (e) =>
+        isFerryError(e, "FERRY_CONFIG_INVALID"),
+      );
+      await assert.rejects(loadPeerKey(join(dir, "missing")), (e) =>
+        isFerryError(e, "FERRY_CONFIG_INVALID"),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,189 @@
+import { isFerryError } from "../observe/index.ts";
+import type { Repository } from "../registry/index.ts";
+import type { Liveness } from "./liveness.ts";
+import type { PeerCounters } from "./metrics.ts";
+import { rank } from "./rendezvous.ts";
+import { PEER_AUTH_HEADER, signRequest } from "./signing.ts";
+
+/** Headers of the peer protocol besides the signature. */
+export const SIZE_HEADER = "x-ferry-size";
+export const UPSTREAM_AUTH_HEADER = "x-ferry-upstream-authorization";
+/** "Answer from your store (or a download under way) only; do not go to the upstream for me." */
+export const STORED_ONLY_HEADER = "x-ferry-stored-only";
+
+/** The part of a descriptor the peer layer needs (the pull engine's Descriptor has these). */
+export interface BlobDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+/** Where to try a blob before the upstream: a peer's listener, with signed headers. */
+export interface PeerLocation {
+  url: string;
+  headers: Record<string, string>;
+  /** No bytes for this long abandons the peer (and the pull resumes elsewhere with a Range). */
+  idleTimeoutMs: number;
+  peer: string;
+}
+
+export interface PeerSourceOptions {
+  liveness: Liveness;
+  key: Buffer;
+  counters: PeerCounters;
+  log: (entry: Record<string, unknown>) => void;
+  /** Default 10 s. */
+  idleTimeoutMs?: number;
+}
+
+/** How long a peer is left alone after each kind of failure (doubling on repeats, up to 10 min). */
+const PENALTY_MS = { "bad-bytes": 60_000, stalled: 15_000, unreachable: 5_000, refused: 0 };
+const MAX_PENALTY_MS = 10 * 60_000;
+
+type Reason = keyof typeof PENALTY_MS;
+
+/**
+ * The blob source the pull engine asks before the upstream. For each digest it ranks
+ * this node and the live peers by rendezvous hashing: if this node ranks first it is
+ * the owner and fetches from the upstream itself; otherwise it fetches from the owner,
+ * which streams while it downloads. A peer that fails (bad bytes, stall, unreachable,
+ * refusal) is skipped for this blob and penalized for a while; the next-ranked member
+ * takes over, down to the upstream. When the upstream itself fails, every live peer is
+ * asked for a stored copy. Nothing a peer sends is trusted: the pull engine commits a
+ * blob only when the sha256 of the whole file matches.
+ */
+export class PeerSource {
+  readonly #o: PeerSourceOptions;
+  /** Digests being fetched on a peer's behalf: those go to the upstream (one hop at most). */
+  readonly #upstreamOnly = new Map<string, number>();
+  /** Digests this node is fetching from a peer right now, and from whom. */
+  readonly #fromPeer = new Map<string, string>();
+  /** Peers already tried (and failed) for a digest during its current download. */
+  readonly #tried = new Map<string, Set<string>>();
+  readonly #penalties = new Map<string, { until: number; strikes: number }>();
+
+  constructor(options: PeerSourceOptions) {
+    this.#o = options;
+  }
+
+  get self(): string {
+    return this.#o.liveness.self;
+  }
+
+  /**
+   * A peer to fetch `desc` from now, or undefined for the upstream. `authorization` is
+   * the header this node would send upstream (presented to the peer as proof of access);
+   * `upstreamFailed` says the upstream could not be reached for this blob.
+   */
+  async locate(
+    repo: Repository,
+    desc: BlobDescriptor,
+    context: { authorization: string | undefined; upstreamFailed: boolean },
+  ): Promise<PeerLocation | undefined> {
+    const digest = desc.digest;
+    if (this.#upstreamOnly.has(digest)) return undefined;
+    const tried = this.#tried.get(digest) ?? new Set<string>();
+    const now = Date.now();
+    const usable = (m: string) => !tried.has(m) && (this.#penalties.get(m)?.until ?? 0) <= now;
+    let peer: string | undefined;
+    if (context.upstreamFailed) {
+      // The upstream is gone: any live peer may hold a copy; ask them in rank order.
+      peer = rank(this.#o.liveness.live(), digest).find(usable);
+    } else {
+      for (const m of rank([this.self, ...this.#o.liveness.live()], digest)) {
+        if (m === this.self) break; // this node owns the blob: it goes to the upstream
+        if (usable(m)) {
+          peer = m;
+          break;
+        }
+      }
+    }
+    if (peer === undefined) {
+      this.#fromPeer.delete(digest);
+      return undefined;
+    }
+    this.#fromPeer.set(digest, peer);
+    const path = `/v2/${repo.path}/blobs/${digest}?ns=${encodeURIComponent(repo.domain)}`;
+    const headers: Record<string, string> = {
+      [PEER_AUTH_HEADER]: signRequest(this.#o.key, "GET", path),
+      [SIZE_HEADER]: String(desc.size),
+    };
+    if (context.authorization !== undefined) headers[UPSTREAM_AUTH_HEADER] = context.authorization;
+    if (context.upstreamFailed) headers[STORED_ONLY_HEADER] = "1";
+    return {
+      url: `http://${peer}${path}`,
+      headers,
+      idleTimeoutMs: this.#o.idleTimeoutMs ?? 10_000,
+      peer,
+    };
+  }
+
+  /** A transfer from `location` failed: skip that peer for this blob and penalize it. */
+  failed(location: PeerLocation, desc: BlobDescriptor, cause: unknown): void {
+    const reason = classify(cause);
+    this.#fromPeer.delete(desc.digest);
+    let tried = this.#tried.get(desc.digest);
+    if (tried === undefined) {
+      tried = new Set();
+      this.#tried.set(desc.digest, tried);
+    }
+    tried.add(location.peer);
+    this.#o.counters.errors({ reason });
+    if (reason === "unreachable") this.#o.liveness.markDown(location.peer);
+    const base = PENALTY_MS[reason];
+    if (base > 0) {
+      const strikes = (this.#penalties.get(location.peer)?.strikes ?? 0) + 1;
+      const ms = Math.min(MAX_PENALTY_MS, base * 2 ** (strikes - 1));
+      this.#penalties.set(location.peer, { until: Date.now() + ms, strikes });
+    }
+    this.#o.log({
+      level: "warn",
+      msg: "peer abandoned; trying the next source",
+      peer: location.peer,
+      digest: desc.digest,
+      reason,
+      error: cause instanceof Error ? cause.message : String(cause),
+    });
+  }
+
+  /** The download of `desc` ended (committed, or failed for good): forget its per-blob state. */
+  settled(
+    desc: BlobDescriptor,
+    outcome: { fromPeers: number; fromUpstream: number } | undefined,
+  ): void {
+    this.#fromPeer.delete(desc.digest);
+    this.#tried.delete(desc.digest);
+    if (outcome === undefined) return;
+    if (outcome.fromPeers > 0) this.#o.counters.received({ source: "peer" }, outcome.fromPeers);
+    if (outcome.fromUpstream > 0)
+      this.#o.counters.received({ source: "upstream" }, outcome.fromUpstream);
+  }
+
+  /** Whether this node is fetching `digest` from a peer now (the listener then refuses it: no chains or loops). */
+  fetchingFromPeer(digest: string): boolean {
+    return this.#fromPeer.has(digest);
+  }
+
+  /** While `run` goes, downloads of `digest` go to the upstream (it serves a peer that chose this node as owner). */
+  async upstreamOnly<T>(digest: string, run: () => Promise<T>): Promise<T> {
+    this.#upstreamOnly.set(digest, (this.#upstreamOnly.get(digest) ?? 0) + 1);
+    try {
+      return await run();
+    } finally {
+      const n = (this.#upstreamOnly.get(digest) ?? 1) - 1;
+      if (n <= 0) this.#upstreamOnly.delete(digest);
+      else this.#upstreamOnly.set(digest, n);
+    }
+  }
+}
+
+function classify(cause: unknown): Reason {
+  if (isFerryError(cause, "FERRY_DIGEST_MISMATCH") || isFerryError(cause, "FERRY_SIZE_MISMATCH"))
+    return "bad-bytes";
+  if (isFerryError(cause, "FERRY_TIMEOUT")) return "stalled";
+  if (isFerryError(cause, "FERRY_UNREACHABLE")) return "unreachable";
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EHOSTUNREACH")
+    return "unreachable";
+  return "refused";
+}
