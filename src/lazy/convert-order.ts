@@ -36,15 +36,14 @@ export function orderEntries(entries: readonly TarEntry[], prioritize: readonly 
   const moved = new Set<TarEntry>();
   const first: TarEntry[] = [];
   const found: string[] = [];
-  const move = (path: string, depth: number): boolean => {
+  const move = (path: string): boolean => {
+    if (path !== "") move(parentOf(path));
     const here = byPath.get(path);
-    if (depth > 64) return here !== undefined; // a hard-link chain this long is hostile; stop following it
-    if (path !== "") move(parentOf(path), depth + 1);
     if (here === undefined) return false;
     for (const e of here) {
       if (moved.has(e)) continue;
-      if (e.type === "hardlink" && e.linkName !== undefined) move(e.linkName, depth + 1);
-      moved.add(e);
+      moved.add(e); // before following a link, so a cycle of hard links ends
+      if (e.type === "hardlink" && e.linkName !== undefined) move(e.linkName);
       first.push(e);
     }
     return true;
@@ -52,7 +51,7 @@ export function orderEntries(entries: readonly TarEntry[], prioritize: readonly 
   for (const raw of prioritize) {
     const path = priorityPath(raw);
     if (path === "" || path === TOC_NAME || LANDMARKS.has(path)) continue;
-    if (move(path, 0)) found.push(path);
+    if (move(path)) found.push(path);
   }
   if (first.length === 0) return { first: [], rest: kept, found };
   return { first, rest: kept.filter((e) => !moved.has(e)), found };
