@@ -14,7 +14,7 @@ import type { RetentionPolicy, Store } from "../store/index.ts";
 import { notifySystemdReady } from "./bootstrap.ts";
 import { loadImageList } from "./image-list.ts";
 import { contentHash, watchList } from "./list-watch.ts";
-import { AgentPolicy, createStoreMeter } from "./policy-run.ts";
+import { AgentPolicy, createStoreMeter, measureStoreUsage } from "./policy-run.ts";
 import { createPushHandler } from "./pushes.ts";
 import { PullQueue } from "./queue.ts";
 import { Schedule } from "./schedule.ts";
@@ -22,10 +22,15 @@ import { AgentState } from "./state.ts";
 import { FreshnessGate } from "./freshness.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { listen } from "./server.ts";
-import { createAgentRoutes } from "./status.ts";
+import { type AgentRoutesOptions, createAgentRoutes, statusDocument } from "./status.ts";
+import { ActivityLog } from "./activity.ts";
+import { createStatusPage, Sampler } from "../web/index.ts";
 import type { ImageList } from "./types.ts";
 import { createWarmFunction } from "./warm.ts";
 import { AllowList } from "./webhooks.ts";
+
+/** How often the store's size is sampled for the status page's chart (an hour kept). */
+const STORE_SAMPLE_MS = 10_000;
 
 export interface OpenedTargets {
   readonly targets: readonly Target[];
@@ -86,6 +91,16 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const store = opened.store ?? options.store;
   const state = new AgentState(kinds);
   state.setList(list.images);
+  // The status page's history: recent pulls, and the store's size over time.
+  const activity = new ActivityLog();
+  const storeUsage =
+    store === undefined
+      ? undefined
+      : new Sampler({
+          measure: () => measureStoreUsage(store),
+          everyMs: STORE_SAMPLE_MS,
+          onError: (err) => log({ level: "debug", msg: "store not measured", error: String(err) }),
+        });
   let ready = false;
   const gate = new FreshnessGate();
   const targets = opened.targets.map((t) => gate.wrap(t));
@@ -101,6 +116,8 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       gate.settle(r);
       state.record(r);
       metrics.pull(r);
+      activity.record(r);
+      if (r.state === "pulled" && r.target === "store") void storeUsage?.sample();
       if (r.state === "pulled" || r.state === "failed")
         log({ level: r.error ? "warn" : "info", msg: r.state, ...r });
       if (!ready && state.readiness().ready) {
@@ -158,35 +175,48 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     log({ level: "warn", msg: "no store to apply the retention policy to" });
   }
 
-  const server = await listen(
-    createAgentRoutes({
-      node: options.node ?? hostname(),
-      state,
-      metrics,
-      queueDepth: () => queue.depth,
-      webhooks: () =>
-        options.webhookSecret === undefined
-          ? undefined
-          : { secret: options.webhookSecret, allow, registryHost: options.registryHost },
-      onPush,
-      details: () => ({
-        list: {
-          path: options.listFile,
-          images: list.images.length,
-          loadedAt,
-          ...(listError ? { error: listError } : {}),
-        },
-        queue: { depth: queue.depth, ...queue.stats() },
-        schedule: warmSchedule?.stats() ?? null,
-        policy: policy?.stats() ?? null,
-        webhooks: { enabled: options.webhookSecret !== undefined, allow: allow.prefixes },
-      }),
-      ...(store === undefined ? {} : { refreshMetrics: createStoreMeter(store, metrics) }),
-      log,
+  const page = createStatusPage({ status: () => statusDocument(routes), log });
+  const routes: AgentRoutesOptions = {
+    node: options.node ?? hostname(),
+    state,
+    metrics,
+    queueDepth: () => queue.depth,
+    webhooks: () =>
+      options.webhookSecret === undefined
+        ? undefined
+        : { secret: options.webhookSecret, allow, registryHost: options.registryHost },
+    onPush,
+    details: () => ({
+      list: {
+        path: options.listFile,
+        images: list.images.length,
+        loadedAt,
+        ...(listError ? { error: listError } : {}),
+      },
+      queue: { depth: queue.depth, ...queue.stats() },
+      schedule: warmSchedule?.stats() ?? null,
+      policy: policy?.stats() ?? null,
+      webhooks: { enabled: options.webhookSecret !== undefined, allow: allow.prefixes },
+      kind: "agent",
+      activity: activity.entries(),
+      storeUsage:
+        storeUsage === undefined
+          ? null
+          : {
+              ...(options.policy === undefined
+                ? {}
+                : {
+                    highPercent: options.policy.retention.highPercent,
+                    lowPercent: options.policy.retention.lowPercent,
+                  }),
+              samples: storeUsage.samples(),
+            },
     }),
-    options.host,
-    options.port,
-  );
+    ...(store === undefined ? {} : { refreshMetrics: createStoreMeter(store, metrics) }),
+    page,
+    log,
+  };
+  const server = await listen(createAgentRoutes(routes), options.host, options.port);
   log({
     level: "info",
     msg: "agent listening",
@@ -207,6 +237,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     );
   }
   void queue.run(list.images, "start").catch(() => {});
+  storeUsage?.start();
   warmSchedule?.start();
   policy?.start();
 
@@ -273,6 +304,8 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   });
   log({ level: "info", msg: "shutting down: finishing pulls in flight", queued: queue.depth });
   watch.stop();
+  page.close();
+  storeUsage?.stop();
   await Promise.all([
     server.close(),
     queue.close(options.graceMs ?? 20_000),

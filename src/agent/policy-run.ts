@@ -98,8 +98,16 @@ export function createStoreMeter(store: Store, metrics: AgentMetrics): () => Pro
   return async () => {
     if (Date.now() - measured < MEASURE_EVERY_MS) return;
     measured = Date.now();
-    const [usage, fs] = await Promise.all([diskUsage(store), measureFilesystem(store.root)]);
-    const used = fs.capacity > 0 ? 100 - Math.floor((fs.available * 100) / fs.capacity) : 0;
-    metrics.store(usage.bytes, used);
+    const usage = await measureStoreUsage(store);
+    metrics.store(usage.bytes, usage.usedPercent);
   };
+}
+
+/** Bytes of blobs in the store, and how full its filesystem is (what the watermarks compare). */
+export async function measureStoreUsage(
+  store: Store,
+): Promise<{ bytes: number; usedPercent: number }> {
+  const [usage, fs] = await Promise.all([diskUsage(store), measureFilesystem(store.root)]);
+  const used = fs.capacity > 0 ? 100 - Math.floor((fs.available * 100) / fs.capacity) : 0;
+  return { bytes: usage.bytes, usedPercent: used };
 }

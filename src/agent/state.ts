@@ -4,7 +4,7 @@
  */
 import { formatReference } from "../reference/index.ts";
 import type { TargetKind } from "../runtime/index.ts";
-import type { ImageEntry, WarmResult, WarmState } from "./types.ts";
+import type { ImageEntry, PullProgress, WarmResult, WarmState } from "./types.ts";
 
 export interface TargetStatus {
   /** "unknown" until the first result for this image in this target. */
@@ -16,6 +16,10 @@ export interface TargetStatus {
   readonly lastChecked?: string;
   readonly seconds?: number;
   readonly lastError?: { readonly code: string; readonly message: string; readonly at: string };
+  /** Pinned by the agent at its last warm (required images, in targets that pin). */
+  readonly pinned?: boolean;
+  /** While pulling, where the target tells (ferry's store). */
+  readonly progress?: PullProgress;
 }
 
 export interface ImageStatus {
@@ -114,10 +118,19 @@ export class AgentState {
   record(result: WarmResult, at: Date = new Date()): void {
     const image = this.#images.get(result.image);
     if (image === undefined) return; // removed from the list while it was being warmed
-    const before = image.targets[result.target] ?? UNKNOWN;
+    const {
+      progress: _progress,
+      pinned: wasPinned,
+      ...before
+    } = image.targets[result.target] ?? UNKNOWN;
     const when = at.toISOString();
+    const pinned = result.pinned ?? (wasPinned === true && image.required);
     const next: TargetStatus = {
       ...before,
+      ...(pinned ? { pinned } : {}),
+      ...(result.state === "pulling" && result.progress !== undefined
+        ? { progress: result.progress }
+        : {}),
       state: result.state,
       present: presentAfter(result, before.present),
       ...(result.state === "pulling" ? {} : { lastChecked: when }),

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isFerryError } from "../observe/index.ts";
 import { formatReference } from "../reference/index.ts";
+import type { StatusPage } from "../web/index.ts";
 import type { AgentState } from "./state.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import {
@@ -29,6 +30,8 @@ export interface AgentRoutesOptions {
   readonly details: () => Record<string, unknown>;
   /** Called before /metrics renders (e.g. to measure the store). */
   readonly refreshMetrics?: () => Promise<void>;
+  /** The status page (`/`, its assets, `/events`), rendering statusDocument. */
+  readonly page?: StatusPage;
   readonly log: (entry: Record<string, unknown>) => void;
 }
 
@@ -72,9 +75,10 @@ async function route(o: AgentRoutesOptions, req: IncomingMessage, res: ServerRes
       return res.end(req.method === "HEAD" ? undefined : o.metrics.render());
     }
     default:
+      if (o.page?.handle(req, res)) return;
       return send(res, 404, {
         error: `no route ${url.pathname}`,
-        routes: ["/healthz", "/readyz", "/status", "/metrics", "POST /webhooks/KIND"],
+        routes: ["/", "/healthz", "/readyz", "/status", "/metrics", "POST /webhooks/KIND"],
       });
   }
 }

@@ -6,10 +6,14 @@
 import { stat } from "node:fs/promises";
 import { FerryError } from "../observe/index.ts";
 import { parsePlatform } from "../oci/index.ts";
-import type { Puller } from "../pull/index.ts";
+import type { PullEvent, Puller } from "../pull/index.ts";
 import { formatReference, type Reference, repositoryName } from "../reference/index.ts";
-import type { ImagePresence, Target, TargetPullOptions } from "../runtime/index.ts";
+import type { ImagePresence, Target } from "../runtime/index.ts";
 import type { ImageRecord, Store } from "../store/index.ts";
+import { PullProgressTracker } from "./pull-progress.ts";
+import type { ProgressPullOptions } from "./types.ts";
+
+const PROGRESS_EVERY_MS = 250;
 
 export interface StoreTargetOptions {
   store: Store;
@@ -47,11 +51,25 @@ class StoreTarget implements Target {
     return record === undefined ? { present: false } : presenceOf(ref, record);
   }
 
-  async pull(ref: Reference, options: TargetPullOptions = {}): Promise<ImagePresence> {
+  async pull(ref: Reference, options: ProgressPullOptions = {}): Promise<ImagePresence> {
+    const report = options.onProgress;
+    const tracker = new PullProgressTracker(Date.now());
+    let reported = 0;
     const summary = await this.#puller.pull(ref, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
+      ...(report === undefined
+        ? {}
+        : {
+            onEvent: (event: PullEvent) => {
+              // At most a few reports a second: each one updates the agent's status.
+              if (!tracker.update(event) || Date.now() - reported < PROGRESS_EVERY_MS) return;
+              reported = Date.now();
+              report(tracker.progress(reported));
+            },
+          }),
     });
+    report?.({ ...tracker.progress(Date.now()), downloaded: summary.bytesDownloaded });
     return {
       present: true,
       id: summary.manifestDigest,

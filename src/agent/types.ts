@@ -1,5 +1,5 @@
 import type { Reference } from "../reference/index.ts";
-import type { TargetKind } from "../runtime/index.ts";
+import type { TargetKind, TargetPullOptions } from "../runtime/index.ts";
 
 /** One entry of an image list (images.yaml). */
 export interface ImageEntry {
@@ -31,6 +31,29 @@ export interface WarmResult {
   readonly digest?: string;
   readonly seconds?: number;
   readonly error?: { code: string; message: string };
+  /** While pulling, where a target can tell (ferry's store): bytes in place of the image's total. */
+  readonly progress?: PullProgress;
+  /** Bytes this pull downloaded, where a target can tell. */
+  readonly bytes?: number;
+  /** The warm pinned the image in the target (required images, targets that pin). */
+  readonly pinned?: boolean;
+}
+
+/**
+ * Pull options a target may read beyond the runtime's: ferry's store reports progress
+ * (runtimes pulling for themselves do not say).
+ */
+export interface ProgressPullOptions extends TargetPullOptions {
+  onProgress?: (progress: PullProgress) => void;
+}
+
+export interface PullProgress {
+  /** Bytes of the image in place: held before, or fetched so far. */
+  readonly done: number;
+  readonly total: number;
+  /** Bytes this pull has fetched so far. */
+  readonly downloaded: number;
+  readonly bytesPerSecond: number;
 }
 
 /**

@@ -11,7 +11,7 @@ import { Limiter } from "../pull/index.ts";
 import { formatReference } from "../reference/index.ts";
 import type { ImagePresence, Target } from "../runtime/index.ts";
 import type { Store } from "../store/index.ts";
-import type { ImageEntry, WarmFunction, WarmResult } from "./types.ts";
+import type { ImageEntry, ProgressPullOptions, WarmFunction, WarmResult } from "./types.ts";
 
 export const DEFAULT_WARM_CONCURRENCY = 4;
 export const DEFAULT_WARM_RETRIES = 3;
@@ -65,19 +65,26 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
     forEachJob(images, options.targets, limiter, signal, onResult, async (entry, target, base) => {
       const started = performance.now();
       let pulled = false;
+      let bytes: number | undefined;
       const presence = await withRetries(retries, baseDelay, signal, async () => {
         const found = await target.status(entry.ref, signal);
         if (found.present) return found;
         onResult?.({ ...base, state: "pulling" });
         pulled = true;
         const credential = await options.credentials.get(entry.ref.domain);
-        return target.pull(entry.ref, {
+        const pullOptions: ProgressPullOptions = {
           ...(entry.platform === undefined ? {} : { platform: entry.platform }),
           ...(credential === undefined ? {} : { credential }),
           ...(signal === undefined ? {} : { signal }),
-        });
+          onProgress: (progress) => {
+            bytes = progress.downloaded;
+            onResult?.({ ...base, state: "pulling", progress });
+          },
+        };
+        return target.pull(entry.ref, pullOptions);
       });
-      if (entry.required && target.pin !== undefined) await target.pin(entry.ref, signal);
+      const pinned = entry.required && target.pin !== undefined;
+      if (pinned) await target.pin!(entry.ref, signal);
       if (!pulled && target.kind === "store") await options.store?.touch(base.image);
       const digest = digestOf(presence);
       return {
@@ -85,6 +92,8 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
         state: pulled ? "pulled" : "present",
         ...(digest === undefined ? {} : { digest }),
         ...(pulled ? { seconds: Math.round(performance.now() - started) / 1000 } : {}),
+        ...(pulled && bytes !== undefined ? { bytes } : {}),
+        ...(pinned ? { pinned } : {}),
       };
     });
 }

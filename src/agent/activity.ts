@@ -1,0 +1,54 @@
+/**
+ * What the status page lists as recent activity and charts as pull durations: the agent's
+ * last pulls (pulled or failed), kept in a bounded ring. Pure bookkeeping, no I/O.
+ */
+import { RingBuffer } from "../web/index.ts";
+import type { WarmResult } from "./types.ts";
+
+export const ACTIVITY_CAPACITY = 200;
+
+export interface ActivityEntry {
+  readonly image: string;
+  readonly target: string;
+  readonly result: "pulled" | "failed";
+  readonly at: string;
+  readonly seconds?: number;
+  readonly bytes?: number;
+  /** Where the bytes came from: the agent pulls from the image's own registry. */
+  readonly source: string;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export class ActivityLog {
+  readonly #ring: RingBuffer<ActivityEntry>;
+
+  constructor(capacity = ACTIVITY_CAPACITY) {
+    this.#ring = new RingBuffer(capacity);
+  }
+
+  /** Keeps pulls and failures; looks that found an image present are not activity. */
+  record(result: WarmResult, at: Date = new Date()): void {
+    if (result.state !== "pulled" && result.state !== "failed") return;
+    this.#ring.push({
+      image: result.image,
+      target: result.target,
+      result: result.state,
+      at: at.toISOString(),
+      ...(result.seconds === undefined ? {} : { seconds: result.seconds }),
+      ...(result.bytes === undefined ? {} : { bytes: result.bytes }),
+      source: `upstream ${registryOf(result.image)}`,
+      ...(result.error === undefined ? {} : { error: result.error }),
+    });
+  }
+
+  /** Oldest first. */
+  entries(): ActivityEntry[] {
+    return this.#ring.toArray();
+  }
+}
+
+/** The registry host of a normalized reference (`host[:port]/path[:tag|@digest]`). */
+function registryOf(image: string): string {
+  const slash = image.indexOf("/");
+  return slash < 0 ? image : image.slice(0, slash);
+}

@@ -1,0 +1,296 @@
+/**
+ * Three charts (uPlot): store usage against the prune watermarks, the mirror's hit ratio and
+ * bytes served vs fetched upstream, and a histogram of pull durations. Each sits in a figure
+ * with a caption and a one-line text summary, so the numbers are there without the picture.
+ */
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { formatBytes, formatSeconds } from "./format.ts";
+import type { ActivityEntry, MirrorSample, StoreSample } from "./types.ts";
+
+/** Upper bounds (seconds) of the duration histogram's buckets; the last is open. */
+export const DURATION_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, Number.POSITIVE_INFINITY] as const;
+const BUCKET_LABELS = ["<0.5s", "0.5–1s", "1–2s", "2–5s", "5–10s", "10–30s", "30–60s", ">60s"];
+
+interface Palette {
+  readonly text: string;
+  readonly grid: string;
+  readonly a: string;
+  readonly b: string;
+  readonly c: string;
+  readonly warn: string;
+}
+
+function palette(): Palette {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name: string) => css.getPropertyValue(name).trim();
+  return {
+    text: v("--fg"),
+    grid: v("--grid"),
+    a: v("--chart-a"),
+    b: v("--chart-b"),
+    c: v("--chart-c"),
+    warn: v("--bad"),
+  };
+}
+
+function axes(p: Palette, right?: (v: number) => string, x?: uPlot.Axis): uPlot.Axis[] {
+  const base = { stroke: p.text, grid: { stroke: p.grid, width: 1 }, ticks: { stroke: p.grid } };
+  return [
+    { ...base, ...x },
+    { ...base },
+    ...(right === undefined
+      ? []
+      : [
+          {
+            ...base,
+            scale: "bytes",
+            side: 1,
+            grid: { show: false },
+            size: 70,
+            values: (_u: uPlot, ticks: number[]) => ticks.map(right),
+          },
+        ]),
+  ];
+}
+
+/** One uPlot in a container, rebuilt when the colour scheme or the width changes. */
+class Chart {
+  readonly #host: HTMLElement;
+  readonly #make: (p: Palette, width: number) => uPlot.Options;
+  #plot: uPlot | undefined;
+  #data: uPlot.AlignedData | undefined;
+
+  constructor(host: HTMLElement, make: (p: Palette, width: number) => uPlot.Options) {
+    this.#host = host;
+    this.#make = make;
+    new ResizeObserver(() => this.#resize()).observe(host);
+  }
+
+  set(data: uPlot.AlignedData): void {
+    this.#data = data;
+    if (this.#plot === undefined) this.rebuild();
+    else this.#plot.setData(data);
+  }
+
+  rebuild(): void {
+    this.#plot?.destroy();
+    this.#plot = undefined;
+    if (this.#data === undefined) return;
+    this.#plot = new uPlot(this.#make(palette(), this.#width()), this.#data, this.#host);
+  }
+
+  #width(): number {
+    return Math.max(240, Math.floor(this.#host.clientWidth));
+  }
+
+  #resize(): void {
+    if (this.#plot === undefined) return;
+    const width = this.#width();
+    if (width !== this.#plot.width) this.#plot.setSize({ width, height: this.#plot.height });
+  }
+}
+
+export class Charts {
+  readonly #store: Chart;
+  readonly #mirror: Chart;
+  readonly #durations: Chart;
+  readonly #summaries: { store: HTMLElement; mirror: HTMLElement; durations: HTMLElement };
+  #watermarks: { high?: number; low?: number } = {};
+
+  constructor(hosts: {
+    store: HTMLElement;
+    mirror: HTMLElement;
+    durations: HTMLElement;
+    storeSummary: HTMLElement;
+    mirrorSummary: HTMLElement;
+    durationSummary: HTMLElement;
+  }) {
+    this.#summaries = {
+      store: hosts.storeSummary,
+      mirror: hosts.mirrorSummary,
+      durations: hosts.durationSummary,
+    };
+    this.#store = new Chart(hosts.store, (p, width) => ({
+      width,
+      height: 200,
+      scales: {
+        "%": { range: [0, 100] },
+        bytes: { range: (_u, _min, max) => [0, Math.max(max, 1)] },
+      },
+      series: [
+        {},
+        { label: "filesystem used", scale: "%", stroke: p.a, width: 2, value: (_u, v) => pct(v) },
+        {
+          label: "prune starts",
+          scale: "%",
+          stroke: p.warn,
+          dash: [6, 4],
+          value: (_u, v) => pct(v),
+        },
+        { label: "prune stops", scale: "%", stroke: p.c, dash: [2, 4], value: (_u, v) => pct(v) },
+        { label: "store size", scale: "bytes", stroke: p.b, width: 2, value: (_u, v) => bytes(v) },
+      ],
+      axes: [
+        ...axes(p, bytes).map((a, i) =>
+          i === 1
+            ? { ...a, scale: "%", values: (_u: uPlot, t: number[]) => t.map((x) => `${x}%`) }
+            : a,
+        ),
+      ],
+    }));
+    this.#mirror = new Chart(hosts.mirror, (p, width) => ({
+      width,
+      height: 200,
+      scales: {
+        "%": { range: [0, 100] },
+        bytes: { range: (_u, _min, max) => [0, Math.max(max, 1)] },
+      },
+      series: [
+        {},
+        { label: "hit ratio", scale: "%", stroke: p.a, width: 2, value: (_u, v) => pct(v) },
+        {
+          label: "bytes served",
+          scale: "bytes",
+          stroke: p.b,
+          width: 2,
+          value: (_u, v) => bytes(v),
+        },
+        {
+          label: "fetched upstream",
+          scale: "bytes",
+          stroke: p.warn,
+          width: 2,
+          value: (_u, v) => bytes(v),
+        },
+      ],
+      axes: axes(p, bytes).map((a, i) =>
+        i === 1
+          ? { ...a, scale: "%", values: (_u: uPlot, t: number[]) => t.map((x) => `${x}%`) }
+          : a,
+      ),
+    }));
+    this.#durations = new Chart(hosts.durations, (p, width) => ({
+      width,
+      height: 200,
+      scales: {
+        x: { time: false, range: [-0.5, DURATION_BUCKETS.length - 0.5] },
+        y: { range: (_u, _min, max) => [0, Math.max(max, 1)] },
+      },
+      series: [
+        { label: "duration", value: (_u, v) => BUCKET_LABELS[v] ?? "" },
+        {
+          label: "pulls",
+          stroke: p.a,
+          fill: `${p.a}88`,
+          width: 1,
+          paths: uPlot.paths.bars?.({ size: [0.7, 60] }),
+          points: { show: false },
+        },
+      ],
+      axes: axes(p, undefined, {
+        values: (_u: uPlot, ticks: number[]) =>
+          ticks.map((t) => (Number.isInteger(t) ? (BUCKET_LABELS[t] ?? "") : "")),
+      }).map((a, i) =>
+        i === 1
+          ? {
+              ...a,
+              values: (_u: uPlot, t: number[]) =>
+                t.map((x) => (Number.isInteger(x) ? String(x) : "")),
+            }
+          : a,
+      ),
+    }));
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      this.#store.rebuild();
+      this.#mirror.rebuild();
+      this.#durations.rebuild();
+    });
+  }
+
+  store(
+    usage:
+      | { highPercent?: number; lowPercent?: number; samples: readonly StoreSample[] }
+      | null
+      | undefined,
+  ): void {
+    if (usage === null || usage === undefined) {
+      this.#summaries.store.textContent = "This listener has no store to measure.";
+      return;
+    }
+    this.#watermarks = { high: usage.highPercent, low: usage.lowPercent };
+    const s = usage.samples;
+    const wm = (v: number | undefined) => s.map(() => v ?? null);
+    this.#store.set([
+      s.map((x) => x.t / 1000),
+      s.map((x) => x.usedPercent),
+      wm(this.#watermarks.high),
+      wm(this.#watermarks.low),
+      s.map((x) => x.bytes),
+    ]);
+    const last = s[s.length - 1];
+    this.#summaries.store.textContent =
+      last === undefined
+        ? "No measurement yet."
+        : `Store holds ${formatBytes(last.bytes)}; its filesystem is ${last.usedPercent}% full` +
+          (usage.highPercent === undefined
+            ? " (no retention policy: nothing is pruned automatically)."
+            : `; pruning starts above ${usage.highPercent}% and stops at ${usage.lowPercent}%.`);
+  }
+
+  mirror(
+    mirror:
+      | {
+          hits: number;
+          misses: number;
+          bytesServed: number;
+          bytesUpstream: number;
+          samples?: readonly MirrorSample[];
+        }
+      | null
+      | undefined,
+  ): void {
+    const figure = this.#summaries.mirror.closest("figure");
+    if (mirror === null || mirror === undefined) {
+      if (figure) figure.hidden = true;
+      return;
+    }
+    if (figure) figure.hidden = false;
+    const s = mirror.samples ?? [];
+    this.#mirror.set([
+      s.map((x) => x.t / 1000),
+      s.map((x) => (x.hits + x.misses === 0 ? null : (x.hits * 100) / (x.hits + x.misses))),
+      s.map((x) => x.bytesServed),
+      s.map((x) => x.bytesUpstream),
+    ]);
+    const total = mirror.hits + mirror.misses;
+    this.#summaries.mirror.textContent =
+      total === 0
+        ? "The mirror has answered no requests yet."
+        : `${Math.round((mirror.hits * 100) / total)}% of ${total} requests answered from the store; ` +
+          `${formatBytes(mirror.bytesServed)} served, ${formatBytes(mirror.bytesUpstream)} fetched upstream.`;
+  }
+
+  durations(activity: readonly ActivityEntry[]): void {
+    const counts = DURATION_BUCKETS.map(() => 0);
+    const seconds = activity
+      .filter((a) => a.result === "pulled" && a.seconds !== undefined)
+      .map((a) => a.seconds as number);
+    for (const x of seconds) counts[DURATION_BUCKETS.findIndex((b) => x < b)]! += 1;
+    this.#durations.set([DURATION_BUCKETS.map((_b, i) => i), counts]);
+    const sorted = [...seconds].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    this.#summaries.durations.textContent =
+      seconds.length === 0
+        ? "No pulls yet."
+        : `${seconds.length} recent pull${seconds.length === 1 ? "" : "s"}; median ${formatSeconds(median)}, longest ${formatSeconds(sorted[sorted.length - 1])}.`;
+  }
+}
+
+function pct(v: number | null): string {
+  return v === null ? "–" : `${Math.round(v)}%`;
+}
+
+function bytes(v: number | null): string {
+  return v === null ? "–" : formatBytes(v);
+}

@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createStatusPage, type StatusPage } from "./page.ts";
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: string;
+}
+
+function get(url: string, options: { method?: string; headers?: Record<string, string> } = {}) {
+  return new Promise<Answer>((resolve, reject) => {
+    const req = request(
+      url,
+      { method: options.method ?? "GET", headers: options.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Reads server-sent events until `count` status events arrived (or the stream ended). */
+function events(url: string, count: number, onOpen?: () => void) {
+  return new Promise<{ docs: unknown[]; ended: boolean; headers: IncomingMessage["headers"] }>(
+    (resolve, reject) => {
+      const req = request(url, { agent: false }, (res) => {
+        onOpen?.();
+        const docs: unknown[] = [];
+        let buffer = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buffer += chunk;
+          let end = buffer.indexOf("\n\n");
+          while (end >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = /^event: status\ndata: (.*)$/m.exec(frame);
+            if (data) docs.push(JSON.parse(data[1] as string));
+            end = buffer.indexOf("\n\n");
+          }
+          if (docs.length >= count) {
+            req.destroy();
+            resolve({ docs, ended: false, headers: res.headers });
+          }
+        });
+        res.on("end", () => resolve({ docs, ended: true, headers: res.headers }));
+      });
+      req.on("error", reject);
+      req.end();
+    },
+  );
+}
+
+describe("status page route", () => {
+  let dir: string;
+  let server: Server;
+  let base: string;
+  let page: StatusPage;
+  let doc: Record<string, unknown> = {
+    node: "n1",
+    images: [],
+    webhooks: { secret: "s3cr3t-value" },
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-web-"));
+    const assets = join(dir, "web");
+    await mkdir(join(assets, "assets"), { recursive: true });
+    await writeFile(join(assets, "index.html"), "<!doctype html><title>ferry</title>");
+    await writeFile(join(assets, "assets", "main-AB12.js"), "console.log(1)");
+    await writeFile(join(assets, "assets", "main-AB12.css"), "body{}");
+    await writeFile(join(dir, "outside.txt"), "not for the page");
+    page = createStatusPage({
+      status: () => doc,
+      assetsDir: assets,
+      updateEveryMs: 20,
+      maxStreams: 2,
+    });
+    server = createServer((req, res) => {
+      if (!page.handle(req, res)) res.writeHead(404).end("the caller's 404");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    page.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("serves index.html to be revalidated, with a strict content security policy", async () => {
+    const r = await get(`${base}/`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["content-type"], "text/html; charset=utf-8");
+    assert.equal(r.headers["cache-control"], "no-cache");
+    assert.equal(r.headers["x-content-type-options"], "nosniff");
+    assert.match(
+      String(r.headers["content-security-policy"]),
+      /default-src 'none'; script-src 'self'/,
+    );
+    assert.match(r.body, /<title>ferry<\/title>/);
+    const again = await get(`${base}/index.html`, {
+      headers: { "if-none-match": String(r.headers.etag) },
+    });
+    assert.equal(again.status, 304);
+    assert.equal(again.body, "");
+  });
+
+  it("serves hashed assets as immutable, with their content types; HEAD has no body", async () => {
+    const js = await get(`${base}/assets/main-AB12.js`);
+    assert.equal(js.status, 200);
+    assert.equal(js.headers["content-type"], "text/javascript; charset=utf-8");
+    assert.equal(js.headers["cache-control"], "public, max-age=31536000, immutable");
+    assert.equal(js.body, "console.log(1)");
+    const css = await get(`${base}/assets/main-AB12.css`, { method: "HEAD" });
+    assert.equal(css.headers["content-type"], "text/css; charset=utf-8");
+    assert.equal(css.headers["content-length"], "6");
+    assert.equal(css.body, "");
+  });
+
+  it("serves nothing outside the built assets, however the path is spelled", async () => {
+    for (const path of [
+      "/assets/../outside.txt",
+      "/assets/%2e%2e/outside.txt",
+      "/assets/..%2f..%2foutside.txt",
+      "/assets/%2e%2e%2f%2e%2e%2foutside.txt",
+      "/assets/.hidden",
+      "/assets/",
+      "/assets/sub/main-AB12.js",
+      "/assets/main-AB12.js%00",
+    ]) {
+      const r = await get(`${base}${path}`);
+      assert.notEqual(r.status, 200, path);
+      assert.doesNotMatch(r.body, /not for the page/, path);
+    }
+  });
+
+  it("leaves other paths to the caller and refuses writes", async () => {
+    assert.equal((await get(`${base}/status`)).body, "the caller's 404");
+    const post = await get(`${base}/`, { method: "POST" });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, "GET, HEAD");
+  });
+
+  it("streams the status document as server-sent events, secrets redacted, updates as it changes", async () => {
+    doc = { node: "n1", images: [], webhooks: { secret: "s3cr3t-value" } };
+    const stream = events(`${base}/events`, 3, () => {
+      doc = { ...doc, node: "n2" };
+    });
+    const { docs, headers } = await stream;
+    assert.equal(headers["content-type"], "text/event-stream; charset=utf-8");
+    assert.equal(headers["cache-control"], "no-store");
+    assert.doesNotMatch(JSON.stringify(docs), /s3cr3t-value/);
+    assert.deepEqual((docs[0] as { webhooks: unknown }).webhooks, { secret: "[redacted]" });
+    assert.ok(
+      docs.some((d) => (d as { node: string }).node === "n2"),
+      JSON.stringify(docs),
+    );
+  });
+
+  it("limits open streams and ends them all on close()", async () => {
+    const first = events(`${base}/events`, 1000);
+    const second = events(`${base}/events`, 1000);
+    // Both are open once the third is refused (the limit is two).
+    let third = await get(`${base}/events`);
+    for (let i = 0; i < 50 && third.status !== 503; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      third = await get(`${base}/events`);
+    }
+    assert.equal(third.status, 503);
+    page.close();
+    const ended = await Promise.all([first, second]);
+    assert.deepEqual(
+      ended.map((e) => e.ended),
+      [true, true],
+    );
+    assert.ok(ended.every((e) => e.docs.length >= 1));
+  });
+});
+
+describe("status page before the front end is built", () => {
+  it("answers 503 with the command that builds it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ferry-web-empty-"));
+    const page = createStatusPage({ status: () => ({}), assetsDir: dir });
+    const server = createServer((req, res) => void page.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const r = await get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      assert.equal(r.status, 503);
+      assert.match(r.body, /npm run build:web/);
+    } finally {
+      page.close();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,373 @@
+// The status page in a real browser: Debian's headless Chromium driven by playwright-core,
+// against `ferry agent` with a real Distribution registry (a slow proxy in front of it for one
+// image) and a real containerd. Every request that is not to the agent is blocked.
+import assert from "node:assert/strict";
+import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { buildWeb } from "../../scripts/build-web.ts";
+import { pushImage } from "../fixtures/images.ts";
+import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
+import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
+import { describeRun, type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const DIST = join(ROOT, "dist/web");
+const APP = join(ROOT, "src/web/app");
+const ARTIFACTS = join(ROOT, "test-artifacts");
+const SECRET = "status-page-secret-91d2";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/** dist/web is missing or older than a source of the page: build it. */
+async function ensureBuilt(): Promise<void> {
+  const built = await stat(join(DIST, "index.html")).catch(() => undefined);
+  if (built !== undefined) {
+    const sources = await readdir(APP);
+    const times = await Promise.all(sources.map(async (f) => (await stat(join(APP, f))).mtimeMs));
+    if (times.every((t) => t <= built.mtimeMs)) return;
+  }
+  await buildWeb(DIST, false);
+}
+
+/** The little of the DOM the page callbacks below touch (this file is compiled without the DOM library). */
+interface PageElement {
+  readonly id: string;
+  readonly tagName: string;
+  readonly value?: number;
+  readonly dataset: Record<string, string | undefined>;
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): PageElement | null;
+}
+interface PageWindow {
+  readonly document: {
+    readonly activeElement: PageElement | null;
+    readonly body: PageElement;
+    readonly documentElement: { readonly scrollWidth: number; readonly clientWidth: number };
+    querySelector(selector: string): PageElement | null;
+    querySelectorAll(selector: string): { readonly length: number };
+  };
+  getComputedStyle(element: PageElement): { readonly backgroundColor: string };
+}
+
+function get(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(Buffer.concat(chunks).toString()));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+describe("the status page in headless Chromium against ferry agent", () => {
+  let work: string;
+  let registry: RunningRegistry;
+  let proxy: RunningProxy;
+  let containerd: RunningContainerd;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let agent: FerryProcess | undefined;
+  let agentLog = "";
+  let url: string;
+  const consoleErrors: string[] = [];
+  const blocked: string[] = [];
+  const served: string[] = [];
+  let reg: string;
+  let images: { absent: string; present: string; big: string; queued: string };
+
+  const cell = (image: string, target: string) =>
+    page.locator(`tr[data-image="${image}"] td[data-column="${target}"]`);
+  const stateOf = (image: string, target: string) => cell(image, target).getAttribute("data-state");
+  /** Waits (in the page, no reload) until the cell shows one of `states`. */
+  const waitState = (image: string, target: string, states: readonly string[]) =>
+    page.waitForFunction(
+      ([i, t, s]) =>
+        (s as string[]).includes(
+          (globalThis as unknown as PageWindow).document.querySelector(
+            `tr[data-image="${i}"] td[data-column="${t}"]`,
+          )?.dataset.state ?? "",
+        ),
+      [image, target, states] as const,
+      { timeout: 60_000 },
+    );
+
+  before(async () => {
+    await ensureBuilt();
+    work = await tempDir("status-page");
+    [registry, containerd, browser] = await Promise.all([
+      startRegistry(),
+      startContainerd(),
+      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"], headless: true }),
+    ]);
+    reg = registry.host;
+    // One image big enough that its pull, through a 2 MB/s link, is watched while it runs.
+    proxy = await startProxy({ target: reg, bytesPerSecond: 2_000_000 });
+    const layer = (name: string, size: number) => ({
+      layers: [[{ path: `${name}/data.bin`, size, seed: name }]],
+    });
+    await Promise.all([
+      pushImage(reg, "team/present", "1", layer("present", 4096)),
+      pushImage(reg, "team/big", "1", layer("big", 10_000_000)),
+      pushImage(reg, "team/queued", "1", layer("queued", 4096)),
+    ]);
+    images = {
+      absent: `${reg}/team/absent:1`,
+      present: `${reg}/team/present:1`,
+      big: `${proxy.host}/team/big:1`,
+      queued: `${reg}/team/queued:1`,
+    };
+    // One job at a time, in list order: absent fails, present arrives, big pulls slowly while
+    // queued waits its turn (missing), then big and queued arrive.
+    await writeFile(
+      join(work, "images.yaml"),
+      [
+        "images:",
+        `  - ${images.absent}`,
+        `  - ${images.present}`,
+        `  - ${images.big}`,
+        `  - {image: ${images.queued}, required: false}`,
+        "",
+      ].join("\n"),
+    );
+    await writeFile(join(work, "secret"), `${SECRET}\n`, { mode: 0o600 });
+
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    if (agent !== undefined && agent.child.exitCode === null) agent.child.kill("SIGKILL");
+    await agent?.result.catch(() => undefined);
+    await proxy?.stop();
+    await Promise.all([registry?.stop(), containerd?.stop()]);
+    await removeDir(work);
+    if (process.env.STATUS_PAGE_TEST_LOG) process.stderr.write(agentLog);
+  });
+
+  test("shows present, pulling (live progress), missing and failed; then the end state", async () => {
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    // Everything but the agent is blocked: the page must need nothing else.
+    await context.route("**/*", (route) => {
+      const target = route.request().url();
+      if (target.startsWith(`${url}/`)) {
+        served.push(target);
+        return route.continue();
+      }
+      blocked.push(target);
+      return route.abort();
+    });
+    agent = startFerry([
+      "agent",
+      "-f",
+      join(work, "images.yaml"),
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--store",
+      join(work, "store"),
+      "--target",
+      "store",
+      "--target",
+      "containerd",
+      "--cri-endpoint",
+      `unix://${containerd.socket}`,
+      "--concurrency",
+      "1",
+      "--webhook-secret-file",
+      join(work, "secret"),
+      "--policy-schedule",
+      "0 0 1 1 *",
+      "--high",
+      "95",
+      "--low",
+      "90",
+      "--grace",
+      "2s",
+    ]);
+    agent.child.stderr?.on("data", (d: Buffer) => {
+      agentLog += d.toString("utf8");
+    });
+    for (let i = 0; !agentLog.includes('"msg":"agent listening"'); i++) {
+      if (agent.child.exitCode !== null || i > 600)
+        assert.fail(`the agent did not start\n${describeRun(await agent.result)}`);
+      await sleep(25);
+    }
+    await page.goto(`${url}/`);
+    await page.waitForSelector("#connection[data-state='live']");
+
+    // While big pulls into the store: its progress bar moves without a reload.
+    await page.waitForFunction(
+      (image) => {
+        const { document } = globalThis as unknown as PageWindow;
+        const td = document.querySelector(`tr[data-image="${image}"] td[data-column="store"]`);
+        const bar = td?.querySelector("progress");
+        return (
+          td?.getAttribute("data-state") === "pulling" && bar !== null && (bar?.value ?? 0) > 0
+        );
+      },
+      images.big,
+      { timeout: 60_000 },
+    );
+    const bar = cell(images.big, "store").locator("progress");
+    const first = Number(await bar.getAttribute("value"));
+    await page.waitForFunction(
+      ([image, before]) => {
+        const { document } = globalThis as unknown as PageWindow;
+        const td = document.querySelector(`tr[data-image="${image}"] td[data-column="store"]`);
+        const now = td?.querySelector("progress")?.value ?? 0;
+        return td?.getAttribute("data-state") !== "pulling" || now > (before as number);
+      },
+      [images.big, first] as const,
+      { timeout: 30_000 },
+    );
+    assert.match(await cell(images.big, "store").innerText(), /pulling[\s\S]*MB of 10\.\d MB/);
+    // The other states at the same moment.
+    assert.equal(await stateOf(images.queued, "store"), "unknown");
+    assert.match(
+      String(await cell(images.queued, "store").getAttribute("title")),
+      /not looked at yet/,
+    );
+    assert.match(await cell(images.queued, "store").innerText(), /missing/);
+    assert.equal(await stateOf(images.absent, "store"), "failed");
+    assert.equal(await stateOf(images.absent, "containerd"), "failed");
+    for (const target of ["store", "containerd"]) {
+      assert.match(String(await stateOf(images.present, target)), /^(pulled|present)$/);
+      assert.match(await cell(images.present, target).innerText(), /present/);
+    }
+    await mkdir(ARTIFACTS, { recursive: true });
+    const shot = join(ARTIFACTS, "status-page.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    const docsShot = join(ROOT, "docs/status-page.png");
+    if (process.env.UPDATE_DOCS_SCREENSHOT || !(await stat(docsShot).catch(() => undefined)))
+      await copyFile(shot, docsShot);
+
+    // Then, still without a reload: big arrives in both targets, queued after it.
+    for (const target of ["store", "containerd"]) {
+      await waitState(images.big, target, ["pulled", "present"]);
+      await waitState(images.queued, target, ["pulled", "present"]);
+    }
+    assert.match(await page.locator("#ready").innerText(), /Not ready/); // absent is required
+    assert.equal(await page.locator("#count-failed").innerText(), "2");
+    assert.equal(await page.locator("#count-present").innerText(), "6");
+  });
+
+  test("a failed cell tells why (hover and expand); required and pinned are marked", async () => {
+    const failed = cell(images.absent, "store");
+    const title = String(await failed.getAttribute("title"));
+    assert.match(title, /^FERRY_[A-Z_]+: /);
+    await failed.locator("summary").click();
+    const reason = failed.locator(".reason");
+    assert.ok(await reason.isVisible());
+    assert.equal(await reason.innerText(), title);
+
+    const header = (image: string) => page.locator(`tr[data-image="${image}"] th`);
+    assert.match(await header(images.present).innerText(), /required/);
+    assert.doesNotMatch(await header(images.queued).innerText(), /required/);
+    for (const target of ["store", "containerd"]) {
+      assert.match(await cell(images.present, target).innerText(), /pinned/);
+      assert.doesNotMatch(await cell(images.queued, target).innerText(), /pinned/);
+    }
+  });
+
+  test("recent activity lists failures first, then pulls with duration, bytes and source", async () => {
+    const rows = page.locator("#activity-body tr");
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as PageWindow).document.querySelectorAll("#activity-body tr")
+          .length >= 8,
+    );
+    const texts = await rows.allInnerTexts();
+    assert.match(texts[0] ?? "", /absent:1[\s\S]*failed FERRY_/);
+    assert.match(texts[1] ?? "", /absent:1[\s\S]*failed FERRY_/);
+    const bigStore = texts.find((t) => t.includes("team/big:1") && /\bstore\b/.test(t));
+    assert.match(
+      bigStore ?? "",
+      /pulled[\s\S]*\d+(\.\d+)? (s|ms)[\s\S]*10\.\d MB[\s\S]*upstream 127\.0\.0\.1:/,
+    );
+    assert.match(
+      await page.locator("#chart-durations-summary").innerText(),
+      /^6 recent pulls; median/,
+    );
+    assert.match(
+      await page.locator("#chart-store-summary").innerText(),
+      /pruning starts above 95% and stops at 90%/,
+    );
+    assert.equal(await page.locator("#chart-store canvas").count(), 1);
+    assert.equal(await page.locator("#chart-durations canvas").count(), 1);
+  });
+
+  test("the keyboard reaches the filter and the rows; the filter narrows the grid", async () => {
+    const focused = () =>
+      page.evaluate(() => {
+        const el = (globalThis as unknown as PageWindow).document.activeElement;
+        return el?.id || el?.dataset.image || el?.getAttribute("href") || el?.tagName || "";
+      });
+    // From the top: the skip link first, then the filter.
+    await page.locator("#title").click();
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await focused(), "#filter");
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "filter");
+    await page.keyboard.type("absent");
+    assert.equal(await page.locator("#grid tbody tr:visible").count(), 1);
+    assert.match(await page.locator("#grid-count").innerText(), /1 of 4 images/);
+    await page.keyboard.press("Control+A");
+    await page.keyboard.press("Backspace");
+    assert.equal(await page.locator("#grid tbody tr:visible").count(), 4);
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), images.absent);
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await focused(), images.present);
+    await page.keyboard.press("End");
+    assert.equal(await focused(), images.queued);
+  });
+
+  test("no secret, nothing fetched but from ferry, no console errors; dark and phone layouts", async () => {
+    assert.doesNotMatch(await page.content(), new RegExp(SECRET));
+    assert.doesNotMatch(await get(`${url}/status`), new RegExp(SECRET));
+    assert.deepEqual(blocked, []);
+    assert.ok(served.some((u) => u.endsWith("/events")));
+    assert.deepEqual(consoleErrors, []);
+
+    const background = () =>
+      page.evaluate(() => {
+        const w = globalThis as unknown as PageWindow;
+        return w.getComputedStyle(w.document.body).backgroundColor;
+      });
+    assert.equal(await background(), "rgb(255, 255, 255)");
+    await page.emulateMedia({ colorScheme: "dark" });
+    assert.equal(await background(), "rgb(13, 17, 23)");
+    await page.screenshot({ path: join(ARTIFACTS, "status-page-dark.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(100); // a frame for the charts to take the new width
+    const overflow = await page.evaluate(() => {
+      const { documentElement } = (globalThis as unknown as PageWindow).document;
+      return documentElement.scrollWidth - documentElement.clientWidth;
+    });
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    await page.screenshot({ path: join(ARTIFACTS, "status-page-phone.png"), fullPage: true });
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test("the connection state shows when the agent goes away", async () => {
+    assert.equal(await page.locator("#connection").innerText(), "Live");
+    agent?.child.kill("SIGTERM");
+    const result = await agent?.result;
+    assert.equal(result?.code, 0, result && describeRun(result));
+    await page.waitForSelector("#connection[data-state='reconnecting']");
+    assert.match(await page.locator("#connection").innerText(), /reconnecting/);
+  });
+});
