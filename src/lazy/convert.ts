@@ -1,5 +1,5 @@
 import { rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { join } from "node:path";
 import { digestOf } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
@@ -164,7 +164,8 @@ export class EstargzConverter {
         to.kind === "registry"
           ? new RegistryImageWriter(this.#registry, to)
           : new StoreImageWriter(this.#store, to.name, lease);
-      const workDir = dirname(this.#store.ingestPath(manifest.config.digest));
+      // Work files named by tempPathFor here are swept by `ferry prune` once their process is gone.
+      const workDir = join(this.#store.root, "ferry");
       const prioritize = options.prioritize ?? [];
       const found = new Set<string>();
       const layers: Array<ConvertedLayerSummary & { descriptor: Descriptor }> = [];

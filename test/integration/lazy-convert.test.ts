@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -69,7 +69,12 @@ async function tarOf(entries: Entry[]): Promise<Buffer> {
 }
 
 /** An OCI layout with one image of three layers (gzip, zstd, uncompressed), tagged `tag`. */
-async function writeLayout(dir: string, tag: string, layers: Entry[][]): Promise<void> {
+async function writeLayout(
+  dir: string,
+  tag: string,
+  layers: Entry[][],
+  lie?: { diffId: string },
+): Promise<void> {
   const blobs = join(dir, "blobs", "sha256");
   await mkdir(blobs, { recursive: true });
   const put = async (b: Buffer) => {
@@ -96,7 +101,7 @@ async function writeLayout(dir: string, tag: string, layers: Entry[][]): Promise
       architecture: "amd64",
       os: "linux",
       config: { Cmd: ["/bin/sh"] },
-      rootfs: { type: "layers", diff_ids: diffIds },
+      rootfs: { type: "layers", diff_ids: lie ? diffIds.map(() => lie.diffId) : diffIds },
     }),
   );
   const manifest = Buffer.from(
@@ -404,5 +409,28 @@ describe("ferry convert --estargz", { timeout: 120_000 }, () => {
       manifests: Array<{ digest: string; annotations?: Record<string, string> }>;
     };
     assert.ok(index.manifests.some((m) => m.digest === first));
+    const work = await readdir(join(home, "store", "ferry"));
+    assert.deepEqual(
+      work.filter((n) => n.startsWith("convert-")),
+      [],
+      "no work files left behind",
+    );
+  });
+
+  test("a source whose layer does not match its diff_id is refused, nothing pushed", async () => {
+    const layout = join(home, "lying");
+    const layer: Entry[] = [{ name: "f", content: Buffer.from("not what the config says\n") }];
+    await writeLayout(layout, "lie", [layer], { diffId: sha256(Buffer.from("other")) });
+    await pushLayout(layout, "lie", `${registry.host}/convert/lie:plain`);
+    const r = await run([
+      "convert",
+      "--estargz",
+      `${registry.host}/convert/lie:plain`,
+      `${registry.host}/convert/lie:esgz`,
+    ]);
+    assert.equal(r.code, 6, describeRun(r));
+    assert.match(r.stderr, /diff_id/);
+    const res = await fetch(`${registry.url}/v2/convert/lie/manifests/esgz`, { method: "HEAD" });
+    assert.equal(res.status, 404);
   });
 });
