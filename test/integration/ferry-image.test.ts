@@ -2,11 +2,17 @@
 // then taken by the real consumers: `docker load` + `docker run` on a real dockerd, and
 // `ferry load` into another store.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
 import { type BuiltImage, buildImage } from "../../scripts/build-image.ts";
 import { Store } from "../../src/store/index.ts";
+import { pushImage } from "../fixtures/images.ts";
+import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import {
   type RunningContainerd,
   type RunningDockerd,
@@ -15,6 +21,7 @@ import {
 } from "../fixtures/runtimes.ts";
 import { describeRun, entriesFor, ferry, removeDir, tempDir } from "./cli.ts";
 
+const run = promisify(execFile);
 const TAG = "ferry:test";
 const REFERENCE = "docker.io/library/ferry:test";
 
@@ -25,6 +32,7 @@ describe("ferry's container image", () => {
   let version: string;
   let containerd: RunningContainerd | undefined;
   let dockerd: RunningDockerd | undefined;
+  let registry: RunningRegistry | undefined;
 
   before(async () => {
     work = await tempDir("image");
@@ -35,6 +43,7 @@ describe("ferry's container image", () => {
       }
     ).version;
     const daemons = (async () => {
+      registry = await startRegistry();
       containerd = await startContainerd();
       dockerd = await startDockerd(containerd.socket);
     })();
@@ -51,6 +60,7 @@ describe("ferry's container image", () => {
   after(async () => {
     await dockerd?.stop();
     await containerd?.stop();
+    await registry?.stop();
     await removeDir(work);
   });
 
@@ -121,4 +131,120 @@ describe("ferry's container image", () => {
     assert.equal(listed.code, 0, describeRun(listed));
     assert.ok(listed.stdout.includes(built.manifest.digest), listed.stdout);
   });
+
+  test("runs as the DaemonSet runs it: rendered agent.yaml, no capabilities, read-only root, runtime socket mounted", async () => {
+    assert.ok(dockerd && containerd && registry);
+    const { stdout } = await run("kubectl", [
+      "kustomize",
+      join(import.meta.dirname, "../../deploy/kubernetes"),
+    ]);
+    const objects = parseAllDocuments(stdout).map((d) => d.toJS() as Rendered);
+    const ds = objects.find((o) => o.kind === "DaemonSet")?.spec.template.spec;
+    const agentYaml = objects.find((o) => o.kind === "ConfigMap" && o.data?.["agent.yaml"])?.data?.[
+      "agent.yaml"
+    ];
+    assert.ok(ds && agentYaml);
+    const [container] = ds.containers;
+    assert.ok(container);
+
+    // The pod's volumes, with test directories for the host paths and ConfigMaps.
+    const image = `${registry.host}/deploy/app:v1`;
+    await pushImage(registry.host, "deploy/app", "v1", {
+      layers: [[{ path: "app/hello.txt", content: "warmed by the DaemonSet's image\n" }]],
+    });
+    const config = join(work, "etc-ferry");
+    await mkdir(config);
+    await writeFile(join(config, "agent.yaml"), agentYaml);
+    await writeFile(join(config, "images.yaml"), `images:\n  - ${image}\n`);
+    const store = join(work, "host-store");
+    await mkdir(store);
+    const hostDirs: Record<string, string> = {
+      config,
+      "cri-socket": join(containerd.socket, ".."),
+      store,
+    };
+    const mounts = container.volumeMounts.flatMap((m) => {
+      if (m.name === "tmp") return ["--tmpfs", m.mountPath];
+      const host = hostDirs[m.name];
+      assert.ok(host, `a test directory for volume ${m.name}`);
+      return ["-v", `${host}:${m.mountPath}${m.readOnly ? ":ro" : ""}`];
+    });
+    const sc = container.securityContext;
+    assert.deepEqual(sc.capabilities.drop, ["ALL"]);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    const port = await freePort();
+    // --kubernetes needs an API server; the rest of the DaemonSet's args as they are. The
+    // host network (dockerd here has no bridge), so listen on loopback only.
+    const args = container.args.filter((a) => a !== "--kubernetes");
+    const name = `ferry-agent-${port}`;
+    await dockerd.docker([
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--network",
+      "host",
+      "--read-only",
+      "--cap-drop",
+      "ALL",
+      "--security-opt",
+      "no-new-privileges",
+      "--user",
+      String(sc.runAsUser),
+      ...mounts,
+      ...container.env.flatMap((e) => [
+        "-e",
+        `${e.name}=${e.name === "NODE_NAME" ? "test-node" : "ferry-system"}`,
+      ]),
+      TAG,
+      ...args,
+      "--listen",
+      `127.0.0.1:${port}`,
+    ]);
+    try {
+      // Ready (200) once every required image is in containerd, through the mounted socket.
+      let ready: Response | undefined;
+      for (let i = 0; i < 600 && ready?.status !== 200; i++) {
+        ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+        if (ready?.status !== 200) await sleep(100);
+      }
+      const logs = async () => {
+        const l = await dockerd?.docker(["logs", name]).catch(() => undefined);
+        return `${l?.stdout ?? ""}${l?.stderr ?? ""}`;
+      };
+      assert.equal(ready?.status, 200, await logs());
+      const images = (await containerd.ctr(["-n", "k8s.io", "images", "ls"])).stdout;
+      const line = images.split("\n").find((l) => l.startsWith(`${image} `));
+      assert.ok(line, images);
+      assert.match(line, /io\.cri-containerd\.pinned=pinned/);
+      const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(healthz.status, 200);
+    } finally {
+      await dockerd.docker(["rm", "-f", name]).catch(() => undefined);
+    }
+  });
 });
+
+/** The parts of the rendered objects this test reads. */
+interface Rendered {
+  kind: string;
+  data?: Record<string, string>;
+  spec: {
+    template: {
+      spec: {
+        containers: {
+          args: string[];
+          env: { name: string }[];
+          volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+          securityContext: {
+            runAsUser: number;
+            readOnlyRootFilesystem: boolean;
+            allowPrivilegeEscalation: boolean;
+            capabilities: { drop: string[] };
+          };
+        }[];
+      };
+    };
+  };
+}
