@@ -1,0 +1,618 @@
+/**
+ * The elected half: watches the five workload kinds, the nodes and the rollout PrePulls; when a
+ * pod template's images change it opens a rollout (one PrePull in the workload's namespace),
+ * works out which nodes may run the workload, hands out pull grants within the cluster-wide
+ * budget, and holds/releases gated Deployments. Level-triggered: every pass recomputes the
+ * wanted state from the caches, so a missed event is healed by the next one.
+ */
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Deployment,
+  type V1Node,
+} from "@kubernetes/client-node";
+import { isConflict, isNotFound } from "./api-errors.ts";
+import { allocateGrants, type RolloutDemand } from "./budget.ts";
+import { DAEMONSET_TOLERATIONS, evaluateEligibility } from "./eligibility.ts";
+import type { EventSink, KubeEventRecorder } from "./events.ts";
+import {
+  decideGate,
+  type GateDecision,
+  GateReason,
+  type GateRecord,
+  HELD_FOR_ANNOTATION,
+  HELD_SINCE_ANNOTATION,
+} from "./gate.ts";
+import {
+  GATE_RECORD_ANNOTATION,
+  GRANTS_ANNOTATION,
+  nodeProgress,
+  PREPULL_API_VERSION,
+  PREPULL_GROUP,
+  PREPULL_KIND,
+  PREPULL_PLURAL,
+  PREPULL_VERSION,
+  type PrePullObject,
+  readGateRecord,
+  readGrants,
+  WORKLOAD_ANNOTATION,
+  WORKLOAD_PREPULL_LABEL,
+  WORKLOAD_UID_LABEL,
+  writeGrants,
+} from "./prepull.ts";
+import { type ListResult, Reflector } from "./reflector.ts";
+import {
+  imageSetHash,
+  imagesChanged,
+  rolloutName,
+  toWorkload,
+  WORKLOAD_KINDS,
+  WORKLOAD_RESOURCES,
+  type Workload,
+  type WorkloadKind,
+  type WorkloadObject,
+  workloadKey,
+} from "./workload.ts";
+
+const MAX_CONFLICT_RETRIES = 8;
+
+export interface RolloutControllerOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly budget: number;
+  readonly gateTimeoutMs: number;
+  readonly staleGrantMs: number;
+  readonly resyncMs: number;
+  readonly ignoreTaintKeys: readonly string[];
+  readonly recorder: KubeEventRecorder;
+  readonly onEvent: EventSink;
+}
+
+interface Rollout {
+  readonly name: string;
+  readonly kind: WorkloadKind;
+  readonly namespace: string;
+  readonly workloadName: string;
+  readonly images: readonly string[];
+  readonly created: number;
+}
+
+type Patch = Record<string, unknown>;
+
+export class RolloutController {
+  readonly #options: RolloutControllerOptions;
+  readonly #apps: AppsV1Api;
+  readonly #batch: BatchV1Api;
+  readonly #core: CoreV1Api;
+  readonly #custom: CustomObjectsApi;
+  readonly #workloads = new Map<WorkloadKind, Reflector<WorkloadObject & KubernetesObject>>();
+  readonly #nodes: Reflector<V1Node>;
+  readonly #prepulls: Reflector<PrePullObject>;
+  /** The current rollout of each workload, by workloadKey. */
+  readonly #rollouts = new Map<string, Rollout>();
+  #synced = false;
+  #stopped = false;
+  #pass: Promise<void> = Promise.resolve();
+  #passQueued = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: RolloutControllerOptions) {
+    this.#options = options;
+    const kc = options.kubeConfig;
+    this.#apps = kc.makeApiClient(AppsV1Api);
+    this.#batch = kc.makeApiClient(BatchV1Api);
+    this.#core = kc.makeApiClient(CoreV1Api);
+    this.#custom = kc.makeApiClient(CustomObjectsApi);
+    const onError = (where: string) => (error: unknown) =>
+      options.onEvent({ type: "error", where, error });
+    for (const kind of WORKLOAD_KINDS) {
+      const { group, version, plural } = WORKLOAD_RESOURCES[kind];
+      this.#workloads.set(
+        kind,
+        new Reflector<WorkloadObject & KubernetesObject>({
+          kubeConfig: kc,
+          path: `/apis/${group}/${version}/${plural}`,
+          list: () => this.#listWorkloads(kind),
+          onChange: (type, object, previous) => this.#onWorkload(kind, type, object, previous),
+          onError: onError(`watch ${plural}`),
+        }),
+      );
+    }
+    this.#nodes = new Reflector<V1Node>({
+      kubeConfig: kc,
+      path: "/api/v1/nodes",
+      list: () => this.#core.listNode({}),
+      onChange: () => this.#kick(),
+      onError: onError("watch nodes"),
+    });
+    this.#prepulls = new Reflector<PrePullObject>({
+      kubeConfig: kc,
+      path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
+      labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
+      list: async () =>
+        (await this.#custom.listCustomObjectForAllNamespaces({
+          group: PREPULL_GROUP,
+          version: PREPULL_VERSION,
+          resourcePlural: PREPULL_PLURAL,
+          labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
+        })) as ListResult<PrePullObject>,
+      onChange: () => this.#kick(),
+      onError: onError("watch prepulls"),
+    });
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([
+      ...[...this.#workloads.values()].map((r) => r.start()),
+      this.#nodes.start(),
+      this.#prepulls.start(),
+    ]);
+    if (this.#stopped) return;
+    this.#adopt();
+    this.#synced = true;
+    this.#kick();
+    this.#timer = setInterval(() => this.#kick(), this.#options.resyncMs);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await Promise.all([
+      ...[...this.#workloads.values()].map((r) => r.stop()),
+      this.#nodes.stop(),
+      this.#prepulls.stop(),
+    ]);
+    await this.#pass;
+  }
+
+  #listWorkloads(kind: WorkloadKind): Promise<ListResult<WorkloadObject & KubernetesObject>> {
+    switch (kind) {
+      case "Deployment":
+        return this.#apps.listDeploymentForAllNamespaces({});
+      case "StatefulSet":
+        return this.#apps.listStatefulSetForAllNamespaces({});
+      case "DaemonSet":
+        return this.#apps.listDaemonSetForAllNamespaces({});
+      case "Job":
+        return this.#batch.listJobForAllNamespaces({});
+      case "CronJob":
+        return this.#batch.listCronJobForAllNamespaces({});
+    }
+  }
+
+  /** Rollouts in progress when this instance was elected: the PrePulls matching current templates. */
+  #adopt(): void {
+    for (const prepull of this.#prepulls.list()) {
+      const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
+      const namespace = prepull.metadata.namespace ?? "default";
+      if (!WORKLOAD_KINDS.includes(kind as WorkloadKind) || name === undefined) continue;
+      const object = this.#workloads.get(kind as WorkloadKind)?.get(namespace, name);
+      if (object === undefined) continue;
+      const w = toWorkload(kind as WorkloadKind, object);
+      if (imageSetHash(w.images) !== imageSetHash(prepull.spec.images)) continue;
+      if (w.uid !== prepull.metadata.labels?.[WORKLOAD_UID_LABEL]) continue;
+      this.#rollouts.set(workloadKey(w), {
+        name: prepull.metadata.name,
+        kind: w.kind,
+        namespace,
+        workloadName: w.name,
+        images: w.images,
+        created: Date.parse(prepull.metadata.creationTimestamp ?? "") || Date.now(),
+      });
+    }
+  }
+
+  #onWorkload(
+    kind: WorkloadKind,
+    type: "ADDED" | "MODIFIED" | "DELETED",
+    object: WorkloadObject,
+    previous: WorkloadObject | undefined,
+  ): void {
+    // The first list is the baseline: only changes seen after it open rollouts.
+    if (!this.#synced) return;
+    const w = toWorkload(kind, object);
+    const key = workloadKey(w);
+    if (type === "DELETED") {
+      this.#rollouts.delete(key);
+      this.#kick();
+      return;
+    }
+    // A Job a CronJob created runs the CronJob's template, which was pre-pulled as the CronJob.
+    if (kind === "Job" && object.metadata?.ownerReferences?.some((o) => o.kind === "CronJob"))
+      return;
+    const before = previous === undefined ? [] : toWorkload(kind, previous).images;
+    if (w.images.length > 0 && imagesChanged(before, w.images)) {
+      const rollout: Rollout = {
+        name: rolloutName(w, w.images),
+        kind,
+        namespace: w.namespace,
+        workloadName: w.name,
+        images: w.images,
+        created: Date.now(),
+      };
+      this.#rollouts.set(key, rollout);
+      this.#options.onEvent({
+        type: "rollout",
+        workload: key,
+        prepull: rollout.name,
+        images: w.images,
+      });
+    }
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (!this.#synced || this.#stopped || this.#passQueued) return;
+    this.#passQueued = true;
+    this.#pass = this.#pass.then(async () => {
+      this.#passQueued = false;
+      if (this.#stopped) return;
+      try {
+        await this.#reconcile();
+      } catch (error) {
+        this.#options.onEvent({ type: "error", where: "reconcile", error });
+      }
+    });
+  }
+
+  #workload(rollout: Rollout): Workload | undefined {
+    const object = this.#workloads.get(rollout.kind)?.get(rollout.namespace, rollout.workloadName);
+    return object === undefined ? undefined : toWorkload(rollout.kind, object);
+  }
+
+  #eligibleNodes(w: Workload): string[] {
+    const extra = w.kind === "DaemonSet" ? { extraTolerations: DAEMONSET_TOLERATIONS } : {};
+    return this.#nodes
+      .list()
+      .filter((node) => isReady(node))
+      .filter(
+        (node) =>
+          evaluateEligibility(w.podSpec, node, {
+            ignoreTaintKeys: this.#options.ignoreTaintKeys,
+            ...extra,
+          }).eligible,
+      )
+      .map((node) => node.metadata?.name ?? "")
+      .filter((name) => name !== "")
+      .sort();
+  }
+
+  async #reconcile(): Promise<void> {
+    const now = Date.now();
+    const current = new Map<
+      string,
+      { rollout: Rollout; workload: Workload; prepull: PrePullObject; eligible: string[] }
+    >();
+    const demands: RolloutDemand[] = [];
+    const ordered = [...this.#rollouts].sort(([, a], [, b]) => a.created - b.created);
+    for (const [key, rollout] of ordered) {
+      const workload = this.#workload(rollout);
+      if (
+        workload === undefined ||
+        imageSetHash(workload.images) !== imageSetHash(rollout.images)
+      ) {
+        if (workload === undefined) this.#rollouts.delete(key);
+        continue;
+      }
+      const prepull =
+        this.#prepulls.get(rollout.namespace, rollout.name) ??
+        (await this.#createPrePull(rollout, workload));
+      if (prepull === undefined) continue;
+      const eligible = this.#eligibleNodes(workload);
+      current.set(key, { rollout, workload, prepull, eligible });
+      demands.push({
+        id: key,
+        eligible,
+        granted: readGrants(prepull),
+        progress: new Map(eligible.map((node) => [node, nodeProgress(prepull, node)])),
+      });
+    }
+    const grants = allocateGrants(demands, {
+      budget: this.#options.budget,
+      now,
+      staleAfterMs: this.#options.staleGrantMs,
+    });
+    for (const [key, entry] of current) {
+      const wanted = grants.get(key) ?? new Map<string, number>();
+      if (writeGrants(wanted) !== writeGrants(readGrants(entry.prepull))) {
+        const added = [...wanted.keys()].filter((n) => !readGrants(entry.prepull).has(n));
+        await this.#annotatePrePull(entry.prepull, { [GRANTS_ANNOTATION]: writeGrants(wanted) });
+        if (added.length > 0) {
+          this.#options.onEvent({ type: "grant", prepull: entry.rollout.name, nodes: added });
+        }
+      }
+    }
+    await this.#gates(current, now);
+    await this.#deleteSuperseded(current);
+  }
+
+  async #createPrePull(rollout: Rollout, w: Workload): Promise<PrePullObject | undefined> {
+    const { group, version } = WORKLOAD_RESOURCES[w.kind];
+    const body: PrePullObject = {
+      apiVersion: PREPULL_API_VERSION,
+      kind: PREPULL_KIND,
+      metadata: {
+        name: rollout.name,
+        namespace: w.namespace,
+        labels: {
+          [WORKLOAD_PREPULL_LABEL]: "true",
+          ...(w.uid === undefined ? {} : { [WORKLOAD_UID_LABEL]: w.uid }),
+          "app.kubernetes.io/managed-by": "ferry",
+        },
+        annotations: { [WORKLOAD_ANNOTATION]: `${w.kind}/${w.name}`, [GRANTS_ANNOTATION]: "{}" },
+        ...(w.uid === undefined
+          ? {}
+          : {
+              // Garbage-collected with its workload.
+              ownerReferences: [
+                { apiVersion: `${group}/${version}`, kind: w.kind, name: w.name, uid: w.uid },
+              ],
+            }),
+      },
+      spec: {
+        images: [...w.images],
+        required: false,
+        imagePullSecrets: (await this.#pullSecrets(w)).map((name) => ({ name })),
+      },
+    };
+    try {
+      return (await this.#custom.createNamespacedCustomObject({
+        group: PREPULL_GROUP,
+        version: PREPULL_VERSION,
+        namespace: w.namespace,
+        plural: PREPULL_PLURAL,
+        body,
+      })) as PrePullObject;
+    } catch (error) {
+      if (isConflict(error)) {
+        // Already there (a previous leader's, or the watch has not shown it yet).
+        return (await this.#custom.getNamespacedCustomObject({
+          group: PREPULL_GROUP,
+          version: PREPULL_VERSION,
+          namespace: w.namespace,
+          plural: PREPULL_PLURAL,
+          name: rollout.name,
+        })) as PrePullObject;
+      }
+      throw error;
+    }
+  }
+
+  /** The template's imagePullSecrets, then its ServiceAccount's, by name (as kubelet merges them). */
+  async #pullSecrets(w: Workload): Promise<string[]> {
+    const names = new Set(
+      (w.podSpec?.imagePullSecrets ?? []).map((s) => s.name ?? "").filter(Boolean),
+    );
+    const account = w.podSpec?.serviceAccountName || w.podSpec?.serviceAccount || "default";
+    try {
+      const sa = await this.#core.readNamespacedServiceAccount({
+        name: account,
+        namespace: w.namespace,
+      });
+      for (const s of sa.imagePullSecrets ?? []) if (s.name) names.add(s.name);
+    } catch (error) {
+      if (!isNotFound(error)) {
+        this.#options.onEvent({
+          type: "error",
+          where: `serviceaccount ${w.namespace}/${account}`,
+          error,
+        });
+      }
+    }
+    return [...names];
+  }
+
+  /** Merge-patches annotations of a rollout PrePull with a resourceVersion precondition. */
+  async #annotatePrePull(
+    prepull: PrePullObject,
+    annotations: Record<string, string>,
+  ): Promise<void> {
+    const address = {
+      group: PREPULL_GROUP,
+      version: PREPULL_VERSION,
+      namespace: prepull.metadata.namespace ?? "default",
+      plural: PREPULL_PLURAL,
+      name: prepull.metadata.name,
+    };
+    let rv = prepull.metadata.resourceVersion;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#custom.patchNamespacedCustomObject(
+          { ...address, body: { metadata: { resourceVersion: rv, annotations } } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        return;
+      } catch (error) {
+        if (!isConflict(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        const fresh = (await this.#custom.getNamespacedCustomObject(address)) as PrePullObject;
+        rv = fresh.metadata.resourceVersion;
+      }
+    }
+  }
+
+  async #gates(
+    current: ReadonlyMap<
+      string,
+      { rollout: Rollout; workload: Workload; prepull: PrePullObject; eligible: string[] }
+    >,
+    now: number,
+  ): Promise<void> {
+    const deployments = this.#workloads.get("Deployment")?.list() ?? [];
+    for (const object of deployments) {
+      const w = toWorkload("Deployment", object);
+      const entry = current.get(workloadKey(w));
+      if (entry === undefined && w.annotations[HELD_FOR_ANNOTATION] === undefined) continue;
+      const rollout =
+        entry === undefined
+          ? undefined
+          : {
+              name: entry.rollout.name,
+              complete: entry.eligible.every(
+                (node) => nodeProgress(entry.prepull, node) === "complete",
+              ),
+              record: readGateRecord(entry.prepull),
+            };
+      const decide = (d: V1Deployment): GateDecision =>
+        decideGate({
+          annotations: d.metadata?.annotations ?? {},
+          paused: d.spec?.paused === true,
+          rollout,
+          now,
+          timeoutMs: this.#options.gateTimeoutMs,
+        });
+      const decision = decide(object as V1Deployment);
+      if (decision.action === "none") continue;
+      const applied = await this.#applyGate(object as V1Deployment, decide);
+      if (applied.action === "none") continue;
+      await this.#afterGate(w, applied, entry?.prepull);
+    }
+  }
+
+  /** Writes a gate decision to the Deployment; on conflict re-reads it and decides again. */
+  async #applyGate(
+    deployment: V1Deployment,
+    decide: (d: V1Deployment) => GateDecision,
+  ): Promise<GateDecision> {
+    let d = deployment;
+    const name = d.metadata?.name ?? "";
+    const namespace = d.metadata?.namespace ?? "default";
+    for (let attempt = 0; ; attempt++) {
+      const decision = decide(d);
+      const patch = gatePatch(decision, new Date().toISOString());
+      if (patch === undefined) return decision;
+      try {
+        await this.#apps.patchNamespacedDeployment(
+          {
+            name,
+            namespace,
+            body: {
+              ...patch,
+              metadata: {
+                ...(patch["metadata"] as Patch),
+                resourceVersion: d.metadata?.resourceVersion,
+              },
+            },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        return decision;
+      } catch (error) {
+        if (!isConflict(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        d = await this.#apps.readNamespacedDeployment({ name, namespace });
+      }
+    }
+  }
+
+  async #afterGate(
+    w: Workload,
+    decision: GateDecision,
+    prepull: PrePullObject | undefined,
+  ): Promise<void> {
+    let reason: string;
+    let message: string;
+    let record: GateRecord | undefined;
+    switch (decision.action) {
+      case "none":
+      case "retarget":
+        return;
+      case "hold":
+        reason = GateReason.Hold;
+        message = `paused until the new images are present on every eligible node (PrePull ${decision.rollout}); timeout ${Math.round(this.#options.gateTimeoutMs / 1000)} s`;
+        record = "held";
+        break;
+      case "skip":
+        reason = GateReason.Skipped;
+        message = "the Deployment was already paused; ferry leaves it to whoever paused it";
+        record = "skipped";
+        break;
+      case "release":
+        reason = decision.reason;
+        message = decision.message;
+        record = decision.reason === GateReason.Timeout ? "timeout" : "released";
+        break;
+    }
+    if (prepull !== undefined) {
+      await this.#annotatePrePull(prepull, { [GATE_RECORD_ANNOTATION]: record });
+    }
+    this.#options.onEvent({ type: "gate", workload: workloadKey(w), reason, message });
+    await this.#options.recorder.record({
+      involved: {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        name: w.name,
+        namespace: w.namespace,
+        ...(w.uid === undefined ? {} : { uid: w.uid }),
+      },
+      reason,
+      message,
+      warning: reason === GateReason.Timeout,
+    });
+  }
+
+  /** Rollout PrePulls that are no workload's current rollout any more. */
+  async #deleteSuperseded(current: ReadonlyMap<string, { rollout: Rollout }>): Promise<void> {
+    const live = new Set(
+      [...current.values()].map(({ rollout }) => `${rollout.namespace}/${rollout.name}`),
+    );
+    const pending = new Set([...this.#rollouts.values()].map((r) => `${r.namespace}/${r.name}`));
+    for (const prepull of this.#prepulls.list()) {
+      const id = `${prepull.metadata.namespace ?? "default"}/${prepull.metadata.name}`;
+      if (live.has(id) || pending.has(id)) continue;
+      const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
+      const object =
+        name === undefined
+          ? undefined
+          : this.#workloads.get(kind as WorkloadKind)?.get(prepull.metadata.namespace, name);
+      // Keep the PrePull of a workload whose images still match it (its finished rollout).
+      if (object !== undefined) {
+        const w = toWorkload(kind as WorkloadKind, object);
+        if (imageSetHash(w.images) === imageSetHash(prepull.spec.images)) continue;
+      }
+      try {
+        await this.#custom.deleteNamespacedCustomObject({
+          group: PREPULL_GROUP,
+          version: PREPULL_VERSION,
+          namespace: prepull.metadata.namespace ?? "default",
+          plural: PREPULL_PLURAL,
+          name: prepull.metadata.name,
+        });
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+  }
+}
+
+/** The merge patch a gate decision writes; undefined when it writes nothing to the Deployment. */
+export function gatePatch(decision: GateDecision, now: string): Patch | undefined {
+  switch (decision.action) {
+    case "hold":
+      return {
+        metadata: {
+          annotations: { [HELD_FOR_ANNOTATION]: decision.rollout, [HELD_SINCE_ANNOTATION]: now },
+        },
+        spec: { paused: true },
+      };
+    case "retarget":
+      return { metadata: { annotations: { [HELD_FOR_ANNOTATION]: decision.rollout } } };
+    case "release":
+      return {
+        metadata: { annotations: { [HELD_FOR_ANNOTATION]: null, [HELD_SINCE_ANNOTATION]: null } },
+        spec: { paused: false },
+      };
+    case "skip":
+    case "none":
+      return undefined;
+  }
+}
+
+/** A node whose kubelet reports NotReady or Unknown will not pull; no grant is wasted on it. */
+function isReady(node: V1Node): boolean {
+  const ready = node.status?.conditions?.find((c) => c.type === "Ready");
+  return ready === undefined || ready.status === "True";
+}

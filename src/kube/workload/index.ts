@@ -1,0 +1,135 @@
+/**
+ * Workload pre-pull for `ferry agent --kubernetes`: every agent runs the node half (pull what
+ * the rollout PrePulls grant its node, report presence from its runtime); the one agent holding
+ * the Lease also runs the controller (watch workloads, decide who pulls what, gate Deployments).
+ */
+import { hostname } from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { FerryError } from "../../observe/index.ts";
+import { DEFAULT_STARTUP_TAINT_KEY } from "../names.ts";
+import type { Target } from "../../runtime/index.ts";
+import { DEFAULT_PULL_BUDGET } from "./budget.ts";
+import { RolloutController } from "./controller.ts";
+import { type EventSink, KubeEventRecorder } from "./events.ts";
+import { DEFAULT_GATE_TIMEOUT_MS } from "./gate.ts";
+import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from "./lease.ts";
+import { NodeRunner } from "./node-runner.ts";
+
+export {
+  allocateGrants,
+  DEFAULT_PULL_BUDGET,
+  type NodeProgress,
+  type RolloutDemand,
+} from "./budget.ts";
+export { DAEMONSET_TOLERATIONS, type Eligibility, evaluateEligibility } from "./eligibility.ts";
+export type { WorkloadPrePullEvent } from "./events.ts";
+export {
+  DEFAULT_GATE_TIMEOUT_MS,
+  decideGate,
+  GATE_ANNOTATION,
+  GATE_VALUE,
+  GateReason,
+  HELD_FOR_ANNOTATION,
+  HELD_SINCE_ANNOTATION,
+} from "./gate.ts";
+export { DEFAULT_LEASE_NAME } from "./lease.ts";
+export { GRANTS_ANNOTATION, WORKLOAD_ANNOTATION, WORKLOAD_PREPULL_LABEL } from "./prepull.ts";
+export { podSpecImages, toWorkload, WORKLOAD_KINDS, type WorkloadKind } from "./workload.ts";
+
+export interface WorkloadPrePullOptions {
+  readonly kubeConfig: KubeConfig;
+  /** This agent's node (NODE_NAME); the node half pulls only for it. */
+  readonly nodeName: string;
+  /** The node's runtime (CRI target); without one this instance only campaigns and decides. */
+  readonly target?: Target;
+  /** Namespace of the Lease (the agent's own, POD_NAMESPACE). */
+  readonly namespace: string;
+  /** Candidate identity in the Lease; `<nodeName>_<hostname>_<pid>` by default. */
+  readonly identity?: string;
+  readonly leaseName?: string;
+  readonly leaseDurationMs?: number;
+  /** Nodes pulling for rollouts at once, cluster-wide (default 3). */
+  readonly budget?: number;
+  /** How long a gated Deployment is held at most (default 10 min). */
+  readonly gateTimeoutMs?: number;
+  /** A grant not finished in this time stops counting against the budget (default 10 min). */
+  readonly staleGrantMs?: number;
+  /** How often the controller re-evaluates without a change (timeouts, stale grants); 2 s. */
+  readonly resyncMs?: number;
+  /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
+  readonly startupTaintKeys?: readonly string[];
+  readonly onEvent?: EventSink;
+}
+
+export interface WorkloadPrePull {
+  /** Whether this instance holds the Lease and runs the controller now. */
+  readonly isLeader: () => boolean;
+  stop(): Promise<void>;
+}
+
+export async function startWorkloadPrePull(
+  options: WorkloadPrePullOptions,
+): Promise<WorkloadPrePull> {
+  if (options.nodeName.trim() === "") {
+    throw new FerryError("FERRY_INVALID_ARGUMENT", "workload pre-pull needs the node name", {
+      hint: "set NODE_NAME from the downward API (fieldRef: spec.nodeName)",
+    });
+  }
+  const onEvent: EventSink = options.onEvent ?? (() => {});
+  const identity = options.identity ?? `${options.nodeName}_${hostname()}_${process.pid}`;
+  const recorder = new KubeEventRecorder(options.kubeConfig, identity, (error) =>
+    onEvent({ type: "error", where: "event", error }),
+  );
+  const runner =
+    options.target === undefined
+      ? undefined
+      : new NodeRunner({
+          kubeConfig: options.kubeConfig,
+          nodeName: options.nodeName,
+          target: options.target,
+          onEvent,
+        });
+  let controller: RolloutController | undefined;
+  let controllerDone: Promise<void> = Promise.resolve();
+  const election = new LeaderElection({
+    kubeConfig: options.kubeConfig,
+    namespace: options.namespace,
+    name: options.leaseName ?? DEFAULT_LEASE_NAME,
+    identity,
+    leaseDurationMs: options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS,
+    onStartedLeading: (signal) => {
+      onEvent({ type: "leader", leading: true, identity });
+      const c = new RolloutController({
+        kubeConfig: options.kubeConfig,
+        budget: options.budget ?? DEFAULT_PULL_BUDGET,
+        gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
+        staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
+        resyncMs: options.resyncMs ?? 2_000,
+        ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
+        recorder,
+        onEvent,
+      });
+      controller = c;
+      const started = c
+        .start()
+        .catch((error: unknown) => onEvent({ type: "error", where: "controller", error }));
+      signal.addEventListener("abort", () => {
+        controllerDone = started.then(() => c.stop());
+        if (controller === c) controller = undefined;
+      });
+    },
+    onStoppedLeading: () => onEvent({ type: "leader", leading: false, identity }),
+    onError: (error) => onEvent({ type: "error", where: "lease", error }),
+  });
+  await runner?.start();
+  election.start();
+  return {
+    isLeader: () => election.isLeader,
+    async stop() {
+      await election.stop();
+      await controller?.stop();
+      await controllerDone;
+      await runner?.stop();
+    },
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * The PrePull objects that carry a workload rollout from the elected instance to the nodes, in
+ * the shared PrePull shape (ferry.dev/v1alpha1): spec.images and spec.imagePullSecrets say what
+ * to pull; the `ferry.dev/grants` annotation says which nodes may pull now (the budget); each
+ * node's agent reports in status.nodes[node] what its runtime holds.
+ */
+import type { NodeProgress } from "./budget.ts";
+import type { GateRecord } from "./gate.ts";
+
+import { PREPULL_GROUP, PREPULL_VERSION } from "../names.ts";
+
+export {
+  PREPULL_GROUP,
+  PREPULL_KIND,
+  PREPULL_PLURAL,
+  PREPULL_VERSION,
+  WORKLOAD_PREPULL_LABEL,
+} from "../names.ts";
+export const PREPULL_API_VERSION = `${PREPULL_GROUP}/${PREPULL_VERSION}`;
+/** The uid of the workload a rollout PrePull belongs to. */
+export const WORKLOAD_UID_LABEL = "ferry.dev/workload-uid";
+/** `Kind/name` of that workload, for people and for takeover. */
+export const WORKLOAD_ANNOTATION = "ferry.dev/workload";
+/** JSON object node name → RFC 3339 time the node was allowed to pull. */
+export const GRANTS_ANNOTATION = "ferry.dev/grants";
+/** What the rollout gate did for this rollout (held, released, timeout, skipped). */
+export const GATE_RECORD_ANNOTATION = "ferry.dev/gate";
+
+export type ImageState = "present" | "pulling" | "failed" | "missing";
+
+export interface NodeImageStatus {
+  image: string;
+  state: ImageState;
+  reason?: string;
+  digest?: string;
+}
+
+export interface NodeStatus {
+  images: NodeImageStatus[];
+  present: number;
+  total: number;
+  updated: string;
+}
+
+export interface PrePullObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    uid?: string;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: unknown[];
+  };
+  spec: {
+    images: string[];
+    required?: boolean;
+    nodeSelector?: Record<string, string>;
+    imagePullSecrets?: { name: string }[];
+    platform?: string;
+  };
+  status?: {
+    nodes?: Record<string, NodeStatus>;
+    ready?: string;
+  };
+}
+
+/** Grants read from the annotation; a malformed annotation grants nothing. */
+export function readGrants(prepull: PrePullObject): Map<string, number> {
+  const grants = new Map<string, number>();
+  const text = prepull.metadata.annotations?.[GRANTS_ANNOTATION];
+  if (text === undefined) return grants;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return grants;
+    for (const [node, at] of Object.entries(parsed)) {
+      const ms = typeof at === "string" ? Date.parse(at) : Number.NaN;
+      if (Number.isFinite(ms)) grants.set(node, ms);
+    }
+  } catch {
+    return grants;
+  }
+  return grants;
+}
+
+export function writeGrants(grants: ReadonlyMap<string, number>): string {
+  const entries = [...grants].sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify(
+    Object.fromEntries(entries.map(([n, at]) => [n, new Date(at).toISOString()])),
+  );
+}
+
+export function readGateRecord(prepull: PrePullObject): GateRecord | undefined {
+  const value = prepull.metadata.annotations?.[GATE_RECORD_ANNOTATION];
+  return value === "held" || value === "released" || value === "timeout" || value === "skipped"
+    ? value
+    : undefined;
+}
+
+/** A node's progress on this PrePull's images, from what its agent reported. */
+export function nodeProgress(prepull: PrePullObject, node: string): NodeProgress {
+  const entry = prepull.status?.nodes?.[node];
+  if (entry === undefined) return "pending";
+  const states = new Map(entry.images.map((i) => [i.image, i.state]));
+  const wanted = prepull.spec.images.map((image) => states.get(image));
+  if (wanted.every((s) => s === "present")) return "complete";
+  if (wanted.some((s) => s === "failed") && !wanted.some((s) => s === "pulling" || s === undefined))
+    return "failed";
+  return "pending";
+}
+
+/** `ready: "N/M"`: N nodes with every image present among the M nodes reporting. */
+export function readyCount(nodes: Readonly<Record<string, NodeStatus>>): string {
+  const entries = Object.values(nodes);
+  const ready = entries.filter((e) => e.total > 0 && e.present === e.total).length;
+  return `${ready}/${entries.length}`;
+}
