@@ -17,10 +17,11 @@ import {
   type V1Deployment,
   type V1Node,
 } from "@kubernetes/client-node";
-import { isConflict, isNotFound } from "./api-errors.ts";
+import { apiStatus } from "../api-errors.ts";
 import { allocateGrants, type RolloutDemand } from "./budget.ts";
 import { DAEMONSET_TOLERATIONS, evaluateEligibility } from "./eligibility.ts";
-import type { EventSink, KubeEventRecorder } from "./events.ts";
+import type { EventRecorder } from "../events.ts";
+import type { EventSink } from "./events.ts";
 import {
   decideGate,
   type GateDecision,
@@ -69,7 +70,7 @@ export interface RolloutControllerOptions {
   readonly staleGrantMs: number;
   readonly resyncMs: number;
   readonly ignoreTaintKeys: readonly string[];
-  readonly recorder: KubeEventRecorder;
+  readonly recorder: EventRecorder;
   readonly onEvent: EventSink;
 }
 
@@ -369,7 +370,7 @@ export class RolloutController {
         body,
       })) as PrePullObject;
     } catch (error) {
-      if (isConflict(error)) {
+      if (apiStatus(error) === 409) {
         // Already there (a previous leader's, or the watch has not shown it yet).
         return (await this.#custom.getNamespacedCustomObject({
           group: PREPULL_GROUP,
@@ -396,7 +397,7 @@ export class RolloutController {
       });
       for (const s of sa.imagePullSecrets ?? []) if (s.name) names.add(s.name);
     } catch (error) {
-      if (!isNotFound(error)) {
+      if (apiStatus(error) !== 404) {
         this.#options.onEvent({
           type: "error",
           where: `serviceaccount ${w.namespace}/${account}`,
@@ -428,7 +429,7 @@ export class RolloutController {
         );
         return;
       } catch (error) {
-        if (!isConflict(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
         const fresh = (await this.#custom.getNamespacedCustomObject(address)) as PrePullObject;
         rv = fresh.metadata.resourceVersion;
       }
@@ -502,7 +503,7 @@ export class RolloutController {
         );
         return decision;
       } catch (error) {
-        if (!isConflict(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
         d = await this.#apps.readNamespacedDeployment({ name, namespace });
       }
     }
@@ -540,7 +541,7 @@ export class RolloutController {
       await this.#annotatePrePull(prepull, { [GATE_RECORD_ANNOTATION]: record });
     }
     this.#options.onEvent({ type: "gate", workload: workloadKey(w), reason, message });
-    await this.#options.recorder.record({
+    this.#options.recorder.record({
       involved: {
         apiVersion: "apps/v1",
         kind: "Deployment",
@@ -582,7 +583,7 @@ export class RolloutController {
           name: prepull.metadata.name,
         });
       } catch (error) {
-        if (!isNotFound(error)) throw error;
+        if (apiStatus(error) !== 404) throw error;
       }
     }
   }

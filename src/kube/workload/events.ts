@@ -1,10 +1,7 @@
 /**
- * What the workload pre-pull reports: typed events for the agent's log and status (never
- * printed here), and Kubernetes Events on the objects it acts on (core/v1, so
- * `kubectl describe` shows them).
+ * What the workload pre-pull reports to the agent (its log and status): typed events, never
+ * printed here. Kubernetes Events on the Deployments go through kube's EventRecorder.
  */
-import { randomBytes } from "node:crypto";
-import { CoreV1Api, type KubeConfig, type V1ObjectReference } from "@kubernetes/client-node";
 
 export type WorkloadPrePullEvent =
   | { readonly type: "leader"; readonly leading: boolean; readonly identity: string }
@@ -31,51 +28,3 @@ export type WorkloadPrePullEvent =
   | { readonly type: "error"; readonly where: string; readonly error: unknown };
 
 export type EventSink = (event: WorkloadPrePullEvent) => void;
-
-export interface KubeEventInput {
-  readonly involved: V1ObjectReference;
-  readonly reason: string;
-  readonly message: string;
-  readonly warning?: boolean;
-}
-
-/** Writes core/v1 Events; failures are reported, never thrown (an Event is best effort). */
-export class KubeEventRecorder {
-  readonly #api: CoreV1Api;
-  readonly #instance: string;
-  readonly #onError: (error: unknown) => void;
-
-  constructor(kubeConfig: KubeConfig, instance: string, onError: (error: unknown) => void) {
-    this.#api = kubeConfig.makeApiClient(CoreV1Api);
-    this.#instance = instance;
-    this.#onError = onError;
-  }
-
-  async record(input: KubeEventInput): Promise<void> {
-    const namespace = input.involved.namespace ?? "default";
-    const now = new Date();
-    try {
-      await this.#api.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: {
-            name: `${input.involved.name ?? "object"}.${randomBytes(8).toString("hex")}`,
-            namespace,
-          },
-          involvedObject: input.involved,
-          reason: input.reason,
-          message: input.message,
-          type: input.warning === true ? "Warning" : "Normal",
-          source: { component: "ferry" },
-          reportingComponent: "ferry.dev/agent",
-          reportingInstance: this.#instance,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
-}

@@ -4,13 +4,14 @@
  * the Lease also runs the controller (watch workloads, decide who pulls what, gate Deployments).
  */
 import { hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { FerryError } from "../../observe/index.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "../names.ts";
 import type { Target } from "../../runtime/index.ts";
 import { DEFAULT_PULL_BUDGET } from "./budget.ts";
 import { RolloutController } from "./controller.ts";
-import { type EventSink, KubeEventRecorder } from "./events.ts";
+import { EventRecorder } from "../events.ts";
+import type { EventSink } from "./events.ts";
 import { DEFAULT_GATE_TIMEOUT_MS } from "./gate.ts";
 import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from "./lease.ts";
 import { NodeRunner } from "./node-runner.ts";
@@ -77,9 +78,11 @@ export async function startWorkloadPrePull(
   }
   const onEvent: EventSink = options.onEvent ?? (() => {});
   const identity = options.identity ?? `${options.nodeName}_${hostname()}_${process.pid}`;
-  const recorder = new KubeEventRecorder(options.kubeConfig, identity, (error) =>
-    onEvent({ type: "error", where: "event", error }),
-  );
+  const recorder = new EventRecorder(options.kubeConfig.makeApiClient(CoreV1Api), {
+    namespace: options.namespace,
+    host: options.nodeName,
+    onError: (error) => onEvent({ type: "error", where: "event", error }),
+  });
   const runner =
     options.target === undefined
       ? undefined

@@ -11,7 +11,7 @@ import {
   type V1Lease,
   V1MicroTime,
 } from "@kubernetes/client-node";
-import { statusCode } from "./api-errors.ts";
+import { apiStatus as statusCode } from "../api-errors.ts";
 
 export const DEFAULT_LEASE_NAME = "ferry-workload-prepull";
 export const DEFAULT_LEASE_DURATION_MS = 15_000;

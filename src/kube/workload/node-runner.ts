@@ -15,22 +15,21 @@ import { FerryError } from "../../observe/index.ts";
 import { canonicalHost } from "../../config/index.ts";
 import { parseReference } from "../../reference/index.ts";
 import type { Target } from "../../runtime/index.ts";
-import { isConflict } from "./api-errors.ts";
+import { apiStatus } from "../api-errors.ts";
+import { nodeStatus, readyCount } from "../prepull.ts";
+import { credentialsFromSecret } from "../pull-secrets.ts";
 import type { EventSink } from "./events.ts";
 import {
   type NodeImageStatus,
-  type NodeStatus,
   nodeProgress,
   PREPULL_GROUP,
   PREPULL_PLURAL,
   PREPULL_VERSION,
   type PrePullObject,
   readGrants,
-  readyCount,
   WORKLOAD_PREPULL_LABEL,
 } from "./prepull.ts";
 import { Reflector } from "./reflector.ts";
-import { credentialsFromSecret } from "./secrets.ts";
 
 const MAX_CONFLICT_RETRIES = 8;
 
@@ -184,12 +183,10 @@ export class NodeRunner {
   /** Merge-patches this node's entry and the recomputed `ready` count, retrying on conflict. */
   async #report(prepull: PrePullObject, images: readonly NodeImageStatus[]): Promise<void> {
     const me = this.#options.nodeName;
-    const entry: NodeStatus = {
-      images: images.map((i) => ({ ...i })),
-      present: images.filter((i) => i.state === "present").length,
-      total: images.length,
-      updated: new Date().toISOString(),
-    };
+    const entry = nodeStatus(
+      images.map((i) => ({ ...i })),
+      new Date(),
+    );
     const name = prepull.metadata.name;
     const namespace = prepull.metadata.namespace ?? "default";
     const address = {
@@ -201,10 +198,9 @@ export class NodeRunner {
     };
     let current: PrePullObject = prepull;
     for (let attempt = 0; ; attempt++) {
-      const nodes = { ...(current.status?.nodes ?? {}), [me]: entry };
       const body = {
         metadata: { resourceVersion: current.metadata.resourceVersion },
-        status: { nodes: { [me]: entry }, ready: readyCount(nodes) },
+        status: { nodes: { [me]: entry }, ready: readyCount(current.status?.nodes, me, entry) },
       };
       try {
         await this.#custom.patchNamespacedCustomObjectStatus(
@@ -213,7 +209,7 @@ export class NodeRunner {
         );
         return;
       } catch (error) {
-        if (!isConflict(error) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
         current = (await this.#custom.getNamespacedCustomObject(address)) as PrePullObject;
       }
     }

@@ -26,21 +26,9 @@ export const GRANTS_ANNOTATION = "ferry.dev/grants";
 /** What the rollout gate did for this rollout (held, released, timeout, skipped). */
 export const GATE_RECORD_ANNOTATION = "ferry.dev/gate";
 
-export type ImageState = "present" | "pulling" | "failed" | "missing";
+import type { NodeStatus } from "../prepull.ts";
 
-export interface NodeImageStatus {
-  image: string;
-  state: ImageState;
-  reason?: string;
-  digest?: string;
-}
-
-export interface NodeStatus {
-  images: NodeImageStatus[];
-  present: number;
-  total: number;
-  updated: string;
-}
+export type { NodeImageStatus, NodeStatus } from "../prepull.ts";
 
 export interface PrePullObject {
   apiVersion?: string;
@@ -110,11 +98,4 @@ export function nodeProgress(prepull: PrePullObject, node: string): NodeProgress
   if (wanted.some((s) => s === "failed") && !wanted.some((s) => s === "pulling" || s === undefined))
     return "failed";
   return "pending";
-}
-
-/** `ready: "N/M"`: N nodes with every image present among the M nodes reporting. */
-export function readyCount(nodes: Readonly<Record<string, NodeStatus>>): string {
-  const entries = Object.values(nodes);
-  const ready = entries.filter((e) => e.total > 0 && e.present === e.total).length;
-  return `${ready}/${entries.length}`;
 }
