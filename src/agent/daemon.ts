@@ -64,6 +64,8 @@ export interface AgentOptions {
   /** ferry's store for policy runs and unpinning, when it is not a target. */
   readonly store?: Store | undefined;
   readonly node?: string | undefined;
+  /** The registry /metrics renders; others (kube/) add their families to it. */
+  readonly metrics?: Metrics | undefined;
   /** How long pulls in flight may take to finish at shutdown (default 20 s). */
   readonly graceMs?: number | undefined;
   /** Opens the targets (the CLI's composition); hooks feed the agent's metrics. */
@@ -84,7 +86,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   let loadedAt = new Date().toISOString();
   const kinds: TargetKind[] = [...(options.targets ?? list.targets ?? [])];
   if (kinds.length === 0) kinds.push("store");
-  const metrics = new AgentMetrics(new Metrics());
+  const metrics = new AgentMetrics(options.metrics ?? new Metrics());
   const opened = await options.openTargets(kinds, {
     onPulledBytes: (target, bytes) => metrics.pulledBytes(target, bytes),
   });

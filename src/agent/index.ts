@@ -29,5 +29,6 @@ export {
 export { type AgentSettings, loadAgentSettings, parseAgentSettings } from "./agent-config.ts";
 export { type AgentOptions, type OpenedTargets, runAgent, type TargetHooks } from "./daemon.ts";
 export { validateCron } from "./schedule.ts";
+export { contentHash, type ListWatch, watchList } from "./list-watch.ts";
 export { normalizePrefix } from "./webhooks.ts";
 export { MeteredPuller } from "./metered-puller.ts";

@@ -1,0 +1,79 @@
+/**
+ * The API client: in a pod, the ServiceAccount (token, CA, KUBERNETES_SERVICE_HOST/PORT);
+ * elsewhere a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { FerryError } from "../observe/index.ts";
+import { DEFAULT_NAMESPACE } from "./names.ts";
+
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+export interface KubeClientOptions {
+  /** A kubeconfig file; wins over the in-cluster ServiceAccount. */
+  readonly kubeconfig?: string | undefined;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Where the ServiceAccount is mounted (tests). */
+  readonly serviceAccountDir?: string;
+}
+
+export interface KubeClient {
+  readonly config: KubeConfig;
+  /** "in-cluster" or the kubeconfig path */
+  readonly source: string;
+  /** The namespace from POD_NAMESPACE, the ServiceAccount, or the kubeconfig context. */
+  readonly namespace: string;
+}
+
+export function loadKubeClient(options: KubeClientOptions = {}): KubeClient {
+  const env = options.env ?? process.env;
+  const saDir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  const config = new KubeConfig();
+  const kubeconfig = options.kubeconfig ?? env["KUBECONFIG"];
+  const host = env["KUBERNETES_SERVICE_HOST"];
+  let source: string;
+  let namespace = env["POD_NAMESPACE"];
+  if (kubeconfig === undefined && host !== undefined && existsSync(join(saDir, "token"))) {
+    const port = env["KUBERNETES_SERVICE_PORT"] ?? "443";
+    const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    config.loadFromOptions({
+      clusters: [
+        { name: "in-cluster", server, caFile: join(saDir, "ca.crt"), skipTLSVerify: false },
+      ],
+      // tokenFile: the kubelet rotates the projected token; the client re-reads it
+      users: [
+        {
+          name: "in-cluster",
+          authProvider: { name: "tokenFile", config: { tokenFile: join(saDir, "token") } },
+        },
+      ],
+      contexts: [{ name: "in-cluster", cluster: "in-cluster", user: "in-cluster" }],
+      currentContext: "in-cluster",
+    });
+    source = "in-cluster";
+    if (namespace === undefined && existsSync(join(saDir, "namespace")))
+      namespace = readFileSync(join(saDir, "namespace"), "utf8").trim();
+  } else {
+    try {
+      if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
+      else config.loadFromDefault();
+    } catch (cause) {
+      throw new FerryError(
+        "FERRY_CONFIG_INVALID",
+        `cannot load the kubeconfig${kubeconfig ? ` ${kubeconfig}` : ""}`,
+        {
+          hint: "pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a ServiceAccount",
+          cause,
+        },
+      );
+    }
+    if (config.getCurrentCluster() === null)
+      throw new FerryError("FERRY_CONFIG_INVALID", "no Kubernetes cluster configured", {
+        hint: "pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a ServiceAccount",
+      });
+    source = kubeconfig ?? "default kubeconfig";
+    namespace ??= config.getContextObject(config.getCurrentContext())?.namespace;
+  }
+  return { config, source, namespace: namespace ?? DEFAULT_NAMESPACE };
+}

@@ -1,0 +1,41 @@
+/**
+ * Kubernetes bindings for `ferry agent --kubernetes`: the API client, image lists from
+ * ConfigMaps and PrePulls, PrePull status, pull secrets, the startup taint, headroom against
+ * kubelet's image GC, Events and metrics. `workload/` adds the workload pre-pull.
+ */
+export {
+  type KubeClient,
+  type KubeClientOptions,
+  loadKubeClient,
+  SERVICE_ACCOUNT_DIR,
+} from "./client.ts";
+export {
+  decideHeadroom,
+  type FilesystemUsage,
+  filesystemUsage,
+  type HeadroomDecision,
+} from "./headroom.ts";
+export {
+  COMPONENT,
+  DEFAULT_IMAGE_GC_HIGH_PERCENT,
+  DEFAULT_NAMESPACE,
+  DEFAULT_STARTUP_TAINT_KEY,
+  IMAGE_LIST_KEY,
+  IMAGE_LIST_LABEL,
+  PREPULL_GROUP,
+  PREPULL_KIND,
+  PREPULL_PLURAL,
+  PREPULL_VERSION,
+  STARTUP_TAINT_EFFECT,
+  STARTUP_TAINT_VALUE,
+} from "./names.ts";
+export {
+  type KubeAgent,
+  type KubeAgentOptions,
+  type KubeAgentStatus,
+  startKubeAgent,
+  type TaintMode,
+} from "./node-agent.ts";
+export { type NodeImageStatus, type NodeStatus, type PrePull, readyCount } from "./prepull.ts";
+export { credentialsFromSecret } from "./pull-secrets.ts";
+export { planTaintAddition, planTaintRemoval, type Taint } from "./taint.ts";
