@@ -1,0 +1,143 @@
+// The workload watcher's list+watch against the fake API server: changes made while the watch
+// was away, behind a 410 Gone, come back through a relist as the differences they are.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AppsV1Api, KubeConfig, type V1Deployment } from "@kubernetes/client-node";
+import { Reflector } from "../../src/kube/workload/reflector.ts";
+import {
+  type FakeApiServer,
+  type KubeObject,
+  startFakeApiServer,
+} from "../fixtures/kube-apiserver.ts";
+
+const WAIT_MS = 30_000;
+
+function deployment(name: string, image: string): KubeObject {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace: "default" },
+    spec: {
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: "c", image }] },
+      },
+    },
+  } as KubeObject;
+}
+
+function imageOf(d: V1Deployment | undefined): string | undefined {
+  return d?.spec?.template.spec?.containers[0]?.image;
+}
+
+describe("workload reflector", { timeout: 60_000 }, () => {
+  let api: FakeApiServer;
+  let reflector: Reflector<V1Deployment>;
+  const changes: { type: string; name: string; image?: string; before?: string }[] = [];
+
+  const waitForChanges = async (count: number) => {
+    const deadline = Date.now() + WAIT_MS;
+    while (changes.length < count) {
+      if (Date.now() > deadline)
+        assert.fail(`timed out waiting for ${count} changes: ${JSON.stringify(changes)}`);
+      await sleep(20);
+    }
+  };
+
+  before(async () => {
+    // No bookmark during the test, so a reconnecting watch resumes from an old resourceVersion.
+    api = await startFakeApiServer({ bookmarkIntervalMs: 600_000 });
+    api.create(deployment("one", "reg/one:1"));
+    api.create(deployment("two", "reg/two:1"));
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(api.kubeconfigPath);
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    reflector = new Reflector<V1Deployment>({
+      kubeConfig,
+      path: "/apis/apps/v1/deployments",
+      list: () => apps.listDeploymentForAllNamespaces({}),
+      watchTimeoutSeconds: 1,
+      onChange: (type, object, previous) => {
+        const image = imageOf(object);
+        const before = imageOf(previous);
+        changes.push({
+          type,
+          name: object.metadata?.name ?? "",
+          ...(image === undefined ? {} : { image }),
+          ...(before === undefined ? {} : { before }),
+        });
+      },
+    });
+  });
+
+  after(async () => {
+    await reflector?.stop();
+    await api?.stop();
+  });
+
+  test("lists, then watches", async () => {
+    await reflector.start();
+    assert.deepEqual(changes.map((c) => `${c.type} ${c.name}`).sort(), ["ADDED one", "ADDED two"]);
+    api.modify("apps/v1", "Deployment", "one", "default", (o) => {
+      (o["spec"] as { replicas?: number }).replicas = 3;
+    });
+    await waitForChanges(3);
+    assert.deepEqual(changes[2], {
+      type: "MODIFIED",
+      name: "one",
+      image: "reg/one:1",
+      before: "reg/one:1",
+    });
+  });
+
+  test("after 410 Gone it relists and reports what changed while it was away, then watches again", async () => {
+    const lists = api.calls.filter((c) => c.verb === "list" && c.resource === "deployments").length;
+    changes.length = 0;
+    let armed = true;
+    // When the watch (timed out by the server) comes back, change things and compact the
+    // history first: its resourceVersion is then too old and the server answers 410.
+    api.beforeRequest = (call) => {
+      if (!armed || call.verb !== "watch" || call.resource !== "deployments") return;
+      armed = false;
+      api.modify("apps/v1", "Deployment", "one", "default", (o) => {
+        const spec = o["spec"] as { template: { spec: { containers: { image: string }[] } } };
+        const c = spec.template.spec.containers[0];
+        if (c) c.image = "reg/one:2";
+      });
+      api.delete("apps/v1", "Deployment", "two", "default");
+      api.create(deployment("three", "reg/three:1"));
+      api.compact();
+    };
+    await waitForChanges(3);
+    api.beforeRequest = undefined;
+    assert.deepEqual(
+      [...changes].sort((a, b) => a.name.localeCompare(b.name)),
+      [
+        { type: "MODIFIED", name: "one", image: "reg/one:2", before: "reg/one:1" },
+        { type: "ADDED", name: "three", image: "reg/three:1" },
+        { type: "DELETED", name: "two", image: "reg/two:1", before: "reg/two:1" },
+      ],
+    );
+    const relists = api.calls.filter(
+      (c) => c.verb === "list" && c.resource === "deployments",
+    ).length;
+    assert.equal(relists, lists + 1);
+    assert.deepEqual(
+      reflector
+        .list()
+        .map((d) => d.metadata?.name)
+        .sort(),
+      ["one", "three"],
+    );
+    api.delete("apps/v1", "Deployment", "three", "default");
+    await waitForChanges(4);
+    assert.deepEqual(changes[3], {
+      type: "DELETED",
+      name: "three",
+      image: "reg/three:1",
+      before: "reg/three:1",
+    });
+  });
+});
