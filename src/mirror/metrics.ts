@@ -1,15 +1,49 @@
 import type { Metrics } from "../observe/index.ts";
 
-/** The mirror's Prometheus counters (`/metrics`). */
+/** Sums over every label of the counters the status page shows. */
+export interface MirrorTotals {
+  hits: number;
+  misses: number;
+  bytesServed: number;
+  bytesUpstream: number;
+}
+
+type Counter = (labels?: Record<string, string>, by?: number) => void;
+
+/** The mirror's Prometheus counters (`/metrics`), some also summed for the status page. */
 export function mirrorCounters(m: Metrics) {
+  const totals: MirrorTotals = { hits: 0, misses: 0, bytesServed: 0, bytesUpstream: 0 };
+  const summed =
+    (counter: Counter, key: keyof MirrorTotals): Counter =>
+    (labels, by = 1) => {
+      totals[key] += by;
+      counter(labels, by);
+    };
   return {
+    totals: totals as Readonly<MirrorTotals>,
     requests: m.counter("ferry_mirror_requests_total", "Requests by kind and status."),
-    bytes: m.counter("ferry_mirror_bytes_served_total", "Body bytes sent to clients."),
-    hits: m.counter("ferry_mirror_cache_hits_total", "Requests answered from the store."),
-    misses: m.counter("ferry_mirror_cache_misses_total", "Requests that needed the upstream."),
+    bytes: summed(
+      m.counter("ferry_mirror_bytes_served_total", "Body bytes sent to clients."),
+      "bytesServed",
+    ),
+    hits: summed(
+      m.counter("ferry_mirror_cache_hits_total", "Requests answered from the store."),
+      "hits",
+    ),
+    misses: summed(
+      m.counter("ferry_mirror_cache_misses_total", "Requests that needed the upstream."),
+      "misses",
+    ),
     upstream: m.counter(
       "ferry_mirror_upstream_fetches_total",
       "Blobs and manifests fetched from upstreams.",
+    ),
+    upstreamBytes: summed(
+      m.counter(
+        "ferry_mirror_upstream_bytes_total",
+        "Bytes of blobs and manifests fetched from upstreams.",
+      ),
+      "bytesUpstream",
     ),
     coalesced: m.counter(
       "ferry_mirror_coalesced_waits_total",

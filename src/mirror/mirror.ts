@@ -8,7 +8,7 @@ import { pullScope, type RegistryClient, type Repository } from "../registry/ind
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
 import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
-import { type MirrorCounters, mirrorCounters } from "./metrics.ts";
+import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metrics.ts";
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
@@ -73,6 +73,15 @@ export class Mirror {
   /** Whether `repository` (domain/path) was proven anonymously readable upstream (peer sharing relies on it when the upstream is down). */
   provenPublic(repository: string): Promise<boolean> {
     return this.#guard.public.has(repository);
+  }
+
+  /** Hits, misses and bytes since start, for the status page. */
+  get totals(): Readonly<MirrorTotals> {
+    return this.#count.totals;
+  }
+
+  get store(): Store {
+    return this.#o.store;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -207,6 +216,7 @@ export class Mirror {
         this.#count.misses({ kind: "manifest" });
         const fetched = await this.#o.registry.fetchManifest(repo, ref.digest as string);
         this.#count.upstream({ kind: "manifest" });
+        this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
         return {
           bytes: fetched.bytes,
@@ -239,6 +249,7 @@ export class Mirror {
       try {
         const fetched = await this.#o.registry.fetchManifest(repo, ref.tag as string);
         this.#count.upstream({ kind: "manifest" });
+        this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
         const mediaType = mediaTypeOf(fetched.bytes, fetched.mediaType);
         if (record?.sourceDigest !== fetched.digest) {
@@ -331,7 +342,8 @@ export class Mirror {
     }
     if (req.headers.range !== undefined) {
       // A range of a blob not yet here: fetch it whole first, then answer the range.
-      await this.#o.puller.ensureBlob(repo, desc);
+      const fetched = await this.#o.puller.ensureBlob(repo, desc);
+      this.#count.upstreamBytes({ kind: "blob" }, fetched.fetched);
       return this.#blobFromStore(digest, req, res, method, common);
     }
     const listeners = new Set<(bytes: number) => void>();
@@ -342,10 +354,11 @@ export class Mirror {
     });
     // The first miss downloads; misses that arrive meanwhile join it (one upstream fetch per blob).
     done.then(
-      (r) =>
-        r.downloaded
-          ? this.#count.upstream({ kind: "blob" })
-          : this.#count.coalesced({ kind: "blob" }),
+      (r) => {
+        if (r.downloaded) this.#count.upstream({ kind: "blob" });
+        else this.#count.coalesced({ kind: "blob" });
+        this.#count.upstreamBytes({ kind: "blob" }, r.fetched);
+      },
       () => undefined,
     );
     res.writeHead(200, {

@@ -7,6 +7,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Mirror } from "./mirror.ts";
+import { createMirrorStatus } from "./status.ts";
 
 export interface MirrorServerOptions {
   host: string;
@@ -26,6 +27,7 @@ export interface RunningMirror {
 
 export async function startMirrorServer(options: MirrorServerOptions): Promise<RunningMirror> {
   const active = new Set<ServerResponse>();
+  const status = createMirrorStatus(options.mirror, options.log);
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     active.add(res);
@@ -41,6 +43,7 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
         ms: Math.round(performance.now() - started),
       });
     });
+    if (status.handle(req, res)) return;
     void options.mirror.handle(req, res);
   };
   const server: Server = options.tls
@@ -60,6 +63,7 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
     address,
     url: `${options.tls ? "https" : "http"}://${address}`,
     close: async (graceMs = 30_000) => {
+      status.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + graceMs;

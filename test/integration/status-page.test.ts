@@ -2,12 +2,14 @@
 // against `ferry agent` with a real Distribution registry (a slow proxy in front of it for one
 // image) and a real containerd. Every request that is not to the agent is blocked.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { pushImage } from "../fixtures/images.ts";
@@ -80,8 +82,11 @@ describe("the status page in headless Chromium against ferry agent", () => {
   const consoleErrors: string[] = [];
   const blocked: string[] = [];
   const served: string[] = [];
+  /** The only origins the browser may reach: ferry's listeners. */
+  const allowed: string[] = [];
   let reg: string;
   let images: { absent: string; present: string; big: string; queued: string };
+  let bigImageBytes = 0;
 
   const cell = (image: string, target: string) =>
     page.locator(`tr[data-image="${image}"] td[data-column="${target}"]`);
@@ -115,7 +120,9 @@ describe("the status page in headless Chromium against ferry agent", () => {
     });
     await Promise.all([
       pushImage(reg, "team/present", "1", layer("present", 4096)),
-      pushImage(reg, "team/big", "1", layer("big", 10_000_000)),
+      pushImage(reg, "team/big", "1", layer("big", 10_000_000)).then((built) => {
+        bigImageBytes = built.totalSize + built.manifest.length;
+      }),
       pushImage(reg, "team/queued", "1", layer("queued", 4096)),
     ]);
     images = {
@@ -160,10 +167,11 @@ describe("the status page in headless Chromium against ferry agent", () => {
   test("shows present, pulling (live progress), missing and failed; then the end state", async () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    // Everything but the agent is blocked: the page must need nothing else.
+    // Everything but ferry is blocked: the page must need nothing else.
+    allowed.push(`${url}/`);
     await context.route("**/*", (route) => {
       const target = route.request().url();
-      if (target.startsWith(`${url}/`)) {
+      if (allowed.some((origin) => target.startsWith(origin))) {
         served.push(target);
         return route.continue();
       }
@@ -369,5 +377,81 @@ describe("the status page in headless Chromium against ferry agent", () => {
     assert.equal(result?.code, 0, result && describeRun(result));
     await page.waitForSelector("#connection[data-state='reconnecting']");
     assert.match(await page.locator("#connection").innerText(), /reconnecting/);
+    await page.close();
+  });
+
+  test("ferry mirror serves the page too: hit ratio, bytes served and fetched upstream", async () => {
+    const mirror = startFerry([
+      "mirror",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      join(work, "mirror-store"),
+      "--upstream",
+      `http://${reg}`,
+    ]);
+    let log = "";
+    mirror.child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString("utf8");
+    });
+    try {
+      let mirrorUrl: string | undefined;
+      for (let i = 0; mirrorUrl === undefined; i++) {
+        if (mirror.child.exitCode !== null || i > 600)
+          assert.fail(`the mirror did not start\n${describeRun(await mirror.result)}`);
+        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
+        await sleep(25);
+      }
+      allowed.push(`${mirrorUrl}/`);
+      const host = new URL(mirrorUrl).host;
+      for (const round of ["cold", "warm"]) {
+        await promisify(execFile)("skopeo", [
+          "--insecure-policy",
+          "copy",
+          "--quiet",
+          "--src-tls-verify=false",
+          `docker://${host}/team/big:1`,
+          `oci:${join(work, `through-mirror-${round}`)}:1`,
+        ]);
+      }
+      const status = JSON.parse(await get(`${mirrorUrl}/status`)) as {
+        kind: string;
+        mirror: { hits: number; misses: number; bytesServed: number; bytesUpstream: number };
+      };
+      assert.equal(status.kind, "mirror");
+      // Each byte came from upstream once and went to skopeo twice.
+      assert.equal(status.mirror.bytesUpstream, bigImageBytes);
+      assert.ok(status.mirror.bytesServed >= 2 * bigImageBytes - 1024, JSON.stringify(status));
+      assert.ok(status.mirror.hits > 0 && status.mirror.misses > 0, JSON.stringify(status));
+
+      const mirrorPage = await context.newPage();
+      const errors: string[] = [];
+      mirrorPage.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      mirrorPage.on("pageerror", (e) => errors.push(String(e)));
+      await mirrorPage.goto(`${mirrorUrl}/`);
+      await mirrorPage.waitForSelector("#connection[data-state='live']");
+      const summary = mirrorPage.locator("#chart-mirror-summary");
+      await summary.waitFor({ state: "visible" });
+      assert.match(
+        await summary.innerText(),
+        /^\d+% of \d+ requests answered from the store; 20\.\d MB served, 10\.\d MB fetched upstream\.$/,
+      );
+      assert.equal(await mirrorPage.locator("#chart-mirror canvas").count(), 1);
+      assert.equal(await mirrorPage.locator("#images").isVisible(), false);
+      assert.match(await mirrorPage.title(), /^ferry mirror/);
+      await mirrorPage.screenshot({
+        path: join(ARTIFACTS, "status-page-mirror.png"),
+        fullPage: true,
+      });
+      await mirrorPage.close();
+      assert.deepEqual(blocked, []);
+      assert.deepEqual(errors, []);
+    } finally {
+      mirror.child.kill("SIGTERM");
+      const result = await mirror.result;
+      assert.equal(result.code, 0, describeRun(result));
+    }
   });
 });

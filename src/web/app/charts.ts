@@ -115,6 +115,7 @@ export class Charts {
       width,
       height: 200,
       scales: {
+        x: { range: timeRange },
         "%": { range: [0, 100] },
         bytes: { range: (_u, _min, max) => [0, Math.max(max, 1)] },
       },
@@ -143,6 +144,7 @@ export class Charts {
       width,
       height: 200,
       scales: {
+        x: { range: timeRange },
         "%": { range: [0, 100] },
         bytes: { range: (_u, _min, max) => [0, Math.max(max, 1)] },
       },
@@ -285,6 +287,11 @@ export class Charts {
         ? "No pulls yet."
         : `${seconds.length} recent pull${seconds.length === 1 ? "" : "s"}; median ${formatSeconds(median)}, longest ${formatSeconds(sorted[sorted.length - 1])}.`;
   }
+}
+
+/** A single sample still gets a readable time axis: a minute either side. */
+function timeRange(_u: uPlot, min: number, max: number): uPlot.Range.MinMax {
+  return min === max ? [min - 60, max + 60] : [min, max];
 }
 
 function pct(v: number | null): string {

@@ -1,0 +1,78 @@
+/**
+ * The mirror's status page and `/status`: hits, misses, bytes served and fetched upstream
+ * (totals and a sampled history), and the store's size over time. Read-only.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { hostname } from "node:os";
+import { diskUsage, measureFilesystem } from "../store/index.ts";
+import { createStatusPage, redactSecrets, Sampler } from "../web/index.ts";
+import type { Mirror } from "./mirror.ts";
+
+/** How often the history is sampled (an hour of samples kept). */
+const SAMPLE_EVERY_MS = 10_000;
+
+export interface MirrorStatus {
+  /** Answers `/status` and the page's paths; false for anything else (the registry API). */
+  handle(req: IncomingMessage, res: ServerResponse): boolean;
+  close(): void;
+}
+
+export function createMirrorStatus(
+  mirror: Mirror,
+  log: (entry: Record<string, unknown>) => void,
+): MirrorStatus {
+  const counters = new Sampler({ measure: () => ({ ...mirror.totals }), everyMs: SAMPLE_EVERY_MS });
+  const store = new Sampler({
+    measure: async () => {
+      const [usage, fs] = await Promise.all([
+        diskUsage(mirror.store),
+        measureFilesystem(mirror.store.root),
+      ]);
+      const usedPercent =
+        fs.capacity > 0 ? 100 - Math.floor((fs.available * 100) / fs.capacity) : 0;
+      return { bytes: usage.bytes, usedPercent };
+    },
+    everyMs: SAMPLE_EVERY_MS,
+    onError: (err) => log({ level: "debug", msg: "store not measured", error: String(err) }),
+  });
+  let started = false;
+  const document = () => {
+    // Sampling starts with the first look, so a mirror nobody watches does no extra work.
+    if (!started) {
+      started = true;
+      counters.start();
+      store.start();
+    }
+    return {
+      kind: "mirror",
+      node: hostname(),
+      time: new Date().toISOString(),
+      mirror: {
+        ...mirror.totals,
+        samples: [...counters.samples(), { ...mirror.totals, t: Date.now() }],
+      },
+      storeUsage: { samples: store.samples() },
+    };
+  };
+  const page = createStatusPage({ status: document, log });
+  return {
+    handle(req, res) {
+      const path = new URL(req.url ?? "/", "http://mirror.invalid").pathname;
+      if (path !== "/status") return page.handle(req, res);
+      if (req.method !== "GET" && req.method !== "HEAD") return page.handle(req, res); // 405
+      const body = `${JSON.stringify(redactSecrets(document()), null, 2)}\n`;
+      res.writeHead(200, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+        "cache-control": "no-store",
+      });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return true;
+    },
+    close() {
+      page.close();
+      counters.stop();
+      store.stop();
+    },
+  };
+}
