@@ -99,7 +99,7 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
   let locked: RunningRegistry;
   const containerd = new Map<string, RunningContainerd>();
   const agents: Agent[] = [];
-  let images: { web2: string; web3: string; plain2: string };
+  let images: { web2: string; web3: string; plain2: string; logs2: string };
 
   const inRuntime = async (node: string, image: string): Promise<boolean> => {
     const { stdout } = await (containerd.get(node) as RunningContainerd).ctr([
@@ -157,12 +157,14 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       pushImage(open.host, "shop/web", "v1", { layers: layer("web1") }),
       pushImage(open.host, "shop/web", "v2", { layers: layer("web2") }),
       pushImage(open.host, "shop/web", "v3", { layers: layer("web3") }),
+      pushImage(open.host, "shop/logs", "v2", { layers: layer("logs2") }),
       pushImage(locked.host, "shop/plain", "v2", { layers: layer("plain2") }, { creds }),
     ]);
     images = {
       web2: `${open.host}/shop/web:v2`,
       web3: `${open.host}/shop/web:v3`,
       plain2: `${locked.host}/shop/plain:v2`,
+      logs2: `${open.host}/shop/logs:v2`,
     };
     const [a, b] = await Promise.all([startContainerd(), startContainerd()]);
     containerd.set("node-a", a);
@@ -208,6 +210,18 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
     api.create(
       deployment("plain", `${locked.host}/shop/plain:v1`, { nodeSelector: { pool: "fast" } }),
     );
+    api.create({
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      metadata: { name: "logs", namespace: NS },
+      spec: {
+        selector: { matchLabels: { app: "logs" } },
+        template: {
+          metadata: { labels: { app: "logs" } },
+          spec: { containers: [{ name: "main", image: `${open.host}/shop/logs:v1` }] },
+        },
+      },
+    });
     await startAgent("node-a", "agent-a");
     await startAgent("node-b", "agent-b");
   });
@@ -277,6 +291,31 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       (plain?.["metadata"] as { annotations?: unknown } | undefined)?.annotations,
       undefined,
     );
+  });
+
+  test("a DaemonSet's new image reaches every node, never more than the budget (1) pulling at once", async () => {
+    api.modify("apps/v1", "DaemonSet", "logs", NS, (o) => setImage(o, images.logs2));
+    let most = 0;
+    const granted = new Set<string>();
+    await waitFor("both nodes reporting the image", () => {
+      const pp = api
+        .list("ferry.dev/v1alpha1", "PrePull", NS)
+        .find((p) => (p["spec"] as { images: string[] }).images.includes(images.logs2));
+      if (pp === undefined) return undefined;
+      const annotations = (pp["metadata"] as { annotations?: Record<string, string> }).annotations;
+      const grants = Object.keys(JSON.parse(annotations?.["ferry.dev/grants"] ?? "{}"));
+      const nodes = (
+        pp["status"] as { nodes?: Record<string, { present: number; total: number }> } | undefined
+      )?.nodes;
+      const done = (n: string) => nodes?.[n] !== undefined && nodes[n].present === nodes[n].total;
+      for (const n of grants) granted.add(n);
+      most = Math.max(most, grants.filter((n) => !done(n)).length);
+      return done("node-a") && done("node-b");
+    });
+    assert.equal(most, 1);
+    assert.deepEqual([...granted].sort(), ["node-a", "node-b"]);
+    assert.equal(await inRuntime("node-a", images.logs2), true);
+    assert.equal(await inRuntime("node-b", images.logs2), true);
   });
 
   const gatedRollout = async (image: string) => {
