@@ -36,6 +36,39 @@ async function ensureBuilt(): Promise<void> {
   await buildWeb(DIST, false);
 }
 
+/**
+ * Runs in the page: every visible element with text of its own whose colour against its
+ * effective background is under WCAG AA (4.5:1, or 3:1 for large text). Plain JavaScript in a
+ * string, since this file is compiled without the DOM library.
+ */
+const LOW_CONTRAST = `(() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim() !== "");
+    if (!own || el.getClientRects().length === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden") continue;
+    const a = lum(rgb(style.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) low.push(el.tagName + "." + el.className + " '" + el.textContent.trim().slice(0, 30) + "' " + ratio.toFixed(2));
+  }
+  return low;
+})()`;
+
 /** The little of the DOM the page callbacks below touch (this file is compiled without the DOM library). */
 interface PageElement {
   readonly id: string;
@@ -356,8 +389,10 @@ describe("the status page in headless Chromium against ferry agent", () => {
         return w.getComputedStyle(w.document.body).backgroundColor;
       });
     assert.equal(await background(), "rgb(255, 255, 255)");
+    assert.deepEqual(await page.evaluate<string[]>(LOW_CONTRAST), [], "light scheme");
     await page.emulateMedia({ colorScheme: "dark" });
     assert.equal(await background(), "rgb(13, 17, 23)");
+    assert.deepEqual(await page.evaluate<string[]>(LOW_CONTRAST), [], "dark scheme");
     await page.screenshot({ path: join(ARTIFACTS, "status-page-dark.png"), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await sleep(100); // a frame for the charts to take the new width
