@@ -1,4 +1,4 @@
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 
 const CHUNK = 1 << 20;
@@ -99,6 +99,8 @@ export async function streamGrowing(
     },
   );
   let file: FileHandle | undefined;
+  /** The ingest file the sent bytes came from: a download that restarts in a new file (bad bytes deleted) or from zero invalidates them. */
+  let inode = -1;
   let sent = 0;
   try {
     for (;;) {
@@ -110,15 +112,30 @@ export async function streamGrowing(
         // Verified and committed: the rest comes from the blob itself.
         await file?.close();
         file = await open(options.blobPath, "r");
+        if (sent > 0 && (await file.stat()).ino !== inode) {
+          res.destroy(); // what was sent came from a download that did not become the blob
+          return;
+        }
         if ((await sendRange(res, file, sent, options.size)) === options.size) res.end();
         else res.destroy();
         return;
       }
       const limit = Math.min(available, options.size - 1);
       if (sent < limit) {
-        file ??= await open(options.ingestPath, "r").catch(() => undefined);
+        if (file === undefined) {
+          file = await open(options.ingestPath, "r").catch(() => undefined);
+          if (file !== undefined) inode = (await file.stat()).ino;
+        }
         if (file !== undefined) {
+          // Renamed into place already (committed) or not there for a moment: not a restart.
+          const current = await stat(options.ingestPath)
+            .catch(() => stat(options.blobPath))
+            .catch(() => undefined);
           const inFile = Math.min((await file.stat()).size, limit);
+          if ((current !== undefined && current.ino !== inode) || (await file.stat()).size < sent) {
+            res.destroy(); // the download restarted (a check failed or the source changed): cut
+            return;
+          }
           if (inFile > sent) {
             sent = await sendRange(res, file, sent, inFile);
             if (res.destroyed) return;

@@ -15,8 +15,8 @@ export interface LivenessOptions {
 
 /**
  * Which members answer their health endpoint (`GET /healthz` on the peer listener).
- * Members start out live (so a fleet that starts together routes at once) and a failed
- * probe or transfer marks one down until a later probe succeeds. Probing is bounded:
+ * Members start out live (so a fleet that starts together routes at once); two failed
+ * probes in a row, or a failed connection, mark one down until a later probe succeeds. Probing is bounded:
  * one round at a time, a few probes at once, each with a short time limit.
  */
 export class Liveness {
@@ -24,6 +24,8 @@ export class Liveness {
   readonly #membership: MembershipSource;
   readonly self: string;
   readonly #down = new Set<string>();
+  /** Consecutive failed probes per member: two in a row mark it down (one may be a slow start). */
+  readonly #misses = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #stopped = false;
@@ -59,7 +61,8 @@ export class Liveness {
         if (!this.#stopped) this.#timer = setTimeout(tick, this.#o.intervalMs).unref();
       });
     };
-    tick();
+    // Nodes of a fleet start together: give the others one interval to come up.
+    this.#timer = setTimeout(tick, this.#o.intervalMs).unref();
   }
 
   async stop(): Promise<void> {
@@ -68,13 +71,19 @@ export class Liveness {
     await this.#round;
   }
 
-  /** One round: every member probed once, at most `concurrency` at a time. */
+  /** One round: every member probed once, at most `concurrency` at a time; two misses in a row mark one down. */
   async probeAll(): Promise<void> {
     const queue = this.others();
     const worker = async () => {
       for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-        if (await probe(m, this.#o.timeoutMs)) this.#down.delete(m);
-        else this.#down.add(m);
+        if (await probe(m, this.#o.timeoutMs)) {
+          this.#down.delete(m);
+          this.#misses.delete(m);
+        } else {
+          const misses = (this.#misses.get(m) ?? 0) + 1;
+          this.#misses.set(m, misses);
+          if (misses >= 2) this.#down.add(m);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));

@@ -293,9 +293,12 @@ async function serveGrowing(
           if (file !== undefined) inode = (await file.stat()).ino;
         }
         if (file !== undefined) {
-          const now = await stat(ingestPath).catch(() => undefined);
+          // Renamed into place already (committed) or not there for a moment: not a restart.
+          const now = await stat(ingestPath)
+            .catch(() => stat(o.store.blobPath(desc.digest)))
+            .catch(() => undefined);
           const inFile = (await file.stat()).size;
-          if (now?.ino !== inode || inFile < sent) {
+          if ((now !== undefined && now.ino !== inode) || inFile < sent) {
             // The download restarted in a new file (a check failed) or from zero: cut.
             if (!res.headersSent) reply(res, 503, "download restarted; ask again");
             else res.destroy();

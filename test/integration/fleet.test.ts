@@ -1,0 +1,258 @@
+// Node-to-node sharing between real ferry processes, each in its own network namespace,
+// with the upstream registry behind a rate-limited link (test/fixtures/fleet.ts).
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { after, before, describe, it } from "node:test";
+import { rank, signRequest } from "../../src/peer/index.ts";
+import {
+  type Fleet,
+  type FleetNode,
+  fetchBlobs,
+  fetchManifest,
+  metricValue,
+  type PulledImage,
+  startFleet,
+} from "../fixtures/fleet.ts";
+import { type BuiltImage, pushImage } from "../fixtures/images.ts";
+import { ingestFiles, verifiedBlobs } from "./cli.ts";
+
+const NAME = "fleet/app";
+const PRIVATE = { user: "fleet", password: "s3cret-pass" };
+const MiB = 1 << 20;
+
+/** ~40 MB in four uncompressed layers of seeded random bytes (no CPU spent compressing). */
+const SPEC = {
+  compression: "none" as const,
+  layers: [
+    [{ path: "big.bin", size: 24 * MiB }],
+    [{ path: "mid.bin", size: 10 * MiB }],
+    [{ path: "small.bin", size: 4 * MiB }],
+    [{ path: "tiny.bin", size: 256 * 1024 }],
+  ],
+};
+
+function imageBytes(image: BuiltImage): number {
+  return image.totalSize;
+}
+
+/** Every blob of `image` is in the node's store, and every blob there hashes to its name. */
+async function assertStoreHolds(node: FleetNode, pulled: PulledImage): Promise<void> {
+  const present = await verifiedBlobs(node.store);
+  for (const b of pulled.blobs)
+    assert.ok(present.includes(b.digest), `node ${node.index} lacks ${b.digest}`);
+}
+
+async function notes(nodes: FleetNode[]): Promise<string> {
+  return (await Promise.all(nodes.map((n) => n.notes()))).join("\n");
+}
+
+async function peerBytes(node: FleetNode, source: "peer" | "upstream"): Promise<number> {
+  return metricValue(await node.metrics(), "ferry_peer_blob_bytes_total", `source="${source}"`);
+}
+
+describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000 }, () => {
+  let fleet: Fleet;
+  let image: BuiltImage;
+  let privateImage: BuiltImage;
+
+  before(async () => {
+    fleet = await startFleet({ nodes: 4, upstreamRate: "200mbit", privateRegistry: PRIVATE });
+    image = await pushImage(fleet.registry.host, NAME, "v1", SPEC);
+    privateImage = await pushImage(
+      fleet.privateRegistry?.host ?? "",
+      "secret/app",
+      "v1",
+      { ...SPEC, layers: SPEC.layers.slice(1), config: { "ferry.test": "private" } },
+      { creds: `${PRIVATE.user}:${PRIVATE.password}` },
+    );
+  });
+
+  after(async () => {
+    await fleet?.close();
+  });
+
+  it("all nodes pulling at once cost about one image of upstream traffic", async () => {
+    const nodes = fleet.nodes.slice(0, 3);
+    await Promise.all(nodes.map((n) => n.start({ peers: true })));
+    const before = await fleet.registry.blobBytes();
+    const pulled = await Promise.all(
+      nodes.map(async (n) => {
+        const manifest = await fetchManifest(n.mirrorUrl, NAME, "v1");
+        await fetchBlobs(n.mirrorUrl, NAME, manifest, { whole: true });
+        return manifest;
+      }),
+    );
+    const upstream = (await fleet.registry.blobBytes()) - before;
+    const size = imageBytes(image);
+    assert.ok(
+      upstream <= 1.1 * size,
+      `upstream sent ${upstream} blob bytes for a ${size}-byte image pulled by ${nodes.length} nodes\n${await notes(nodes)}`,
+    );
+    for (const [i, n] of nodes.entries()) await assertStoreHolds(n, pulled[i] as PulledImage);
+    const fromPeers = await Promise.all(nodes.map((n) => peerBytes(n, "peer")));
+    assert.ok(
+      fromPeers.reduce((a, b) => a + b, 0) >= size,
+      `bytes from peers per node: ${fromPeers.join(", ")}`,
+    );
+  });
+
+  it("a peer serving corrupted bytes: no store holds a bad blob and the pulls complete", async () => {
+    // The liar is the node that ranks first for the largest layer, so every honest node asks it.
+    const big = image.layers[0]?.digest as string;
+    const owner = rank(
+      fleet.nodes.map((n) => n.peerAddress),
+      big,
+    )[0];
+    const liar = fleet.nodes.find((n) => n.peerAddress === owner) as FleetNode;
+    const honest = fleet.nodes.filter((n) => n !== liar);
+    await liar.start({ peers: true, liar: true });
+    await Promise.all(honest.map((n) => n.start({ peers: true })));
+    const pulled = await Promise.all(
+      honest.map(async (n) => {
+        const manifest = await fetchManifest(n.mirrorUrl, NAME, "v1");
+        await fetchBlobs(n.mirrorUrl, NAME, manifest, { whole: true });
+        return manifest;
+      }),
+    );
+    let badBytes = 0;
+    for (const [i, n] of honest.entries()) {
+      await assertStoreHolds(n, pulled[i] as PulledImage);
+      badBytes += metricValue(await n.metrics(), "ferry_peer_errors_total", 'reason="bad-bytes"');
+    }
+    assert.ok(badBytes >= 1, "the lying peer was asked and caught");
+  });
+
+  it("the owner killed -9 mid-transfer: the others finish with verified stores", async () => {
+    const nodes = fleet.nodes.slice(0, 3);
+    await Promise.all(nodes.map((n) => n.start({ peers: true })));
+    const big = image.layers[0] as BuiltImage["layers"][number];
+    const ranking = rank(
+      nodes.map((n) => n.peerAddress),
+      big.digest,
+    );
+    const victim = nodes.find((n) => n.peerAddress === ranking[0]) as FleetNode;
+    const survivors = nodes.filter((n) => n !== victim);
+    const manifests = await Promise.all(
+      survivors.map((n) => fetchManifest(n.mirrorUrl, NAME, "v1")),
+    );
+    // The victim's own pull is not awaited: it dies with it.
+    fetchManifest(victim.mirrorUrl, NAME, "v1")
+      .then((m) => fetchBlobs(victim.mirrorUrl, NAME, m, { whole: false }))
+      .catch(() => undefined);
+    const pulls = survivors.map((n, i) =>
+      fetchBlobs(n.mirrorUrl, NAME, manifests[i] as PulledImage, { whole: false }),
+    );
+    // Kill the owner once a survivor is receiving the big layer from it.
+    const partial = `${big.digest.slice(7)}.partial`;
+    const deadline = Date.now() + 30_000;
+    let seen = false;
+    while (!seen && Date.now() < deadline) {
+      for (const n of survivors) if ((await ingestFiles(n.store)).includes(partial)) seen = true;
+      if (!seen) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(seen, "a survivor started receiving the large layer");
+    await victim.kill();
+    await Promise.all(pulls);
+    for (const [i, n] of survivors.entries())
+      await assertStoreHolds(n, manifests[i] as PulledImage);
+  });
+
+  it("a node without credentials for a private image cannot get its blobs from peers", async () => {
+    const upstream = fleet.privateRegistry;
+    assert.ok(upstream);
+    const [holder, other] = fleet.nodes as [FleetNode, FleetNode];
+    await holder.start({ peers: true, upstream, credentials: PRIVATE });
+    await other.start({ peers: true, upstream });
+    const pulled = await fetchManifest(holder.mirrorUrl, "secret/app", "v1", PRIVATE);
+    await fetchBlobs(holder.mirrorUrl, "secret/app", pulled, { whole: false, auth: PRIVATE });
+    const layer = privateImage.layers[0] as BuiltImage["layers"][number];
+    const ask = (authorization: string | undefined, signed = true) =>
+      peerGet(holder.peerAddress, upstream.host, "secret/app", layer.digest, layer.size, {
+        key: signed ? fleet.key : Buffer.from("not the fleet key at all"),
+        authorization,
+      });
+    const good = `Basic ${Buffer.from(`${PRIVATE.user}:${PRIVATE.password}`).toString("base64")}`;
+    const wrong = `Basic ${Buffer.from(`${PRIVATE.user}:guess`).toString("base64")}`;
+    // A fleet member (it has the key) with no or wrong upstream credentials is refused...
+    assert.equal((await ask(undefined)).status, 403);
+    assert.equal((await ask(wrong)).status, 403);
+    // ...one without the fleet key is refused before anything else...
+    assert.equal((await ask(good, false)).status, 401);
+    // ...and one that proves it can read the repository upstream gets the bytes.
+    const ok = await ask(good);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.bytes, layer.size);
+    // Through its own mirror, the node without credentials gets nothing either.
+    await assert.rejects(fetchManifest(other.mirrorUrl, "secret/app", "v1"), /401/);
+    const stored = await verifiedBlobs(other.store);
+    for (const b of pulled.blobs) assert.ok(!stored.includes(b.digest), `${b.digest} reached it`);
+  });
+
+  it("the upstream gone after one node has the image: the others still get it", async () => {
+    const nodes = fleet.nodes.slice(0, 3);
+    const [first, ...others] = nodes as [FleetNode, ...FleetNode[]];
+    await Promise.all(nodes.map((n) => n.start({ peers: true })));
+    const pulled = await fetchManifest(first.mirrorUrl, NAME, "v1");
+    await fetchBlobs(first.mirrorUrl, NAME, pulled, { whole: false });
+    // The others have resolved the tag (the manifest, a few hundred bytes). As owners of some
+    // blobs they may already hold those (fetched for the first node); the rest must come
+    // from peers once the upstream is gone.
+    const manifests = await Promise.all(others.map((n) => fetchManifest(n.mirrorUrl, NAME, "v1")));
+    const missing = await Promise.all(
+      others.map(async (n, i) => {
+        const held = await verifiedBlobs(n.store);
+        return (manifests[i] as PulledImage).blobs.filter((b) => !held.includes(b.digest));
+      }),
+    );
+    const peerBefore = await Promise.all(others.map((n) => peerBytes(n, "peer")));
+    assert.ok(
+      missing.some((m) => m.length > 0),
+      "some blobs are left to fetch from peers",
+    );
+    await fleet.registry.stop();
+    await Promise.all(
+      others.map((n, i) =>
+        fetchBlobs(n.mirrorUrl, NAME, manifests[i] as PulledImage, { whole: true }),
+      ),
+    );
+    for (const [i, n] of others.entries()) {
+      await assertStoreHolds(n, manifests[i] as PulledImage);
+      const fromPeers = (await peerBytes(n, "peer")) - (peerBefore[i] as number);
+      const needed = (missing[i] ?? []).reduce((sum, b) => sum + b.size, 0);
+      // (A transfer resumed from a second peer counts only its own part, so not `=== needed`.)
+      assert.ok(
+        needed === 0 ? fromPeers === 0 : fromPeers > 0 && fromPeers <= needed,
+        `node ${n.index}: ${fromPeers} bytes from peers for ${needed} missing\n${await notes(nodes)}`,
+      );
+    }
+  });
+});
+
+/** A signed peer request, as a fleet member would send it; returns status and body length. */
+function peerGet(
+  peer: string,
+  registryHost: string,
+  name: string,
+  digest: string,
+  size: number,
+  o: { key: Buffer; authorization: string | undefined },
+): Promise<{ status: number; bytes: number }> {
+  const path = `/v2/${name}/blobs/${digest}?ns=${encodeURIComponent(registryHost)}`;
+  const headers: Record<string, string> = {
+    "x-ferry-peer-auth": signRequest(o.key, "GET", path),
+    "x-ferry-size": String(size),
+  };
+  if (o.authorization !== undefined) headers["x-ferry-upstream-authorization"] = o.authorization;
+  return new Promise((resolve, reject) => {
+    const req = request(`http://${peer}${path}`, { agent: false, headers }, (res) => {
+      let bytes = 0;
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
