@@ -14,7 +14,10 @@ export interface ActivityEntry {
   readonly at: string;
   readonly seconds?: number;
   readonly bytes?: number;
-  /** Where the bytes came from: the agent pulls from the image's own registry. */
+  /**
+   * Where the bytes came from: `peers`, `peers + upstream HOST`, or `upstream HOST` (the
+   * image's registry, or a mirror the registry settings put in front of it).
+   */
   readonly source: string;
   readonly error?: { readonly code: string; readonly message: string };
 }
@@ -36,7 +39,7 @@ export class ActivityLog {
       at: at.toISOString(),
       ...(result.seconds === undefined ? {} : { seconds: result.seconds }),
       ...(result.bytes === undefined ? {} : { bytes: result.bytes }),
-      source: `upstream ${registryOf(result.image)}`,
+      source: sourceOf(result),
       ...(result.error === undefined ? {} : { error: result.error }),
     });
   }
@@ -45,6 +48,13 @@ export class ActivityLog {
   entries(): ActivityEntry[] {
     return this.#ring.toArray();
   }
+}
+
+function sourceOf(result: WarmResult): string {
+  const upstream = `upstream ${registryOf(result.image)}`;
+  const peers = result.bytesFromPeers ?? 0;
+  if (peers <= 0) return upstream;
+  return peers >= (result.bytes ?? 0) ? "peers" : `peers + ${upstream}`;
 }
 
 /** The registry host of a normalized reference (`host[:port]/path[:tag|@digest]`). */

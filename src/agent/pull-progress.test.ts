@@ -105,6 +105,18 @@ describe("ActivityLog", () => {
       log.entries().map((e) => e.image),
       ["r.example:5000/b:1", "r.example:5000/c:1"],
     );
+    log.record(
+      { ...base, image: "r.example:5000/d:1", state: "pulled", bytes: 10, bytesFromPeers: 10 },
+      at,
+    );
+    log.record(
+      { ...base, image: "r.example:5000/e:1", state: "pulled", bytes: 10, bytesFromPeers: 4 },
+      at,
+    );
+    assert.deepEqual(
+      log.entries().map((e) => e.source),
+      ["peers", "peers + upstream r.example:5000"],
+    );
   });
 });
 

@@ -69,7 +69,11 @@ class StoreTarget implements Target {
             },
           }),
     });
-    report?.({ ...tracker.progress(Date.now()), downloaded: summary.bytesDownloaded });
+    report?.({
+      ...tracker.progress(Date.now()),
+      downloaded: summary.bytesDownloaded,
+      fromPeers: summary.bytesFromPeers ?? 0,
+    });
     return {
       present: true,
       id: summary.manifestDigest,

@@ -35,6 +35,8 @@ export interface WarmResult {
   readonly progress?: PullProgress;
   /** Bytes this pull downloaded, where a target can tell. */
   readonly bytes?: number;
+  /** Of `bytes`, those that other nodes (peers) delivered. */
+  readonly bytesFromPeers?: number;
   /** The warm pinned the image in the target (required images, targets that pin). */
   readonly pinned?: boolean;
 }
@@ -53,6 +55,8 @@ export interface PullProgress {
   readonly total: number;
   /** Bytes this pull has fetched so far. */
   readonly downloaded: number;
+  /** Of `downloaded`, bytes peers delivered (known when the pull ends). */
+  readonly fromPeers?: number;
   readonly bytesPerSecond: number;
 }
 

@@ -66,6 +66,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
       const started = performance.now();
       let pulled = false;
       let bytes: number | undefined;
+      let fromPeers: number | undefined;
       const presence = await withRetries(retries, baseDelay, signal, async () => {
         const found = await target.status(entry.ref, signal);
         if (found.present) return found;
@@ -78,6 +79,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
           ...(signal === undefined ? {} : { signal }),
           onProgress: (progress) => {
             bytes = progress.downloaded;
+            fromPeers = progress.fromPeers;
             onResult?.({ ...base, state: "pulling", progress });
           },
         };
@@ -93,6 +95,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
         ...(digest === undefined ? {} : { digest }),
         ...(pulled ? { seconds: Math.round(performance.now() - started) / 1000 } : {}),
         ...(pulled && bytes !== undefined ? { bytes } : {}),
+        ...(pulled && fromPeers ? { bytesFromPeers: fromPeers } : {}),
         ...(pinned ? { pinned } : {}),
       };
     });
