@@ -161,6 +161,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.lazyUsage, run: m.lazyCommand };
     },
   },
+  mount: {
+    summary: "mount an eStargz image read-only (FUSE), fetching files as they are read",
+    load: async () => {
+      const m = await import("./commands/mount.ts");
+      return { usage: m.mountUsage, run: m.mountCommand };
+    },
+  },
+  umount: {
+    summary: "stop a ferry mount and unmount it",
+    load: async () => {
+      const m = await import("./commands/mount.ts");
+      return { usage: m.umountUsage, run: m.umountCommand };
+    },
+  },
   fsck: {
     summary: "re-hash every blob; quarantine corrupt ones, list missing ones",
     load: async () => {

@@ -1,0 +1,109 @@
+// Finding and stopping a running `ferry mount`: each mount leaves a small state file naming its
+// process, so `ferry umount DIR` can ask that process to unmount and flush its record.
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { FerryError } from "../../observe/index.ts";
+import { isProcessAlive, writeFileAtomic } from "../../store/index.ts";
+
+const execFileAsync = promisify(execFile);
+const STOP_WAIT_MS = 15_000;
+
+export interface MountState {
+  readonly pid: number;
+  readonly dir: string;
+  readonly reference: string;
+}
+
+/** Where mount state files live: $FERRY_RUN_DIR, else /run/ferry/mounts as root, else a temp dir. */
+export function mountStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env["FERRY_RUN_DIR"]) return join(env["FERRY_RUN_DIR"], "mounts");
+  if (process.getuid?.() === 0) return "/run/ferry/mounts";
+  return join(tmpdir(), `ferry-${process.getuid?.() ?? "user"}`, "mounts");
+}
+
+function stateFile(dir: string, env: NodeJS.ProcessEnv): string {
+  const key = createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 32);
+  return join(mountStateDir(env), `${key}.json`);
+}
+
+export async function writeMountState(
+  state: MountState,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  await writeFileAtomic(stateFile(state.dir, env), JSON.stringify(state));
+}
+
+export async function removeMountState(
+  dir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  await rm(stateFile(dir, env), { force: true });
+}
+
+async function readMountState(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<MountState | undefined> {
+  try {
+    return JSON.parse(await readFile(stateFile(dir, env), "utf8")) as MountState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `dir` is the mount point of a FUSE filesystem (from /proc/self/mountinfo). */
+export async function isFuseMountPoint(dir: string): Promise<boolean> {
+  const want = resolve(dir);
+  const info = await readFile("/proc/self/mountinfo", "utf8");
+  for (const line of info.split("\n")) {
+    const fields = line.split(" ");
+    const sep = fields.indexOf("-");
+    if (sep < 0) continue;
+    const point = (fields[4] ?? "").replace(/\\(\d{3})/g, (_, o: string) =>
+      String.fromCharCode(Number.parseInt(o, 8)),
+    );
+    if (point === want && (fields[sep + 1] ?? "").startsWith("fuse")) return true;
+  }
+  return false;
+}
+
+/**
+ * Stops the `ferry mount` serving `dir`: SIGTERM to its process (which unmounts and writes its
+ * record), waiting for it to exit; then unmounts whatever is left (e.g. after a kill -9).
+ */
+export async function unmountDir(
+  dir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ stoppedPid: number | undefined }> {
+  const state = await readMountState(dir, env);
+  let stoppedPid: number | undefined;
+  if (state !== undefined && isProcessAlive(state.pid)) {
+    process.kill(state.pid, "SIGTERM");
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (isProcessAlive(state.pid) && Date.now() < deadline) await sleep(50);
+    stoppedPid = state.pid;
+  }
+  if (await isFuseMountPoint(dir)) {
+    try {
+      await execFileAsync("umount", [resolve(dir)]);
+    } catch (cause) {
+      throw new FerryError("FERRY_INVALID_ARGUMENT", `cannot unmount ${dir}: it is busy`, {
+        hint: "stop what uses it (a container, an overlay mounted on it, a shell inside it), then run ferry umount again",
+        cause,
+        fields: { dir },
+      });
+    }
+  } else if (stoppedPid === undefined) {
+    throw new FerryError("FERRY_INVALID_ARGUMENT", `${dir} is not a ferry mount`, {
+      hint: "list FUSE mounts with `grep fuse /proc/mounts`",
+      fields: { dir },
+    });
+  }
+  await removeMountState(dir, env);
+  return { stoppedPid };
+}

@@ -1,0 +1,213 @@
+// Opens an eStargz image for mounting: manifest (platform picked from an index), config,
+// and each layer's verified TOC with the fields a filesystem shows (mtime, xattrs, devices).
+import { digestOf } from "../../digest/index.ts";
+import { FerryError } from "../../observe/index.ts";
+import {
+  type Descriptor,
+  hostPlatform,
+  type Platform,
+  parseManifest,
+  selectPlatform,
+} from "../../oci/index.ts";
+import { type RegistryClient, type Repository, readBytes } from "../../registry/index.ts";
+import { invalidLayer } from "../errors.ts";
+import { RangeReader } from "../fetch.ts";
+import { FOOTER_SIZE, parseFooter } from "../footer.ts";
+import {
+  cleanPath,
+  extractTocJson,
+  MAX_TOC_BYTES,
+  parseToc,
+  TOC_DIGEST_ANNOTATION,
+  verifyTocDigest,
+} from "../toc.ts";
+import type { MountEntry } from "./tree.ts";
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** What the image's config says about how to run it. */
+export interface RunConfig {
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  readonly env: readonly string[];
+  readonly workingDir: string;
+  readonly user: string;
+}
+
+export interface MountLayer {
+  readonly descriptor: Descriptor;
+  readonly entries: readonly MountEntry[];
+}
+
+export interface MountImage {
+  readonly manifestDigest: string;
+  readonly config: RunConfig;
+  readonly layers: readonly MountLayer[];
+}
+
+export async function openMountImage(options: {
+  registry: RegistryClient;
+  repository: Repository;
+  reference: string;
+  platform?: Platform | undefined;
+  signal?: AbortSignal | undefined;
+}): Promise<MountImage> {
+  const { registry, repository: repo, signal } = options;
+  const top = await registry.fetchManifest(repo, options.reference, signal);
+  let manifestDigest = top.digest;
+  let parsed = parseManifest(top.bytes, top.mediaType);
+  if (parsed.kind === "index") {
+    const chosen = selectPlatform(parsed.index.manifests, options.platform ?? hostPlatform());
+    const child = await registry.fetchManifest(repo, chosen.digest, signal);
+    manifestDigest = chosen.digest;
+    parsed = parseManifest(child.bytes, chosen.mediaType);
+    if (parsed.kind !== "image")
+      throw new FerryError(
+        "FERRY_UNSUPPORTED_MANIFEST",
+        `${repo.path}: an index inside an index is not supported`,
+      );
+  }
+  const manifest = parsed.manifest;
+  const [config, layers] = await Promise.all([
+    fetchConfig(registry, repo, manifest.config, signal),
+    Promise.all(manifest.layers.map((d) => openMountLayer(registry, repo, d, signal))),
+  ]);
+  return { manifestDigest, config, layers };
+}
+
+async function fetchConfig(
+  registry: RegistryClient,
+  repo: Repository,
+  descriptor: Descriptor,
+  signal: AbortSignal | undefined,
+): Promise<RunConfig> {
+  const res = await registry.openBlob(repo, descriptor.digest, signal ? { signal } : {});
+  const bytes = await readBytes(res, MAX_CONFIG_BYTES);
+  const actual = digestOf(bytes);
+  if (actual !== descriptor.digest)
+    throw new FerryError(
+      "FERRY_DIGEST_MISMATCH",
+      `image config ${descriptor.digest} does not match its digest (got ${actual})`,
+      { fields: { expected: descriptor.digest, actual } },
+    );
+  const doc = JSON.parse(bytes.toString("utf8")) as { config?: Record<string, unknown> };
+  const c = doc.config ?? {};
+  const strings = (v: unknown): string[] =>
+    Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [];
+  return {
+    entrypoint: strings(c["Entrypoint"]),
+    cmd: strings(c["Cmd"]),
+    env: strings(c["Env"]),
+    workingDir: typeof c["WorkingDir"] === "string" ? c["WorkingDir"] : "",
+    user: typeof c["User"] === "string" ? c["User"] : "",
+  };
+}
+
+/** One layer's footer and TOC, verified; a plain (non-eStargz) layer is refused. */
+async function openMountLayer(
+  registry: RegistryClient,
+  repository: Repository,
+  descriptor: Descriptor,
+  signal: AbortSignal | undefined,
+): Promise<MountLayer> {
+  const ranges = new RangeReader({
+    registry,
+    repository,
+    digest: descriptor.digest,
+    size: descriptor.size,
+    signal,
+  });
+  const notLazy = (why: string) =>
+    new FerryError(
+      "FERRY_UNSUPPORTED_MANIFEST",
+      `layer ${descriptor.digest} is not eStargz (${why}): ferry mount reads eStargz layers only`,
+      {
+        hint: "convert the image first (`ferry convert --estargz SRC DST` or `ctr-remote image convert --estargz --oci`), or pull it whole with `ferry pull`",
+        fields: { layer: descriptor.digest },
+      },
+    );
+  const annotated = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
+  if (descriptor.size < FOOTER_SIZE) throw notLazy("too small for an eStargz footer");
+  const footer = parseFooter(await ranges.read(descriptor.size - FOOTER_SIZE, descriptor.size));
+  if (footer === undefined) {
+    if (annotated !== undefined)
+      throw invalidLayer(descriptor.digest, "has a TOC digest annotation but no eStargz footer");
+    throw notLazy("no eStargz footer");
+  }
+  const tocEnd = descriptor.size - footer.size;
+  if (!(footer.tocOffset < tocEnd))
+    throw invalidLayer(
+      descriptor.digest,
+      `the footer puts the TOC at ${footer.tocOffset}, outside the ${descriptor.size}-byte blob`,
+    );
+  if (tocEnd - footer.tocOffset > MAX_TOC_BYTES)
+    throw invalidLayer(
+      descriptor.digest,
+      `the TOC is ${tocEnd - footer.tocOffset} bytes compressed, more than ${MAX_TOC_BYTES}`,
+    );
+  const json = extractTocJson(await ranges.read(footer.tocOffset, tocEnd), descriptor.digest);
+  verifyTocDigest(json, annotated, descriptor.digest);
+  const toc = parseToc(json, {
+    layer: descriptor.digest,
+    tocOffset: footer.tocOffset,
+    blobSize: descriptor.size,
+  });
+  const extras = parseExtras(json, descriptor.digest);
+  const entries = toc.entries.map((e): MountEntry => {
+    const x = extras.get(e.path);
+    return {
+      ...e,
+      mtime: x?.mtime ?? 0,
+      xattrs: x?.xattrs ?? new Map(),
+      devMajor: x?.devMajor ?? 0,
+      devMinor: x?.devMinor ?? 0,
+    };
+  });
+  return { descriptor, entries };
+}
+
+interface Extras {
+  mtime: number;
+  xattrs: Map<string, Buffer>;
+  devMajor: number;
+  devMinor: number;
+}
+
+const MAX_XATTR_BYTES = 64 * 1024;
+
+/** The TOC fields parseToc leaves out, by entry path (the TOC itself was verified already). */
+export function parseExtras(json: Uint8Array, layer: string): Map<string, Extras> {
+  const doc = JSON.parse(Buffer.from(json).toString("utf8")) as { entries: unknown[] };
+  const out = new Map<string, Extras>();
+  for (const item of doc.entries) {
+    const raw = item as Record<string, unknown>;
+    if (raw["type"] === "chunk" || typeof raw["name"] !== "string") continue;
+    const path = cleanPath(raw["name"], layer);
+    const parsedTime = typeof raw["modtime"] === "string" ? Date.parse(raw["modtime"]) : Number.NaN;
+    const xattrs = new Map<string, Buffer>();
+    const rawX = raw["xattrs"];
+    if (typeof rawX === "object" && rawX !== null) {
+      for (const [name, value] of Object.entries(rawX as Record<string, unknown>)) {
+        if (typeof value !== "string") continue;
+        const bytes = Buffer.from(value, "base64");
+        if (bytes.length > MAX_XATTR_BYTES || name.length > 255)
+          throw invalidLayer(layer, `entry "${path}" has an absurd xattr ${name.slice(0, 64)}`);
+        xattrs.set(name, bytes);
+      }
+    }
+    const dev = (key: string): number => {
+      const v = raw[key];
+      if (v === undefined) return 0;
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > 0xfffff)
+        throw invalidLayer(layer, `entry "${path}": ${key} is not a device number`);
+      return v;
+    };
+    out.set(path, {
+      mtime: Number.isNaN(parsedTime) ? 0 : Math.floor(parsedTime / 1000),
+      xattrs,
+      devMajor: dev("devMajor"),
+      devMinor: dev("devMinor"),
+    });
+  }
+  return out;
+}

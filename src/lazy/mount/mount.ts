@@ -1,0 +1,225 @@
+// `ferry mount`: an eStargz image as a read-only FUSE filesystem, contents fetched on first
+// read (verified, cached in the store), the prioritized files prefetched in the background.
+import { join } from "node:path";
+import type { Platform } from "../../oci/index.ts";
+import type { RegistryClient, Repository } from "../../registry/index.ts";
+import { writeFileAtomic } from "../../store/index.ts";
+import type { Chunk } from "../toc.ts";
+import { ChunkStore } from "./chunks.ts";
+import { Filesystem } from "./filesystem.ts";
+import { FuseSession } from "./fuse-session.ts";
+import { type MountImage, openMountImage, type RunConfig } from "./image.ts";
+import { buildTree, type FsTree, type MountEntry } from "./tree.ts";
+
+export type MountEvent =
+  | { type: "mounted"; dir: string; layers: number; inodes: number }
+  | { type: "prefetch-done"; files: number; chunks: number; bytes: number; ms: number }
+  | { type: "prefetch-failed"; path: string; error: unknown }
+  | { type: "read-failed"; path: string; error: unknown }
+  | { type: "internal-error"; error: unknown };
+
+export interface MountOptions {
+  registry: RegistryClient;
+  repository: Repository;
+  /** Tag or digest. */
+  reference: string;
+  dir: string;
+  /** The ferry store; verified chunks are cached under STORE/ferry/lazy-chunks. */
+  storeDir: string;
+  platform?: Platform | undefined;
+  /** Fetch the files before the prefetch landmark right after mounting (default true). */
+  prefetch?: boolean;
+  /** Write the paths of files read, in first-read order, to this file. */
+  recordFile?: string | undefined;
+  /** A chunk fetch that takes longer fails, and its read gets EIO (default 10 s). */
+  fetchTimeoutMs?: number;
+  onEvent?: (event: MountEvent) => void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface MountStats {
+  /** Compressed bytes fetched from the registry for file contents (not counting TOCs). */
+  readonly fetchedBytes: number;
+  readonly fetchedChunks: number;
+  readonly cachedChunks: number;
+  readonly layerBytes: number;
+}
+
+const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
+const PREFETCH_CONCURRENCY = 4;
+const RECORD_FLUSH_MS = 200;
+const PREFETCH_LANDMARK = ".prefetch.landmark";
+
+export class LazyMount {
+  readonly image: MountImage;
+  readonly tree: FsTree;
+  readonly #session: FuseSession;
+  readonly #chunks: ChunkStore;
+  readonly #record: Recorder | undefined;
+  /** Resolves once the prefetch is over (at once without one). */
+  readonly prefetched: Promise<void>;
+  /** Resolves when the filesystem is gone (unmounted by anyone). */
+  readonly closed: Promise<void>;
+
+  private constructor(parts: {
+    image: MountImage;
+    tree: FsTree;
+    session: FuseSession;
+    chunks: ChunkStore;
+    record: Recorder | undefined;
+    prefetched: Promise<void>;
+  }) {
+    this.image = parts.image;
+    this.tree = parts.tree;
+    this.#session = parts.session;
+    this.#chunks = parts.chunks;
+    this.#record = parts.record;
+    this.prefetched = parts.prefetched;
+    this.closed = parts.session.closed.finally(() => this.#record?.flush());
+  }
+
+  get config(): RunConfig {
+    return this.image.config;
+  }
+
+  get dir(): string {
+    return this.#session.dir;
+  }
+
+  stats(): MountStats {
+    return {
+      fetchedBytes: this.#chunks.fetchedBytes,
+      fetchedChunks: this.#chunks.fetchedChunks,
+      cachedChunks: this.#chunks.diskHits,
+      layerBytes: this.image.layers.reduce((n, l) => n + l.descriptor.size, 0),
+    };
+  }
+
+  /** Unmounts (detaching a busy mount) and waits until the record file is written. */
+  async unmount(): Promise<void> {
+    await this.#session.unmount();
+    await this.closed;
+  }
+
+  static async mount(options: MountOptions): Promise<LazyMount> {
+    const emit = options.onEvent ?? (() => undefined);
+    const image = await openMountImage(options);
+    const tree = buildTree(image.layers.map((l) => l.entries));
+    const chunks = new ChunkStore({
+      registry: options.registry,
+      repository: options.repository,
+      layers: image.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size })),
+      cacheDir: join(options.storeDir, "ferry", "lazy-chunks"),
+      fetchTimeoutMs: options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
+      signal: options.signal,
+    });
+    const record = options.recordFile === undefined ? undefined : new Recorder(options.recordFile);
+    const fs = new Filesystem(tree, {
+      chunk: async (layer: number, chunk: Chunk, path: string) => {
+        try {
+          return await chunks.get(layer, chunk, path);
+        } catch (error) {
+          emit({ type: "read-failed", path, error });
+          throw error;
+        }
+      },
+      firstRead: (path) => record?.add(path),
+    });
+    const session = await FuseSession.mount(options.dir, {
+      source: `ferry:${options.repository.domain}/${options.repository.path}`,
+      handler: fs.handle,
+      onError: (error) => emit({ type: "internal-error", error }),
+    });
+    emit({
+      type: "mounted",
+      dir: options.dir,
+      layers: image.layers.length,
+      inodes: tree.nodes.length - 1,
+    });
+    const prefetched =
+      options.prefetch === false ? Promise.resolve() : prefetch(image, chunks, emit);
+    return new LazyMount({ image, tree, session, chunks, record, prefetched });
+  }
+}
+
+/** The files each layer lists before its prefetch landmark, in TOC order. */
+export function prioritized(
+  layers: readonly { readonly entries: readonly MountEntry[] }[],
+): Array<{ layer: number; entry: MountEntry }> {
+  const out: Array<{ layer: number; entry: MountEntry }> = [];
+  layers.forEach((l, layer) => {
+    const at = l.entries.findIndex((e) => e.path === PREFETCH_LANDMARK);
+    if (at < 0) return;
+    for (const entry of l.entries.slice(0, at))
+      if (entry.type === "reg" && entry.chunks.length > 0) out.push({ layer, entry });
+  });
+  return out;
+}
+
+async function prefetch(
+  image: MountImage,
+  chunks: ChunkStore,
+  emit: (event: MountEvent) => void,
+): Promise<void> {
+  const started = performance.now();
+  const files = prioritized(image.layers);
+  const work = files.flatMap(({ layer, entry }) =>
+    entry.chunks.map((chunk) => ({ layer, chunk, path: entry.path })),
+  );
+  const before = chunks.fetchedBytes;
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < work.length && !failed) {
+      const item = work[next++] as (typeof work)[number];
+      try {
+        await chunks.get(item.layer, item.chunk, item.path);
+      } catch (error) {
+        // The reads that need the chunk will try again (and fail with EIO if they must).
+        failed = true;
+        emit({ type: "prefetch-failed", path: item.path, error });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker));
+  if (!failed)
+    emit({
+      type: "prefetch-done",
+      files: files.length,
+      chunks: work.length,
+      bytes: chunks.fetchedBytes - before,
+      ms: Math.round(performance.now() - started),
+    });
+}
+
+/** The `--record` trace: paths in first-read order, rewritten atomically as it grows. */
+class Recorder {
+  readonly #file: string;
+  readonly #paths: string[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  add(path: string): void {
+    this.#paths.push(path);
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, RECORD_FLUSH_MS);
+  }
+
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const text = this.#paths.map((p) => `${p}\n`).join("");
+    this.#writing = this.#writing
+      .then(() => writeFileAtomic(this.#file, text))
+      .catch(() => undefined);
+    return this.#writing;
+  }
+}

@@ -1,0 +1,506 @@
+// `ferry mount` against a real registry: an image converted by the reference tool
+// (`ctr-remote image convert --estargz`) mounted with FUSE, compared with the same image
+// unpacked by a real containerd, run with runc on an overlay, and read while the registry
+// disappears or a proxy corrupts what it sends.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
+import { createServer, type Server, type Socket, connect } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { createGzip } from "node:zlib";
+import tar from "tar-stream";
+import { runContainer } from "../../src/lazy/index.ts";
+import { busyboxLayer } from "../fixtures/busybox.ts";
+import {
+  forceUnmount,
+  isMountPoint,
+  type RunningMount,
+  startMount,
+} from "../fixtures/fuse-mount.ts";
+import { MediaType, pushLayout, seededBytes } from "../fixtures/images.ts";
+import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
+import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
+import { describeRun, ferry, isolatedEnv, removeDir, tempDir } from "./cli.ts";
+
+const execFileAsync = promisify(execFile);
+const MTIME = new Date("2024-02-03T04:05:06Z");
+const BIG = 9 * 1024 * 1024 + 123;
+const CMD = ["/bin/sh", "-c", "cat /etc/motd; ls /data"];
+
+interface TarEntry {
+  name: string;
+  type?: "file" | "directory" | "symlink" | "link" | "fifo" | "character-device";
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  content?: Buffer | string;
+  size?: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+/** A gzip tar layer with exactly these entries, in this order. */
+async function layer(entries: TarEntry[]): Promise<{ gz: Buffer; diffId: string }> {
+  const pack = tar.pack();
+  const tarParts: Buffer[] = [];
+  const gzParts: Buffer[] = [];
+  const gzip = createGzip();
+  pack.on("data", (b: unknown) => {
+    tarParts.push(b as Buffer);
+    gzip.write(b as Buffer);
+  });
+  const ended = new Promise<void>((resolve) => pack.on("end", () => resolve()));
+  for (const e of entries) {
+    const type = e.type ?? "file";
+    const header = {
+      name: e.name,
+      type,
+      mode: e.mode ?? (type === "directory" ? 0o755 : type === "symlink" ? 0o777 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      mtime: MTIME,
+      ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
+      ...(e.devmajor === undefined ? {} : { devmajor: e.devmajor, devminor: e.devminor ?? 0 }),
+    };
+    if (type !== "file") {
+      pack.entry(header);
+      continue;
+    }
+    let content = e.content === undefined ? undefined : Buffer.from(e.content);
+    if (content === undefined) {
+      const parts: Buffer[] = [];
+      for await (const p of seededBytes(e.name, e.size ?? 0)) parts.push(p);
+      content = Buffer.concat(parts);
+    }
+    pack.entry({ ...header, size: content.length }, content);
+  }
+  pack.finalize();
+  await ended;
+  const gzDone = new Promise<void>((resolve) => gzip.on("end", () => resolve()));
+  gzip.on("data", (b: Buffer) => gzParts.push(b));
+  gzip.end();
+  await gzDone;
+  return { gz: Buffer.concat(gzParts), diffId: sha256(Buffer.concat(tarParts)) };
+}
+
+function sha256(b: Buffer): string {
+  return `sha256:${createHash("sha256").update(b).digest("hex")}`;
+}
+
+async function writeLayout(
+  dir: string,
+  tag: string,
+  layers: Array<{ gz: Buffer; diffId: string }>,
+) {
+  const blobs = join(dir, "blobs", "sha256");
+  await mkdir(blobs, { recursive: true });
+  const put = async (b: Buffer) => {
+    const d = sha256(b);
+    await writeFile(join(blobs, d.slice(7)), b);
+    return d;
+  };
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      config: { Env: ["PATH=/bin", "GREETING=hello"], Cmd: CMD, WorkingDir: "/data" },
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: await put(config), size: config.length },
+      layers: await Promise.all(
+        layers.map(async (l) => ({
+          mediaType: MediaType.ociLayerGzip,
+          digest: await put(l.gz),
+          size: l.gz.length,
+        })),
+      ),
+    }),
+  );
+  const digest = await put(manifest);
+  await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await writeFile(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: MediaType.ociManifest,
+          digest,
+          size: manifest.length,
+          annotations: { "org.opencontainers.image.ref.name": tag },
+        },
+      ],
+    }),
+  );
+}
+
+/** A TCP forwarder whose target can be switched (or cut) while a mount uses it. */
+class Forwarder {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  target: string | undefined;
+  port = 0;
+
+  constructor(target: string) {
+    this.target = target;
+    this.#server = createServer((client) => {
+      this.#sockets.add(client);
+      client.on("close", () => this.#sockets.delete(client));
+      client.on("error", () => undefined);
+      if (this.target === undefined) {
+        client.destroy();
+        return;
+      }
+      const [host, port] = this.target.split(":");
+      const upstream = connect(Number(port), host ?? "127.0.0.1");
+      this.#sockets.add(upstream);
+      upstream.on("close", () => this.#sockets.delete(upstream));
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+      client.pipe(upstream).pipe(client);
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  /** Switches where new connections go; open ones are cut. */
+  switch(target: string | undefined): void {
+    this.target = target;
+    for (const s of this.#sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.switch(undefined);
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+interface Seen {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  content?: string;
+  link?: string;
+  rdev?: number;
+  ino: number;
+  nlink: number;
+}
+
+/** Every path below `root` with what a comparison needs; hard links as groups of paths. */
+async function walk(root: string): Promise<{ files: Map<string, Seen>; links: string[][] }> {
+  const files = new Map<string, Seen>();
+  const visit = async (rel: string) => {
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const path = rel === "" ? name : `${rel}/${name}`;
+      const full = join(root, path);
+      const st = await lstat(full);
+      const seen: Seen = {
+        type: st.isDirectory()
+          ? "dir"
+          : st.isSymbolicLink()
+            ? "symlink"
+            : st.isFile()
+              ? "file"
+              : st.isFIFO()
+                ? "fifo"
+                : st.isCharacterDevice()
+                  ? "char"
+                  : "other",
+        mode: st.mode,
+        uid: st.uid,
+        gid: st.gid,
+        size: st.isDirectory() ? 0 : st.size,
+        mtime: st.isDirectory() ? 0 : Math.floor(st.mtimeMs / 1000),
+        ino: st.ino,
+        nlink: st.isDirectory() ? 0 : st.nlink,
+      };
+      if (st.isFile()) seen.content = sha256(await readFile(full));
+      if (st.isSymbolicLink()) seen.link = await readlink(full);
+      if (st.isCharacterDevice()) seen.rdev = st.rdev;
+      files.set(path, seen);
+      if (st.isDirectory()) await visit(path);
+    }
+  };
+  await visit("");
+  const byIno = new Map<number, string[]>();
+  for (const [path, s] of files)
+    if (s.type === "file") byIno.set(s.ino, [...(byIno.get(s.ino) ?? []), path]);
+  const links = [...byIno.values()].filter((g) => g.length > 1).map((g) => g.sort());
+  return { files, links };
+}
+
+function comparable(files: Map<string, Seen>): Record<string, Omit<Seen, "ino">> {
+  const out: Record<string, Omit<Seen, "ino">> = {};
+  for (const [path, { ino: _ino, ...rest }] of files) out[path] = rest;
+  return out;
+}
+
+/** Whether reading the file fails with EIO (and not with anything else, nor succeeds). */
+async function readFails(path: string): Promise<string> {
+  try {
+    await readFile(path);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
+  return "read succeeded";
+}
+
+describe("ferry mount", { timeout: 180_000 }, () => {
+  let registry: RunningRegistry;
+  let containerd: RunningContainerd;
+  let proxy: RunningProxy;
+  let forwarder: Forwarder;
+  let home: string;
+  let plainRef: string;
+  let lazyRef: string;
+  let bigHash: string;
+  const mounts: RunningMount[] = [];
+  const env = () => isolatedEnv(home, { FERRY_RUN_DIR: join(home, "run") });
+  /** The image's reference through the forwarder (whose target the tests switch). */
+  const viaForwarder = () => `127.0.0.1:${forwarder.port}/mount/app:esgz`;
+
+  async function mount(name: string, args: string[] = [], ref = viaForwarder()) {
+    const dir = join(home, name);
+    await mkdir(dir, { recursive: true });
+    const m = await startMount(ref, dir, ["--store", join(home, `store-${name}`), ...args], env());
+    mounts.push(m);
+    return m;
+  }
+
+  before(async () => {
+    [registry, containerd, home] = await Promise.all([
+      startRegistry(),
+      startContainerd(),
+      tempDir("mount"),
+    ]);
+    proxy = await startProxy({ target: registry.host, corruptBlobs: true });
+    forwarder = new Forwarder(registry.host);
+    await forwarder.listen();
+    plainRef = `${registry.host}/mount/app:plain`;
+    lazyRef = `${registry.host}/mount/app:esgz`;
+    const busybox = await busyboxLayer(["sh", "cat", "ls", "echo"]);
+    const base: TarEntry[] = [
+      ...busybox.map((f): TarEntry => {
+        const name = f.type === "dir" ? `${f.path}/` : f.path;
+        if (f.type === "dir") return { name, type: "directory" };
+        if (f.type === "symlink") return { name, type: "symlink", linkname: f.linkname ?? "" };
+        return { name, content: f.content as Buffer, mode: f.mode ?? 0o644 };
+      }),
+      { name: "etc/", type: "directory" },
+      { name: "etc/motd", content: "lower motd\n" },
+      { name: "etc/prio.txt", content: "prefetched before anyone asks\n" },
+      { name: "data/", type: "directory" },
+      { name: "data/big.bin", size: BIG },
+      { name: "data/hard-a", content: "one inode, two names\n", mode: 0o640, uid: 7, gid: 8 },
+      { name: "data/hard-b", type: "link", linkname: "data/hard-a" },
+      { name: "data/empty", content: "" },
+      { name: "secret/", type: "directory", mode: 0o700, uid: 1000, gid: 1000 },
+      { name: "secret/key", content: "s3cret\n", mode: 0o600, uid: 1000, gid: 1000 },
+      { name: "usr/", type: "directory" },
+      { name: "usr/bin/", type: "directory" },
+      { name: "usr/bin/suid", content: "#!/bin/sh\n", mode: 0o4755 },
+      { name: "gone/", type: "directory" },
+      { name: "gone/file", content: "deleted by the upper layer\n" },
+      { name: "old.txt", content: "whited out\n" },
+      { name: "opaque/", type: "directory" },
+      { name: "opaque/lower1", content: "hidden by the opaque dir\n" },
+      { name: "opaque/sub/", type: "directory" },
+      { name: "opaque/sub/x", content: "also hidden\n" },
+      { name: "dev/", type: "directory" },
+      { name: "dev/fifo", type: "fifo", mode: 0o600 },
+      { name: "dev/zero2", type: "character-device", devmajor: 1, devminor: 5, mode: 0o666 },
+    ];
+    const upper: TarEntry[] = [
+      { name: ".wh.old.txt" },
+      { name: ".wh.gone" },
+      { name: "opaque/", type: "directory", mode: 0o750 },
+      { name: "opaque/.wh..wh..opq" },
+      { name: "opaque/upper1", content: "only this survives\n" },
+      { name: "etc/", type: "directory" },
+      { name: "etc/motd", content: "upper motd\n", mode: 0o444 },
+      { name: "etc/abs", type: "symlink", linkname: "/etc/motd" },
+      { name: "etc/rel", type: "symlink", linkname: "../data/new.txt" },
+      { name: "data/", type: "directory" },
+      { name: "data/new.txt", content: "added on top\n" },
+    ];
+    const parts: Buffer[] = [];
+    for await (const p of seededBytes("data/big.bin", BIG)) parts.push(p);
+    bigHash = sha256(Buffer.concat(parts));
+    const layout = join(home, "layout");
+    await writeLayout(layout, "plain", [await layer(base), await layer(upper)]);
+    await pushLayout(layout, "plain", plainRef);
+    const record = join(home, "prio.json");
+    await writeFile(record, `${JSON.stringify({ path: "etc/prio.txt" })}\n`);
+    const ctrRemote = (args: string[]) =>
+      execFileAsync("ctr-remote", ["-a", containerd.socket, ...args], { maxBuffer: 16 << 20 });
+    await ctrRemote(["images", "pull", "--plain-http", plainRef]);
+    await ctrRemote([
+      "images",
+      "convert",
+      "--estargz",
+      "--oci",
+      "--estargz-record-in",
+      record,
+      "--estargz-chunk-size",
+      String(4 << 20),
+      plainRef,
+      lazyRef,
+    ]);
+    await ctrRemote(["images", "push", "--plain-http", lazyRef]);
+  });
+
+  after(async () => {
+    for (const m of mounts) await m.stop().catch(() => undefined);
+    await forwarder?.close();
+    await Promise.all([registry?.stop(), containerd?.stop(), proxy?.stop()]);
+    await removeDir(home);
+  });
+
+  test("presents the merged image exactly as containerd unpacks it", async () => {
+    const m = await mount("compare", ["--no-prefetch"], lazyRef);
+    const unpacked = join(home, "unpacked");
+    await mkdir(unpacked);
+    await containerd.ctr(["images", "pull", "--plain-http", plainRef]);
+    await containerd.ctr(["images", "mount", plainRef, unpacked]);
+    try {
+      const [mine, theirs] = await Promise.all([walk(m.dir), walk(unpacked)]);
+      assert.deepEqual(comparable(mine.files), comparable(theirs.files));
+      assert.deepEqual(mine.links, theirs.links);
+      assert.deepEqual(mine.links, [["data/hard-a", "data/hard-b"]]);
+      // What the comparison covers, so a broken fixture cannot make it vacuous.
+      assert.equal(mine.files.get("data/big.bin")?.content, bigHash);
+      assert.equal(mine.files.get("etc/abs")?.link, "/etc/motd");
+      assert.equal((mine.files.get("usr/bin/suid")?.mode ?? 0) & 0o7777, 0o4755);
+      assert.equal(mine.files.get("secret/key")?.uid, 1000);
+      assert.equal(mine.files.get("dev/fifo")?.type, "fifo");
+      assert.equal(mine.files.get("dev/zero2")?.type, "char");
+      for (const hidden of ["old.txt", "gone", "opaque/lower1", "opaque/sub"])
+        assert.equal(mine.files.has(hidden), false, hidden);
+      assert.equal(await readFile(join(m.dir, "etc/rel"), "utf8"), "added on top\n");
+    } finally {
+      await containerd.ctr(["images", "unmount", unpacked]).catch(() => forceUnmount(unpacked));
+    }
+  });
+
+  test("runc runs the image's command on an overlay over the mount", async () => {
+    const m = await mount("runc", [], lazyRef);
+    const { RegistryClient } = await import("../../src/registry/index.ts");
+    const { openMountImage } = await import("../../src/lazy/index.ts");
+    const client = new RegistryClient({
+      settings: () => ({ mirrors: [], plainHttp: true }),
+    });
+    const image = await openMountImage({
+      registry: client,
+      repository: { domain: registry.host, path: "mount/app" },
+      reference: "esgz",
+    });
+    await client.close();
+    assert.deepEqual(image.config.cmd, CMD);
+    const r = await runContainer({ lower: m.dir, config: image.config, parent: home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "upper motd\nbig.bin\nempty\nhard-a\nhard-b\nnew.txt\n");
+    const w = await runContainer({
+      lower: m.dir,
+      config: image.config,
+      parent: home,
+      args: ["/bin/sh", "-c", 'echo "$GREETING from $(pwd)" > /etc/motd && cat /etc/motd'],
+    });
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal(w.stdout, "hello from /data\n");
+    // The write went to the overlay's upper dir, not to the image.
+    assert.equal(await readFile(join(m.dir, "etc/motd"), "utf8"), "upper motd\n");
+  });
+
+  test("prefetches the prioritized files; a vanished registry gives EIO for missing chunks only, until it is back", async () => {
+    forwarder.switch(registry.host);
+    const m = await mount("offline", ["--fetch-timeout", "3"]);
+    while (!/prefetched 1 files/.test(m.log())) {
+      assert.doesNotMatch(m.log(), /prefetch stopped/);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(await readFile(join(m.dir, "data/new.txt"), "utf8"), "added on top\n");
+    forwarder.switch(undefined);
+    // Prefetched and already-read files are served from the cache.
+    assert.equal(
+      await readFile(join(m.dir, "etc/prio.txt"), "utf8"),
+      "prefetched before anyone asks\n",
+    );
+    assert.equal(await readFile(join(m.dir, "data/new.txt"), "utf8"), "added on top\n");
+    // Metadata never needs the registry.
+    assert.equal((await lstat(join(m.dir, "data/big.bin"))).size, BIG);
+    assert.equal(await readFails(join(m.dir, "data/big.bin")), "EIO");
+    assert.match(m.log(), /read of \/data\/big\.bin failed \(EIO\)/);
+    forwarder.switch(registry.host);
+    assert.equal(sha256(await readFile(join(m.dir, "data/big.bin"))), bigHash);
+  });
+
+  test("a corrupting proxy gives EIO and a log line, never its bytes", async () => {
+    forwarder.switch(registry.host);
+    const m = await mount("corrupt", ["--no-prefetch"]);
+    forwarder.switch(proxy.host);
+    assert.equal(await readFails(join(m.dir, "secret/key")), "EIO");
+    assert.match(m.log(), /read of \/secret\/key failed \(EIO\): .*chunk/);
+    assert.ok(
+      proxy.requests.some((r) => r.range !== undefined),
+      "the proxy served the chunk",
+    );
+    forwarder.switch(registry.host);
+    assert.equal(await readFile(join(m.dir, "secret/key"), "utf8"), "s3cret\n");
+  });
+
+  test("--record writes the files read, in first-read order; ferry umount stops the mount", async () => {
+    const record = join(home, "trace.txt");
+    const m = await mount("record", ["--no-prefetch", "--record", record], lazyRef);
+    await readFile(join(m.dir, "etc/rel")); // through a symlink: the file read is data/new.txt
+    await readFile(join(m.dir, "data/hard-b")); // a hard link: recorded by its layer's name
+    await readFile(join(m.dir, "etc/motd"));
+    await readFile(join(m.dir, "data/new.txt")); // read before: not again
+    await readFile(join(m.dir, "data/empty"));
+    await lstat(join(m.dir, "secret/key")); // not read
+    const r = await ferry(["umount", m.dir], env());
+    assert.equal(r.code, 0, describeRun(r));
+    const exit = await m.result;
+    assert.equal(exit.code, 0, describeRun(exit));
+    assert.equal(await isMountPoint(m.dir), false);
+    assert.equal(
+      await readFile(record, "utf8"),
+      "data/new.txt\ndata/hard-a\netc/motd\ndata/empty\n",
+    );
+  });
+
+  test("SIGTERM unmounts and exits 0", async () => {
+    const m = await mount("sigterm", ["--no-prefetch"], lazyRef);
+    assert.ok((await readdir(m.dir)).includes("bin"));
+    const exit = await m.stop("SIGTERM");
+    assert.equal(exit.code, 0, describeRun(exit));
+    assert.match(exit.stderr, /unmounted /);
+    assert.equal(await isMountPoint(m.dir), false);
+    assert.deepEqual(await readdir(m.dir), []);
+  });
+
+  test("a plain gzip image is refused with a clear error", async () => {
+    const dir = join(home, "plain");
+    await mkdir(dir);
+    const r = await ferry(["mount", "--store", join(home, "store-plain"), plainRef, dir], env());
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /is not eStargz .*ferry mount reads eStargz layers only/);
+    assert.match(r.stderr, /hint: convert the image first/);
+    assert.equal(await isMountPoint(dir), false);
+  });
+});
