@@ -92,6 +92,29 @@ describe("pull budget", () => {
     assert.deepEqual(nodesOf(r, "a"), ["n1", "n2", "n3"]);
   });
 
+  it("grants a failed node again once the retry delay has passed, within the budget", () => {
+    const failed = demand("a", ["n1", "n2"], { n1: NOW - 30_000, n2: NOW - 5 }, { n1: "failed" });
+    const early = allocateGrants([failed], { ...options, budget: 1, retryFailedAfterMs: 60_000 });
+    assert.deepEqual(
+      [...(early.get("a") ?? [])],
+      [
+        ["n1", NOW - 30_000],
+        ["n2", NOW - 5],
+      ],
+    );
+    const old = demand("a", ["n1", "n2"], { n1: NOW - 61_000 }, { n1: "failed" });
+    const late = allocateGrants([old], { ...options, budget: 1, retryFailedAfterMs: 60_000 });
+    assert.deepEqual([...(late.get("a") ?? [])], [["n1", NOW]]);
+    const never = allocateGrants([old], { ...options, budget: 1 });
+    assert.deepEqual(
+      [...(never.get("a") ?? [])],
+      [
+        ["n1", NOW - 61_000],
+        ["n2", NOW],
+      ],
+    );
+  });
+
   it("treats a budget below one as one", () => {
     const r = allocateGrants([demand("a", ["n1", "n2"])], { ...options, budget: 0 });
     assert.deepEqual(nodesOf(r, "a"), ["n1"]);

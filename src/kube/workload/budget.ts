@@ -26,6 +26,8 @@ export interface BudgetOptions {
   readonly now: number;
   /** A grant older than this no longer counts against the budget. */
   readonly staleAfterMs: number;
+  /** A node that failed is granted again (a retry) once its grant is this old; never if absent. */
+  readonly retryFailedAfterMs?: number;
 }
 
 /** Whether a grant still occupies a slot. */
@@ -55,6 +57,14 @@ export function allocateGrants(
     const kept = new Map<string, number>();
     for (const [node, at] of demand.granted) {
       if (!eligible.has(node)) continue;
+      const retry = options.retryFailedAfterMs;
+      if (
+        demand.progress.get(node) === "failed" &&
+        retry !== undefined &&
+        options.now - at >= retry
+      ) {
+        continue;
+      }
       kept.set(node, at);
       if (occupies(demand, node, at, options)) busy.add(node);
     }
@@ -65,7 +75,7 @@ export function allocateGrants(
     for (const node of demand.eligible) {
       if (busy.size >= budget) return result;
       if (grants.has(node) || busy.has(node)) continue;
-      if (demand.progress.get(node) === "complete") {
+      if (demand.progress.get(node) === "complete" && !demand.granted.has(node)) {
         // Already has everything (reported before a grant, e.g. after a leader change): no pull.
         grants.set(node, options.now);
         continue;

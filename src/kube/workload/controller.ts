@@ -68,6 +68,7 @@ export interface RolloutControllerOptions {
   readonly budget: number;
   readonly gateTimeoutMs: number;
   readonly staleGrantMs: number;
+  readonly retryFailedAfterMs: number;
   readonly resyncMs: number;
   readonly ignoreTaintKeys: readonly string[];
   readonly recorder: EventRecorder;
@@ -317,6 +318,7 @@ export class RolloutController {
       budget: this.#options.budget,
       now,
       staleAfterMs: this.#options.staleGrantMs,
+      retryFailedAfterMs: this.#options.retryFailedAfterMs,
     });
     for (const [key, entry] of current) {
       const wanted = grants.get(key) ?? new Map<string, number>();

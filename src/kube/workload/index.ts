@@ -55,6 +55,8 @@ export interface WorkloadPrePullOptions {
   readonly gateTimeoutMs?: number;
   /** A grant not finished in this time stops counting against the budget (default 10 min). */
   readonly staleGrantMs?: number;
+  /** A node whose pull failed is granted again (and retries) after this long (default 1 min). */
+  readonly retryFailedAfterMs?: number;
   /** How often the controller re-evaluates without a change (timeouts, stale grants); 2 s. */
   readonly resyncMs?: number;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
@@ -107,6 +109,7 @@ export async function startWorkloadPrePull(
         budget: options.budget ?? DEFAULT_PULL_BUDGET,
         gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
         staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
+        retryFailedAfterMs: options.retryFailedAfterMs ?? 60_000,
         resyncMs: options.resyncMs ?? 2_000,
         ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
         recorder,

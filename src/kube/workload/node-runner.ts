@@ -45,7 +45,7 @@ export class NodeRunner {
   readonly #custom: CustomObjectsApi;
   readonly #core: CoreV1Api;
   readonly #reflector: Reflector<PrePullObject>;
-  /** Work already done: uid|resourceVersion-independent key of (prepull, images, grant). */
+  /** Work already done, by `uid|images|grant time`: a new grant (a retry) is new work. */
   readonly #done = new Set<string>();
   #queue: Promise<void> = Promise.resolve();
   #pending = false;
@@ -97,6 +97,10 @@ export class NodeRunner {
       .sort((a, b) =>
         (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""),
       );
+    // Forget work on PrePulls that are gone (superseded rollouts), so the set stays small.
+    const live = new Set(prepulls.map((p) => p.metadata.uid));
+    for (const key of this.#done)
+      if (!live.has(key.slice(0, key.indexOf("|")))) this.#done.delete(key);
     for (const prepull of prepulls) {
       if (this.#abort.signal.aborted) return;
       const grantedAt = readGrants(prepull).get(me);
