@@ -39,3 +39,18 @@ export {
 export { type NodeImageStatus, type NodeStatus, type PrePull, readyCount } from "./prepull.ts";
 export { credentialsFromSecret } from "./pull-secrets.ts";
 export { planTaintAddition, planTaintRemoval, type Taint } from "./taint.ts";
+export {
+  GATE_ANNOTATION,
+  GATE_VALUE,
+  GateReason,
+  startWorkloadPrePull,
+  type WorkloadPrePull,
+  type WorkloadPrePullEvent,
+  type WorkloadPrePullOptions,
+} from "./workload/index.ts";
+export {
+  DEFAULT_IMAGE_FS_PATH,
+  type KubernetesMode,
+  type KubernetesModeOptions,
+  startKubernetesMode,
+} from "./mode.ts";

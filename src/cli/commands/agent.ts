@@ -12,7 +12,8 @@ import {
   type TargetHooks,
   validateCron,
 } from "../../agent/index.ts";
-import { FerryError } from "../../observe/index.ts";
+import { startKubernetesMode, type TaintMode } from "../../kube/index.ts";
+import { FerryError, Metrics } from "../../observe/index.ts";
 import type { Target, TargetKind } from "../../runtime/index.ts";
 import {
   DEFAULT_RETENTION,
@@ -59,6 +60,20 @@ Options (flags override agent.yaml):
   --grace DURATION           how long pulls in flight may finish at shutdown (default 20s)
   --docker-host URL, --cri-endpoint URL, --store DIR, --config FILE
   -v, --verbose              debug log lines too
+
+Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md):
+  --kubernetes               also take images from ConfigMaps labelled ferry.dev/image-list=true
+                             and PrePull objects matching this node (NODE_NAME), report PrePull
+                             status, remove the node's startup taint once every required image
+                             is in the runtime, pre-pull workloads' new images
+  --kubeconfig FILE          outside a pod (default: the ServiceAccount, else $KUBECONFIG)
+  --startup-taint KEY        the taint to remove, or none (default
+                             startup-taint.cluster-autoscaler.kubernetes.io/ferry-images)
+  --taint-mode MODE          bootstrap (remove once, default) or continuous (re-add when a
+                             required image disappears from the runtime)
+  --image-fs PATH            the image filesystem checked before warms (default /var/lib/containerd)
+  --image-gc-high PERCENT    kubelet's imageGCHighThresholdPercent (default 85)
+  --no-workload-prepull      do not watch workloads
 `;
 
 export async function agentCommand(
@@ -90,13 +105,20 @@ export async function agentCommand(
       store: { type: "string" },
       config: { type: "string" },
       verbose: { type: "boolean", short: "v" },
+      kubernetes: { type: "boolean" },
+      kubeconfig: { type: "string" },
+      "startup-taint": { type: "string" },
+      "taint-mode": { type: "string" },
+      "image-fs": { type: "string" },
+      "image-gc-high": { type: "string" },
+      "no-workload-prepull": { type: "boolean" },
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const file: AgentSettings =
     values["agent-config"] === undefined ? {} : await loadAgentSettings(values["agent-config"]);
   const listFile = values.file ?? file.listFile;
-  if (listFile === undefined) {
+  if (listFile === undefined && values.kubernetes !== true) {
     throw usageError("agent needs an image list: -f LIST, or images: in agent.yaml (-c FILE)");
   }
   const listen = values.listen ?? file.listen ?? "127.0.0.1:8080";
@@ -118,8 +140,13 @@ export async function agentCommand(
     if (entry.level === "debug" && values.verbose !== true) return;
     output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
   };
+  const metrics = new Metrics();
+  const kube =
+    values.kubernetes === true ? await startKubernetes(values, listFile, metrics, log) : undefined;
   await runAgent({
-    listFile,
+    listFile: kube?.listFile ?? (listFile as string),
+    metrics,
+    node: kube?.nodeName,
     targets: values.target?.map(targetKind) ?? file.targets,
     host: (hostPort[1] as string).replace(/^\[|\]$/g, ""),
     port: Number(hostPort[2]),
@@ -136,11 +163,38 @@ export async function agentCommand(
     policy,
     store: policy === undefined ? undefined : await openStore(flags),
     graceMs: values.grace === undefined ? file.graceMs : parseDuration(values.grace, "--grace"),
-    openTargets: (kinds, hooks) => openAgentTargets(kinds, flags, output, hooks),
+    openTargets: async (kinds, hooks) => {
+      const opened = await openAgentTargets(kinds, flags, output, hooks);
+      return kube === undefined ? opened : kube.wrap(opened);
+    },
     log,
     signal,
   });
   return ExitCode.ok;
+}
+
+function startKubernetes(
+  values: Record<string, string | boolean | string[] | undefined>,
+  listFile: string | undefined,
+  metrics: Metrics,
+  log: (entry: Record<string, unknown>) => void,
+) {
+  const mode = values["taint-mode"];
+  if (mode !== undefined && mode !== "bootstrap" && mode !== "continuous")
+    throw usageError(`--taint-mode is bootstrap or continuous, got "${String(mode)}"`);
+  const high = values["image-gc-high"];
+  return startKubernetesMode({
+    kubeconfig: values.kubeconfig as string | undefined,
+    listFile,
+    startupTaintKey: values["startup-taint"] as string | undefined,
+    taintMode: mode as TaintMode | undefined,
+    imageFsPath: values["image-fs"] as string | undefined,
+    imageGCHighThresholdPercent:
+      high === undefined ? undefined : parsePercent(String(high), "--image-gc-high"),
+    workloads: values["no-workload-prepull"] !== true,
+    metrics,
+    log,
+  });
 }
 
 /**
