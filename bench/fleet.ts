@@ -1,0 +1,121 @@
+/**
+ * `npm run bench:fleet`: node-to-node sharing on a fleet of real ferry processes, each
+ * in its own network namespace (test/fixtures/fleet.ts), the upstream registry behind a
+ * tbf-limited link. Three runs over the same link, each node with a fresh store:
+ *   alone     one node pulls the image;
+ *   direct    all nodes pull at the same moment, each straight from the upstream;
+ *   shared    all nodes pull at the same moment with --peers.
+ * A node "has" the image when its mirror has fetched and verified every blob into its
+ * store (the client asks each blob's last byte, which the mirror answers only then).
+ * Reports upstream blob bytes (the registry's access log) / image size, and the time
+ * until the last node has it. Not a test: it asserts nothing.
+ */
+import { execFile } from "node:child_process";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import {
+  type Fleet,
+  type FleetNode,
+  fetchBlobs,
+  fetchManifest,
+  metricValue,
+  startFleet,
+} from "../test/fixtures/fleet.ts";
+import { pushLayout, writeLayoutFromTree } from "../test/fixtures/images.ts";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..");
+const NODES = Number(process.env.BENCH_NODES ?? 8);
+const RATE = process.env.BENCH_RATE ?? "200mbit";
+const NAME = "bench/usr";
+/** The image of bench/pull.ts (same cache directory, so it is built once for both). */
+const CACHE = join(ROOT, ".tmp", "bench-image-v1");
+const LAYERS = [
+  ["/usr/lib/x86_64-linux-gnu"],
+  ["/usr/share"],
+  ["/usr/bin", "/usr/sbin"],
+  ["/usr/local"],
+  ["/usr/lib/python3", "/usr/libexec", "/usr/include"],
+];
+
+interface Outcome {
+  run: string;
+  nodes: number;
+  seconds: number;
+  upstreamBytes: number;
+  fromPeers: number;
+}
+
+async function ensureImage(): Promise<void> {
+  const built = await stat(join(CACHE, "index.json")).then(
+    () => true,
+    () => false,
+  );
+  if (built) return;
+  process.stderr.write("building the benchmark image from /usr (once; cached in .tmp/)...\n");
+  await rm(CACHE, { recursive: true, force: true });
+  await mkdir(CACHE, { recursive: true });
+  await writeLayoutFromTree(CACHE, "bench", LAYERS, { maxBytesPerLayer: 300e6 });
+}
+
+async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise<Outcome> {
+  const before = await fleet.registry.blobBytes();
+  const started = performance.now();
+  await Promise.all(
+    nodes.map(async (n) => {
+      const image = await fetchManifest(n.mirrorUrl, NAME, "v1");
+      await fetchBlobs(n.mirrorUrl, NAME, image, { whole: false });
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const upstreamBytes = (await fleet.registry.blobBytes()) - before;
+  let fromPeers = 0;
+  for (const n of nodes)
+    fromPeers += metricValue(await n.metrics(), "ferry_peer_blob_bytes_total", 'source="peer"');
+  process.stderr.write(`${label}: ${seconds.toFixed(1)} s\n`);
+  return { run: label, nodes: nodes.length, seconds, upstreamBytes, fromPeers };
+}
+
+async function main(): Promise<void> {
+  await run("bash", [join(ROOT, "scripts", "services.sh"), "install"]);
+  await ensureImage();
+  const index = JSON.parse(await readFile(join(CACHE, "index.json"), "utf8")) as {
+    manifests: Array<{ digest: string }>;
+  };
+  const top = index.manifests[0]?.digest ?? "";
+  const manifest = JSON.parse(
+    await readFile(join(CACHE, "blobs", "sha256", top.slice(7)), "utf8"),
+  ) as { config: { size: number }; layers: Array<{ size: number }> };
+  const imageBytes = manifest.layers.reduce((s, l) => s + l.size, manifest.config.size);
+  const fleet = await startFleet({ nodes: NODES, upstreamRate: RATE });
+  try {
+    await pushLayout(CACHE, "bench", `${fleet.registry.host}/${NAME}:v1`);
+    const results: Outcome[] = [];
+    const first = fleet.nodes[0] as FleetNode;
+    await first.start({ peers: false });
+    results.push(await pullAll(fleet, [first], "alone"));
+    await Promise.all(fleet.nodes.map((n) => n.start({ peers: false })));
+    results.push(await pullAll(fleet, fleet.nodes, "direct"));
+    await Promise.all(fleet.nodes.map((n) => n.start({ peers: true })));
+    results.push(await pullAll(fleet, fleet.nodes, "shared"));
+    const alone = results[0] as Outcome;
+    const cpus = (await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length ?? 0;
+    const lines = [
+      `image: ${(imageBytes / 1e6).toFixed(0)} MB in ${manifest.layers.length} layers; ${NODES} nodes; upstream link tbf ${RATE}; ${cpus} cores`,
+      "run      nodes  last node has it   vs one node   upstream bytes / image   bytes from peers",
+      ...results.map(
+        (r) =>
+          `${r.run.padEnd(8)} ${String(r.nodes).padStart(5)}  ${r.seconds.toFixed(1).padStart(12)} s   ${(r.seconds / alone.seconds).toFixed(2).padStart(9)}x   ${(r.upstreamBytes / imageBytes).toFixed(2).padStart(20)}x   ${(r.fromPeers / 1e6).toFixed(0).padStart(13)} MB`,
+      ),
+      "targets (shared): upstream bytes <= 1.10x the image; last node <= 1.50x one node's time",
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+    if (process.env.BENCH_JSON)
+      process.stdout.write(`${JSON.stringify({ imageBytes, results })}\n`);
+  } finally {
+    await fleet.close();
+  }
+}
+
+await main();
