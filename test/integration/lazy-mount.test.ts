@@ -450,6 +450,19 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     assert.equal(sha256(await readFile(join(m.dir, "data/big.bin"))), bigHash);
   });
 
+  test("concurrent reads of a file fetch each of its chunks once", async () => {
+    forwarder.switch(registry.host);
+    const m = await mount("coalesce", ["--no-prefetch"]);
+    const ranged = async () => (await registry.blobGets()).filter((g) => g.status === 206).length;
+    const before = await ranged();
+    const reads = await Promise.all(
+      Array.from({ length: 4 }, () => readFile(join(m.dir, "data/big.bin"))),
+    );
+    for (const bytes of reads) assert.equal(sha256(bytes), bigHash);
+    // 9 MiB in 4 MiB chunks: three range reads, however many readers.
+    assert.equal((await ranged()) - before, 3);
+  });
+
   test("a corrupting proxy gives EIO and a log line, never its bytes", async () => {
     forwarder.switch(registry.host);
     const m = await mount("corrupt", ["--no-prefetch"]);
