@@ -303,7 +303,11 @@ export class RolloutController {
       }
       const prepull =
         this.#prepulls.get(rollout.namespace, rollout.name) ??
-        (await this.#createPrePull(rollout, workload));
+        (await this.#createPrePull(rollout, workload).catch((error: unknown) => {
+          // One namespace refusing (quota, admission) must not stall the other rollouts.
+          this.#options.onEvent({ type: "error", where: `create prepull ${key}`, error });
+          return undefined;
+        }));
       if (prepull === undefined) continue;
       const eligible = this.#eligibleNodes(workload);
       current.set(key, { rollout, workload, prepull, eligible });
@@ -324,7 +328,12 @@ export class RolloutController {
       const wanted = grants.get(key) ?? new Map<string, number>();
       if (writeGrants(wanted) !== writeGrants(readGrants(entry.prepull))) {
         const added = [...wanted.keys()].filter((n) => !readGrants(entry.prepull).has(n));
-        await this.#annotatePrePull(entry.prepull, { [GRANTS_ANNOTATION]: writeGrants(wanted) });
+        try {
+          await this.#annotatePrePull(entry.prepull, { [GRANTS_ANNOTATION]: writeGrants(wanted) });
+        } catch (error) {
+          this.#options.onEvent({ type: "error", where: `grant ${entry.rollout.name}`, error });
+          continue;
+        }
         if (added.length > 0) {
           this.#options.onEvent({ type: "grant", prepull: entry.rollout.name, nodes: added });
         }
@@ -470,9 +479,12 @@ export class RolloutController {
         });
       const decision = decide(object as V1Deployment);
       if (decision.action === "none") continue;
-      const applied = await this.#applyGate(object as V1Deployment, decide);
-      if (applied.action === "none") continue;
-      await this.#afterGate(w, applied, entry?.prepull);
+      try {
+        const applied = await this.#applyGate(object as V1Deployment, decide);
+        if (applied.action !== "none") await this.#afterGate(w, applied, entry?.prepull);
+      } catch (error) {
+        this.#options.onEvent({ type: "error", where: `gate ${workloadKey(w)}`, error });
+      }
     }
   }
 
