@@ -34,25 +34,36 @@ function palette(): Palette {
   };
 }
 
-function axes(p: Palette, right?: (v: number) => string, x?: uPlot.Axis): uPlot.Axis[] {
+/** The x axis, the left axis and, when given, a right one (its own scale, no grid). */
+function axes(
+  p: Palette,
+  parts: { x?: uPlot.Axis; left: uPlot.Axis; right?: uPlot.Axis },
+): uPlot.Axis[] {
   const base = { stroke: p.text, grid: { stroke: p.grid, width: 1 }, ticks: { stroke: p.grid } };
   return [
-    { ...base, ...x },
-    { ...base },
-    ...(right === undefined
+    { ...base, ...parts.x },
+    { ...base, ...parts.left },
+    ...(parts.right === undefined
       ? []
-      : [
-          {
-            ...base,
-            scale: "bytes",
-            side: 1,
-            grid: { show: false },
-            size: 70,
-            values: (_u: uPlot, ticks: number[]) => ticks.map(right),
-          },
-        ]),
+      : [{ ...base, side: 1, grid: { show: false }, size: 70, ...parts.right }]),
   ];
 }
+
+const PERCENT_AXIS: uPlot.Axis = {
+  scale: "%",
+  values: (_u, ticks) => ticks.map((t) => `${t}%`),
+};
+const BYTES_AXIS: uPlot.Axis = {
+  scale: "bytes",
+  values: (_u, ticks) => ticks.map((t) => formatBytes(t)),
+};
+/** Whole counts only: no "0.5 pulls". */
+const COUNT_AXIS: uPlot.Axis = {
+  values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : "")),
+};
+const BUCKET_AXIS: uPlot.Axis = {
+  values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (BUCKET_LABELS[t] ?? "") : "")),
+};
 
 /** One uPlot in a container, rebuilt when the colour scheme or the width changes. */
 class Chart {
@@ -132,13 +143,7 @@ export class Charts {
         { label: "prune stops", scale: "%", stroke: p.c, dash: [2, 4], value: (_u, v) => pct(v) },
         { label: "store size", scale: "bytes", stroke: p.b, width: 2, value: (_u, v) => bytes(v) },
       ],
-      axes: [
-        ...axes(p, bytes).map((a, i) =>
-          i === 1
-            ? { ...a, scale: "%", values: (_u: uPlot, t: number[]) => t.map((x) => `${x}%`) }
-            : a,
-        ),
-      ],
+      axes: axes(p, { left: PERCENT_AXIS, right: BYTES_AXIS }),
     }));
     this.#mirror = new Chart(hosts.mirror, (p, width) => ({
       width,
@@ -166,11 +171,7 @@ export class Charts {
           value: (_u, v) => bytes(v),
         },
       ],
-      axes: axes(p, bytes).map((a, i) =>
-        i === 1
-          ? { ...a, scale: "%", values: (_u: uPlot, t: number[]) => t.map((x) => `${x}%`) }
-          : a,
-      ),
+      axes: axes(p, { left: PERCENT_AXIS, right: BYTES_AXIS }),
     }));
     this.#durations = new Chart(hosts.durations, (p, width) => ({
       width,
@@ -190,18 +191,7 @@ export class Charts {
           points: { show: false },
         },
       ],
-      axes: axes(p, undefined, {
-        values: (_u: uPlot, ticks: number[]) =>
-          ticks.map((t) => (Number.isInteger(t) ? (BUCKET_LABELS[t] ?? "") : "")),
-      }).map((a, i) =>
-        i === 1
-          ? {
-              ...a,
-              values: (_u: uPlot, t: number[]) =>
-                t.map((x) => (Number.isInteger(x) ? String(x) : "")),
-            }
-          : a,
-      ),
+      axes: axes(p, { x: BUCKET_AXIS, left: COUNT_AXIS }),
     }));
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
       this.#store.rebuild();
