@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { type FileHandle, open, rm } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,6 +10,7 @@ import { FerryError } from "../observe/index.ts";
 import { type Descriptor, MediaType } from "../oci/index.ts";
 import { tempPathFor } from "../store/index.ts";
 import { orderEntries } from "./convert-order.ts";
+import { SpoolReader } from "./convert-spool.ts";
 import { readTarEntries, type TarEntry } from "./convert-tar.ts";
 import {
   EstargzWriter,
@@ -24,6 +25,7 @@ const GZIP_LAYERS: ReadonlySet<string> = new Set([
   MediaType.ociLayerNondistributableGzip,
   MediaType.dockerLayerForeignGzip,
 ]);
+const WRITE_BATCH = 1024 * 1024;
 const TAR_LAYERS: ReadonlySet<string> = new Set([
   MediaType.ociLayer,
   "application/vnd.docker.image.rootfs.diff.tar",
@@ -80,10 +82,11 @@ export async function convertLayer(options: ConvertLayerOptions): Promise<Conver
     const spooledSize = await spoolLayer(options, spool);
     const input = await open(spool, "r");
     try {
+      const spooled = new SpoolReader(input, spooledSize);
       const entries: TarEntry[] = [];
-      for await (const e of readTarEntries(input, spooledSize, desc.digest)) entries.push(e);
+      for await (const e of readTarEntries(spooled, desc.digest)) entries.push(e);
       const order = orderEntries(entries, options.prioritize);
-      const result = await writeLayer(input, order, out, options);
+      const result = await writeLayer(spooled, order, out, options);
       handedOver = true;
       return { ...result, path: out, prioritized: order.found };
     } finally {
@@ -151,18 +154,30 @@ async function spoolLayer(options: ConvertLayerOptions, path: string): Promise<n
 }
 
 async function writeLayer(
-  input: FileHandle,
+  input: SpoolReader,
   order: ReturnType<typeof orderEntries>,
   path: string,
   options: ConvertLayerOptions,
 ): Promise<Omit<ConvertedLayer, "path" | "prioritized">> {
   const output = await open(path, "wx", 0o644);
   const blob = createHash("sha256");
+  // Members of small files are small: they are written in batches, not one write each.
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const flush = async () => {
+    if (batched === 0) return;
+    const parts = batch;
+    batch = [];
+    batched = 0;
+    await output.writev(parts);
+  };
   try {
     const writer = new EstargzWriter(
       async (bytes) => {
         blob.update(bytes);
-        await output.write(bytes);
+        batch.push(bytes);
+        batched += bytes.length;
+        if (batched >= WRITE_BATCH) await flush();
       },
       { chunkSize: options.chunkSize, level: options.level },
     );
@@ -177,6 +192,7 @@ async function writeLayer(
     await writer.addLandmark(order.first.length > 0 ? PREFETCH_LANDMARK : NO_PREFETCH_LANDMARK);
     for (const e of order.rest) await add(e);
     const result = await writer.finish();
+    await flush();
     await output.sync();
     return {
       digest: `sha256:${blob.digest("hex")}`,
@@ -209,15 +225,14 @@ function metaOf(e: TarEntry): EntryMeta {
   };
 }
 
-async function readExactly(file: FileHandle, start: number, end: number): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(end - start);
-  for (let at = 0; at < buffer.length; ) {
-    const { bytesRead } = await file.read(buffer, at, buffer.length - at, start + at);
-    if (bytesRead === 0)
-      throw new FerryError("FERRY_STORE_IO", `the spooled layer ended at byte ${start + at}`);
-    at += bytesRead;
-  }
-  return buffer;
+async function readExactly(file: SpoolReader, start: number, end: number): Promise<Buffer> {
+  const bytes = await file.read(start, end - start);
+  if (bytes.length !== end - start)
+    throw new FerryError(
+      "FERRY_STORE_IO",
+      `the spooled layer ended at byte ${start + bytes.length}`,
+    );
+  return bytes;
 }
 
 function through(see: (chunk: Buffer) => void): Transform {

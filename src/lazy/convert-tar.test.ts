@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tar from "tar-stream";
 import { isFerryError } from "../observe/index.ts";
+import { SpoolReader } from "./convert-spool.ts";
 import { parseNumber, readTarEntries, type TarEntry, ustarHeader } from "./convert-tar.ts";
 
 const LONG = `${"long-directory-name/".repeat(6)}file.txt`;
@@ -38,7 +39,8 @@ async function entriesOf(bytes: Buffer): Promise<{ entries: TarEntry[]; bytes: B
   const file = await open(path, "r");
   try {
     const entries: TarEntry[] = [];
-    for await (const e of readTarEntries(file, bytes.length, "sha256:l")) entries.push(e);
+    for await (const e of readTarEntries(new SpoolReader(file, bytes.length), "sha256:l"))
+      entries.push(e);
     return { entries, bytes };
   } finally {
     await file.close();

@@ -1,5 +1,5 @@
-import type { FileHandle } from "node:fs/promises";
 import { FerryError } from "../observe/index.ts";
+import type { SpoolReader } from "./convert-spool.ts";
 import { cleanPath, type EntryType } from "./toc.ts";
 
 // The tar side of conversion: entries of a spooled layer read by position (only
@@ -115,33 +115,19 @@ function entryPath(name: string, layer: string): string {
 
 const pad = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
 
-async function readAt(file: FileHandle, at: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await file.read(buffer, got, length - got, at + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got === length ? buffer : buffer.subarray(0, got);
-}
-
 /**
  * Reads the entries of a tar file by position (one header read per entry;
  * content is skipped, never read). Global PAX headers and sparse files are refused.
  */
-export async function* readTarEntries(
-  file: FileHandle,
-  fileSize: number,
-  layer: string,
-): AsyncGenerator<TarEntry> {
+export async function* readTarEntries(file: SpoolReader, layer: string): AsyncGenerator<TarEntry> {
+  const fileSize = file.size;
   let at = 0;
   let start = 0;
   let pax = new Map<string, Buffer>();
   let longName: string | undefined;
   let longLink: string | undefined;
   while (at + BLOCK <= fileSize) {
-    const block = await readAt(file, at, BLOCK);
+    const block = await file.read(at, BLOCK);
     if (block.length < BLOCK) break;
     if (block.every((b) => b === 0)) return;
     if (!checksumOk(block)) throw invalidTar(layer, `bad header checksum at byte ${at}`);
@@ -152,7 +138,7 @@ export async function* readTarEntries(
     if (flag === "x" || flag === "L" || flag === "K") {
       if (headerSize > MAX_EXTENSION_BYTES)
         throw invalidTar(layer, `an extension header of ${headerSize} bytes at byte ${at}`);
-      const data = await readAt(file, at + BLOCK, headerSize);
+      const data = await file.read(at + BLOCK, headerSize);
       if (data.length < headerSize) throw invalidTar(layer, "truncated extension header");
       if (flag === "x") pax = new Map([...pax, ...parsePax(data, layer)]);
       else if (flag === "L") longName = cString(data);

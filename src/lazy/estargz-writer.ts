@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { promisify } from "node:util";
-import { gzip as gzipCallback } from "node:zlib";
+import { gzip as gzipCallback, gzipSync } from "node:zlib";
 import { digestOf } from "../digest/index.ts";
 import { END_OF_ARCHIVE, padding, ustarHeader } from "./convert-tar.ts";
 import { FOOTER_SIZE } from "./footer.ts";
@@ -16,6 +16,7 @@ export const NO_PREFETCH_LANDMARK = ".no.prefetch.landmark";
 const LANDMARK_CONTENT = Buffer.from([0x0f]);
 /** Members compressing at once on libuv's thread pool. */
 const IN_FLIGHT = 3;
+const SYNC_GZIP_BYTES = 64 * 1024;
 
 /** One `entries` item of stargz.index.json, in the format's field names. */
 export interface TocJsonEntry {
@@ -223,7 +224,11 @@ export class EstargzWriter {
         this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
       this.#pending = [];
       this.#pendingBytes = 0;
-      const compressed = gzip(data, { level: this.#level });
+      // Small members compress in place: a trip to the thread pool costs more than they do.
+      const compressed =
+        data.length < SYNC_GZIP_BYTES
+          ? Promise.resolve(gzipSync(data, { level: this.#level }))
+          : gzip(data, { level: this.#level });
       compressed.catch(() => {}); // awaited, in order, by #drain
       this.#queue.push({ index: this.#cut++, compressed });
       await this.#drain(IN_FLIGHT - 1);
