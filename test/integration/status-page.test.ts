@@ -3,7 +3,7 @@
 // image) and a real containerd. Every request that is not to the agent is blocked.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { copyFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -121,6 +121,12 @@ describe("the status page in headless Chromium against ferry agent", () => {
   let images: { absent: string; present: string; big: string; queued: string };
   let bigImageBytes = 0;
 
+  /** Writes the image list the agent watches (by rename, as editors and config tools do). */
+  const writeList = async (lines: readonly string[]) => {
+    const list = join(work, "images.yaml");
+    await writeFile(`${list}.tmp`, ["images:", ...lines.map((l) => `  - ${l}`), ""].join("\n"));
+    await rename(`${list}.tmp`, list);
+  };
   const cell = (image: string, target: string) =>
     page.locator(`tr[data-image="${image}"] td[data-column="${target}"]`);
   const stateOf = (image: string, target: string) => cell(image, target).getAttribute("data-state");
@@ -164,19 +170,8 @@ describe("the status page in headless Chromium against ferry agent", () => {
       big: `${proxy.host}/team/big:1`,
       queued: `${reg}/team/queued:1`,
     };
-    // One job at a time, in list order: absent fails, present arrives, big pulls slowly while
-    // queued waits its turn (missing), then big and queued arrive.
-    await writeFile(
-      join(work, "images.yaml"),
-      [
-        "images:",
-        `  - ${images.absent}`,
-        `  - ${images.present}`,
-        `  - ${images.big}`,
-        `  - {image: ${images.queued}, required: false}`,
-        "",
-      ].join("\n"),
-    );
+    // The agent starts with two images: absent fails, present arrives.
+    await writeList([images.absent, images.present]);
     await writeFile(join(work, "secret"), `${SECRET}\n`, { mode: 0o600 });
 
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -248,6 +243,20 @@ describe("the status page in headless Chromium against ferry agent", () => {
     }
     await page.goto(`${url}/`);
     await page.waitForSelector("#connection[data-state='live']");
+    for (const target of ["store", "containerd"]) {
+      await waitState(images.absent, target, ["failed"]);
+      await waitState(images.present, target, ["pulled", "present"]);
+    }
+    assert.equal(await page.locator("#grid tbody tr").count(), 2);
+
+    // With the page open, two more images are listed. One job at a time, in list order: big
+    // pulls slowly (through the proxy) while queued waits its turn (missing).
+    await writeList([
+      images.absent,
+      images.present,
+      images.big,
+      `{image: ${images.queued}, required: false}`,
+    ]);
 
     // While big pulls into the store: its progress bar moves without a reload.
     await page.waitForFunction(
