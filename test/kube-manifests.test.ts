@@ -16,6 +16,13 @@ import addFormats from "ajv-formats";
 import { isMap, isSeq, parse, parseAllDocuments } from "yaml";
 import { parseAgentSettings, parseImageList } from "../src/agent/index.ts";
 import { agentUsage } from "../src/cli/commands/agent.ts";
+import {
+  DEFAULT_IMAGE_FS_PATH,
+  DEFAULT_IMAGE_GC_HIGH_PERCENT,
+  DEFAULT_STARTUP_TAINT_KEY,
+  IMAGE_LIST_KEY,
+  IMAGE_LIST_LABEL,
+} from "../src/kube/index.ts";
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, "..");
@@ -28,7 +35,6 @@ const KUSTOMIZATIONS = {
 type Variant = keyof typeof KUSTOMIZATIONS;
 
 const NAMESPACE = "ferry-system";
-const STARTUP_TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
 
 // Loose shapes for reading rendered YAML; kubernetes-models does the real validation.
 interface K8sObject {
@@ -60,7 +66,7 @@ interface Container {
 interface Volume {
   name: string;
   hostPath?: { path: string; type?: string };
-  projected?: { sources: { configMap?: { name: string } }[] };
+  configMap?: { name: string };
 }
 interface PodSpec {
   serviceAccountName: string;
@@ -233,7 +239,7 @@ describe("deploy/kubernetes", () => {
     each((r, variant) => {
       const tolerations = podSpecOf(r.find("DaemonSet", "ferry-agent")).tolerations ?? [];
       const taints = [
-        { key: STARTUP_TAINT, value: "pending", effect: "NoSchedule" },
+        { key: DEFAULT_STARTUP_TAINT_KEY, value: "pending", effect: "NoSchedule" },
         { key: "node.kubernetes.io/not-ready", effect: "NoExecute" },
         { key: "node.kubernetes.io/unreachable", effect: "NoExecute" },
         { key: "node.kubernetes.io/disk-pressure", effect: "NoSchedule" },
@@ -292,12 +298,12 @@ describe("deploy/kubernetes", () => {
 
       // The agent listens where kubelet probes it.
       assert.match(settings.listen ?? "", /^(0\.0\.0\.0|\[::\]):5000$/);
-      // The config file and the image list it names are mounted from the two ConfigMaps.
+      // agent.yaml is mounted from its ConfigMap; the image lists come through the API
+      // (--kubernetes), not from a file.
       const config = mountHolding(pod, configPath);
-      const sources = config.volume.projected?.sources.map((s) => s.configMap?.name) ?? [];
-      const agentMap = agentConfigOf(r).configMap.metadata.name;
-      assert.deepEqual(sources.sort(), [agentMap, "ferry-images"].sort());
-      assert.equal(settings.listFile, posix.join(posix.dirname(configPath), "images.yaml"));
+      assert.equal(config.volume.configMap?.name, agentConfigOf(r).configMap.metadata.name);
+      assert.equal(settings.listFile, undefined);
+      assert.ok(c.args.includes("--kubernetes"));
 
       const expected = variant === "docker-cri-dockerd" ? "docker" : "containerd";
       assert.deepEqual(settings.targets, [expected], variant);
@@ -319,17 +325,25 @@ describe("deploy/kubernetes", () => {
       const store = mountHolding(pod, settings.store);
       assert.equal(store.volume.hostPath?.path, settings.store, "the store is on a hostPath");
       assert.notEqual(store.mount.readOnly, true);
+
+      // The image filesystem the headroom check statfs()es is the host's, where the runtime
+      // keeps its images; the agent's default is containerd's root.
+      const fsAt = c.args.indexOf("--image-fs");
+      const imageFs = fsAt >= 0 ? (c.args[fsAt + 1] as string) : DEFAULT_IMAGE_FS_PATH;
+      const fs = mountHolding(pod, imageFs);
+      assert.equal(
+        fs.volume.hostPath?.path,
+        expected === "docker" ? "/var/lib/docker" : "/var/lib/containerd",
+        variant,
+      );
+      assert.equal(fs.mount.mountPath, imageFs);
+      const gcAt = c.args.indexOf("--image-gc-high");
+      assert.equal(c.args[gcAt + 1], String(DEFAULT_IMAGE_GC_HIGH_PERCENT), "kubelet's default");
     }),
   );
 
   it(
     "every flag the DaemonSet passes is one `ferry agent` has",
-    // --kubernetes is being added to `ferry agent` by the kube-core work; until it lands this reports, not fails.
-    {
-      todo: agentUsage.includes("--kubernetes")
-        ? false
-        : "ferry agent --kubernetes is not there yet",
-    },
     each((r) => {
       const c = podSpecOf(r.find("DaemonSet", "ferry-agent")).containers[0] as Container;
       assert.equal(c.args[0], "agent");
@@ -344,9 +358,19 @@ describe("deploy/kubernetes", () => {
     each((r) => {
       const list = r.find("ConfigMap", "ferry-images");
       assert.equal(list.metadata.name, "ferry-images");
-      assert.equal(list.metadata.labels?.["ferry.dev/image-list"], "true");
-      const text = (list.data as Record<string, string>)["images.yaml"] ?? "";
-      assert.ok(parseImageList("images.yaml", text).images.length > 0);
+      // The label and key the agent's code looks for, and a list its parser takes.
+      assert.equal(list.metadata.labels?.[IMAGE_LIST_LABEL], "true");
+      const text = (list.data as Record<string, string>)[IMAGE_LIST_KEY] ?? "";
+      assert.ok(parseImageList(IMAGE_LIST_KEY, text).images.length > 0);
+      // …read through the API in the agent's namespace.
+      const role = r.find("Role", "ferry-agent") as K8sObject & {
+        rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+      };
+      assert.equal(role.metadata.namespace, list.metadata.namespace);
+      const verbs = role.rules
+        .filter((x) => x.apiGroups.includes("") && x.resources.includes("configmaps"))
+        .flatMap((x) => x.verbs);
+      for (const verb of ["list", "watch"]) assert.ok(verbs.includes(verb), verb);
 
       const ds = r.find("DaemonSet", "ferry-agent");
       const podLabels = (ds.spec as { template: { metadata: { labels: Record<string, string> } } })

@@ -11,7 +11,9 @@ import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { type BuiltImage, buildImage } from "../../scripts/build-image.ts";
 import { Store } from "../../src/store/index.ts";
+import { DEFAULT_STARTUP_TAINT_KEY, SERVICE_ACCOUNT_DIR } from "../../src/kube/index.ts";
 import { pushImage } from "../fixtures/images.ts";
+import { type KubeObject, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import {
   type RunningContainerd,
@@ -23,6 +25,9 @@ import { describeRun, entriesFor, ferry, removeDir, tempDir } from "./cli.ts";
 
 const run = promisify(execFile);
 const TAG = "ferry:test";
+const NODE = "test-node";
+const NAMESPACE = "ferry-system";
+const AGENT_USER = `system:serviceaccount:${NAMESPACE}:ferry`;
 const REFERENCE = "docker.io/library/ferry:test";
 
 describe("ferry's container image", () => {
@@ -132,36 +137,53 @@ describe("ferry's container image", () => {
     assert.ok(listed.stdout.includes(built.manifest.digest), listed.stdout);
   });
 
-  test("runs as the DaemonSet runs it: rendered agent.yaml, no capabilities, read-only root, runtime socket mounted", async () => {
+  test("runs as the DaemonSet runs it: in-cluster ServiceAccount, no capabilities, read-only root; removes the node's startup taint once the ConfigMap's image is in containerd", async (t) => {
     assert.ok(dockerd && containerd && registry);
     const { stdout } = await run("kubectl", [
       "kustomize",
       join(import.meta.dirname, "../../deploy/kubernetes"),
     ]);
     const objects = parseAllDocuments(stdout).map((d) => d.toJS() as Rendered);
-    const ds = objects.find((o) => o.kind === "DaemonSet")?.spec.template.spec;
-    const agentYaml = objects.find((o) => o.kind === "ConfigMap" && o.data?.["agent.yaml"])?.data?.[
-      "agent.yaml"
-    ];
-    assert.ok(ds && agentYaml);
+    const ds = objects.find((o) => o.kind === "DaemonSet")?.spec?.template.spec;
+    const agentMap = objects.find((o) => o.kind === "ConfigMap" && o.data?.["agent.yaml"]);
+    const imagesMap = objects.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name === "ferry-images",
+    );
+    assert.ok(ds && agentMap?.data && imagesMap);
     const [container] = ds.containers;
     assert.ok(container);
 
-    // The pod's volumes, with test directories for the host paths and ConfigMaps.
+    // The cluster: this node, registered with the startup taint, and the ferry-images
+    // ConfigMap as rendered, listing a test image.
+    const api = await startFakeApiServer();
+    t.after(() => api.stop());
     const image = `${registry.host}/deploy/app:v1`;
     await pushImage(registry.host, "deploy/app", "v1", {
       layers: [[{ path: "app/hello.txt", content: "warmed by the DaemonSet's image\n" }]],
     });
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: NODE },
+      spec: {
+        taints: [{ key: DEFAULT_STARTUP_TAINT_KEY, value: "pending", effect: "NoSchedule" }],
+      },
+    });
+    api.create({ ...imagesMap, data: { "images.yaml": `images:\n  - ${image}\n` } } as KubeObject);
+    const serviceAccount = await api.serviceAccountFor(AGENT_USER, NAMESPACE);
+
+    // The pod's volumes, with test directories standing in for the host paths and ConfigMap.
     const config = join(work, "etc-ferry");
     await mkdir(config);
-    await writeFile(join(config, "agent.yaml"), agentYaml);
-    await writeFile(join(config, "images.yaml"), `images:\n  - ${image}\n`);
+    for (const [key, text] of Object.entries(agentMap.data))
+      await writeFile(join(config, key), text);
     const store = join(work, "host-store");
     await mkdir(store);
     const hostDirs: Record<string, string> = {
       config,
       "cri-socket": join(containerd.socket, ".."),
       store,
+      "image-fs": join(containerd.socket, ".."),
     };
     const mounts = container.volumeMounts.flatMap((m) => {
       if (m.name === "tmp") return ["--tmpfs", m.mountPath];
@@ -173,11 +195,18 @@ describe("ferry's container image", () => {
     assert.deepEqual(sc.capabilities.drop, ["ALL"]);
     assert.equal(sc.readOnlyRootFilesystem, true);
     assert.equal(sc.allowPrivilegeEscalation, false);
+    const downward: Record<string, string> = {
+      "spec.nodeName": NODE,
+      "metadata.namespace": NAMESPACE,
+    };
+    const env = container.env.flatMap((e) => {
+      const value = downward[e.valueFrom.fieldRef.fieldPath];
+      assert.ok(value, e.name);
+      return ["-e", `${e.name}=${value}`];
+    });
     const port = await freePort();
-    // --kubernetes needs an API server; the rest of the DaemonSet's args as they are. The
-    // host network (dockerd here has no bridge), so listen on loopback only.
-    const args = container.args.filter((a) => a !== "--kubernetes");
     const name = `ferry-agent-${port}`;
+    // The host network (dockerd here has no bridge), so the agent listens on loopback only.
     await dockerd.docker([
       "run",
       "-d",
@@ -193,33 +222,48 @@ describe("ferry's container image", () => {
       "--user",
       String(sc.runAsUser),
       ...mounts,
-      ...container.env.flatMap((e) => [
-        "-e",
-        `${e.name}=${e.name === "NODE_NAME" ? "test-node" : "ferry-system"}`,
-      ]),
+      "-v",
+      `${serviceAccount.dir}:${SERVICE_ACCOUNT_DIR}:ro`,
+      "-e",
+      `KUBERNETES_SERVICE_HOST=${serviceAccount.host}`,
+      "-e",
+      `KUBERNETES_SERVICE_PORT=${serviceAccount.port}`,
+      ...env,
       TAG,
-      ...args,
+      ...container.args,
       "--listen",
       `127.0.0.1:${port}`,
     ]);
+    const logs = async () => {
+      const l = await dockerd?.docker(["logs", name]).catch(() => undefined);
+      return `${l?.stdout ?? ""}${l?.stderr ?? ""}`;
+    };
     try {
-      // Ready (200) once every required image is in containerd, through the mounted socket.
+      // The taint goes (and /readyz turns 200) once the image is in containerd, through the
+      // mounted socket.
+      const tainted = () =>
+        (
+          (api.get("v1", "Node", NODE)?.spec as { taints?: { key: string }[] } | undefined)
+            ?.taints ?? []
+        ).some((x) => x.key === DEFAULT_STARTUP_TAINT_KEY);
       let ready: Response | undefined;
-      for (let i = 0; i < 600 && ready?.status !== 200; i++) {
+      for (let i = 0; i < 600 && (tainted() || ready?.status !== 200); i++) {
+        await sleep(100);
         ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-        if (ready?.status !== 200) await sleep(100);
       }
-      const logs = async () => {
-        const l = await dockerd?.docker(["logs", name]).catch(() => undefined);
-        return `${l?.stdout ?? ""}${l?.stderr ?? ""}`;
-      };
       assert.equal(ready?.status, 200, await logs());
+      assert.equal(tainted(), false, await logs());
       const images = (await containerd.ctr(["-n", "k8s.io", "images", "ls"])).stdout;
       const line = images.split("\n").find((l) => l.startsWith(`${image} `));
       assert.ok(line, images);
       assert.match(line, /io\.cri-containerd\.pinned=pinned/);
-      const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
-      assert.equal(healthz.status, 200);
+      const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+        node?: string;
+      };
+      assert.equal(status.node, NODE);
+      // It talked to the API as the mounted ServiceAccount, nobody else.
+      assert.ok(api.calls.length > 0);
+      assert.deepEqual([...new Set(api.calls.map((c) => c.user))], [AGENT_USER]);
     } finally {
       await dockerd.docker(["rm", "-f", name]).catch(() => undefined);
     }
@@ -228,14 +272,16 @@ describe("ferry's container image", () => {
 
 /** The parts of the rendered objects this test reads. */
 interface Rendered {
+  apiVersion: string;
   kind: string;
+  metadata: { name: string; namespace?: string };
   data?: Record<string, string>;
-  spec: {
+  spec?: {
     template: {
       spec: {
         containers: {
           args: string[];
-          env: { name: string }[];
+          env: { name: string; valueFrom: { fieldRef: { fieldPath: string } } }[];
           volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
           securityContext: {
             runAsUser: number;
