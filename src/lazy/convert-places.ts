@@ -214,7 +214,7 @@ export class RegistryImageWriter implements ImageWriter {
  * read that completes the blob throws, before the upload is finished, if the
  * bytes sent are not the digest the manifest will name.
  */
-function rehashing(
+export function rehashing(
   file: FileHandle,
   desc: Descriptor,
 ): (start: number, end: number) => Promise<Buffer> {
