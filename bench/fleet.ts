@@ -29,6 +29,8 @@ const ROOT = resolve(import.meta.dirname, "..");
 const NODES = Number(process.env.BENCH_NODES ?? 8);
 const RATE = process.env.BENCH_RATE ?? "200mbit";
 const NAME = "bench/usr";
+/** Which runs, e.g. BENCH_ONLY=alone,shared (default: all three). */
+const ONLY = (process.env.BENCH_ONLY ?? "alone,direct,shared").split(",");
 /** The image of bench/pull.ts (same cache directory, so it is built once for both). */
 const CACHE = join(ROOT, ".tmp", "bench-image-v1");
 const LAYERS = [
@@ -45,6 +47,8 @@ interface Outcome {
   seconds: number;
   upstreamBytes: number;
   fromPeers: number;
+  /** CPU seconds of the nodes' ferry processes during the run. */
+  cpuSeconds: number;
 }
 
 async function ensureImage(): Promise<void> {
@@ -61,6 +65,7 @@ async function ensureImage(): Promise<void> {
 
 async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise<Outcome> {
   const before = await fleet.registry.blobBytes();
+  const cpuBefore = await Promise.all(nodes.map((n) => n.cpuSeconds()));
   const started = performance.now();
   await Promise.all(
     nodes.map(async (n) => {
@@ -71,10 +76,13 @@ async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise
   const seconds = (performance.now() - started) / 1000;
   const upstreamBytes = (await fleet.registry.blobBytes()) - before;
   let fromPeers = 0;
-  for (const n of nodes)
+  let cpuSeconds = 0;
+  for (const [i, n] of nodes.entries()) {
     fromPeers += metricValue(await n.metrics(), "ferry_peer_blob_bytes_total", 'source="peer"');
+    cpuSeconds += (await n.cpuSeconds()) - (cpuBefore[i] as number);
+  }
   process.stderr.write(`${label}: ${seconds.toFixed(1)} s\n`);
-  return { run: label, nodes: nodes.length, seconds, upstreamBytes, fromPeers };
+  return { run: label, nodes: nodes.length, seconds, upstreamBytes, fromPeers, cpuSeconds };
 }
 
 async function main(): Promise<void> {
@@ -95,18 +103,22 @@ async function main(): Promise<void> {
     const first = fleet.nodes[0] as FleetNode;
     await first.start({ peers: false });
     results.push(await pullAll(fleet, [first], "alone"));
-    await Promise.all(fleet.nodes.map((n) => n.start({ peers: false })));
-    results.push(await pullAll(fleet, fleet.nodes, "direct"));
-    await Promise.all(fleet.nodes.map((n) => n.start({ peers: true })));
-    results.push(await pullAll(fleet, fleet.nodes, "shared"));
+    if (ONLY.includes("direct")) {
+      await Promise.all(fleet.nodes.map((n) => n.start({ peers: false })));
+      results.push(await pullAll(fleet, fleet.nodes, "direct"));
+    }
+    if (ONLY.includes("shared")) {
+      await Promise.all(fleet.nodes.map((n) => n.start({ peers: true })));
+      results.push(await pullAll(fleet, fleet.nodes, "shared"));
+    }
     const alone = results[0] as Outcome;
     const cpus = (await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length ?? 0;
     const lines = [
       `image: ${(imageBytes / 1e6).toFixed(0)} MB in ${manifest.layers.length} layers; ${NODES} nodes; upstream link tbf ${RATE}; ${cpus} cores`,
-      "run      nodes  last node has it   vs one node   upstream bytes / image   bytes from peers",
+      "run      nodes  last node has it   vs one node   upstream bytes / image   bytes from peers   ferry CPU",
       ...results.map(
         (r) =>
-          `${r.run.padEnd(8)} ${String(r.nodes).padStart(5)}  ${r.seconds.toFixed(1).padStart(12)} s   ${(r.seconds / alone.seconds).toFixed(2).padStart(9)}x   ${(r.upstreamBytes / imageBytes).toFixed(2).padStart(20)}x   ${(r.fromPeers / 1e6).toFixed(0).padStart(13)} MB`,
+          `${r.run.padEnd(8)} ${String(r.nodes).padStart(5)}  ${r.seconds.toFixed(1).padStart(12)} s   ${(r.seconds / alone.seconds).toFixed(2).padStart(9)}x   ${(r.upstreamBytes / imageBytes).toFixed(2).padStart(20)}x   ${(r.fromPeers / 1e6).toFixed(0).padStart(13)} MB   ${r.cpuSeconds.toFixed(0).padStart(7)} s`,
       ),
       "targets (shared): upstream bytes <= 1.10x the image; last node <= 1.50x one node's time",
     ];

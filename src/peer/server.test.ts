@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Metrics } from "../observe/index.ts";
+import { RegistryClient, type Repository } from "../registry/index.ts";
+import { Store } from "../store/index.ts";
+import { UpstreamAccess } from "./access.ts";
+import { Liveness } from "./liveness.ts";
+import { StaticMembership } from "./membership.ts";
+import { peerCounters } from "./metrics.ts";
+import { type BlobFetcher, type RunningPeerServer, startPeerServer } from "./server.ts";
+import { signRequest } from "./signing.ts";
+import { type BlobDescriptor, PeerSource } from "./source.ts";
+
+const key = Buffer.from("0123456789abcdef0123456789abcdef");
+const NS = "registry.invalid:5000";
+
+function digestOf(bytes: Buffer): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/**
+ * Stands in for the pull engine's download (an internal step, not a service): writes the
+ * ingest file in steps the test releases, reports growth, then renames it into place.
+ */
+class SteppedFetcher implements BlobFetcher {
+  readonly #store: Store;
+  readonly #chunks: Buffer[];
+  #release: Array<() => void> = [];
+  #steps: Array<Promise<void>> = [];
+  replaceAfterFirst = false;
+
+  constructor(store: Store, chunks: Buffer[]) {
+    this.#store = store;
+    this.#chunks = chunks;
+    for (let i = 0; i <= chunks.length; i++)
+      this.#steps.push(new Promise<void>((r) => this.#release.push(r)));
+  }
+
+  step(i: number): void {
+    this.#release[i]?.();
+  }
+
+  async ensureBlob(
+    _repo: Repository,
+    desc: BlobDescriptor,
+    options: { watch?: (current: number) => void } = {},
+  ): Promise<{ downloaded: boolean; fetched: number }> {
+    const path = this.#store.ingestPath(desc.digest);
+    await mkdir(dirname(path), { recursive: true });
+    let written = Buffer.alloc(0);
+    for (const [i, chunk] of this.#chunks.entries()) {
+      await this.#steps[i];
+      if (i === 1 && this.replaceAfterFirst) {
+        // A failed check deleted the partial; the next download starts a new file.
+        await rm(path);
+        written = Buffer.alloc(0);
+      }
+      written = Buffer.concat([written, chunk]);
+      await writeFile(path, written);
+      options.watch?.(written.length);
+    }
+    await this.#steps[this.#chunks.length];
+    await rename(path, this.#store.blobPath(desc.digest));
+    return { downloaded: true, fetched: written.length };
+  }
+}
+
+function get(
+  address: string,
+  path: string,
+  headers: Record<string, string>,
+  progress: { bytes: number } = { bytes: 0 },
+): Promise<{ status: number; body: Buffer; complete: boolean }> {
+  return new Promise((resolve) => {
+    const req = request(`http://${address}${path}`, { agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => {
+        chunks.push(c);
+        progress.bytes += c.length;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), complete: true }),
+      );
+      res.on("error", () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), complete: false }),
+      );
+    });
+    req.on("error", () => resolve({ status: 0, body: Buffer.alloc(0), complete: false }));
+    req.end();
+  });
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function signed(path: string, size: number, extra: Record<string, string> = {}) {
+  return {
+    "x-ferry-peer-auth": signRequest(key, "GET", path),
+    "x-ferry-size": String(size),
+    ...extra,
+  };
+}
+
+describe("peer listener", () => {
+  let dir: string;
+  let store: Store;
+  let registry: RegistryClient;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ferry-peer-server-"));
+    store = await Store.open(join(dir, "store"));
+    registry = new RegistryClient();
+  });
+  after(async () => {
+    await registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function serve(fetcher: BlobFetcher, isPublic = true): Promise<RunningPeerServer> {
+    const metrics = new Metrics();
+    const counters = peerCounters(metrics);
+    const liveness = new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" });
+    return startPeerServer({
+      host: "127.0.0.1",
+      port: 0,
+      key,
+      store,
+      fetcher,
+      source: new PeerSource({ liveness, key, counters, log: () => {} }),
+      access: new UpstreamAccess({ registry, isPublic: async () => isPublic }),
+      counters,
+      log: () => {},
+    });
+  }
+
+  it("serves a stored blob whole and by range, only to signed requests", async () => {
+    const bytes = randomBytes(100_000);
+    const digest = digestOf(bytes);
+    await store.writeBlob(digest, bytes);
+    const server = await serve({ ensureBlob: () => Promise.reject(new Error("not used")) });
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      const whole = await get(server.address, path, signed(path, bytes.length));
+      assert.equal(whole.status, 200);
+      assert.ok(whole.body.equals(bytes));
+      const part = await get(
+        server.address,
+        path,
+        signed(path, bytes.length, { range: "bytes=1000-" }),
+      );
+      assert.equal(part.status, 206);
+      assert.ok(part.body.equals(bytes.subarray(1000)));
+      const other = `/v2/team/other/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      assert.equal((await get(server.address, path, signed(other, bytes.length))).status, 401);
+      assert.equal((await get(server.address, path, {})).status, 401);
+      assert.equal((await get(server.address, "/healthz", {})).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses when the repository's access cannot be shown", async () => {
+    const bytes = randomBytes(1000);
+    const digest = digestOf(bytes);
+    await store.writeBlob(digest, bytes);
+    // Not public, and the upstream (nothing listens at registry.invalid) cannot be asked.
+    const server = await serve({ ensureBlob: () => Promise.reject(new Error("not used")) }, false);
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent("127.0.0.1:9")}`;
+      const res = await get(server.address, path, signed(path, bytes.length));
+      assert.equal(res.status, 503);
+      assert.equal(res.body.includes(bytes), false);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("streams a blob while it downloads, the last byte only once it is committed", async () => {
+    const chunks = [randomBytes(50_000), randomBytes(50_000)];
+    const bytes = Buffer.concat(chunks);
+    const digest = digestOf(bytes);
+    const fetcher = new SteppedFetcher(store, chunks);
+    const server = await serve(fetcher);
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      const progress = { bytes: 0 };
+      const response = get(server.address, path, signed(path, bytes.length), progress);
+      fetcher.step(0);
+      fetcher.step(1);
+      await until(() => progress.bytes >= bytes.length - 1);
+      assert.equal(progress.bytes, bytes.length - 1, "all but the last byte before the commit");
+      fetcher.step(2);
+      const res = await response;
+      assert.equal(res.status, 200);
+      assert.ok(res.complete);
+      assert.ok(res.body.equals(bytes));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("cuts the stream when the download restarts in a new file", async () => {
+    const chunks = [Buffer.alloc(50_000, 1), randomBytes(60_000)];
+    const good = randomBytes(110_000);
+    const digest = digestOf(good);
+    const fetcher = new SteppedFetcher(store, chunks);
+    fetcher.replaceAfterFirst = true;
+    const server = await serve(fetcher);
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      const progress = { bytes: 0 };
+      const response = get(server.address, path, signed(path, good.length), progress);
+      fetcher.step(0);
+      await until(() => progress.bytes >= 50_000); // the first (bad) bytes went out
+      fetcher.step(1);
+      fetcher.step(2);
+      const res = await response;
+      assert.equal(res.complete && res.body.length === good.length, false, "no complete body");
+    } finally {
+      await server.close();
+    }
+  });
+});
