@@ -99,7 +99,7 @@ export async function mountCommand(
     }
     const s = mount.stats();
     log(
-      `unmounted ${dir}; fetched ${formatBytes(s.fetchedBytes)} of ${formatBytes(s.layerBytes)} (${s.fetchedChunks} chunks; ${s.cachedChunks} from the cache)`,
+      `unmounted ${dir}; fetched ${s.fetchedBytes + s.tocBytes} of ${s.layerBytes} layer bytes (${formatBytes(s.fetchedBytes + s.tocBytes)} of ${formatBytes(s.layerBytes)}: TOCs ${formatBytes(s.tocBytes)}, ${s.fetchedChunks} chunks ${formatBytes(s.fetchedBytes)}; ${s.cachedChunks} chunks from the cache)`,
     );
   } finally {
     await registry.close();

@@ -37,6 +37,8 @@ export interface RunConfig {
 export interface MountLayer {
   readonly descriptor: Descriptor;
   readonly entries: readonly MountEntry[];
+  /** Bytes fetched to read the footer and TOC. */
+  readonly tocBytes: number;
 }
 
 export interface MountImage {
@@ -163,7 +165,7 @@ async function openMountLayer(
       devMinor: x?.devMinor ?? 0,
     };
   });
-  return { descriptor, entries };
+  return { descriptor, entries, tocBytes: ranges.fetched };
 }
 
 interface Extras {

@@ -42,6 +42,8 @@ export interface MountStats {
   readonly fetchedBytes: number;
   readonly fetchedChunks: number;
   readonly cachedChunks: number;
+  /** Bytes fetched for the layers' footers and TOCs when mounting. */
+  readonly tocBytes: number;
   readonly layerBytes: number;
 }
 
@@ -91,6 +93,7 @@ export class LazyMount {
       fetchedBytes: this.#chunks.fetchedBytes,
       fetchedChunks: this.#chunks.fetchedChunks,
       cachedChunks: this.#chunks.diskHits,
+      tocBytes: this.image.layers.reduce((n, l) => n + l.tocBytes, 0),
       layerBytes: this.image.layers.reduce((n, l) => n + l.descriptor.size, 0),
     };
   }
