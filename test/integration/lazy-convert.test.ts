@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { gunzipSync, gzipSync, zstdCompressSync } from "node:zlib";
 import tar from "tar-stream";
 import { extractTocJson, FOOTER_SIZE, parseFooter } from "../../src/lazy/index.ts";
-import { pushLayout, seededBytes } from "../fixtures/images.ts";
+import { pushIndex, pushLayout, seededBytes } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
 import { describeRun, FERRY_BIN, ferry, isolatedEnv, ndjson, removeDir, tempDir } from "./cli.ts";
@@ -432,5 +432,73 @@ describe("ferry convert --estargz", { timeout: 120_000 }, () => {
     assert.match(r.stderr, /diff_id/);
     const res = await fetch(`${registry.url}/v2/convert/lie/manifests/esgz`, { method: "HEAD" });
     assert.equal(res.status, 404);
+  });
+
+  test("an eStargz source converts to the same image (its TOC and landmark are not carried over)", async () => {
+    const again = `${registry.host}/convert/app:again`;
+    const args = [
+      "convert",
+      "--estargz",
+      "--chunk-size",
+      String(CHUNK),
+      "--prioritize",
+      join(home, "trace"),
+    ];
+    const r = await run([...args, dstRef, again]);
+    assert.equal(r.code, 0, describeRun(r));
+    const digest = async (tag: string) =>
+      (
+        await fetch(`${registry.url}/v2/convert/app/manifests/${tag}`, {
+          method: "HEAD",
+          headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+        })
+      ).headers.get("docker-content-digest");
+    assert.equal(await digest("again"), await digest("esgz"));
+  });
+
+  test("Docker media types, and one platform of a multi-platform index", async () => {
+    const file = (text: string) => [{ path: "etc/arch", content: text }];
+    await pushIndex(registry.host, "convert/multi", "v1", [
+      {
+        layers: [file("amd64\n")],
+        mediaTypes: "docker",
+        platform: { os: "linux", architecture: "amd64" },
+      },
+      {
+        layers: [file("arm64\n")],
+        mediaTypes: "docker",
+        platform: { os: "linux", architecture: "arm64" },
+      },
+    ]);
+    const dst = `${registry.host}/convert/multi:arm64-esgz`;
+    const r = await run([
+      "convert",
+      "--estargz",
+      "--platform",
+      "linux/arm64",
+      `${registry.host}/convert/multi:v1`,
+      dst,
+    ]);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.stdout, /\(linux\/arm64\)/);
+    const cat = await run([
+      "lazy",
+      "cat",
+      "--stats",
+      "--platform",
+      "linux/arm64",
+      dst,
+      "/etc/arch",
+    ]);
+    assert.equal(cat.code, 0, describeRun(cat));
+    assert.equal(cat.stdout, "arm64\n");
+    assert.match(cat.stderr, /eStargz/);
+    const res = await fetch(`${registry.url}/v2/convert/multi/manifests/arm64-esgz`, {
+      headers: {
+        accept:
+          "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+      },
+    });
+    assert.equal(res.headers.get("content-type"), "application/vnd.oci.image.manifest.v1+json");
   });
 });
