@@ -14,6 +14,9 @@ import {
 } from "../../agent/index.ts";
 import { startKubernetesMode, type TaintMode } from "../../kube/index.ts";
 import { FerryError, Metrics } from "../../observe/index.ts";
+import { hostPlatform, parseManifest, selectPlatform } from "../../oci/index.ts";
+import type { Reference } from "../../reference/index.ts";
+import type { RegistryClient } from "../../registry/index.ts";
 import type { Target, TargetKind } from "../../runtime/index.ts";
 import {
   DEFAULT_RETENTION,
@@ -141,8 +144,15 @@ export async function agentCommand(
     output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
   };
   const metrics = new Metrics();
+  // Sizes for the headroom check: what an image adds to the image filesystem, estimated.
+  const sizes =
+    values.kubernetes === true ? createRegistryClient({ config: flags.config, output }) : undefined;
   const kube =
-    values.kubernetes === true ? await startKubernetes(values, listFile, metrics, log) : undefined;
+    sizes === undefined
+      ? undefined
+      : await startKubernetes(values, listFile, metrics, log, (ref) =>
+          estimateImageBytes(sizes, ref),
+        );
   await runAgent({
     listFile: kube?.listFile ?? (listFile as string),
     metrics,
@@ -170,6 +180,7 @@ export async function agentCommand(
     log,
     signal,
   });
+  await sizes?.close();
   return ExitCode.ok;
 }
 
@@ -178,6 +189,7 @@ function startKubernetes(
   listFile: string | undefined,
   metrics: Metrics,
   log: (entry: Record<string, unknown>) => void,
+  estimateBytes: (ref: Reference) => Promise<number | undefined>,
 ) {
   const mode = values["taint-mode"];
   if (mode !== undefined && mode !== "bootstrap" && mode !== "continuous")
@@ -194,7 +206,33 @@ function startKubernetes(
     workloads: values["no-workload-prepull"] !== true,
     metrics,
     log,
+    estimateBytes,
   });
+}
+
+/**
+ * Twice the compressed size of the host platform's config and layers: containerd keeps the
+ * compressed blobs and unpacks them into a snapshot at least as large. Undefined when the
+ * registry cannot be asked (the check then uses the current usage alone).
+ */
+async function estimateImageBytes(
+  registry: RegistryClient,
+  ref: Reference,
+): Promise<number | undefined> {
+  try {
+    const fetched = await registry.fetchManifest(ref, ref.digest ?? ref.tag ?? "latest");
+    let parsed = parseManifest(fetched.bytes, fetched.mediaType);
+    if (parsed.kind === "index") {
+      const child = selectPlatform(parsed.index.manifests, hostPlatform());
+      const bytes = await registry.fetchManifest(ref, child.digest);
+      parsed = parseManifest(bytes.bytes, bytes.mediaType);
+    }
+    if (parsed.kind !== "image") return undefined;
+    const m = parsed.manifest;
+    return 2 * (m.config.size + m.layers.reduce((sum, l) => sum + l.size, 0));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
