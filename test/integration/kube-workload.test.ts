@@ -360,14 +360,78 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
   test("a gated Deployment is paused until the new image is present, then resumed, with Events", async () => {
     const leading = await leader();
     const before = api.calls.length;
-    await gatedRollout(images.web2);
+    // Another writer changes the Deployment between ferry's read and its hold: the stale
+    // patch must fail (409), be re-decided on a fresh read, and keep the other writer's change.
+    let raced = false;
+    api.beforeRequest = (call) => {
+      if (raced || call.verb !== "patch" || call.resource !== "deployments" || call.name !== "web")
+        return;
+      raced = true;
+      api.modify("apps/v1", "Deployment", "web", NS, (o) => {
+        const meta = o["metadata"] as { labels?: Record<string, string> };
+        meta.labels = { ...meta.labels, team: "checkout" };
+      });
+    };
+    try {
+      await gatedRollout(images.web2);
+    } finally {
+      api.beforeRequest = undefined;
+    }
     assert.deepEqual(await reasonsFor("web", 2), [GateReason.Hold, GateReason.Release]);
-    const writes = controllerWrites(api.calls.slice(before));
-    assert.ok(writes.some((c) => c.resource === "deployments" && c.verb === "patch"));
+    const calls = api.calls.slice(before);
+    const patches = calls.filter(
+      (c) => c.resource === "deployments" && c.name === "web" && c.verb === "patch",
+    );
+    assert.deepEqual(
+      patches.map((c) => c.status),
+      [409, 200, 200],
+      "hold refused on conflict, hold retried, release",
+    );
+    assert.ok(
+      calls.some((c) => c.resource === "deployments" && c.name === "web" && c.verb === "get"),
+    );
+    const web = api.get("apps/v1", "Deployment", "web", NS);
+    assert.deepEqual((web?.["metadata"] as { labels?: unknown } | undefined)?.labels, {
+      team: "checkout",
+    });
+    const writes = controllerWrites(calls);
     assert.deepEqual(
       [...new Set(writes.map((c) => c.user))],
       [leading.user],
       "only the leader acts",
+    );
+  });
+
+  test("a gated Deployment its owner paused is left alone: no write, a Skipped Event", async () => {
+    const before = api.calls.length;
+    // Created after the controller's baseline, so its images are a rollout like a change.
+    const d = deployment("paused", images.web2, { gate: true, nodeSelector: { pool: "fast" } });
+    (d["spec"] as { paused?: boolean }).paused = true;
+    api.create(d);
+    await waitFor("the rollout's gate record", () =>
+      api.list("ferry.dev/v1alpha1", "PrePull", NS).find((p) => {
+        const annotations = (p["metadata"] as { annotations?: Record<string, string> }).annotations;
+        return (
+          annotations?.["ferry.dev/workload"] === "Deployment/paused" &&
+          annotations["ferry.dev/gate"] === "skipped"
+        );
+      }),
+    );
+    const reasons = await reasonsFor("paused", 1);
+    assert.deepEqual([...new Set(reasons)], [GateReason.Skipped]);
+    const writes = api.calls
+      .slice(before)
+      .filter(
+        (c) => c.resource === "deployments" && c.name === "paused" && CONTROLLER_WRITES.has(c.verb),
+      );
+    assert.deepEqual(writes, []);
+    const after = api.get("apps/v1", "Deployment", "paused", NS);
+    assert.equal((after?.["spec"] as { paused?: boolean } | undefined)?.paused, true);
+    assert.equal(
+      (after?.["metadata"] as { annotations?: Record<string, string> } | undefined)?.annotations?.[
+        "ferry.dev/held-for"
+      ],
+      undefined,
     );
   });
 
