@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 export interface Asset {
   readonly body: Buffer;
@@ -14,6 +15,8 @@ export interface Asset {
   readonly etag: string;
   /** Hashed names never change content; index.html must be revalidated. */
   readonly cacheControl: string;
+  /** The body gzipped, for clients that accept it (text assets only). */
+  readonly gzipped?: Buffer;
 }
 
 export interface AssetSet {
@@ -83,7 +86,19 @@ async function loadAssetsFrom(dir: string): Promise<AssetSet | undefined> {
   return { index: asset(indexBody, "index.html", "no-cache"), files };
 }
 
+/** Text compresses to about a third; compressing once at load beats doing it per request. */
+const COMPRESSIBLE = /^(text\/|application\/json|image\/svg)/;
+
 function asset(body: Buffer, name: string, cacheControl: string): Asset {
   const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
-  return { body, type: contentTypeOf(name), etag, cacheControl };
+  const type = contentTypeOf(name);
+  const gzipped =
+    COMPRESSIBLE.test(type) && body.length > 1024 ? gzipSync(body, { level: 9 }) : undefined;
+  return {
+    body,
+    type,
+    etag,
+    cacheControl,
+    ...(gzipped !== undefined && gzipped.length < body.length ? { gzipped } : {}),
+  };
 }

@@ -213,3 +213,48 @@ describe("status page before the front end is built", () => {
     }
   });
 });
+
+describe("compressed assets", () => {
+  it("sends gzip only to clients that accept it, and says it varies", async () => {
+    const { gunzipSync } = await import("node:zlib");
+    const dir = await mkdtemp(join(tmpdir(), "ferry-web-gzip-"));
+    await mkdir(join(dir, "assets"), { recursive: true });
+    await writeFile(join(dir, "index.html"), "<!doctype html>");
+    const script = `console.log(${JSON.stringify("status ".repeat(2000))});`;
+    await writeFile(join(dir, "assets", "main-GZ.js"), script);
+    const page = createStatusPage({ status: () => ({}), assetsDir: dir });
+    const server = createServer((req, res) => void page.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const at = `http://127.0.0.1:${(server.address() as AddressInfo).port}/assets/main-GZ.js`;
+    const raw = (headers: Record<string, string>) =>
+      new Promise<{ headers: IncomingMessage["headers"]; body: Buffer }>((resolve, reject) => {
+        request(at, { headers, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        })
+          .on("error", reject)
+          .end();
+      });
+    try {
+      const zipped = await raw({ "accept-encoding": "br, gzip;q=0.8" });
+      assert.equal(zipped.headers["content-encoding"], "gzip");
+      assert.equal(zipped.headers.vary, "accept-encoding");
+      assert.ok(zipped.body.length < script.length / 10);
+      assert.equal(gunzipSync(zipped.body).toString(), script);
+      for (const refusal of [
+        {},
+        { "accept-encoding": "gzip;q=0, br" },
+        { "accept-encoding": "identity" },
+      ] as Record<string, string>[]) {
+        const plain = await raw(refusal);
+        assert.equal(plain.headers["content-encoding"], undefined, JSON.stringify(refusal));
+        assert.equal(plain.body.toString(), script);
+      }
+    } finally {
+      page.close();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -123,8 +123,26 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: Asset): voi
     res.writeHead(304, headers).end();
     return;
   }
-  res.writeHead(200, { ...headers, "content-length": asset.body.length });
-  res.end(req.method === "HEAD" ? undefined : asset.body);
+  const gzip = asset.gzipped !== undefined && acceptsGzip(req.headers["accept-encoding"]);
+  const body = gzip ? (asset.gzipped as Buffer) : asset.body;
+  res.writeHead(200, {
+    ...headers,
+    ...(asset.gzipped === undefined ? {} : { vary: "accept-encoding" }),
+    ...(gzip ? { "content-encoding": "gzip" } : {}),
+    "content-length": body.length,
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Whether an Accept-Encoding header allows gzip (listed without q=0). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  return header.split(",").some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(";");
+    if (coding !== "gzip" && coding !== "*") return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
 }
 
 function text(
