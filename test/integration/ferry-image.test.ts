@@ -127,6 +127,21 @@ describe("ferry's container image", () => {
     assert.equal(modules.stderr, "", "no warning about the CA bundle");
   });
 
+  test("ferry copy pushes it from the store to a registry, digest unchanged (skopeo reads it)", async () => {
+    assert.ok(registry);
+    const target = `${registry.host}/platform/ferry:test`;
+    const pushed = await ferry(["copy", `store:${TAG}`, target, "--store", join(work, "store")]);
+    assert.equal(pushed.code, 0, describeRun(pushed));
+    const { stdout } = await run("skopeo", [
+      "inspect",
+      "--tls-verify=false",
+      "--format",
+      "{{.Digest}}",
+      `docker://${target}`,
+    ]);
+    assert.equal(stdout.trim(), built.manifest.digest);
+  });
+
   test("ferry load reads the archive into another store, same manifest", async () => {
     const other = join(work, "other-store");
     const loaded = await ferry(["load", "-i", archive, "--store", other, "-q"]);
