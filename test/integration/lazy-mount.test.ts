@@ -148,6 +148,7 @@ async function writeLayout(
 class Forwarder {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** "host:port", "stall" (accept and never answer) or undefined (refuse). */
   target: string | undefined;
   port = 0;
 
@@ -161,6 +162,7 @@ class Forwarder {
         client.destroy();
         return;
       }
+      if (this.target === "stall") return; // accepted, never answered
       const [host, port] = this.target.split(":");
       const upstream = connect(Number(port), host ?? "127.0.0.1");
       this.#sockets.add(upstream);
@@ -446,6 +448,10 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     assert.equal((await lstat(join(m.dir, "data/big.bin"))).size, BIG);
     assert.equal(await readFails(join(m.dir, "data/big.bin")), "EIO");
     assert.match(m.log(), /read of \/data\/big\.bin failed \(EIO\)/);
+    // A registry that accepts connections and never answers: EIO once --fetch-timeout is over.
+    forwarder.switch("stall");
+    assert.equal(await readFails(join(m.dir, "etc/motd")), "EIO");
+    assert.match(m.log(), /read of \/etc\/motd failed \(EIO\): .*took longer than 3000 ms/);
     forwarder.switch(registry.host);
     assert.equal(sha256(await readFile(join(m.dir, "data/big.bin"))), bigHash);
   });
@@ -509,6 +515,19 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     assert.ok(Number(stats[1]) > 0 && Number(stats[1]) * 20 < Number(stats[2]), stats[0]);
     assert.equal(await isMountPoint(m.dir), false);
     assert.deepEqual(await readdir(m.dir), []);
+  });
+
+  test("ferry umount cleans up after a killed mount", async () => {
+    const m = await mount("killed", ["--no-prefetch"], lazyRef);
+    m.kill("SIGKILL");
+    await m.result;
+    assert.equal(await isMountPoint(m.dir), true, "a dead FUSE server leaves its mount");
+    const r = await ferry(["umount", m.dir], env());
+    assert.equal(r.code, 0, describeRun(r));
+    assert.equal(await isMountPoint(m.dir), false);
+    const again = await ferry(["umount", m.dir], env());
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /is not a ferry mount/);
   });
 
   test("a plain gzip image is refused with a clear error", async () => {
