@@ -6,7 +6,9 @@
 // deploy/kubernetes/base, and every verb they grant was used.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
@@ -126,7 +128,7 @@ describe("ferry agent --kubernetes", () => {
       startContainerd(),
     ]);
     await Promise.all(
-      ["base/tools:v1", "apps/web:v1", "apps/web:v2"].map((ref) => {
+      ["base/tools:v1", "apps/web:v1", "apps/web:v2", "apps/web:v3"].map((ref) => {
         const [name = "", tag = ""] = ref.split(":");
         return pushImage(registry.host, name, tag, {
           layers: [...layers, [{ path: `etc/${tag}`, content: tag }]],
@@ -329,5 +331,73 @@ describe("ferry agent --kubernetes", () => {
       [],
       "verbs granted that no call used",
     );
+  });
+
+  test("headroom: on an image filesystem at 80%, an image that would take it past 85% is refused", async (t) => {
+    const fs = join(work, "imagefs");
+    await mkdir(fs, { recursive: true });
+    try {
+      await execFileAsync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", fs]);
+    } catch (error) {
+      t.skip(`cannot mount a tmpfs: ${String(error)}`);
+      return;
+    }
+    let full: FerryProcess | undefined;
+    try {
+      await writeFile(join(fs, "filler"), Buffer.alloc(Math.floor(8 * 1024 * 1024 * 0.8)));
+      api.create({
+        apiVersion: "v1",
+        kind: "Node",
+        metadata: { name: "node-full", labels: { disk: "full" } },
+      });
+      api.create({
+        apiVersion: "ferry.dev/v1alpha1",
+        kind: "PrePull",
+        metadata: { name: "full", namespace: "apps" },
+        spec: { images: [`${registry.host}/apps/web:v3`], nodeSelector: { disk: "full" } },
+      });
+      const kubeconfig = (await api.kubeconfigFor("full-node-agent")).path;
+      full = startFerry(
+        [
+          "agent",
+          "--kubernetes",
+          "--no-workload-prepull",
+          "--target",
+          "containerd",
+          "--cri-endpoint",
+          `unix://${containerd.socket}`,
+          "--listen",
+          "127.0.0.1:0",
+          "--image-fs",
+          fs,
+        ],
+        {
+          NODE_NAME: "node-full",
+          POD_NAMESPACE: "ferry-system",
+          KUBECONFIG: kubeconfig,
+          TMPDIR: work,
+          HOME: work,
+        },
+      );
+      const entry = await until("the refusal in the PrePull status", () => {
+        const s = api.get("ferry.dev/v1alpha1", "PrePull", "full", "apps")?.["status"] as
+          | { nodes?: Record<string, { images: { state: string; reason?: string }[] }> }
+          | undefined;
+        const image = s?.nodes?.["node-full"]?.images[0];
+        return image?.state === "failed" ? image : undefined;
+      });
+      assert.match(
+        entry.reason ?? "",
+        /FERRY_DISK_FULL: not warming .*above kubelet's image GC threshold of 85%/,
+      );
+      const { stdout } = await containerd.ctr(["-n", "k8s.io", "images", "ls", "-q"]);
+      assert.ok(!stdout.includes(`${registry.host}/apps/web:v3`));
+    } finally {
+      if (full !== undefined && full.child.exitCode === null) {
+        full.child.kill("SIGTERM");
+        await full.result;
+      }
+      await execFileAsync("umount", [fs]).catch(() => {});
+    }
   });
 });
