@@ -24,6 +24,11 @@ export interface LeaderElectionOptions {
   readonly leaseDurationMs?: number;
   /** How often to try to acquire or renew; a third of the lease duration by default. */
   readonly retryPeriodMs?: number;
+  /**
+   * A leader that has not renewed for this long stops acting; two thirds of the lease duration
+   * by default, so it has stopped before any other candidate can see the Lease expire.
+   */
+  readonly renewDeadlineMs?: number;
   /** Called when this candidate becomes leader; the signal aborts when it stops leading. */
   readonly onStartedLeading: (signal: AbortSignal) => void;
   readonly onStoppedLeading?: () => void;
@@ -43,10 +48,13 @@ export class LeaderElection {
   readonly #name: string;
   readonly #durationMs: number;
   readonly #retryMs: number;
+  readonly #renewDeadlineMs: number;
   #observed: Observed | undefined;
   #leading: AbortController | undefined;
   #lastRenew = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Checks the renew deadline even while a request hangs. */
+  #deadlineTimer: NodeJS.Timeout | undefined;
   #stopped = false;
   #round: Promise<void> = Promise.resolve();
 
@@ -56,6 +64,7 @@ export class LeaderElection {
     this.#name = options.name ?? DEFAULT_LEASE_NAME;
     this.#durationMs = options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
     this.#retryMs = options.retryPeriodMs ?? Math.max(100, Math.floor(this.#durationMs / 3));
+    this.#renewDeadlineMs = options.renewDeadlineMs ?? Math.floor((this.#durationMs * 2) / 3);
   }
 
   get isLeader(): boolean {
@@ -64,12 +73,14 @@ export class LeaderElection {
 
   start(): void {
     this.#schedule(0);
+    this.#deadlineTimer = setInterval(() => this.#checkRenewDeadline(Date.now()), this.#retryMs);
   }
 
   /** Stops campaigning; a leader gives the Lease up so another candidate need not wait it out. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#deadlineTimer);
     await this.#round;
     if (this.#leading !== undefined) {
       await this.#release().catch((error: unknown) => this.#options.onError?.(error));
@@ -166,9 +177,9 @@ export class LeaderElection {
     }
   }
 
-  /** A leader that could not renew for a lease duration must assume someone else took over. */
+  /** A leader that could not renew in time must assume someone else takes over. */
   #checkRenewDeadline(now: number): void {
-    if (this.#leading !== undefined && now - this.#lastRenew >= this.#durationMs) {
+    if (this.#leading !== undefined && now - this.#lastRenew >= this.#renewDeadlineMs) {
       this.#stopLeading();
     }
   }
