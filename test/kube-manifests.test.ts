@@ -177,6 +177,7 @@ describe("deploy/kubernetes", () => {
           "CustomResourceDefinition",
           "DaemonSet",
           "Namespace",
+          "ResourceQuota",
           "Role",
           "RoleBinding",
           "Service",
@@ -264,6 +265,15 @@ describe("deploy/kubernetes", () => {
     each((r, variant) => {
       const pod = podSpecOf(r.find("DaemonSet", "ferry-agent"));
       assert.equal(pod.priorityClassName, "system-node-critical");
+      // …allowed in the namespace where a ResourceQuota must admit critical priority classes.
+      const quota = r.find("ResourceQuota", "ferry-critical-pods").spec as {
+        scopeSelector: {
+          matchExpressions: { scopeName: string; operator: string; values: string[] }[];
+        };
+      };
+      assert.deepEqual(quota.scopeSelector.matchExpressions, [
+        { scopeName: "PriorityClass", operator: "In", values: [pod.priorityClassName] },
+      ]);
       assert.equal(pod.containers.length, 1);
       const c = pod.containers[0] as Container;
       const port = (p: string | number | undefined) =>
