@@ -35,31 +35,35 @@ function get(url: string, options: { method?: string; headers?: Record<string, s
   });
 }
 
-/** Reads server-sent events until `count` status events arrived (or the stream ended). */
-function events(url: string, count: number, onOpen?: () => void) {
-  return new Promise<{ docs: unknown[]; ended: boolean; headers: IncomingMessage["headers"] }>(
+interface Frame {
+  readonly event: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** Reads server-sent events until `done` says enough (or the stream ends). */
+function events(url: string, done: (frames: readonly Frame[]) => boolean) {
+  return new Promise<{ frames: Frame[]; ended: boolean; headers: IncomingMessage["headers"] }>(
     (resolve, reject) => {
       const req = request(url, { agent: false }, (res) => {
-        onOpen?.();
-        const docs: unknown[] = [];
+        const frames: Frame[] = [];
         let buffer = "";
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           buffer += chunk;
           let end = buffer.indexOf("\n\n");
           while (end >= 0) {
-            const frame = buffer.slice(0, end);
+            const frame = /^event: (\w+)\ndata: (.*)$/m.exec(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
-            const data = /^event: status\ndata: (.*)$/m.exec(frame);
-            if (data) docs.push(JSON.parse(data[1] as string));
+            if (frame)
+              frames.push({ event: frame[1] as string, data: JSON.parse(frame[2] as string) });
             end = buffer.indexOf("\n\n");
           }
-          if (docs.length >= count) {
+          if (done(frames)) {
             req.destroy();
-            resolve({ docs, ended: false, headers: res.headers });
+            resolve({ frames, ended: false, headers: res.headers });
           }
         });
-        res.on("end", () => resolve({ docs, ended: true, headers: res.headers }));
+        res.on("end", () => resolve({ frames, ended: true, headers: res.headers }));
       });
       req.on("error", reject);
       req.end();
@@ -87,7 +91,7 @@ describe("status page route", () => {
     await writeFile(join(assets, "assets", "main-AB12.css"), "body{}");
     await writeFile(join(dir, "outside.txt"), "not for the page");
     page = createStatusPage({
-      status: () => doc,
+      status: () => ({ ...doc, time: new Date().toISOString() }),
       assetsDir: assets,
       updateEveryMs: 20,
       maxStreams: 2,
@@ -160,25 +164,26 @@ describe("status page route", () => {
     assert.equal(post.headers.allow, "GET, HEAD");
   });
 
-  it("streams the status document as server-sent events, secrets redacted, updates as it changes", async () => {
+  it("streams the status document as server-sent events, secrets redacted; unchanged documents as a small alive event", async () => {
     doc = { node: "n1", images: [], webhooks: { secret: "s3cr3t-value" } };
-    const stream = events(`${base}/events`, 3, () => {
-      doc = { ...doc, node: "n2" };
+    const { frames, headers } = await events(`${base}/events`, (frames) => {
+      if (frames.length === 1) doc = { ...doc, node: "n2" };
+      const changed = frames.findIndex((f) => f.event === "status" && f.data.node === "n2");
+      return changed >= 0 && frames.slice(changed).some((f) => f.event === "alive");
     });
-    const { docs, headers } = await stream;
     assert.equal(headers["content-type"], "text/event-stream; charset=utf-8");
     assert.equal(headers["cache-control"], "no-store");
-    assert.doesNotMatch(JSON.stringify(docs), /s3cr3t-value/);
-    assert.deepEqual((docs[0] as { webhooks: unknown }).webhooks, { secret: "[redacted]" });
-    assert.ok(
-      docs.some((d) => (d as { node: string }).node === "n2"),
-      JSON.stringify(docs),
-    );
+    assert.doesNotMatch(JSON.stringify(frames), /s3cr3t-value/);
+    assert.equal(frames[0]?.event, "status");
+    assert.deepEqual(frames[0]?.data.webhooks, { secret: "[redacted]" });
+    const alive = frames.find((f) => f.event === "alive");
+    assert.match(String(alive?.data.time), /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(Object.keys(alive?.data ?? {}), ["time"]);
   });
 
   it("limits open streams and ends them all on close()", async () => {
-    const first = events(`${base}/events`, 1000);
-    const second = events(`${base}/events`, 1000);
+    const first = events(`${base}/events`, () => false);
+    const second = events(`${base}/events`, () => false);
     // Both are open once the third is refused (the limit is two).
     let third = await get(`${base}/events`);
     for (let i = 0; i < 50 && third.status !== 503; i++) {
@@ -192,7 +197,7 @@ describe("status page route", () => {
       ended.map((e) => e.ended),
       [true, true],
     );
-    assert.ok(ended.every((e) => e.docs.length >= 1));
+    assert.ok(ended.every((e) => e.frames[0]?.event === "status"));
   });
 });
 

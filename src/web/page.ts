@@ -112,6 +112,10 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
   };
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
 function sendAsset(req: IncomingMessage, res: ServerResponse, asset: Asset): void {
   const headers = {
     ...SECURITY_HEADERS,
@@ -168,6 +172,8 @@ class EventStreams {
   #timer: NodeJS.Timeout | undefined;
   #lastWrite = 0;
   #tick: Promise<void> | undefined;
+  /** The last document broadcast, without its time. */
+  #lastKey: string | undefined;
 
   constructor(options: StatusPageOptions) {
     this.#options = options;
@@ -195,9 +201,9 @@ class EventStreams {
       this.#open.delete(res);
       if (this.#open.size === 0) this.#stopTimer();
     });
-    void this.#send([res]);
+    void this.#send([res], true);
     this.#timer ??= setInterval(() => {
-      this.#tick ??= this.#send([...this.#open]).finally(() => {
+      this.#tick ??= this.#send([...this.#open], false).finally(() => {
         this.#tick = undefined;
       });
     }, this.#options.updateEveryMs ?? 1000);
@@ -209,11 +215,22 @@ class EventStreams {
     this.#open.clear();
   }
 
-  async #send(to: readonly ServerResponse[]): Promise<void> {
+  /**
+   * Sends the document, or when only its time changed since the last broadcast (and `fresh`
+   * is false: the receivers have it), a small `alive` event with the time.
+   */
+  async #send(to: readonly ServerResponse[], fresh: boolean): Promise<void> {
     let frame: string;
     try {
       const doc = redactSecrets(await this.#options.status());
-      frame = `event: status\ndata: ${JSON.stringify(doc)}\n\n`;
+      const { time, ...rest } = isRecord(doc) ? doc : { doc };
+      const key = JSON.stringify(rest);
+      if (!fresh && key === this.#lastKey) {
+        frame = `event: alive\ndata: ${JSON.stringify({ time: time ?? new Date().toISOString() })}\n\n`;
+      } else {
+        frame = `event: status\ndata: ${JSON.stringify(doc)}\n\n`;
+        if (!fresh) this.#lastKey = key;
+      }
     } catch (err) {
       this.#options.log?.({ level: "warn", msg: "status for the page failed", error: String(err) });
       if (Date.now() - this.#lastWrite < KEEPALIVE_MS) return;

@@ -75,6 +75,13 @@ function connect(): void {
   const events = new EventSource("events");
   events.addEventListener("open", () => setConnection("live"));
   events.addEventListener("error", () => setConnection("reconnecting"));
+  // Nothing changed but the time: the page is current.
+  events.addEventListener("alive", (event) => {
+    lastMessage = Date.now();
+    setConnection("live");
+    const { time } = JSON.parse((event as MessageEvent<string>).data) as { time?: string };
+    byId("updated").textContent = time ? `updated ${formatTime(time)}` : "";
+  });
   events.addEventListener("status", (event) => {
     lastMessage = Date.now();
     setConnection("live");
