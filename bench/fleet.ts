@@ -31,6 +31,12 @@ const RATE = process.env.BENCH_RATE ?? "200mbit";
 const NAME = "bench/usr";
 /** Which runs, e.g. BENCH_ONLY=alone,shared (default: all three). */
 const ONLY = (process.env.BENCH_ONLY ?? "alone,direct,shared").split(",");
+/**
+ * Where node stores go. Real nodes each have their own disk; here all share one, and 8
+ * stores written at once make that disk the limit. Default /dev/shm (each store in memory,
+ * as if each node had its own fast disk); BENCH_NODE_DIR=/tmp measures the shared disk.
+ */
+const NODE_DIR = process.env.BENCH_NODE_DIR ?? "/dev/shm";
 /** The image of bench/pull.ts (same cache directory, so it is built once for both). */
 const CACHE = join(ROOT, ".tmp", "bench-image-v1");
 const LAYERS = [
@@ -49,6 +55,8 @@ interface Outcome {
   fromPeers: number;
   /** CPU seconds of the nodes' ferry processes during the run. */
   cpuSeconds: number;
+  /** Transfers from peers abandoned, by reason (summed over nodes). */
+  peerErrors: Record<string, number>;
 }
 
 async function ensureImage(): Promise<void> {
@@ -77,12 +85,26 @@ async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise
   const upstreamBytes = (await fleet.registry.blobBytes()) - before;
   let fromPeers = 0;
   let cpuSeconds = 0;
+  const peerErrors: Record<string, number> = {};
   for (const [i, n] of nodes.entries()) {
-    fromPeers += metricValue(await n.metrics(), "ferry_peer_blob_bytes_total", 'source="peer"');
+    const text = await n.metrics();
+    fromPeers += metricValue(text, "ferry_peer_blob_bytes_total", 'source="peer"');
+    for (const reason of ["bad-bytes", "stalled", "unreachable", "refused"]) {
+      const v = metricValue(text, "ferry_peer_errors_total", `reason="${reason}"`);
+      if (v > 0) peerErrors[reason] = (peerErrors[reason] ?? 0) + v;
+    }
     cpuSeconds += (await n.cpuSeconds()) - (cpuBefore[i] as number);
   }
   process.stderr.write(`${label}: ${seconds.toFixed(1)} s\n`);
-  return { run: label, nodes: nodes.length, seconds, upstreamBytes, fromPeers, cpuSeconds };
+  return {
+    run: label,
+    nodes: nodes.length,
+    seconds,
+    upstreamBytes,
+    fromPeers,
+    cpuSeconds,
+    peerErrors,
+  };
 }
 
 async function main(): Promise<void> {
@@ -96,7 +118,7 @@ async function main(): Promise<void> {
     await readFile(join(CACHE, "blobs", "sha256", top.slice(7)), "utf8"),
   ) as { config: { size: number }; layers: Array<{ size: number }> };
   const imageBytes = manifest.layers.reduce((s, l) => s + l.size, manifest.config.size);
-  const fleet = await startFleet({ nodes: NODES, upstreamRate: RATE });
+  const fleet = await startFleet({ nodes: NODES, upstreamRate: RATE, nodeDir: NODE_DIR });
   try {
     await pushLayout(CACHE, "bench", `${fleet.registry.host}/${NAME}:v1`);
     const results: Outcome[] = [];
@@ -118,8 +140,9 @@ async function main(): Promise<void> {
       "run      nodes  last node has it   vs one node   upstream bytes / image   bytes from peers   ferry CPU",
       ...results.map(
         (r) =>
-          `${r.run.padEnd(8)} ${String(r.nodes).padStart(5)}  ${r.seconds.toFixed(1).padStart(12)} s   ${(r.seconds / alone.seconds).toFixed(2).padStart(9)}x   ${(r.upstreamBytes / imageBytes).toFixed(2).padStart(20)}x   ${(r.fromPeers / 1e6).toFixed(0).padStart(13)} MB   ${r.cpuSeconds.toFixed(0).padStart(7)} s`,
+          `${r.run.padEnd(8)} ${String(r.nodes).padStart(5)}  ${r.seconds.toFixed(1).padStart(12)} s   ${(r.seconds / alone.seconds).toFixed(2).padStart(9)}x   ${(r.upstreamBytes / imageBytes).toFixed(2).padStart(20)}x   ${(r.fromPeers / 1e6).toFixed(0).padStart(13)} MB   ${r.cpuSeconds.toFixed(0).padStart(7)} s${Object.keys(r.peerErrors).length > 0 ? `   peer errors ${JSON.stringify(r.peerErrors)}` : ""}`,
       ),
+      `node stores in ${NODE_DIR}; load average at the end ${(await readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")}`,
       "targets (shared): upstream bytes <= 1.10x the image; last node <= 1.50x one node's time",
     ];
     process.stdout.write(`${lines.join("\n")}\n`);

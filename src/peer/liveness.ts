@@ -1,13 +1,15 @@
 import { request } from "node:http";
 import type { MembershipSource } from "./membership.ts";
 
+const MISSES_FOR_DOWN = 3;
+
 export interface LivenessOptions {
   membership: MembershipSource;
   /** This node's own peer address: always live, never probed. */
   self: string;
   /** Between probe rounds; default 2 s. */
   intervalMs?: number;
-  /** One probe's time limit; default 1 s. */
+  /** One probe's time limit; default 3 s. */
   timeoutMs?: number;
   /** Probes in flight at once; default 8 (a round over a large fleet takes several slots). */
   concurrency?: number;
@@ -15,7 +17,7 @@ export interface LivenessOptions {
 
 /**
  * Which members answer their health endpoint (`GET /healthz` on the peer listener).
- * Members start out live (so a fleet that starts together routes at once); two failed
+ * Members start out live (so a fleet that starts together routes at once); three failed
  * probes in a row, or a failed connection, mark one down until a later probe succeeds. Probing is bounded:
  * one round at a time, a few probes at once, each with a short time limit.
  */
@@ -24,7 +26,11 @@ export class Liveness {
   readonly #membership: MembershipSource;
   readonly self: string;
   readonly #down = new Set<string>();
-  /** Consecutive failed probes per member: two in a row mark it down (one may be a slow start). */
+  /**
+   * Consecutive failed probes per member: three in a row mark it down. A busy node answers
+   * late, and marking it down makes others fetch its blobs from the upstream too; a dead one
+   * is marked down at once by the first transfer that cannot connect.
+   */
   readonly #misses = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
@@ -35,7 +41,7 @@ export class Liveness {
     this.self = options.self;
     this.#o = {
       intervalMs: options.intervalMs ?? 2_000,
-      timeoutMs: options.timeoutMs ?? 1_000,
+      timeoutMs: options.timeoutMs ?? 3_000,
       concurrency: options.concurrency ?? 8,
     };
   }
@@ -71,7 +77,7 @@ export class Liveness {
     await this.#round;
   }
 
-  /** One round: every member probed once, at most `concurrency` at a time; two misses in a row mark one down. */
+  /** One round: every member probed once, at most `concurrency` at a time; three misses in a row mark one down. */
   async probeAll(): Promise<void> {
     const queue = this.others();
     const worker = async () => {
@@ -82,7 +88,7 @@ export class Liveness {
         } else {
           const misses = (this.#misses.get(m) ?? 0) + 1;
           this.#misses.set(m, misses);
-          if (misses >= 2) this.#down.add(m);
+          if (misses >= MISSES_FOR_DOWN) this.#down.add(m);
         }
       }
     };

@@ -17,7 +17,7 @@ export interface PeerNodeOptions {
   log: (entry: Record<string, unknown>) => void;
   /** No bytes from a peer for this long abandons it; default 10 s. */
   idleTimeoutMs?: number;
-  /** Health probes: interval and time limit; defaults 2 s and 1 s. */
+  /** Health probes: interval and time limit; defaults 2 s and 3 s. */
   probeIntervalMs?: number;
   probeTimeoutMs?: number;
 }
