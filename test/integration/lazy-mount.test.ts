@@ -348,7 +348,8 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     await writeLayout(layout, "plain", [await layer(base), await layer(upper)]);
     await pushLayout(layout, "plain", plainRef);
     const record = join(home, "prio.json");
-    await writeFile(record, `${JSON.stringify({ path: "etc/prio.txt" })}\n`);
+    const prio = ["etc/prio.txt", "data/hard-a", "secret/key"];
+    await writeFile(record, prio.map((path) => `${JSON.stringify({ path })}\n`).join(""));
     const ctrRemote = (args: string[]) =>
       execFileAsync("ctr-remote", ["-a", containerd.socket, ...args], { maxBuffer: 16 << 20 });
     await ctrRemote(["images", "pull", "--plain-http", plainRef]);
@@ -431,14 +432,20 @@ describe("ferry mount", { timeout: 180_000 }, () => {
 
   test("prefetches the prioritized files; a vanished registry gives EIO for missing chunks only, until it is back", async () => {
     forwarder.switch(registry.host);
+    const ranged = async () => (await registry.blobGets()).filter((g) => g.status === 206).length;
+    const before = await ranged();
     const m = await mount("offline", ["--fetch-timeout", "3"]);
-    while (!/prefetched 1 files/.test(m.log())) {
+    while (!/prefetched 3 files/.test(m.log())) {
       assert.doesNotMatch(m.log(), /prefetch stopped/);
       await new Promise((r) => setTimeout(r, 25));
     }
+    // Footer and TOC of each of the two layers, then the three files back to back in one range.
+    assert.equal((await ranged()) - before, 2 * 2 + 1);
     assert.equal(await readFile(join(m.dir, "data/new.txt"), "utf8"), "added on top\n");
     forwarder.switch(undefined);
     // Prefetched and already-read files are served from the cache.
+    assert.equal(await readFile(join(m.dir, "secret/key"), "utf8"), "s3cret\n");
+    assert.equal(await readFile(join(m.dir, "data/hard-b"), "utf8"), "one inode, two names\n");
     assert.equal(
       await readFile(join(m.dir, "etc/prio.txt"), "utf8"),
       "prefetched before anyone asks\n",

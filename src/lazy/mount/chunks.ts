@@ -3,8 +3,9 @@
 // a few in memory. A chunk is content-addressed by its chunkDigest, so a cached file is
 // re-verified by hashing it; no byte reaches a reader before its digest matched.
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { access, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { createGunzip } from "node:zlib";
 import { FerryError } from "../../observe/index.ts";
 import type { RegistryClient, Repository } from "../../registry/index.ts";
 import { writeFileAtomic } from "../../store/index.ts";
@@ -35,6 +36,9 @@ export class ChunkStore {
   readonly #options: ChunkStoreOptions;
   readonly #inflight = new Map<string, Promise<Buffer>>();
   readonly #memory = new Map<string, Buffer>();
+  /** Verified chunks on their way to the disk cache. */
+  readonly #writing = new Map<string, Buffer>();
+  #writes: Promise<void> = Promise.resolve();
   #memoryUsed = 0;
   /** Compressed bytes received from the registry. */
   fetchedBytes = 0;
@@ -46,15 +50,9 @@ export class ChunkStore {
     this.#options = options;
   }
 
-  /** Whether the chunk is ready without the network (memory or disk). */
-  async has(chunk: Chunk): Promise<boolean> {
-    if (this.#memory.has(chunk.digest)) return true;
-    return (await this.#fromDisk(chunk)) !== undefined;
-  }
-
   /** The chunk's verified bytes; fetches it when neither memory nor disk has it. */
   get(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
-    const hit = this.#memory.get(chunk.digest);
+    const hit = this.#memory.get(chunk.digest) ?? this.#writing.get(chunk.digest);
     if (hit !== undefined) {
       this.#memory.delete(chunk.digest);
       this.#memory.set(chunk.digest, hit);
@@ -74,11 +72,80 @@ export class ChunkStore {
     else {
       bytes = await this.#fetch(layer, chunk, path);
       this.fetchedChunks++;
-      await mkdir(this.#options.cacheDir, { recursive: true });
-      await writeFileAtomic(this.#file(chunk), bytes);
+      this.#persist(chunk, bytes);
     }
     this.#remember(chunk.digest, bytes);
     return bytes;
+  }
+
+  /**
+   * Fetches a run of chunks of one layer that lie next to each other in the blob with one
+   * range request (the prefetch of many small prioritized files), verifying each.
+   * Chunks already cached or being fetched are left out. Resolves when all are settled.
+   */
+  async prefetchRun(layer: number, run: readonly { chunk: Chunk; path: string }[]): Promise<void> {
+    const candidates: { chunk: Chunk; path: string }[] = [];
+    const digests = new Set<string>();
+    for (const item of run) {
+      if (digests.has(item.chunk.digest) || (await exists(this.#file(item.chunk)))) continue;
+      digests.add(item.chunk.digest);
+      candidates.push(item);
+    }
+    // From here on nothing awaits until the fetches are registered, so no read slips in between.
+    const wanted = candidates.filter(({ chunk: { digest: d } }) => {
+      return !this.#memory.has(d) && !this.#writing.has(d) && !this.#inflight.has(d);
+    });
+    if (wanted.length === 0) return;
+    const fetched = this.#fetchRun(layer, wanted);
+    fetched.catch(() => undefined);
+    const settled = wanted.map(({ chunk, path }) => {
+      const one = fetched.then(async (bytes) => {
+        const piece = await verifiedPiece(bytes, chunk, path, this.#options.layers[layer]?.digest);
+        this.fetchedChunks++;
+        this.#persist(chunk, piece);
+        this.#remember(chunk.digest, piece);
+        return piece;
+      });
+      const pending = one.finally(() => this.#inflight.delete(chunk.digest));
+      this.#inflight.set(chunk.digest, pending);
+      return pending;
+    });
+    const results = await Promise.allSettled(settled);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** The compressed bytes of [first chunk's offset, last chunk's end), sliced per chunk. */
+  async #fetchRun(
+    layer: number,
+    run: readonly { chunk: Chunk; path: string }[],
+  ): Promise<Map<Chunk, Buffer>> {
+    const start = Math.min(...run.map((r) => r.chunk.offset));
+    const end = Math.max(...run.map((r) => r.chunk.end));
+    const bytes = await this.#withTimeout(layer, run[0]?.path ?? "", (ranges) =>
+      ranges.read(start, end),
+    );
+    const out = new Map<Chunk, Buffer>();
+    for (const { chunk } of run)
+      out.set(chunk, bytes.subarray(chunk.offset - start, chunk.end - start));
+    return out;
+  }
+
+  /** Writes a verified chunk to the disk cache in the background, one file at a time. */
+  #persist(chunk: Chunk, bytes: Buffer): void {
+    this.#writing.set(chunk.digest, bytes);
+    this.#writes = this.#writes
+      .then(async () => {
+        await mkdir(this.#options.cacheDir, { recursive: true });
+        await writeFileAtomic(this.#file(chunk), bytes);
+      })
+      .catch(() => undefined) // a cache that cannot be written only costs a refetch
+      .finally(() => this.#writing.delete(chunk.digest));
+  }
+
+  /** Resolves when the chunks fetched so far are on disk. */
+  flushed(): Promise<void> {
+    return this.#writes;
   }
 
   #file(chunk: Chunk): string {
@@ -98,7 +165,16 @@ export class ChunkStore {
     return undefined;
   }
 
-  async #fetch(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
+  #fetch(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
+    return this.#withTimeout(layer, path, (ranges) => ranges.chunk(chunk, path));
+  }
+
+  /** Runs `work` with a range reader of the layer whose requests end after the fetch timeout. */
+  async #withTimeout<T>(
+    layer: number,
+    path: string,
+    work: (ranges: RangeReader) => Promise<T>,
+  ): Promise<T> {
     const l = this.#options.layers[layer];
     if (l === undefined) throw new Error(`no layer ${layer}`);
     const timeout = AbortSignal.timeout(this.#options.fetchTimeoutMs);
@@ -121,7 +197,7 @@ export class ChunkStore {
     });
     timedOut.catch(() => undefined);
     try {
-      return await Promise.race([ranges.chunk(chunk, path), timedOut]);
+      return await Promise.race([work(ranges), timedOut]);
     } catch (err) {
       if (timeout.aborted)
         throw new FerryError(
@@ -151,4 +227,64 @@ export class ChunkStore {
 
 function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A chunk's piece out of its gzip member (already fetched), returned once its sha256 matches. */
+async function verifiedPiece(
+  runBytes: Map<Chunk, Buffer>,
+  chunk: Chunk,
+  path: string,
+  layer: string | undefined,
+): Promise<Buffer> {
+  const member = runBytes.get(chunk) ?? Buffer.alloc(0);
+  const want = chunk.innerOffset + chunk.size;
+  const out: Buffer[] = [];
+  let have = 0;
+  const gunzip = createGunzip();
+  await new Promise<void>((resolve, reject) => {
+    gunzip.on("data", (b: Buffer) => {
+      out.push(b);
+      have += b.length;
+      // The member also holds the next entry's tar header: stop once the piece is in.
+      if (have >= want) {
+        gunzip.destroy();
+        resolve();
+      }
+    });
+    gunzip.on("end", () => resolve());
+    gunzip.on("error", (cause) =>
+      reject(
+        new FerryError(
+          "FERRY_DIGEST_MISMATCH",
+          `chunk of ${path} at offset ${chunk.offset} of layer ${layer} is not valid gzip`,
+          {
+            hint: "the layer is corrupt, or something between you and the registry altered it",
+            cause,
+          },
+        ),
+      ),
+    );
+    gunzip.end(member);
+  });
+  const piece = Buffer.concat(out).subarray(chunk.innerOffset, want);
+  const actual = sha256(piece);
+  if (piece.length !== chunk.size || actual !== chunk.digest)
+    throw new FerryError(
+      "FERRY_DIGEST_MISMATCH",
+      `chunk of ${path} at byte ${chunk.chunkOffset} (layer ${layer}) does not match its chunkDigest ${chunk.digest} (got ${actual})`,
+      {
+        hint: "the layer is corrupt, or something between you and the registry altered it; nothing of this chunk was used",
+        fields: { layer, path, expected: chunk.digest, actual },
+      },
+    );
+  return piece;
 }

@@ -49,6 +49,8 @@ export interface MountStats {
 
 const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
 const PREFETCH_CONCURRENCY = 4;
+/** Compressed bytes one prefetch range request covers at most. */
+const MAX_RUN_BYTES = 4 * 1024 * 1024;
 const RECORD_FLUSH_MS = 200;
 const PREFETCH_LANDMARK = ".prefetch.landmark";
 
@@ -77,7 +79,10 @@ export class LazyMount {
     this.#chunks = parts.chunks;
     this.#record = parts.record;
     this.prefetched = parts.prefetched;
-    this.closed = parts.session.closed.finally(() => this.#record?.flush());
+    // Closed once the trace and the chunks fetched so far are on disk.
+    this.closed = parts.session.closed.finally(() =>
+      Promise.all([this.#record?.flush(), parts.chunks.flushed()]),
+    );
   }
 
   get config(): RunConfig {
@@ -159,6 +164,36 @@ export function prioritized(
   return out;
 }
 
+/** Runs of prioritized chunks that lie back to back in one layer, each fetched with one range request. */
+export function prefetchRuns(
+  files: ReadonlyArray<{ layer: number; entry: MountEntry }>,
+  maxRunBytes = MAX_RUN_BYTES,
+): Array<{ layer: number; items: Array<{ chunk: Chunk; path: string }> }> {
+  const byLayer = new Map<number, Array<{ chunk: Chunk; path: string }>>();
+  for (const { layer, entry } of files) {
+    const list = byLayer.get(layer) ?? [];
+    for (const chunk of entry.chunks) list.push({ chunk, path: entry.path });
+    byLayer.set(layer, list);
+  }
+  const runs: Array<{ layer: number; items: Array<{ chunk: Chunk; path: string }> }> = [];
+  for (const [layer, list] of byLayer) {
+    list.sort((a, b) => a.chunk.offset - b.chunk.offset);
+    let run: Array<{ chunk: Chunk; path: string }> = [];
+    for (const item of list) {
+      const first = run[0];
+      const last = run[run.length - 1];
+      const adjacent = last !== undefined && item.chunk.offset <= last.chunk.end;
+      if (first !== undefined && (!adjacent || item.chunk.end - first.chunk.offset > maxRunBytes)) {
+        runs.push({ layer, items: run });
+        run = [];
+      }
+      run.push(item);
+    }
+    if (run.length > 0) runs.push({ layer, items: run });
+  }
+  return runs;
+}
+
 async function prefetch(
   image: MountImage,
   chunks: ChunkStore,
@@ -166,21 +201,24 @@ async function prefetch(
 ): Promise<void> {
   const started = performance.now();
   const files = prioritized(image.layers);
-  const work = files.flatMap(({ layer, entry }) =>
-    entry.chunks.map((chunk) => ({ layer, chunk, path: entry.path })),
-  );
+  const runs = prefetchRuns(files);
   const before = chunks.fetchedBytes;
+  const count = runs.reduce((n, r) => n + r.items.length, 0);
   let next = 0;
   let failed = false;
   const worker = async () => {
-    while (next < work.length && !failed) {
-      const item = work[next++] as (typeof work)[number];
+    while (next < runs.length && !failed) {
+      const run = runs[next++] as (typeof runs)[number];
       try {
-        await chunks.get(item.layer, item.chunk, item.path);
+        await chunks.prefetchRun(run.layer, run.items);
       } catch (error) {
-        // The reads that need the chunk will try again (and fail with EIO if they must).
+        // The reads that need these chunks will try again (and fail with EIO if they must).
         failed = true;
-        emit({ type: "prefetch-failed", path: item.path, error });
+        emit({
+          type: "prefetch-failed",
+          path: run.items[0]?.path ?? "",
+          error,
+        });
       }
     }
   };
@@ -189,7 +227,7 @@ async function prefetch(
     emit({
       type: "prefetch-done",
       files: files.length,
-      chunks: work.length,
+      chunks: count,
       bytes: chunks.fetchedBytes - before,
       ms: Math.round(performance.now() - started),
     });

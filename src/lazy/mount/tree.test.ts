@@ -120,3 +120,34 @@ describe("buildTree", () => {
     assert.equal(at(root, "x/y")?.type, "dir");
   });
 });
+
+describe("prefetchRuns", () => {
+  const c = (offset: number, end: number, digest: string): Chunk => ({
+    offset,
+    end,
+    innerOffset: 0,
+    chunkOffset: 0,
+    size: 1,
+    digest,
+  });
+  it("joins chunks that lie back to back in a layer into one range, up to a size", async () => {
+    const { prefetchRuns } = await import("./mount.ts");
+    const files = [
+      { layer: 0, entry: entry("b", "reg", { size: 1, chunks: [c(10, 20, "b")] }) },
+      { layer: 0, entry: entry("a", "reg", { size: 1, chunks: [c(0, 10, "a")] }) },
+      { layer: 0, entry: entry("far", "reg", { size: 1, chunks: [c(50, 60, "far")] }) },
+      { layer: 1, entry: entry("x", "reg", { size: 1, chunks: [c(0, 10, "x")] }) },
+      { layer: 0, entry: entry("next", "reg", { size: 1, chunks: [c(60, 95, "next")] }) },
+    ];
+    const runs = prefetchRuns(files, 40).map((r) => ({
+      layer: r.layer,
+      digests: r.items.map((i) => i.chunk.digest),
+    }));
+    assert.deepEqual(runs, [
+      { layer: 0, digests: ["a", "b"] },
+      { layer: 0, digests: ["far"] },
+      { layer: 0, digests: ["next"] },
+      { layer: 1, digests: ["x"] },
+    ]);
+  });
+});
