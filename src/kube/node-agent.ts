@@ -1,37 +1,24 @@
-/**
- * `ferry agent --kubernetes`, the node half: the image lists of the cluster (ConfigMaps
- * labelled ferry.dev/image-list=true, PrePulls whose nodeSelector matches this node) are
- * merged with the agent's file list into the list file the agent watches; the runtime target
- * is wrapped so PrePull pulls use their own pull secrets and no warm passes kubelet's image GC
- * threshold; and a level-triggered reconcile reports each PrePull's per-node status and
- * removes the node's startup taint once every required image is in the runtime (asked through
- * the CRI, never node.status.images).
- */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, rename } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import {
   CoreV1Api,
   CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
   type V1ConfigMap,
   type V1Node,
 } from "@kubernetes/client-node";
-import { type ImageEntry, loadImageList, parseImageList, watchList } from "../agent/index.ts";
+import { type ImageEntry, loadImageList, watchList } from "../agent/index.ts";
 import type { Credential } from "../config/index.ts";
 import { canonicalHost } from "../config/index.ts";
 import { FerryError, isFerryError, type Metrics } from "../observe/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import type { ImagePresence, Target, TargetPullOptions } from "../runtime/index.ts";
-import { apiMessage, apiStatus } from "./api-errors.ts";
+import { apiMessage } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
 import { EventRecorder, type InvolvedObject } from "./events.ts";
 import { decideHeadroom, filesystemUsage, headroomError } from "./headroom.ts";
 import { KubeMetrics } from "./metrics.ts";
 import {
   DEFAULT_IMAGE_GC_HIGH_PERCENT,
-  IMAGE_LIST_KEY,
   IMAGE_LIST_LABEL,
   PREPULL_GROUP,
   PREPULL_KIND,
@@ -41,18 +28,25 @@ import {
 } from "./names.ts";
 import {
   type NodeImageStatus,
+  type NodeStatus,
   nodeStatus,
   type PrePull,
   prepullKey,
-  readyCount,
   sameNodeStatus,
 } from "./prepull.ts";
+import {
+  collectImages,
+  listText,
+  matchingPrePulls,
+  type WantedImage,
+  writeAtomic,
+} from "./image-sources.ts";
+import { writeNodeStatus } from "./prepull-status.ts";
 import { credentialsFromSecret } from "./pull-secrets.ts";
-import { matchesNodeSelector } from "./selector.ts";
-import { changeTaint, planTaintAddition, planTaintRemoval } from "./taint.ts";
+import { StartupTaint, type TaintMode } from "./startup-taint.ts";
 import { CollectionWatch } from "./watcher.ts";
 
-export type TaintMode = "bootstrap" | "continuous";
+export type { TaintMode } from "./startup-taint.ts";
 
 export interface KubeAgentOptions {
   readonly client: KubeClient;
@@ -113,12 +107,6 @@ export interface KubeAgent {
   stop(): Promise<void>;
 }
 
-interface Wanted {
-  entry: ImageEntry;
-  /** PrePulls naming it */
-  prepulls: Set<string>;
-}
-
 const DEFAULT_RESYNC_MS = 30_000;
 
 export async function startKubeAgent(options: KubeAgentOptions): Promise<KubeAgent> {
@@ -146,15 +134,14 @@ class NodeAgent implements KubeAgent {
   #baseError: string | undefined;
   #baseWatch: { stop(): void } | undefined;
   #runtime: Target | undefined;
-  #wanted = new Map<string, Wanted>();
+  #wanted = new Map<string, WantedImage>();
   #listText = "";
   readonly #pulling = new Set<string>();
   readonly #failures = new Map<string, string>();
   readonly #present = new Map<string, ImagePresence>();
   #requiredPresent = 0;
   #requiredTotal = 0;
-  #taintPresent: boolean | undefined;
-  #removedAt: string | undefined;
+  readonly #taint: StartupTaint | undefined;
   readonly #conditions = new Map<string, KubeAgentStatus["conditions"][number]>();
   #running: Promise<void> | undefined;
   #rendering: Promise<void> = Promise.resolve();
@@ -180,6 +167,18 @@ class NodeAgent implements KubeAgent {
         options.log({ level: "warn", msg: "event not recorded", error: apiMessage(error) }),
     });
     this.#metrics = new KubeMetrics(options.metrics);
+    this.#taint =
+      options.startupTaintKey === undefined
+        ? undefined
+        : new StartupTaint({
+            core: this.#core,
+            nodeName: options.nodeName,
+            key: options.startupTaintKey,
+            mode: options.taintMode ?? "bootstrap",
+            metrics: this.#metrics,
+            events: this.#events,
+            log: options.log,
+          });
     const onError = (what: string) => (error: unknown) =>
       options.log({ level: "warn", msg: `watch of ${what} restarting`, error: apiMessage(error) });
     this.#nodes = new CollectionWatch<V1Node>({
@@ -263,8 +262,8 @@ class NodeAgent implements KubeAgent {
           : {
               key,
               mode: this.#o.taintMode ?? "bootstrap",
-              present: this.#taintPresent,
-              ...(this.#removedAt === undefined ? {} : { removedAt: this.#removedAt }),
+              present: this.#taint?.present,
+              ...(this.#taint?.removedAt === undefined ? {} : { removedAt: this.#taint.removedAt }),
             },
       prepulls: this.#matchingPrePulls().map(prepullKey),
       configMaps: this.#configMaps.items.map((c) => `${c.metadata?.namespace}/${c.metadata?.name}`),
@@ -337,68 +336,7 @@ class NodeAgent implements KubeAgent {
   }
 
   #matchingPrePulls(): PrePull[] {
-    const labels = this.#node()?.metadata?.labels ?? {};
-    return this.#prepulls.items
-      .filter((p) => p.metadata?.labels?.[WORKLOAD_PREPULL_LABEL] === undefined)
-      .filter((p) => matchesNodeSelector(p.spec?.nodeSelector, labels))
-      .sort((a, b) => prepullKey(a).localeCompare(prepullKey(b)));
-  }
-
-  /** Every image this node should hold, merged by reference (required if any source requires it). */
-  #collect(): Map<string, Wanted> {
-    const wanted = new Map<string, Wanted>();
-    const add = (entry: ImageEntry, prepull?: string) => {
-      const image = formatReference(entry.ref);
-      const had = wanted.get(image);
-      if (had === undefined)
-        wanted.set(image, { entry, prepulls: new Set(prepull ? [prepull] : []) });
-      else {
-        if (entry.required && !had.entry.required) had.entry = { ...had.entry, required: true };
-        if (prepull) had.prepulls.add(prepull);
-      }
-    };
-    for (const entry of this.#baseEntries) add(entry);
-    for (const cm of [...this.#configMaps.items].sort((a, b) =>
-      (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""),
-    )) {
-      const text = cm.data?.[IMAGE_LIST_KEY];
-      const source = `configmap/${cm.metadata?.namespace}/${cm.metadata?.name}`;
-      if (text === undefined) {
-        this.#warnOnce(source, {
-          msg: `ConfigMap has no ${IMAGE_LIST_KEY} key`,
-          configMap: source,
-        });
-        continue;
-      }
-      try {
-        for (const entry of parseImageList(source, text).images) add(entry);
-      } catch (error) {
-        this.#warnOnce(`${source}@${cm.metadata?.resourceVersion}`, {
-          msg: "image list in ConfigMap not valid: skipped",
-          configMap: source,
-          error: error instanceof Error ? error.message : String(error),
-        });
-      }
-    }
-    for (const p of this.#matchingPrePulls()) {
-      for (const text of p.spec?.images ?? []) {
-        try {
-          const ref = parseReference(text);
-          add(
-            { text, ref, platform: p.spec?.platform, required: p.spec?.required === true },
-            prepullKey(p),
-          );
-        } catch (error) {
-          this.#warnOnce(`${prepullKey(p)}:${text}`, {
-            msg: "PrePull names an invalid reference",
-            prepull: prepullKey(p),
-            image: text,
-            error: String(error),
-          });
-        }
-      }
-    }
-    return wanted;
+    return matchingPrePulls(this.#prepulls.items, this.#node()?.metadata?.labels ?? {});
   }
 
   /** Writes the merged list (atomically) when it changed; the agent's list watch picks it up. */
@@ -409,21 +347,22 @@ class NodeAgent implements KubeAgent {
   }
 
   async #renderNow(): Promise<void> {
-    this.#wanted = this.#collect();
-    const images = [...this.#wanted.values()].map(({ entry }) => ({
-      image: formatReference(entry.ref),
-      required: entry.required,
-      ...(entry.platform === undefined ? {} : { platform: entry.platform }),
-    }));
-    const text = `# written by ferry agent --kubernetes from ${this.#o.baseListFile ?? "no file"}, ConfigMaps and PrePulls\n${JSON.stringify({ images }, null, 2)}\n`;
+    this.#wanted = collectImages({
+      base: this.#baseEntries,
+      configMaps: this.#configMaps.items,
+      prepulls: this.#matchingPrePulls(),
+      problem: (key, entry) => this.#warnOnce(key, entry),
+    });
+    const text = listText(this.#wanted, this.#o.baseListFile ?? "no file");
     if (text === this.#listText) return;
     await writeAtomic(this.listFile, text);
     this.#listText = text;
+    const all = [...this.#wanted.values()];
     this.#o.log({
       level: "info",
       msg: "kubernetes image list written",
-      images: images.length,
-      required: images.filter((i) => i.required).length,
+      images: all.length,
+      required: all.filter((w) => w.entry.required).length,
     });
   }
 
@@ -563,7 +502,8 @@ class NodeAgent implements KubeAgent {
     const present = [...this.#wanted.keys()].filter((i) => this.#present.has(i)).length;
     this.#metrics.images(this.#o.nodeName, present, this.#wanted.size - present);
     await this.#writePrePullStatuses();
-    await this.#reconcileTaint(node, this.#requiredPresent === this.#requiredTotal);
+    const missing = required.filter((i) => !this.#present.has(i));
+    await this.#taint?.reconcile(node, required.length, missing);
   }
 
   #imageStatus(text: string): NodeImageStatus {
@@ -609,47 +549,8 @@ class NodeAgent implements KubeAgent {
     }
   }
 
-  /**
-   * Merge patch of status.nodes[this node] (other nodes' keys untouched) and status.ready,
-   * with the resourceVersion it was computed from: a 409 means another node wrote first.
-   */
-  async #writeStatus(p: PrePull, mine: ReturnType<typeof nodeStatus> | undefined): Promise<void> {
-    const name = p.metadata?.name ?? "";
-    const namespace = p.metadata?.namespace ?? "";
-    const options = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-    let current = p;
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const body = {
-        metadata: { resourceVersion: current.metadata?.resourceVersion },
-        status: {
-          nodes: { [this.#o.nodeName]: mine ?? null },
-          ready: readyCount(current.status?.nodes, this.#o.nodeName, mine),
-        },
-      };
-      try {
-        await this.#custom.patchNamespacedCustomObjectStatus(
-          {
-            group: PREPULL_GROUP,
-            version: PREPULL_VERSION,
-            namespace,
-            plural: PREPULL_PLURAL,
-            name,
-            body,
-          },
-          options,
-        );
-        return;
-      } catch (error) {
-        if (apiStatus(error) !== 409) throw error;
-        current = (await this.#custom.getNamespacedCustomObject({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          namespace,
-          plural: PREPULL_PLURAL,
-          name,
-        })) as PrePull;
-      }
-    }
+  #writeStatus(p: PrePull, mine: NodeStatus | undefined): Promise<void> {
+    return writeNodeStatus(this.#custom, p, this.#o.nodeName, mine);
   }
 
   #announce(
@@ -691,69 +592,6 @@ class NodeAgent implements KubeAgent {
     };
   }
 
-  async #reconcileTaint(node: V1Node, allRequiredPresent: boolean): Promise<void> {
-    const key = this.#o.startupTaintKey;
-    if (key === undefined) return;
-    const has = node.spec?.taints?.some((t) => t.key === key) ?? false;
-    this.#taintPresent = has;
-    this.#metrics.tainted(this.#o.nodeName, has);
-    const mode = this.#o.taintMode ?? "bootstrap";
-    if (has && allRequiredPresent) {
-      const change = await changeTaint(
-        this.#core,
-        this.#o.nodeName,
-        (taints) => planTaintRemoval(taints, key),
-        (attempt) =>
-          this.#o.log({
-            level: "info",
-            msg: "node taints changed under the patch: reading again",
-            attempt,
-          }),
-      );
-      if (change === "changed") {
-        this.#taintPresent = false;
-        this.#removedAt = new Date().toISOString();
-        const created = node.metadata?.creationTimestamp;
-        const since =
-          created === undefined ? undefined : (Date.now() - new Date(created).getTime()) / 1000;
-        if (since !== undefined) this.#metrics.taintRemoved(this.#o.nodeName, since);
-        this.#metrics.tainted(this.#o.nodeName, false);
-        const message = `every required image (${this.#requiredTotal}) is in the runtime: removed taint ${key}`;
-        this.#o.log({
-          level: "info",
-          msg: "startup taint removed",
-          node: this.#o.nodeName,
-          key,
-          secondsSinceNodeCreation: since,
-        });
-        this.#events.record({ involved: this.#nodeRef(), reason: "StartupTaintRemoved", message });
-      }
-    } else if (!has && !allRequiredPresent && mode === "continuous") {
-      const change = await changeTaint(this.#core, this.#o.nodeName, (taints, rv) =>
-        planTaintAddition(taints, rv, key),
-      );
-      if (change === "changed") {
-        this.#taintPresent = true;
-        this.#metrics.tainted(this.#o.nodeName, true);
-        const missing = [...this.#wanted.entries()]
-          .filter(([i, w]) => w.entry.required && !this.#present.has(i))
-          .map(([i]) => i);
-        this.#o.log({
-          level: "warn",
-          msg: "required images missing: node tainted again",
-          key,
-          missing,
-        });
-        this.#events.record({
-          involved: this.#nodeRef(),
-          reason: "StartupTaintAdded",
-          message: `required images missing from the runtime (${missing.join(", ")}): added taint ${key}`,
-          warning: true,
-        });
-      }
-    }
-  }
-
   #warnOnce(key: string, entry: Record<string, unknown>): void {
     if (this.#warned.has(key)) return;
     this.#warned.add(key);
@@ -764,17 +602,4 @@ class NodeAgent implements KubeAgent {
 function reasonOf(error: unknown): string {
   if (isFerryError(error)) return `${error.code}: ${error.message}`;
   return error instanceof Error ? error.message : String(error);
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const handle = await open(temp, "w", 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
 }

@@ -379,4 +379,33 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
       await execFileAsync("umount", [fs]).catch(() => {});
     }
   });
+  test("continuous mode: the taint comes back when a required image leaves containerd, and goes when it returns", async () => {
+    const image = `${open.host}/apps/optional:v1`;
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: "node-3", labels: { pool: "steady" } },
+      spec: { taints: [{ key: TAINT, value: "pending", effect: "NoSchedule" }] },
+    });
+    api.create({
+      apiVersion: "ferry.dev/v1alpha1",
+      kind: "PrePull",
+      metadata: { name: "steady", namespace: "apps" },
+      spec: { images: [image], required: true, nodeSelector: { pool: "steady" } },
+    });
+    const agent = await startNodeAgent("node-3", { taintMode: "continuous" });
+    const tainted = () => taintsOf("node-3").some((t) => t.startsWith(TAINT));
+    await until("the taint to go", () => (tainted() ? undefined : true));
+    await containerd.ctr(["-n", "k8s.io", "images", "rm", image]);
+    await until("the taint to come back", () => (tainted() ? true : undefined));
+    assert.deepEqual(taintsOf("node-3"), [`${TAINT}=pending:NoSchedule`]);
+    const added = await until("the StartupTaintAdded event", () =>
+      api.list("v1", "Event").find((e) => e["reason"] === "StartupTaintAdded"),
+    );
+    assert.match(String(added["message"]), /apps\/optional:v1/);
+    await containerd.ctr(["-n", "k8s.io", "images", "pull", "--plain-http", image]);
+    await until("the taint to go again", () => (tainted() ? undefined : true));
+    await agent.stop();
+    agents.splice(agents.indexOf(agent), 1);
+  });
 });

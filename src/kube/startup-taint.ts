@@ -1,0 +1,98 @@
+/**
+ * The node's startup taint, reconciled: removed once every required image is in the runtime;
+ * in continuous mode added back when one goes missing. Each change is a conditional patch
+ * (taint.ts), logged, counted and recorded as an Event on the node.
+ */
+import type { CoreV1Api, V1Node } from "@kubernetes/client-node";
+import type { EventRecorder, InvolvedObject } from "./events.ts";
+import type { KubeMetrics } from "./metrics.ts";
+import { changeTaint, planTaintAddition, planTaintRemoval } from "./taint.ts";
+
+export type TaintMode = "bootstrap" | "continuous";
+
+export interface StartupTaintOptions {
+  readonly core: CoreV1Api;
+  readonly nodeName: string;
+  readonly key: string;
+  readonly mode: TaintMode;
+  readonly metrics: KubeMetrics;
+  readonly events: EventRecorder;
+  readonly log: (entry: Record<string, unknown>) => void;
+}
+
+export class StartupTaint {
+  readonly #o: StartupTaintOptions;
+  /** undefined until the node has been seen */
+  present: boolean | undefined;
+  removedAt: string | undefined;
+
+  constructor(options: StartupTaintOptions) {
+    this.#o = options;
+  }
+
+  /** `missing`: required images not in the runtime (empty: all present). */
+  async reconcile(node: V1Node, required: number, missing: readonly string[]): Promise<void> {
+    const { key, nodeName, metrics } = this.#o;
+    const has = node.spec?.taints?.some((t) => t.key === key) ?? false;
+    this.present = has;
+    metrics.tainted(nodeName, has);
+    const involved: InvolvedObject = {
+      apiVersion: "v1",
+      kind: "Node",
+      name: nodeName,
+      uid: node.metadata?.uid,
+    };
+    if (has && missing.length === 0) {
+      const change = await changeTaint(
+        this.#o.core,
+        nodeName,
+        (taints) => planTaintRemoval(taints, key),
+        (attempt) =>
+          this.#o.log({
+            level: "info",
+            msg: "node taints changed under the patch: reading again",
+            attempt,
+          }),
+      );
+      if (change !== "changed") return;
+      this.present = false;
+      this.removedAt = new Date().toISOString();
+      const created = node.metadata?.creationTimestamp;
+      const since =
+        created === undefined ? undefined : (Date.now() - new Date(created).getTime()) / 1000;
+      if (since !== undefined) metrics.taintRemoved(nodeName, since);
+      metrics.tainted(nodeName, false);
+      this.#o.log({
+        level: "info",
+        msg: "startup taint removed",
+        node: nodeName,
+        key,
+        secondsSinceNodeCreation: since,
+      });
+      this.#o.events.record({
+        involved,
+        reason: "StartupTaintRemoved",
+        message: `every required image (${required}) is in the runtime: removed taint ${key}`,
+      });
+    } else if (!has && missing.length > 0 && this.#o.mode === "continuous") {
+      const change = await changeTaint(this.#o.core, nodeName, (taints, rv) =>
+        planTaintAddition(taints, rv, key),
+      );
+      if (change !== "changed") return;
+      this.present = true;
+      metrics.tainted(nodeName, true);
+      this.#o.log({
+        level: "warn",
+        msg: "required images missing: node tainted again",
+        key,
+        missing,
+      });
+      this.#o.events.record({
+        involved,
+        reason: "StartupTaintAdded",
+        message: `required images missing from the runtime (${missing.join(", ")}): added taint ${key}`,
+        warning: true,
+      });
+    }
+  }
+}
