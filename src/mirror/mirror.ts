@@ -70,9 +70,16 @@ export class Mirror {
     this.#count = mirrorCounters(options.metrics);
   }
 
-  /** Whether `repository` (domain/path) was proven anonymously readable upstream (peer sharing relies on it when the upstream is down). */
-  provenPublic(repository: string): Promise<boolean> {
-    return this.#guard.public.has(repository);
+  /**
+   * Whether this mirror would serve `digest` under `repository` (domain/path) to anyone:
+   * the repository is proven anonymously readable upstream and contains the digest (peer
+   * sharing asks, so a peer cannot read a private blob under a public repository's name).
+   */
+  async servesPublicly(repository: string, digest: string): Promise<boolean> {
+    return (
+      (await this.#guard.public.has(repository)) &&
+      (await this.#guard.members.contains(repository, digest))
+    );
   }
 
   /** Hits, misses and bytes since start, for the status page. */

@@ -7,8 +7,12 @@ export type AccessVerdict = "allowed" | "denied" | "unknown";
 export interface UpstreamAccessOptions {
   /** The node's registry client: only its idea of where each upstream is (URL, TLS) is used. */
   registry: RegistryClient;
-  /** Repositories (domain/path) this node has proven anonymously readable (the mirror's record). */
-  isPublic?: (repository: string) => Promise<boolean>;
+  /**
+   * Whether this node may serve `digest` under `repository` (domain/path) to anyone: the
+   * repository is proven anonymously readable and is known to contain the digest (the
+   * mirror's records). Checked first, and what remains when the upstream cannot be asked.
+   */
+  servesPublicly?: (repository: string, digest: string) => Promise<boolean>;
   /** How long a positive verdict is reused; default 60 s. */
   allowTtlMs?: number;
   /** How long a negative verdict is reused; default 10 s. */
@@ -17,7 +21,7 @@ export interface UpstreamAccessOptions {
 
 /**
  * Peer sharing never bypasses pull secrets: a blob of a repository goes to a peer only
- * if the repository is proven public, or the peer presented the upstream credential it
+ * if the repository is proven public and contains the blob, or the peer presented the upstream credential it
  * holds (the bearer token for `repository:NAME:pull`, or its Basic credential) and the
  * upstream accepts it for that very blob (HEAD /v2/NAME/blobs/DIGEST). Verdicts are
  * cached briefly, keyed by a hash of the credential (the credential itself is never kept
@@ -57,7 +61,8 @@ export class UpstreamAccess {
     digest: string,
     presented: string | undefined,
   ): Promise<AccessVerdict> {
-    if ((await this.#o.isPublic?.(repository).catch(() => false)) === true) return "allowed";
+    const open = await this.#o.servesPublicly?.(repository, digest).catch(() => false);
+    if (open === true) return "allowed";
     const endpoint = this.#o.registry.endpoints(repo.domain).at(-1);
     if (endpoint === undefined) return "unknown";
     try {

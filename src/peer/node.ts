@@ -30,7 +30,8 @@ export interface PeerListenOptions {
   fetcher: BlobFetcher;
   /** Where upstreams are (access checks ask them); credentials are not used. */
   registry: RegistryClient;
-  isPublic?: (repository: string) => Promise<boolean>;
+  /** See UpstreamAccessOptions.servesPublicly. */
+  servesPublicly?: (repository: string, digest: string) => Promise<boolean>;
   uploadBytesPerSecond?: number;
   maxConnections?: number;
 }
@@ -75,7 +76,7 @@ export class PeerNode {
       source: this.source,
       access: new UpstreamAccess({
         registry: options.registry,
-        ...(options.isPublic === undefined ? {} : { isPublic: options.isPublic }),
+        ...(options.servesPublicly === undefined ? {} : { servesPublicly: options.servesPublicly }),
       }),
       counters: this.counters,
       log: this.#o.log,

@@ -126,7 +126,7 @@ describe("peer listener", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function serve(fetcher: BlobFetcher, isPublic = true): Promise<RunningPeerServer> {
+  async function serve(fetcher: BlobFetcher, open = true): Promise<RunningPeerServer> {
     const metrics = new Metrics();
     const counters = peerCounters(metrics);
     const liveness = new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" });
@@ -137,7 +137,7 @@ describe("peer listener", () => {
       store,
       fetcher,
       source: new PeerSource({ liveness, key, counters, log: () => {} }),
-      access: new UpstreamAccess({ registry, isPublic: async () => isPublic }),
+      access: new UpstreamAccess({ registry, servesPublicly: async () => open }),
       counters,
       log: () => {},
     });

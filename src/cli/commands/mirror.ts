@@ -155,7 +155,7 @@ export async function mirrorCommand(
       store,
       fetcher: puller,
       registry,
-      isPublic: (repository) => mirror.provenPublic(repository),
+      servesPublicly: (repository, digest) => mirror.servesPublicly(repository, digest),
       uploadBytesPerSecond: peering.uploadBytesPerSecond,
       maxConnections: peering.maxConnections,
     });
