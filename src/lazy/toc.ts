@@ -289,5 +289,12 @@ function chunkOf(raw: Raw, fileSize: number, layer: string, name: string): Pendi
   const digest = str(raw, "chunkDigest");
   if (digest === undefined || !/^sha256:[0-9a-f]{64}$/.test(digest))
     throw invalidLayer(layer, `chunk of "${name}" has no sha256 chunkDigest to verify it by`);
-  return { offset, innerOffset: num(raw, "innerOffset", layer, name), chunkOffset, size, digest };
+  const innerOffset = num(raw, "innerOffset", layer, name);
+  // A reader decompresses the member up to innerOffset + size: bound it like a chunk.
+  if (innerOffset > MAX_CHUNK_BYTES)
+    throw invalidLayer(
+      layer,
+      `chunk of "${name}" claims an absurd innerOffset of ${innerOffset} bytes (at most ${MAX_CHUNK_BYTES})`,
+    );
+  return { offset, innerOffset, chunkOffset, size, digest };
 }
