@@ -54,3 +54,11 @@ export {
   type KubernetesModeOptions,
   startKubernetesMode,
 } from "./mode.ts";
+export {
+  PEER_PORT_NAME,
+  PEERS_SERVICE,
+  type PeerMembership,
+  type PeerMembershipOptions,
+  peerAddresses,
+  startPeerMembership,
+} from "./peers.ts";
