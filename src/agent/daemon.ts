@@ -112,6 +112,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       credentials: opened.credentials,
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
       ...(store === undefined ? {} : { store }),
+      onProgress: (r) => state.record(r),
     }),
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     onResult: (r) => {

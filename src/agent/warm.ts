@@ -39,6 +39,8 @@ export interface WarmOptions {
   readonly credentials: CredentialSource;
   /** ferry's store: a listed image found present there counts as used, so LRU eviction spares it. */
   readonly store?: Store;
+  /** Hears pulls' progress (a "pulling" result with `progress`), where a target reports it. */
+  readonly onProgress?: (r: WarmResult) => void;
 }
 
 export interface CheckOptions {
@@ -80,7 +82,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
           onProgress: (progress) => {
             bytes = progress.downloaded;
             fromPeers = progress.fromPeers;
-            onResult?.({ ...base, state: "pulling", progress });
+            options.onProgress?.({ ...base, state: "pulling", progress });
           },
         };
         return target.pull(entry.ref, pullOptions);

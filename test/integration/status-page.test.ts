@@ -404,12 +404,24 @@ describe("the status page in headless Chromium against ferry agent", () => {
     assert.deepEqual(await page.evaluate<string[]>(LOW_CONTRAST), [], "dark scheme");
     await page.screenshot({ path: join(ARTIFACTS, "status-page-dark.png"), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
-    await sleep(100); // a frame for the charts to take the new width
-    const overflow = await page.evaluate(() => {
-      const { documentElement } = (globalThis as unknown as PageWindow).document;
-      return documentElement.scrollWidth - documentElement.clientWidth;
-    });
-    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    // The charts take the new width on their next resize callback; the page must then fit.
+    const overflow = () =>
+      page.evaluate(() => {
+        const { documentElement } = (globalThis as unknown as PageWindow).document;
+        return documentElement.scrollWidth - documentElement.clientWidth;
+      });
+    await page
+      .waitForFunction(
+        () => {
+          const { documentElement } = (globalThis as unknown as PageWindow).document;
+          return documentElement.scrollWidth <= documentElement.clientWidth;
+        },
+        undefined,
+        { timeout: 10_000 },
+      )
+      .catch(() => undefined);
+    const wider = await overflow();
+    assert.ok(wider <= 0, `the page is ${wider}px wider than a phone`);
     await page.screenshot({ path: join(ARTIFACTS, "status-page-phone.png"), fullPage: true });
     assert.deepEqual(consoleErrors, []);
   });
