@@ -124,7 +124,7 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       target: new CriTarget({
         endpoint: `unix://${(containerd.get(node) as RunningContainerd).socket}`,
       }),
-      leaseDurationMs: 2_000,
+      leaseDurationMs: 6_000,
       resyncMs: 250,
       gateTimeoutMs: 120_000,
       budget: 1,
@@ -234,7 +234,13 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
 
   test("one instance holds the Lease", async () => {
     const first = await leader();
-    await sleep(500); // a few renewals: the other candidate must still not lead
+    // Two renewals: the other candidate, which has seen the Lease, must still not lead.
+    const renewals = () =>
+      api.calls.filter(
+        (c) => c.resource === "leases" && c.verb === "update" && c.user === first.user,
+      ).length;
+    const start = renewals();
+    await waitFor("two renewals", () => renewals() >= start + 2);
     assert.deepEqual(
       agents.filter((a) => a.instance.isLeader()).map((a) => a.user),
       [first.user],

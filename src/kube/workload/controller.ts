@@ -318,6 +318,8 @@ export class RolloutController {
         progress: new Map(eligible.map((node) => [node, nodeProgress(prepull, node)])),
       });
     }
+    // Gates first: a hold that lands sooner lets fewer new pods start before it.
+    await this.#gates(current, now);
     const grants = allocateGrants(demands, {
       budget: this.#options.budget,
       now,
@@ -339,7 +341,6 @@ export class RolloutController {
         }
       }
     }
-    await this.#gates(current, now);
     await this.#deleteSuperseded(current);
   }
 
