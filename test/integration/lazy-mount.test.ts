@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
-import { runContainer } from "../../src/lazy/index.ts";
+import { mountOverlay, runContainer } from "../../src/lazy/index.ts";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import {
   forceUnmount,
@@ -428,6 +428,22 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     assert.equal(w.stdout, "hello from /data\n");
     // The write went to the overlay's upper dir, not to the image.
     assert.equal(await readFile(join(m.dir, "etc/motd"), "utf8"), "upper motd\n");
+    // The same overlay serves containerd's `ctr run --rootfs`.
+    const overlay = await mountOverlay(m.dir, home);
+    try {
+      const ctr = await containerd.ctr([
+        "run",
+        "--rm",
+        "--rootfs",
+        overlay.merged,
+        "lazy-mount-ctr",
+        "/bin/cat",
+        "/etc/motd",
+      ]);
+      assert.equal(ctr.stdout, "upper motd\n");
+    } finally {
+      await overlay.remove();
+    }
   });
 
   test("prefetches the prioritized files; a vanished registry gives EIO for missing chunks only, until it is back", async () => {
