@@ -32,8 +32,6 @@ export interface StatusPage {
   close(): void;
 }
 
-export const PAGE_PATHS = ["/", "/index.html", "/assets/", "/events"] as const;
-
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -139,7 +137,7 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: Asset): voi
 }
 
 /** Whether an Accept-Encoding header allows gzip (listed without q=0). */
-export function acceptsGzip(header: string | undefined): boolean {
+function acceptsGzip(header: string | undefined): boolean {
   if (header === undefined) return false;
   return header.split(",").some((part) => {
     const [coding, ...params] = part.trim().toLowerCase().split(";");
