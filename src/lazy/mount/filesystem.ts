@@ -42,6 +42,7 @@ export class Filesystem {
   readonly #reader: FileReader;
   readonly #dirCache = new Map<number, Dirent[]>();
   readonly #read = new Set<string>();
+  #statfs: Buffer | undefined;
 
   constructor(tree: FsTree, reader: FileReader) {
     this.#tree = tree;
@@ -105,11 +106,11 @@ export class Filesystem {
         return { error: mask & fsConstants.W_OK ? E.EROFS : 0 };
       }
       case Opcode.STATFS: {
-        const blocks = this.#tree.nodes.reduce((n, f) => n + Math.ceil(f.size / 4096), 0);
-        return {
-          error: 0,
-          payload: encodeStatFs({ blocks, files: this.#tree.nodes.length - 1 }),
-        };
+        this.#statfs ??= encodeStatFs({
+          blocks: this.#tree.nodes.reduce((n, f) => n + Math.ceil(f.size / 4096), 0),
+          files: this.#tree.nodes.length - 1,
+        });
+        return { error: 0, payload: this.#statfs };
       }
       case Opcode.GETXATTR: {
         const node = this.#tree.nodes[nodeid];
