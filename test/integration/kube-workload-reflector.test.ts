@@ -141,3 +141,26 @@ describe("workload reflector", { timeout: 60_000 }, () => {
     });
   });
 });
+
+describe("workload reflector without an API server", { timeout: 30_000 }, () => {
+  test("reports the failure, keeps trying, and stops cleanly without ever listing", async () => {
+    const gone = await startFakeApiServer();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(gone.kubeconfigPath);
+    await gone.stop();
+    const errors: unknown[] = [];
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    const reflector = new Reflector<V1Deployment>({
+      kubeConfig,
+      path: "/apis/apps/v1/deployments",
+      list: () => apps.listDeploymentForAllNamespaces({}),
+      onChange: () => assert.fail("no change without a server"),
+      onError: (error) => errors.push(error),
+    });
+    const started = reflector.start();
+    while (errors.length === 0) await sleep(10);
+    await reflector.stop();
+    await started;
+    assert.deepEqual(reflector.list(), []);
+  });
+});

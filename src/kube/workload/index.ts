@@ -96,6 +96,7 @@ export async function startWorkloadPrePull(
         });
   let controller: RolloutController | undefined;
   let controllerDone: Promise<void> = Promise.resolve();
+  let stopping = false;
   const election = new LeaderElection({
     kubeConfig: options.kubeConfig,
     namespace: options.namespace,
@@ -103,6 +104,7 @@ export async function startWorkloadPrePull(
     identity,
     leaseDurationMs: options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS,
     onStartedLeading: (signal) => {
+      if (stopping) return;
       onEvent({ type: "leader", leading: true, identity });
       const c = new RolloutController({
         kubeConfig: options.kubeConfig,
@@ -120,7 +122,7 @@ export async function startWorkloadPrePull(
         .start()
         .catch((error: unknown) => onEvent({ type: "error", where: "controller", error }));
       signal.addEventListener("abort", () => {
-        controllerDone = started.then(() => c.stop());
+        controllerDone = Promise.all([c.stop(), started]).then(() => {});
         if (controller === c) controller = undefined;
       });
     },
@@ -132,8 +134,14 @@ export async function startWorkloadPrePull(
   return {
     isLeader: () => election.isLeader,
     async stop() {
+      stopping = true;
+      // The controller stops writing before the Lease is given up, so a successor never
+      // overlaps with it.
+      const c = controller;
+      controller = undefined;
+      if (c !== undefined) controllerDone = c.stop();
+      await controllerDone;
       await election.stop();
-      await controller?.stop();
       await controllerDone;
       await runner?.stop();
     },

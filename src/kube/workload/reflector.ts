@@ -75,6 +75,8 @@ export class Reflector<T extends ObjectWithMeta> {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    // A start() still waiting for its first list returns (there will be none).
+    this.#resolveSynced();
     this.#request?.abort();
     this.#wake?.();
     await this.#loop;
