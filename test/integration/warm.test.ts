@@ -531,8 +531,19 @@ describe("warm, check and bootstrap", () => {
         "--timeout",
         "30s",
       ]);
-      await sleep(1000);
-      assert.equal(proc.child.exitCode, null, "still waiting");
+      // Start containerd only once ferry says it is waiting for it (however slowly ferry starts).
+      let said = "";
+      proc.child.stdout?.on("data", (c: Buffer) => {
+        said += c.toString("utf8");
+      });
+      while (!/^WAITING for containerd/m.test(said)) {
+        assert.equal(
+          proc.child.exitCode,
+          null,
+          `ferry exited before the runtime appeared: ${said}`,
+        );
+        await sleep(100);
+      }
       const containerd = await startContainerd();
       containerds.push(containerd);
       await symlink(containerd.socket, socket);
