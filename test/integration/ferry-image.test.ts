@@ -3,8 +3,8 @@
 // `ferry load` into another store.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
@@ -63,7 +63,7 @@ describe("ferry's container image", () => {
   });
 
   after(async () => {
-    await dockerd?.stop();
+    await stopDockerd(dockerd);
     await containerd?.stop();
     await registry?.stop();
     await removeDir(work);
@@ -288,6 +288,21 @@ describe("ferry's container image", () => {
     }
   });
 });
+
+/**
+ * Stops the daemon and removes its directory, including the host network namespace dockerd
+ * bind-mounts there once a container used `--network host` (which the fixture's stop leaves).
+ */
+async function stopDockerd(dockerd: RunningDockerd | undefined): Promise<void> {
+  if (dockerd === undefined) return;
+  await dockerd.stop();
+  const dir = dirname(new URL(dockerd.host).pathname);
+  const netns = join(dir, "exec", "netns", "default");
+  if ((await readFile("/proc/self/mounts", "utf8")).includes(` ${netns} `)) {
+    await run("umount", [netns]);
+  }
+  await rm(dir, { recursive: true, force: true });
+}
 
 /** The parts of the rendered objects this test reads. */
 interface Rendered {
