@@ -147,6 +147,8 @@ class NodeAgent implements KubeAgent {
   #rendering: Promise<void> = Promise.resolve();
   #again = false;
   #stopped = false;
+  /** Until every source has been listed once, no partial list is written. */
+  #started = false;
   #timer: NodeJS.Timeout | undefined;
   readonly #warned = new Set<string>();
 
@@ -229,6 +231,7 @@ class NodeAgent implements KubeAgent {
         msg: "this node is not (yet) in the API",
         node: this.#o.nodeName,
       });
+    this.#started = true;
     await this.#render();
     if (this.#o.baseListFile !== undefined) {
       this.#baseWatch = watchList(this.#o.baseListFile, undefined, () => {
@@ -367,7 +370,7 @@ class NodeAgent implements KubeAgent {
   }
 
   #changed(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#started) return;
     this.#render()
       .catch((error: unknown) =>
         this.#o.log({ level: "error", msg: "image list not written", error: String(error) }),
