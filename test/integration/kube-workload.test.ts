@@ -99,7 +99,7 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
   let locked: RunningRegistry;
   const containerd = new Map<string, RunningContainerd>();
   const agents: Agent[] = [];
-  let images: { web2: string; web3: string; plain2: string; logs2: string };
+  let images: { web2: string; web3: string; plain2: string; logs2: string; mid: string };
 
   const inRuntime = async (node: string, image: string): Promise<boolean> => {
     const { stdout } = await (containerd.get(node) as RunningContainerd).ctr([
@@ -158,6 +158,7 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       pushImage(open.host, "shop/web", "v2", { layers: layer("web2") }),
       pushImage(open.host, "shop/web", "v3", { layers: layer("web3") }),
       pushImage(open.host, "shop/logs", "v2", { layers: layer("logs2") }),
+      pushImage(open.host, "shop/mid", "v1", { layers: layer("mid1") }),
       pushImage(locked.host, "shop/plain", "v2", { layers: layer("plain2") }, { creds }),
     ]);
     images = {
@@ -165,6 +166,7 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       web3: `${open.host}/shop/web:v3`,
       plain2: `${locked.host}/shop/plain:v2`,
       logs2: `${open.host}/shop/logs:v2`,
+      mid: `${open.host}/shop/mid:v1`,
     };
     const [a, b] = await Promise.all([startContainerd(), startContainerd()]);
     containerd.set("node-a", a);
@@ -222,6 +224,10 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
         },
       },
     });
+    // Its controller is midway through a rollout (1 of 2 pods updated) when ferry starts.
+    const midway = deployment("midway", images.mid, { nodeSelector: { pool: "fast" } });
+    midway["status"] = { observedGeneration: 1, replicas: 2, updatedReplicas: 1 };
+    api.create(midway);
     await startAgent("node-a", "agent-a");
     await startAgent("node-b", "agent-b");
   });
@@ -250,6 +256,11 @@ describe("kube workload pre-pull", { timeout: 240_000 }, () => {
       (lease?.["spec"] as { holderIdentity?: string } | undefined)?.holderIdentity,
       first.user,
     );
+  });
+
+  test("a rollout already under way when the leader starts is pre-pulled too", async () => {
+    await waitFor("the midway image in node-a's containerd", () => inRuntime("node-a", images.mid));
+    assert.equal(await inRuntime("node-b", images.mid), false);
   });
 
   test("a changed image reaches the eligible node with the workload's pull secret, the other node pulls nothing, and an unannotated Deployment is never written", async () => {

@@ -51,6 +51,7 @@ import { type ListResult, Reflector } from "./reflector.ts";
 import {
   imageSetHash,
   imagesChanged,
+  rolloutInProgress,
   rolloutName,
   toWorkload,
   WORKLOAD_KINDS,
@@ -207,6 +208,15 @@ export class RolloutController {
         created: Date.parse(prepull.metadata.creationTimestamp ?? "") || Date.now(),
       });
     }
+    // Workloads their own controller is still rolling out (a change made while no leader ran,
+    // or before ferry started) are pre-pulled as if the change had been seen.
+    for (const kind of WORKLOAD_KINDS) {
+      for (const object of this.#workloads.get(kind)?.list() ?? []) {
+        const w = toWorkload(kind, object);
+        if (this.#rollouts.has(workloadKey(w)) || w.images.length === 0) continue;
+        if (rolloutInProgress(kind, object)) this.#openRollout(w);
+      }
+    }
   }
 
   #onWorkload(
@@ -228,24 +238,26 @@ export class RolloutController {
     if (kind === "Job" && object.metadata?.ownerReferences?.some((o) => o.kind === "CronJob"))
       return;
     const before = previous === undefined ? [] : toWorkload(kind, previous).images;
-    if (w.images.length > 0 && imagesChanged(before, w.images)) {
-      const rollout: Rollout = {
-        name: rolloutName(w, w.images),
-        kind,
-        namespace: w.namespace,
-        workloadName: w.name,
-        images: w.images,
-        created: Date.now(),
-      };
-      this.#rollouts.set(key, rollout);
-      this.#options.onEvent({
-        type: "rollout",
-        workload: key,
-        prepull: rollout.name,
-        images: w.images,
-      });
-    }
+    if (w.images.length > 0 && imagesChanged(before, w.images)) this.#openRollout(w);
     this.#kick();
+  }
+
+  #openRollout(w: Workload): void {
+    const rollout: Rollout = {
+      name: rolloutName(w, w.images),
+      kind: w.kind,
+      namespace: w.namespace,
+      workloadName: w.name,
+      images: w.images,
+      created: Date.now(),
+    };
+    this.#rollouts.set(workloadKey(w), rollout);
+    this.#options.onEvent({
+      type: "rollout",
+      workload: workloadKey(w),
+      prepull: rollout.name,
+      images: w.images,
+    });
   }
 
   #kick(): void {

@@ -6,6 +6,7 @@ import {
   imagesChanged,
   newTemplateImages,
   podSpecImages,
+  rolloutInProgress,
   rolloutName,
   toWorkload,
   WORKLOAD_KINDS,
@@ -73,5 +74,67 @@ describe("workload images", () => {
     const long = rolloutName({ kind: "CronJob", name: `${"x".repeat(250)}.y` }, ["a"]);
     assert.ok(long.length <= 253);
     assert.match(long, /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/);
+  });
+});
+
+describe("rollout in progress", () => {
+  const meta = { name: "w", generation: 3 };
+  it("says nothing for an object without status", () => {
+    assert.equal(rolloutInProgress("Deployment", { metadata: meta }), false);
+    assert.equal(rolloutInProgress("StatefulSet", { metadata: meta }), false);
+    assert.equal(rolloutInProgress("DaemonSet", { metadata: meta }), false);
+  });
+
+  it("sees an unobserved generation", () => {
+    const status = { observedGeneration: 2, updatedReplicas: 3 };
+    assert.equal(
+      rolloutInProgress("Deployment", { metadata: meta, spec: { replicas: 3 } as never, status }),
+      true,
+    );
+    const sts = { observedGeneration: 2, replicas: 1 };
+    assert.equal(rolloutInProgress("StatefulSet", { metadata: meta, status: sts }), true);
+  });
+
+  it("sees replicas not yet updated", () => {
+    const spec = { replicas: 3 } as never;
+    assert.equal(
+      rolloutInProgress("Deployment", {
+        metadata: meta,
+        spec,
+        status: { observedGeneration: 3, updatedReplicas: 1 },
+      }),
+      true,
+    );
+    assert.equal(
+      rolloutInProgress("Deployment", {
+        metadata: meta,
+        spec,
+        status: { observedGeneration: 3, updatedReplicas: 3 },
+      }),
+      false,
+    );
+    const ds = (updated: number) => ({
+      observedGeneration: 3,
+      updatedNumberScheduled: updated,
+      desiredNumberScheduled: 4,
+      currentNumberScheduled: 4,
+      numberMisscheduled: 0,
+      numberReady: 4,
+    });
+    assert.equal(rolloutInProgress("DaemonSet", { metadata: meta, status: ds(2) }), true);
+    assert.equal(rolloutInProgress("DaemonSet", { metadata: meta, status: ds(4) }), false);
+    const sts = (update: string) => ({
+      observedGeneration: 3,
+      replicas: 2,
+      currentRevision: "r1",
+      updateRevision: update,
+    });
+    assert.equal(rolloutInProgress("StatefulSet", { metadata: meta, status: sts("r2") }), true);
+    assert.equal(rolloutInProgress("StatefulSet", { metadata: meta, status: sts("r1") }), false);
+  });
+
+  it("never for Jobs and CronJobs", () => {
+    assert.equal(rolloutInProgress("Job", { metadata: meta, status: {} }), false);
+    assert.equal(rolloutInProgress("CronJob", { metadata: meta, status: {} }), false);
   });
 });

@@ -134,3 +134,38 @@ export function rolloutName(w: Pick<Workload, "kind" | "name">, images: readonly
   const head = w.name.slice(0, MAX_NAME - suffix.length).replace(/[.-]+$/, "");
   return `${head}${suffix}`;
 }
+
+/**
+ * Whether the workload's own controller is still rolling out its current template, from the
+ * status it reports: a new leader (or a fresh start) pre-pulls for such a workload as for a
+ * change it saw. Objects without a status (never reconciled) say nothing.
+ */
+export function rolloutInProgress(kind: WorkloadKind, object: WorkloadObject): boolean {
+  const generation = object.metadata?.generation;
+  switch (kind) {
+    case "Deployment": {
+      const d = object as V1Deployment;
+      const status = d.status;
+      if (status?.observedGeneration === undefined) return false;
+      if (generation !== undefined && status.observedGeneration < generation) return true;
+      return (status.updatedReplicas ?? 0) < (d.spec?.replicas ?? 1);
+    }
+    case "StatefulSet": {
+      const status = (object as V1StatefulSet).status;
+      if (status?.observedGeneration === undefined) return false;
+      if (generation !== undefined && status.observedGeneration < generation) return true;
+      return (
+        status.updateRevision !== undefined && status.updateRevision !== status.currentRevision
+      );
+    }
+    case "DaemonSet": {
+      const status = (object as V1DaemonSet).status;
+      if (status?.observedGeneration === undefined) return false;
+      if (generation !== undefined && status.observedGeneration < generation) return true;
+      return (status.updatedNumberScheduled ?? 0) < status.desiredNumberScheduled;
+    }
+    case "Job":
+    case "CronJob":
+      return false;
+  }
+}
