@@ -506,7 +506,22 @@ class NodeAgent implements KubeAgent {
     this.#metrics.images(this.#o.nodeName, present, this.#wanted.size - present);
     await this.#writePrePullStatuses();
     const missing = required.filter((i) => !this.#present.has(i));
-    await this.#taint?.reconcile(node, required.length, missing);
+    // Pinned before the node opens: kubelet's GC must not take what the taint waited for.
+    await this.#taint?.reconcile(node, required.length, missing, async () => {
+      for (const image of required) {
+        const ref = this.#wanted.get(image)?.entry.ref;
+        if (ref === undefined || runtime.pin === undefined) continue;
+        await runtime
+          .pin(ref)
+          .catch((error: unknown) =>
+            this.#warnOnce(`pin:${image}`, {
+              msg: "required image not pinned",
+              image,
+              error: String(error),
+            }),
+          );
+      }
+    });
   }
 
   #imageStatus(text: string): NodeImageStatus {

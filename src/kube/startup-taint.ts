@@ -30,8 +30,16 @@ export class StartupTaint {
     this.#o = options;
   }
 
-  /** `missing`: required images not in the runtime (empty: all present). */
-  async reconcile(node: V1Node, required: number, missing: readonly string[]): Promise<void> {
+  /**
+   * `missing`: required images not in the runtime (empty: all present). `beforeRemoval` runs
+   * just before the taint is removed (pinning the required images against GC).
+   */
+  async reconcile(
+    node: V1Node,
+    required: number,
+    missing: readonly string[],
+    beforeRemoval?: () => Promise<void>,
+  ): Promise<void> {
     const { key, nodeName, metrics } = this.#o;
     const has = node.spec?.taints?.some((t) => t.key === key) ?? false;
     this.present = has;
@@ -43,6 +51,7 @@ export class StartupTaint {
       uid: node.metadata?.uid,
     };
     if (has && missing.length === 0) {
+      await beforeRemoval?.();
       const change = await changeTaint(
         this.#o.core,
         nodeName,

@@ -238,10 +238,14 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
     // The first taint patch: check what containerd holds at that moment, and let kubectl add a
     // taint in between the agent's read and its patch.
     let heldAtPatch: string[] | undefined;
+    let listingAtPatch = "";
     let raced = false;
     api.beforeRequest = async (call) => {
       if (call.user !== AGENT_USER || call.verb !== "patch" || call.resource !== "nodes") return;
-      if (heldAtPatch === undefined) heldAtPatch = await criImages();
+      if (heldAtPatch === undefined) {
+        heldAtPatch = await criImages();
+        listingAtPatch = (await containerd.ctr(["-n", "k8s.io", "images", "ls"])).stdout;
+      }
       if (!raced) {
         raced = true;
         await kubectl("taint", "nodes", "node-1", "racer=1:NoExecute");
@@ -291,6 +295,15 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
         (heldAtPatch as string[] | undefined)?.includes(name),
         `${name} was in containerd before the taint patch`,
       );
+    // … and pinned against kubelet's image GC (containerd's CRI label)
+    for (const name of [`${open.host}/base/tools:v1`, `${locked.host}/private/app:v1`]) {
+      const line = listingAtPatch.split("\n").find((l) => l.startsWith(`${name} `));
+      assert.match(
+        line ?? "",
+        /io\.cri-containerd\.pinned=pinned/,
+        `${name} pinned before the taint patch`,
+      );
+    }
     const patches = api.calls.filter(
       (c) => c.user === AGENT_USER && c.verb === "patch" && c.resource === "nodes",
     );
