@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { once } from "node:events";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -165,6 +167,45 @@ describe("peer listener", () => {
       assert.equal((await get(server.address, path, {})).status, 401);
       assert.equal((await get(server.address, "/healthz", {})).status, 200);
     } finally {
+      await server.close();
+    }
+  });
+
+  it("closes connections beyond its limit", async () => {
+    const server = await startPeerServer({
+      host: "127.0.0.1",
+      port: 0,
+      key,
+      store,
+      fetcher: { ensureBlob: () => Promise.reject(new Error("not used")) },
+      source: new PeerSource({
+        liveness: new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" }),
+        key,
+        counters: peerCounters(new Metrics()),
+        log: () => {},
+      }),
+      access: new UpstreamAccess({ registry }),
+      counters: peerCounters(new Metrics()),
+      log: () => {},
+      maxConnections: 1,
+    });
+    const [host, port] = server.address.split(":") as [string, string];
+    const first = connect(Number(port), host);
+    try {
+      await once(first, "connect");
+      first.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      await once(first, "data"); // the first connection is served and kept open
+      const second = connect(Number(port), host);
+      second.on("error", () => undefined);
+      second.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+      let answered = false;
+      second.on("data", () => {
+        answered = true;
+      });
+      await once(second, "close");
+      assert.equal(answered, false, "the connection over the limit was closed unanswered");
+    } finally {
+      first.destroy();
       await server.close();
     }
   });
