@@ -1,6 +1,7 @@
 // Node-to-node sharing between real ferry processes, each in its own network namespace,
 // with the upstream registry behind a rate-limited link (test/fixtures/fleet.ts).
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { rank, signRequest } from "../../src/peer/index.ts";
@@ -14,7 +15,7 @@ import {
   startFleet,
 } from "../fixtures/fleet.ts";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
-import { ingestFiles, verifiedBlobs } from "./cli.ts";
+import { describeRun, ferry, ingestFiles, removeDir, tempDir, verifiedBlobs } from "./cli.ts";
 
 const NAME = "fleet/app";
 const PRIVATE = { user: "fleet", password: "s3cret-pass" };
@@ -49,6 +50,45 @@ async function notes(nodes: FleetNode[]): Promise<string> {
 async function peerBytes(node: FleetNode, source: "peer" | "upstream"): Promise<number> {
   return metricValue(await node.metrics(), "ferry_peer_blob_bytes_total", `source="${source}"`);
 }
+
+describe("ferry mirror peer flags", () => {
+  it("refuses incomplete or wrong peer settings with a clear message", async () => {
+    const dir = await tempDir("ferry-peer-flags-");
+    try {
+      const store = ["--store", `${dir}/store`, "--listen", "127.0.0.1:0"];
+      const alone = await ferry(["mirror", ...store, "--peers", "127.0.0.1:5001"]);
+      assert.notEqual(alone.code, 0, describeRun(alone));
+      assert.match(alone.stderr, /--peers, --peer-listen and --peer-key-file together/);
+      await writeFile(`${dir}/short.key`, "tooshort\n");
+      const short = await ferry([
+        "mirror",
+        ...store,
+        "--peers",
+        "127.0.0.1:5001",
+        "--peer-listen",
+        "127.0.0.1:5001",
+        "--peer-key-file",
+        `${dir}/short.key`,
+      ]);
+      assert.notEqual(short.code, 0, describeRun(short));
+      assert.match(short.stderr, /at least 16 are needed/);
+      const anywhere = await ferry([
+        "mirror",
+        ...store,
+        "--peers",
+        "127.0.0.1:5001",
+        "--peer-listen",
+        "0.0.0.0:5001",
+        "--peer-key-file",
+        `${dir}/short.key`,
+      ]);
+      assert.notEqual(anywhere.code, 0, describeRun(anywhere));
+      assert.match(anywhere.stderr, /not an address other nodes can reach/);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
 
 describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000 }, () => {
   let fleet: Fleet;
