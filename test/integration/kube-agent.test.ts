@@ -12,13 +12,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { parseAllDocuments } from "yaml";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";
 import {
-  type ApiCall,
+  deployedAgentRules,
+  ruleAllows,
   type FakeApiServer,
-  type KubeObject,
   startFakeApiServer,
 } from "../fixtures/kube-apiserver.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -56,59 +55,6 @@ async function until<T>(
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await sleep(100);
   }
-}
-
-interface Rule {
-  apiGroups: string[];
-  resources: string[];
-  verbs: string[];
-  /** undefined: cluster-wide (ClusterRole) */
-  namespace: string | undefined;
-  from: string;
-}
-
-/** The rules bound to the agent's ServiceAccount, from `kubectl kustomize deploy/kubernetes/base`. */
-async function deployedRules(): Promise<Rule[]> {
-  const { stdout } = await execFileAsync("kubectl", ["kustomize", "deploy/kubernetes/base"], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const objects = parseAllDocuments(stdout).map(
-    (d) =>
-      d.toJS() as KubeObject & {
-        rules?: Rule[];
-        roleRef?: { kind: string; name: string };
-        subjects?: { kind: string; name: string; namespace?: string }[];
-      },
-  );
-  const bound = objects.filter(
-    (o) =>
-      (o["kind"] === "ClusterRoleBinding" || o["kind"] === "RoleBinding") &&
-      o.subjects?.some(
-        (s) => s.kind === "ServiceAccount" && s.name === "ferry" && s.namespace === "ferry-system",
-      ),
-  );
-  const rules: Rule[] = [];
-  for (const binding of bound) {
-    const ref = binding.roleRef;
-    const role = objects.find((o) => o["kind"] === ref?.kind && o.metadata?.["name"] === ref?.name);
-    assert.ok(role, `${ref?.kind} ${ref?.name} is in the base`);
-    const namespace =
-      binding["kind"] === "RoleBinding" ? String(binding.metadata?.["namespace"]) : undefined;
-    for (const rule of role.rules ?? [])
-      rules.push({ ...rule, namespace, from: `${String(ref?.kind)}/${String(ref?.name)}` });
-  }
-  return rules;
-}
-
-function allows(rule: Rule, call: ApiCall): boolean {
-  const resource =
-    call.subresource === undefined ? call.resource : `${call.resource}/${call.subresource}`;
-  return (
-    rule.apiGroups.includes(call.group) &&
-    rule.resources.includes(resource) &&
-    rule.verbs.includes(call.verb) &&
-    (rule.namespace === undefined || rule.namespace === call.namespace)
-  );
 }
 
 describe("ferry agent --kubernetes", () => {
@@ -282,10 +228,10 @@ describe("ferry agent --kubernetes", () => {
     agent.child.kill("SIGTERM");
     const result = await agent.result;
     assert.equal(result.code, 0, result.stderr.slice(-2000));
-    const rules = await deployedRules();
+    const rules = await deployedAgentRules();
     const calls = api.calls.filter((c) => c.user === AGENT_USER);
     assert.ok(calls.length > 0);
-    const denied = calls.filter((c) => !rules.some((r) => allows(r, c)));
+    const denied = calls.filter((c) => !rules.some((r) => ruleAllows(r, c)));
     assert.deepEqual(
       [
         ...new Set(

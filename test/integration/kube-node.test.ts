@@ -18,8 +18,10 @@ import { type KubeAgent, loadKubeClient, startKubeAgent } from "../../src/kube/i
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";
 import {
+  deployedAgentRules,
   type FakeApiServer,
   type KubeObject,
+  ruleAllows,
   startFakeApiServer,
 } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -420,5 +422,24 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
     await until("the taint to go again", () => (tainted() ? undefined : true));
     await agent.stop();
     agents.splice(agents.indexOf(agent), 1);
+  });
+  test("every API call the node agents made is allowed by the RBAC rendered from deploy/kubernetes/base", async () => {
+    const rules = await deployedAgentRules();
+    const calls = api.calls.filter((c) => c.user === AGENT_USER);
+    assert.ok(
+      calls.some((c) => c.resource === "secrets" && c.verb === "get"),
+      "the pull secret was read",
+    );
+    const denied = calls.filter((c) => !rules.some((r) => ruleAllows(r, c)));
+    assert.deepEqual(
+      [
+        ...new Set(
+          denied.map(
+            (c) => `${c.verb} ${c.group}/${c.resource}${c.subresource ? `/${c.subresource}` : ""}`,
+          ),
+        ),
+      ],
+      [],
+    );
   });
 });
