@@ -149,6 +149,8 @@ class NodeAgent implements KubeAgent {
   #stopped = false;
   /** Until every source has been listed once, no partial list is written. */
   #started = false;
+  /** Ask the runtime about every image, not only those not known present (resync). */
+  #fullCheck = true;
   #timer: NodeJS.Timeout | undefined;
   readonly #warned = new Set<string>();
 
@@ -239,7 +241,10 @@ class NodeAgent implements KubeAgent {
       });
     }
     const resync = this.#o.resyncMs ?? DEFAULT_RESYNC_MS;
-    this.#timer = setInterval(() => this.#kick(), resync);
+    this.#timer = setInterval(() => {
+      this.#fullCheck = true;
+      this.#kick();
+    }, resync);
     this.#timer.unref();
   }
 
@@ -480,8 +485,14 @@ class NodeAgent implements KubeAgent {
     const runtime = this.#runtime;
     const node = this.#node();
     if (runtime === undefined || node === undefined) return;
-    // What the runtime holds, asked image by image (node.status.images is capped at 50).
+    // What the runtime holds, asked image by image (node.status.images is capped at 50). After
+    // a pull only the images not known present are asked; the resync and a tainted node (the
+    // taint is removed only on a fresh answer for every required image) ask about all.
+    const key = this.#o.startupTaintKey;
+    const full = this.#fullCheck || (node.spec?.taints?.some((t) => t.key === key) ?? false);
+    this.#fullCheck = false;
     for (const image of this.#wanted.keys()) {
+      if (!full && this.#present.has(image)) continue;
       try {
         const presence = await runtime.status(this.#wanted.get(image)!.entry.ref);
         if (presence.present) this.#present.set(image, presence);
@@ -511,15 +522,13 @@ class NodeAgent implements KubeAgent {
       for (const image of required) {
         const ref = this.#wanted.get(image)?.entry.ref;
         if (ref === undefined || runtime.pin === undefined) continue;
-        await runtime
-          .pin(ref)
-          .catch((error: unknown) =>
-            this.#warnOnce(`pin:${image}`, {
-              msg: "required image not pinned",
-              image,
-              error: String(error),
-            }),
-          );
+        await runtime.pin(ref).catch((error: unknown) =>
+          this.#warnOnce(`pin:${image}`, {
+            msg: "required image not pinned",
+            image,
+            error: String(error),
+          }),
+        );
       }
     });
   }
