@@ -86,6 +86,9 @@ class JsonRenderer implements PullRenderer {
         manifestDigest: s.manifestDigest,
         status: s.status,
         bytesDownloaded: s.bytesDownloaded,
+        // where the downloaded bytes came from: other nodes (peer sharing) or the registry
+        bytesFromPeers: s.bytesFromPeers ?? 0,
+        bytesFromRegistry: s.bytesDownloaded - (s.bytesFromPeers ?? 0),
         blobsDownloaded: s.blobsDownloaded,
         blobsSkipped: s.blobsSkipped,
         seconds: s.seconds,
