@@ -48,6 +48,38 @@ policy:
     });
   });
 
+  it("kubernetes: settings for ferry agent --kubernetes; a mistake names the key", () => {
+    const settings = parseAgentSettings(
+      "/etc/ferry/agent.yaml",
+      `kubernetes:
+  enabled: true
+  kubeconfig: kube.conf
+  startupTaint: example.com/images
+  taintMode: continuous
+  imageFs: /var/lib/containerd
+  imageGCHighThresholdPercent: 80
+  workloadPrePull: false
+`,
+    );
+    assert.deepEqual(settings, {
+      kubernetes: {
+        enabled: true,
+        kubeconfig: "/etc/ferry/kube.conf",
+        startupTaint: "example.com/images",
+        taintMode: "continuous",
+        imageFs: "/var/lib/containerd",
+        imageGCHighThresholdPercent: 80,
+        workloadPrePull: false,
+      },
+    });
+    assert.throws(
+      () => parseAgentSettings("a.yaml", "kubernetes:\n  taintMode: sometimes\n"),
+      (e: Error & { hint?: string }) =>
+        /a\.yaml:2:14: kubernetes\.taintMode/.test(e.message) &&
+        /bootstrap or continuous/.test(e.hint ?? ""),
+    );
+  });
+
   it("an empty file means no settings", () => {
     assert.deepEqual(parseAgentSettings("a.yaml", ""), {});
   });

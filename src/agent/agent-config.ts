@@ -31,11 +31,24 @@ export interface AgentSettings {
   readonly allow?: readonly string[];
   readonly registryHost?: string;
   readonly policy?: { readonly schedule: string; readonly retention: RetentionPolicy };
+  /** `ferry agent --kubernetes` settings (kube/ reads them; flags override). */
+  readonly kubernetes?: KubernetesSettings;
+}
+
+export interface KubernetesSettings {
+  readonly enabled?: boolean;
+  readonly kubeconfig?: string;
+  /** the taint key, or "none" */
+  readonly startupTaint?: string;
+  readonly taintMode?: "bootstrap" | "continuous";
+  readonly imageFs?: string;
+  readonly imageGCHighThresholdPercent?: number;
+  readonly workloadPrePull?: boolean;
 }
 
 const require = createRequire(import.meta.url);
 const KEYS =
-  "images, targets, listen, schedule, jitter, grace, concurrency, store, dockerHost, criEndpoint, webhooks, policy";
+  "images, targets, listen, schedule, jitter, grace, concurrency, store, dockerHost, criEndpoint, webhooks, policy, kubernetes";
 const HINTS: Readonly<Record<string, string>> = {
   images: "images is the path of the image list (relative to this file)",
   targets: "targets is a list of: docker, containerd, store",
@@ -49,6 +62,9 @@ const HINTS: Readonly<Record<string, string>> = {
   high: "high and low are whole percentages, low below high",
   low: "high and low are whole percentages, low below high",
   maxAge: "maxAge is a duration such as 30d",
+  taintMode: "taintMode is bootstrap or continuous",
+  imageGCHighThresholdPercent:
+    "imageGCHighThresholdPercent is kubelet's, a whole percentage (default 85)",
 };
 
 export async function loadAgentSettings(path: string): Promise<AgentSettings> {
@@ -101,6 +117,7 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
   const base = dirname(resolve(path));
   const file = (p: string | undefined) => (p === undefined ? undefined : resolve(base, p));
   const policy = d.policy ?? undefined;
+  const kube = d.kubernetes ?? undefined;
   return strip({
     listFile: file(d.images),
     targets: d.targets,
@@ -126,6 +143,19 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
               maxAgeMs: policy.maxAge === undefined ? undefined : parseDuration(policy.maxAge),
             },
           },
+    kubernetes:
+      kube === undefined
+        ? undefined
+        : strip({
+            enabled: kube.enabled,
+            kubeconfig: file(kube.kubeconfig),
+            startupTaint: kube.startupTaint,
+            taintMode: kube.taintMode,
+            // an absolute host path, not relative to this file
+            imageFs: kube.imageFs,
+            imageGCHighThresholdPercent: kube.imageGCHighThresholdPercent,
+            workloadPrePull: kube.workloadPrePull,
+          }),
   });
 }
 
@@ -185,6 +215,17 @@ function buildSchema(z: typeof Zod.z) {
           })
           .optional(),
         policy: policy.optional(),
+        kubernetes: z
+          .strictObject({
+            enabled: z.boolean({ error: "expected true or false" }).optional(),
+            kubeconfig: path.optional(),
+            startupTaint: z.string().min(1).optional(),
+            taintMode: z.enum(["bootstrap", "continuous"]).optional(),
+            imageFs: path.optional(),
+            imageGCHighThresholdPercent: percent.optional(),
+            workloadPrePull: z.boolean({ error: "expected true or false" }).optional(),
+          })
+          .optional(),
       },
       { error: "expected a mapping of agent settings" },
     )

@@ -26,7 +26,12 @@ export {
   type SystemdNotifyResult,
   type UnavailableTarget,
 } from "./bootstrap.ts";
-export { type AgentSettings, loadAgentSettings, parseAgentSettings } from "./agent-config.ts";
+export {
+  type AgentSettings,
+  type KubernetesSettings,
+  loadAgentSettings,
+  parseAgentSettings,
+} from "./agent-config.ts";
 export { type AgentOptions, type OpenedTargets, runAgent, type TargetHooks } from "./daemon.ts";
 export { validateCron } from "./schedule.ts";
 export { contentHash, type ListWatch, watchList } from "./list-watch.ts";

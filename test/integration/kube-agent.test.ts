@@ -304,28 +304,29 @@ describe("ferry agent --kubernetes", () => {
         spec: { images: [`${registry.host}/apps/web:v3`], nodeSelector: { disk: "full" } },
       });
       const kubeconfig = (await api.kubeconfigFor("full-node-agent")).path;
-      full = startFerry(
+      // this time from agent.yaml's kubernetes: section instead of flags
+      const config = join(work, "agent.yaml");
+      await writeFile(
+        config,
         [
-          "agent",
-          "--kubernetes",
-          "--no-workload-prepull",
-          "--target",
-          "containerd",
-          "--cri-endpoint",
-          `unix://${containerd.socket}`,
-          "--listen",
-          "127.0.0.1:0",
-          "--image-fs",
-          fs,
-        ],
-        {
-          NODE_NAME: "node-full",
-          POD_NAMESPACE: "ferry-system",
-          KUBECONFIG: kubeconfig,
-          TMPDIR: work,
-          HOME: work,
-        },
+          "targets: [containerd]",
+          `criEndpoint: unix://${containerd.socket}`,
+          "listen: 127.0.0.1:0",
+          "kubernetes:",
+          "  enabled: true",
+          `  kubeconfig: ${kubeconfig}`,
+          `  imageFs: ${fs}`,
+          "  imageGCHighThresholdPercent: 85",
+          "  workloadPrePull: false",
+          "",
+        ].join("\n"),
       );
+      full = startFerry(["agent", "-c", config], {
+        NODE_NAME: "node-full",
+        POD_NAMESPACE: "ferry-system",
+        TMPDIR: work,
+        HOME: work,
+      });
       const entry = await until("the refusal in the PrePull status", () => {
         const s = api.get("ferry.dev/v1alpha1", "PrePull", "full", "apps")?.["status"] as
           | { nodes?: Record<string, { images: { state: string; reason?: string }[] }> }

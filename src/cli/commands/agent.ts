@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import {
   type AgentSettings,
+  type KubernetesSettings,
   createStoreTarget,
   loadAgentSettings,
   MeteredPuller,
@@ -64,7 +65,9 @@ Options (flags override agent.yaml):
   --docker-host URL, --cri-endpoint URL, --store DIR, --config FILE
   -v, --verbose              debug log lines too
 
-Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md):
+Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md; agent.yaml: kubernetes:
+with enabled, kubeconfig, startupTaint, taintMode, imageFs, imageGCHighThresholdPercent,
+workloadPrePull):
   --kubernetes               also take images from ConfigMaps labelled ferry.dev/image-list=true
                              and PrePull objects matching this node (NODE_NAME), report PrePull
                              status, remove the node's startup taint once every required image
@@ -121,7 +124,8 @@ export async function agentCommand(
   const file: AgentSettings =
     values["agent-config"] === undefined ? {} : await loadAgentSettings(values["agent-config"]);
   const listFile = values.file ?? file.listFile;
-  if (listFile === undefined && values.kubernetes !== true) {
+  const kubernetes = values.kubernetes === true || file.kubernetes?.enabled === true;
+  if (listFile === undefined && !kubernetes) {
     throw usageError("agent needs an image list: -f LIST, or images: in agent.yaml (-c FILE)");
   }
   const listen = values.listen ?? file.listen ?? "127.0.0.1:8080";
@@ -145,12 +149,11 @@ export async function agentCommand(
   };
   const metrics = new Metrics();
   // Sizes for the headroom check: what an image adds to the image filesystem, estimated.
-  const sizes =
-    values.kubernetes === true ? createRegistryClient({ config: flags.config, output }) : undefined;
+  const sizes = kubernetes ? createRegistryClient({ config: flags.config, output }) : undefined;
   const kube =
     sizes === undefined
       ? undefined
-      : await startKubernetes(values, listFile, metrics, log, (ref) =>
+      : await startKubernetes(values, file.kubernetes ?? {}, listFile, metrics, log, (ref) =>
           estimateImageBytes(sizes, ref),
         );
   await runAgent({
@@ -186,24 +189,27 @@ export async function agentCommand(
 
 function startKubernetes(
   values: Record<string, string | boolean | string[] | undefined>,
+  settings: KubernetesSettings,
   listFile: string | undefined,
   metrics: Metrics,
   log: (entry: Record<string, unknown>) => void,
   estimateBytes: (ref: Reference) => Promise<number | undefined>,
 ) {
-  const mode = values["taint-mode"];
+  const mode = values["taint-mode"] ?? settings.taintMode;
   if (mode !== undefined && mode !== "bootstrap" && mode !== "continuous")
     throw usageError(`--taint-mode is bootstrap or continuous, got "${String(mode)}"`);
   const high = values["image-gc-high"];
   return startKubernetesMode({
-    kubeconfig: values.kubeconfig as string | undefined,
+    kubeconfig: (values.kubeconfig as string | undefined) ?? settings.kubeconfig,
     listFile,
-    startupTaintKey: values["startup-taint"] as string | undefined,
+    startupTaintKey: (values["startup-taint"] as string | undefined) ?? settings.startupTaint,
     taintMode: mode as TaintMode | undefined,
-    imageFsPath: values["image-fs"] as string | undefined,
+    imageFsPath: (values["image-fs"] as string | undefined) ?? settings.imageFs,
     imageGCHighThresholdPercent:
-      high === undefined ? undefined : parsePercent(String(high), "--image-gc-high"),
-    workloads: values["no-workload-prepull"] !== true,
+      high === undefined
+        ? settings.imageGCHighThresholdPercent
+        : parsePercent(String(high), "--image-gc-high"),
+    workloads: values["no-workload-prepull"] !== true && settings.workloadPrePull !== false,
     metrics,
     log,
     estimateBytes,
