@@ -33,4 +33,11 @@ export {
   UPSTREAM_AUTH_HEADER,
 } from "./source.ts";
 export { Throttle } from "./throttle.ts";
-export { PEER_FLAGS_USAGE, type PeerFlags, type PeerSettings, peerSettings } from "./options.ts";
+export {
+  PEER_CLIENT_FLAGS_USAGE,
+  PEER_FLAGS_USAGE,
+  type PeerFlags,
+  type PeerMembers,
+  type PeerSettings,
+  peerSettings,
+} from "./options.ts";

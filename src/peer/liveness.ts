@@ -5,8 +5,8 @@ const MISSES_FOR_DOWN = 3;
 
 export interface LivenessOptions {
   membership: MembershipSource;
-  /** This node's own peer address: always live, never probed. */
-  self: string;
+  /** This node's own peer address: always live, never probed. Undefined for a member without a listener. */
+  self: string | undefined;
   /** Between probe rounds; default 2 s. */
   intervalMs?: number;
   /** One probe's time limit; default 3 s. */
@@ -24,7 +24,7 @@ export interface LivenessOptions {
 export class Liveness {
   readonly #o: Required<Omit<LivenessOptions, "membership" | "self">>;
   readonly #membership: MembershipSource;
-  readonly self: string;
+  readonly self: string | undefined;
   readonly #down = new Set<string>();
   /**
    * Consecutive failed probes per member: three in a row mark it down. A busy node answers

@@ -9,8 +9,12 @@ import { type BlobFetcher, type RunningPeerServer, startPeerServer } from "./ser
 import { PeerSource } from "./source.ts";
 
 export interface PeerNodeOptions {
-  /** This node's peer address (`host:port` of its peer listener, as peers list it). */
-  self: string;
+  /**
+   * This node's peer address (`host:port` of its peer listener, as peers list it).
+   * Undefined for a member that only asks peers (`ferry pull --peers`): it is never ranked
+   * as an owner, and `start` replaces `listen`.
+   */
+  self: string | undefined;
   membership: MembershipSource;
   key: Buffer;
   metrics: Metrics;
@@ -66,7 +70,14 @@ export class PeerNode {
     });
   }
 
+  /** Starts probing the peers' health, for a member without a listener (`listen` does it otherwise). */
+  start(): void {
+    this.liveness.start();
+  }
+
   async listen(options: PeerListenOptions): Promise<RunningPeerServer> {
+    if (this.#o.self === undefined)
+      throw new Error("PeerNode.listen: a member without a peer address cannot listen");
     this.#server = await startPeerServer({
       host: options.host,
       port: options.port,

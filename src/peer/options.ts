@@ -12,27 +12,75 @@ export interface PeerFlags {
   "peer-max-connections"?: string | undefined;
 }
 
+/** Where the members come from: a fixed list, or the endpoints of a Kubernetes Service. */
+export type PeerMembers =
+  | { kind: "static"; peers: string[] }
+  | { kind: "kubernetes"; service: string | undefined };
+
 /** Checked peer settings. */
 export interface PeerSettings {
-  self: string;
-  host: string;
-  port: number;
-  peers: string[];
+  /** This node's peer listener; undefined for a member that only asks (`ferry pull --peers`). */
+  listen: { self: string; host: string; port: number } | undefined;
+  members: PeerMembers;
   key: Buffer;
   uploadBytesPerSecond: number;
   maxConnections: number;
 }
 
 /** The usage text of the flags, for commands that take them. */
-export const PEER_FLAGS_USAGE = `  --peers HOST:PORT,...   share blobs with these nodes' peer listeners (this node may be listed)
+export const PEER_FLAGS_USAGE = `  --peers HOST:PORT,...   share blobs with these nodes' peer listeners (this node may be listed);
+                          \`kubernetes\` (or kubernetes:SERVICE): the ready endpoints of the
+                          ferry-peers headless Service, followed as they change
+  --kubeconfig FILE       with --peers kubernetes outside a pod (default: $KUBECONFIG, ~/.kube/config)
   --peer-listen HOST:PORT serve this node's blobs to its peers here (an address they reach)
   --peer-key-file FILE    shared fleet key (same file on every node) that signs peer requests
   --peer-upload-limit N   cap on bytes per second sent to peers, e.g. 50MiB (default: none)
   --peer-max-connections N  peer connections accepted at once (default 64)
 `;
 
-/** Validates the flags; undefined when peer sharing is off. Misconfiguration is a clear error. */
-export async function peerSettings(flags: PeerFlags): Promise<PeerSettings | undefined> {
+/** The usage text of the flags of a member without a listener (`ferry pull`). */
+export const PEER_CLIENT_FLAGS_USAGE = `  --peers HOST:PORT,...   ask these nodes' peer listeners (ferry mirror --peer-listen) for blobs
+                          before the registry; \`kubernetes\` (or kubernetes:SERVICE) for the
+                          ferry-peers Service's endpoints
+  --peer-key-file FILE    the fleet's shared key that signs peer requests
+  --kubeconfig FILE       with --peers kubernetes outside a pod
+`;
+
+/** `kubernetes` or `kubernetes:SERVICE` as --peers: the service name (undefined: the default). */
+function kubernetesMembers(text: string): PeerMembers | undefined {
+  const m = /^kubernetes(?::([a-z0-9]([-a-z0-9]*[a-z0-9])?))?$/.exec(text.trim());
+  if (m === null) {
+    if (/^kubernetes:/.test(text.trim()))
+      throw invalid(`--peers kubernetes:SERVICE needs a Service name, got "${text}"`);
+    return undefined;
+  }
+  return { kind: "kubernetes", service: m[1] };
+}
+
+/**
+ * Validates the flags; undefined when peer sharing is off. Misconfiguration is a clear error.
+ * `clientOnly`: a member without a listener (no --peer-listen, upload limit or connection
+ * limit), which asks the listed peers and serves nobody.
+ */
+export async function peerSettings(
+  flags: PeerFlags,
+  options: { clientOnly?: boolean } = {},
+): Promise<PeerSettings | undefined> {
+  if (options.clientOnly === true) {
+    if (flags.peers === undefined && flags["peer-key-file"] === undefined) return undefined;
+    if (flags.peers === undefined || flags["peer-key-file"] === undefined)
+      throw invalid("asking peers needs --peers and --peer-key-file together");
+    return {
+      listen: undefined,
+      members: kubernetesMembers(flags.peers) ?? {
+        kind: "static",
+        peers: parsePeerList(flags.peers),
+      },
+      key: await loadPeerKey(flags["peer-key-file"]),
+      uploadBytesPerSecond: 0,
+      maxConnections: 0,
+    };
+  }
   const given = [flags.peers, flags["peer-listen"], flags["peer-key-file"]];
   const extras = [flags["peer-upload-limit"], flags["peer-max-connections"]];
   if (given.every((g) => g === undefined)) {
@@ -47,7 +95,10 @@ export async function peerSettings(flags: PeerFlags): Promise<PeerSettings | und
   )
     throw invalid("peer sharing needs --peers, --peer-listen and --peer-key-file together");
   const self = parsePeerAddress(flags["peer-listen"], "--peer-listen");
-  const peers = parsePeerList(flags.peers);
+  const members = kubernetesMembers(flags.peers) ?? {
+    kind: "static" as const,
+    peers: parsePeerList(flags.peers),
+  };
   const colon = self.lastIndexOf(":");
   const maxConnections = Number(flags["peer-max-connections"] ?? "64");
   if (!Number.isInteger(maxConnections) || maxConnections < 1)
@@ -57,10 +108,12 @@ export async function peerSettings(flags: PeerFlags): Promise<PeerSettings | und
       ? 0
       : parseSize(flags["peer-upload-limit"].replace(/\/s$/, ""), "--peer-upload-limit");
   return {
-    self,
-    host: self.slice(0, colon).replace(/^\[|\]$/g, ""),
-    port: Number(self.slice(colon + 1)),
-    peers,
+    listen: {
+      self,
+      host: self.slice(0, colon).replace(/^\[|\]$/g, ""),
+      port: Number(self.slice(colon + 1)),
+    },
+    members,
     key: await loadPeerKey(flags["peer-key-file"]),
     uploadBytesPerSecond,
     maxConnections,

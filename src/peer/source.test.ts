@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FerryError, isFerryError, Metrics } from "../observe/index.ts";
 import { Liveness } from "./liveness.ts";
@@ -15,7 +18,7 @@ const key = Buffer.from("0123456789abcdef0123456789abcdef");
 const members = ["198.18.0.10:5001", "198.18.0.11:5001", "198.18.0.12:5001", "198.18.0.13:5001"];
 const repo = { domain: "198.18.0.2:5000", path: "team/app" };
 
-function source(self: string) {
+function source(self: string | undefined) {
   const metrics = new Metrics();
   const liveness = new Liveness({ membership: new StaticMembership(members), self });
   const src = new PeerSource({ liveness, key, counters: peerCounters(metrics), log: () => {} });
@@ -46,6 +49,22 @@ describe("PeerSource", () => {
     assert.ok(src.fetchingFromPeer(theirs.digest));
     const mine = { mediaType: "x", digest: digestOwnedBy(a), size: 10 };
     assert.equal(await src.locate(repo, mine, ctx), undefined);
+  });
+
+  it("a member without a listener owns nothing: it asks each blob's owner, then the runner-ups, then the upstream", async () => {
+    const { src } = source(undefined);
+    for (const owner of members) {
+      const desc = { mediaType: "x", digest: digestOwnedBy(owner), size: 10 };
+      const seen: string[] = [];
+      for (;;) {
+        const loc = await src.locate(repo, desc, ctx);
+        if (loc === undefined) break;
+        seen.push(loc.peer);
+        src.failed(loc, desc, new FerryError("FERRY_DENIED", "409"));
+      }
+      assert.deepEqual(seen, rank(members, desc.digest));
+      src.settled(desc, undefined);
+    }
   });
 
   it("after the owner fails, asks the runner-up, never the same peer twice for one blob", async () => {
@@ -127,6 +146,47 @@ describe("peer settings", () => {
     await assert.rejects(peerSettings({ "peer-upload-limit": "10MiB" }), (e) =>
       isFerryError(e, "FERRY_INVALID_ARGUMENT"),
     );
+  });
+
+  it("a member without a listener needs --peers and --peer-key-file; `kubernetes` names the Service", async () => {
+    const clientOnly = { clientOnly: true };
+    assert.equal(await peerSettings({}, clientOnly), undefined);
+    await assert.rejects(
+      peerSettings({ peers: "198.18.0.10:5001" }, clientOnly),
+      (e) => isFerryError(e, "FERRY_INVALID_ARGUMENT") && /--peer-key-file/.test(e.message),
+    );
+    const dir = await mkdtemp(join(tmpdir(), "ferry-peer-options-"));
+    try {
+      const keyFile = join(dir, "key");
+      await writeFile(keyFile, key);
+      const asks = await peerSettings(
+        { peers: "198.18.0.10:5001,198.18.0.11:5001", "peer-key-file": keyFile },
+        clientOnly,
+      );
+      assert.equal(asks?.listen, undefined);
+      assert.deepEqual(asks?.members, {
+        kind: "static",
+        peers: ["198.18.0.10:5001", "198.18.0.11:5001"],
+      });
+      const kube = await peerSettings(
+        { peers: "kubernetes", "peer-key-file": keyFile },
+        clientOnly,
+      );
+      assert.deepEqual(kube?.members, { kind: "kubernetes", service: undefined });
+      const named = await peerSettings({
+        peers: "kubernetes:my-peers",
+        "peer-listen": "198.18.0.10:5001",
+        "peer-key-file": keyFile,
+      });
+      assert.deepEqual(named?.members, { kind: "kubernetes", service: "my-peers" });
+      assert.equal(named?.listen?.self, "198.18.0.10:5001");
+      await assert.rejects(
+        peerSettings({ peers: "kubernetes:", "peer-key-file": keyFile }, clientOnly),
+        (e) => isFerryError(e, "FERRY_INVALID_ARGUMENT") && /Service name/.test(e.message),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

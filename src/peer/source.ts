@@ -66,7 +66,8 @@ export class PeerSource {
     this.#o = options;
   }
 
-  get self(): string {
+  /** This node's peer address; undefined when it has no listener (it then owns no blob). */
+  get self(): string | undefined {
     return this.#o.liveness.self;
   }
 
@@ -90,8 +91,11 @@ export class PeerSource {
       // The upstream is gone: any live peer may hold a copy; ask them in rank order.
       peer = rank(this.#o.liveness.live(), digest).find(usable);
     } else {
-      for (const m of rank([this.self, ...this.#o.liveness.live()], digest)) {
-        if (m === this.self) break; // this node owns the blob: it goes to the upstream
+      const self = this.self;
+      const members = this.#o.liveness.live();
+      // A member without a listener is never an owner: it asks the live peers in rank order.
+      for (const m of rank(self === undefined ? members : [self, ...members], digest)) {
+        if (m === self) break; // this node owns the blob: it goes to the upstream
         if (usable(m)) {
           peer = m;
           break;

@@ -136,6 +136,64 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
     );
   });
 
+  it("ferry pull --peers (no listener of its own) gets the blobs from the peers, as many bytes as they served", async (t) => {
+    const servers = fleet.nodes.slice(0, 2);
+    const client = fleet.nodes[3] as FleetNode;
+    await Promise.all(servers.map((n) => n.start({ peers: true })));
+    const dir = await tempDir("ferry-fleet-pull-");
+    try {
+      await writeFile(
+        `${dir}/config.yaml`,
+        `registries:\n  "${fleet.registry.host}":\n    plainHttp: true\n`,
+      );
+      const upstreamBefore = await fleet.registry.blobBytes();
+      const run = await client.ferry(
+        [
+          "pull",
+          "--json",
+          "--store",
+          `${dir}/store`,
+          "--config",
+          `${dir}/config.yaml`,
+          "--peers",
+          servers.map((n) => n.peerAddress).join(","),
+          "--peer-key-file",
+          fleet.keyFile,
+          `${fleet.registry.host}/${NAME}:v1`,
+        ],
+        { HOME: dir, DOCKER_CONFIG: `${dir}/.docker` },
+      );
+      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      const done = run.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((e) => e["event"] === "done");
+      assert.ok(done, run.stdout);
+      const served = (
+        await Promise.all(
+          servers.map(async (n) => metricValue(await n.metrics(), "ferry_peer_served_bytes_total")),
+        )
+      ).reduce((a, b) => a + b, 0);
+      const fromPeers = done["bytesFromPeers"] as number;
+      const notesText = `${run.stderr}\n${await notes(servers)}`;
+      assert.ok(fromPeers > 0, `no bytes from peers: ${JSON.stringify(done)}\n${notesText}`);
+      assert.equal(fromPeers, served, `pull says ${fromPeers} from peers, peers served ${served}`);
+      t.diagnostic(
+        `bytesFromPeers ${fromPeers}, bytesFromRegistry ${String(done["bytesFromRegistry"])}, peers served ${served}`,
+      );
+      // Every layer came through the peers, which fetched each blob from the registry once.
+      const layers = image.layers.reduce((sum, l) => sum + l.size, 0);
+      assert.ok(fromPeers >= layers, `${fromPeers} from peers < ${layers} of layers`);
+      const upstream = (await fleet.registry.blobBytes()) - upstreamBefore;
+      assert.ok(upstream <= 1.1 * imageBytes(image), `upstream sent ${upstream}\n${notesText}`);
+      const stored = await verifiedBlobs(`${dir}/store`);
+      for (const l of image.layers) assert.ok(stored.includes(l.digest), `store lacks ${l.digest}`);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+
   it("a peer serving corrupted bytes: no store holds a bad blob and the pulls complete", async () => {
     // The liar is the node that ranks first for the largest layer, so every honest node asks it.
     const big = image.layers[0]?.digest as string;

@@ -2,8 +2,16 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
 import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
-import { Metrics } from "../../observe/index.ts";
-import { PEER_FLAGS_USAGE, PeerNode, peerSettings, StaticMembership } from "../../peer/index.ts";
+import { FerryError, Metrics } from "../../observe/index.ts";
+import { loadKubeClient, PEERS_SERVICE, startPeerMembership } from "../../kube/index.ts";
+import {
+  type MembershipSource,
+  PEER_FLAGS_USAGE,
+  type PeerMembers,
+  PeerNode,
+  peerSettings,
+  StaticMembership,
+} from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
 import { type HostSettings, RegistryClient } from "../../registry/index.ts";
@@ -60,6 +68,7 @@ export async function mirrorCommand(
       "peer-key-file": { type: "string" },
       "peer-upload-limit": { type: "string" },
       "peer-max-connections": { type: "string" },
+      kubeconfig: { type: "string" },
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
@@ -110,12 +119,16 @@ export async function mirrorCommand(
       ? anonymousRegistry
       : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent });
   const metrics = new Metrics();
-  const peerNode =
+  const members =
     peering === undefined
       ? undefined
+      : await peerMembership(peering.members, values.kubeconfig, log);
+  const peerNode =
+    peering === undefined || members === undefined
+      ? undefined
       : new PeerNode({
-          self: peering.self,
-          membership: new StaticMembership(peering.peers),
+          self: peering.listen?.self,
+          membership: members.source,
           key: peering.key,
           metrics,
           log,
@@ -148,10 +161,11 @@ export async function mirrorCommand(
     mirror,
     log,
   });
-  if (peerNode !== undefined && peering !== undefined) {
+  if (peerNode !== undefined && peering?.listen !== undefined && members !== undefined) {
+    const self = peering.listen.self;
     const peerServer = await peerNode.listen({
-      host: peering.host,
-      port: peering.port,
+      host: peering.listen.host,
+      port: peering.listen.port,
       store,
       fetcher: puller,
       registry,
@@ -163,8 +177,16 @@ export async function mirrorCommand(
       level: "info",
       msg: "peer listener up",
       address: peerServer.address,
-      peers: peering.peers.filter((p) => p !== peering.self),
+      membership: members.from,
+      peers: members.source.members().filter((p) => p !== self),
     });
+    members.source.onChange(() =>
+      log({
+        level: "info",
+        msg: "peer members changed",
+        peers: members.source.members().filter((p) => p !== self),
+      }),
+    );
   }
   log({
     level: "info",
@@ -181,8 +203,58 @@ export async function mirrorCommand(
   log({ level: "info", msg: "shutting down: finishing in-flight responses" });
   await server.close();
   await peerNode?.close();
+  members?.stop();
   await puller.close();
   await registry.close();
   if (registry !== anonymousRegistry) await anonymousRegistry.close();
   return ExitCode.ok;
+}
+
+/** A membership source and how to stop it. */
+export interface PeerMembership {
+  source: MembershipSource;
+  /** "static" or "kubernetes SERVICE in NAMESPACE (CLIENT SOURCE)", for the log. */
+  from: string;
+  stop(): void;
+}
+
+/**
+ * The members `--peers` names: the static list, or the ready endpoints of the ferry-peers
+ * headless Service's EndpointSlices (kube/), read with the in-cluster ServiceAccount or a
+ * kubeconfig and followed by a watch.
+ */
+export async function peerMembership(
+  members: PeerMembers,
+  kubeconfig: string | undefined,
+  log: (entry: Record<string, unknown>) => void,
+): Promise<PeerMembership> {
+  if (members.kind === "static") {
+    if (kubeconfig !== undefined) throw usageError("--kubeconfig goes with --peers kubernetes");
+    return { source: new StaticMembership(members.peers), from: "static", stop() {} };
+  }
+  const client = loadKubeClient({ kubeconfig });
+  const service = members.service ?? PEERS_SERVICE;
+  let membership: Awaited<ReturnType<typeof startPeerMembership>>;
+  try {
+    membership = await startPeerMembership({
+      config: client.config,
+      namespace: client.namespace,
+      service,
+      log,
+    });
+  } catch (cause) {
+    throw new FerryError(
+      "FERRY_UNREACHABLE",
+      `cannot list the EndpointSlices of Service ${service} in namespace ${client.namespace} (${client.source})`,
+      {
+        hint: "check the API server is reachable and the ServiceAccount may list and watch endpointslices (deploy/kubernetes/base/rbac.yaml); see docs/kubernetes.md",
+        cause,
+      },
+    );
+  }
+  return {
+    source: membership,
+    from: `kubernetes ${service} in ${client.namespace} (${client.source})`,
+    stop: () => membership.stop(),
+  };
 }

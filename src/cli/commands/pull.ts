@@ -1,10 +1,13 @@
 import { parseArgs } from "node:util";
+import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
+import { PEER_CLIENT_FLAGS_USAGE, PeerNode, peerSettings } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
 import { parseReference, type Reference } from "../../reference/index.ts";
 import { createRegistryClient, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
+import { type PeerMembership, peerMembership } from "./mirror.ts";
 
 export const pullUsage = `Usage: ferry pull REF... [options]
 
@@ -18,7 +21,10 @@ Options:
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)
   -q, --quiet                   print only the pulled references
   --json                        newline-delimited JSON events, ending with a "done" summary per image
-`;
+                                (bytesFromPeers, bytesFromRegistry)
+
+Fetching blobs from the fleet's peers first (docs/peers.md); this command serves nobody:
+${PEER_CLIENT_FLAGS_USAGE}`;
 
 export async function pullCommand(
   args: string[],
@@ -36,6 +42,9 @@ export async function pullCommand(
       config: { type: "string" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
+      peers: { type: "string" },
+      "peer-key-file": { type: "string" },
+      kubeconfig: { type: "string" },
     },
   });
   if (positionals.length === 0)
@@ -52,6 +61,9 @@ export async function pullCommand(
     throw usageError(`--hash-workers must be auto, always or never, got "${hashWorkers}"`);
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
+  const peering = await peerSettings(values, { clientOnly: true });
+  if (peering === undefined && values.kubeconfig !== undefined)
+    throw usageError("--kubeconfig goes with --peers kubernetes");
   // Validate every reference before touching the network or the store.
   let refs: Reference[];
   try {
@@ -71,12 +83,35 @@ export async function pullCommand(
   const renderer = createRenderer(mode, output);
   const store = await openStore(values);
   const registry = createRegistryClient({ config: values.config, output });
+  // A member without a listener: each blob is asked of its owner among the listed peers
+  // (which fetches it from the registry once for the fleet), then the runner-ups, then the
+  // registry. Peer trouble is reported on stderr and never fails the pull.
+  const peerLog = (entry: Record<string, unknown>) => {
+    if (entry["level"] === "info") return;
+    const { level: _level, msg, ...rest } = entry;
+    const detail = Object.entries(rest).map(([k, v]) => `${k}=${String(v)}`);
+    output.err(`ferry: ${String(msg)}${detail.length > 0 ? ` (${detail.join(", ")})` : ""}\n`);
+  };
+  let members: PeerMembership | undefined;
+  let peerNode: PeerNode | undefined;
+  if (peering !== undefined) {
+    members = await peerMembership(peering.members, values.kubeconfig, peerLog);
+    peerNode = new PeerNode({
+      self: undefined,
+      membership: members.source,
+      key: peering.key,
+      metrics: new Metrics(),
+      log: peerLog,
+    });
+    peerNode.start();
+  }
   const puller = new Puller({
     registry,
     store,
     concurrency,
     hashWorkers,
     ...(platform ? { platform } : {}),
+    ...(peerNode === undefined ? {} : { blobSource: peerNode.source }),
   });
   let exit: number = ExitCode.ok;
   try {
@@ -101,6 +136,8 @@ export async function pullCommand(
     );
   } finally {
     renderer.close();
+    await peerNode?.close();
+    members?.stop();
     await puller.close();
     await registry.close();
   }
