@@ -16,12 +16,15 @@ import addFormats from "ajv-formats";
 import { isMap, isSeq, parse, parseAllDocuments } from "yaml";
 import { parseAgentSettings, parseImageList } from "../src/agent/index.ts";
 import { agentUsage } from "../src/cli/commands/agent.ts";
+import { mirrorUsage } from "../src/cli/commands/mirror.ts";
 import {
   DEFAULT_IMAGE_FS_PATH,
   DEFAULT_IMAGE_GC_HIGH_PERCENT,
   DEFAULT_STARTUP_TAINT_KEY,
   IMAGE_LIST_KEY,
   IMAGE_LIST_LABEL,
+  PEER_PORT_NAME,
+  PEERS_SERVICE,
 } from "../src/kube/index.ts";
 
 const run = promisify(execFile);
@@ -57,6 +60,7 @@ interface Container {
   image: string;
   args: string[];
   env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  securityContext?: Record<string, unknown>;
   ports: { name: string; containerPort: number }[];
   livenessProbe?: Probe;
   readinessProbe?: Probe;
@@ -67,9 +71,11 @@ interface Volume {
   name: string;
   hostPath?: { path: string; type?: string };
   configMap?: { name: string };
+  secret?: { secretName: string; optional?: boolean };
 }
 interface PodSpec {
   serviceAccountName: string;
+  hostNetwork?: boolean;
   priorityClassName?: string;
   tolerations?: Toleration[];
   containers: Container[];
@@ -133,8 +139,7 @@ function agentConfigOf(r: Rendered): { text: string; configMap: K8sObject } {
 }
 
 /** The mount whose path holds `path` (the deepest one), and its volume. */
-function mountHolding(pod: PodSpec, path: string) {
-  const container = pod.containers[0] as Container;
+function mountHolding(pod: PodSpec, path: string, container = pod.containers[0] as Container) {
   const mount = container.volumeMounts
     .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, "")}/`))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
@@ -142,6 +147,14 @@ function mountHolding(pod: PodSpec, path: string) {
   const volume = pod.volumes.find((v) => v.name === mount.name);
   assert.ok(volume, `volume ${mount.name} exists`);
   return { mount, volume };
+}
+
+function mirrorContainer(r: Rendered): Container {
+  const c = podSpecOf(r.find("DaemonSet", "ferry-agent")).containers.find(
+    (x) => x.name === "ferry-mirror",
+  );
+  assert.ok(c, "the DaemonSet runs a ferry-mirror container");
+  return c;
 }
 
 function socketPath(endpoint: string): string {
@@ -274,7 +287,10 @@ describe("deploy/kubernetes", () => {
       assert.deepEqual(quota.scopeSelector.matchExpressions, [
         { scopeName: "PriorityClass", operator: "In", values: [pod.priorityClassName] },
       ]);
-      assert.equal(pod.containers.length, 1);
+      assert.deepEqual(
+        pod.containers.map((x) => x.name),
+        ["agent", "ferry-mirror"],
+      );
       const c = pod.containers[0] as Container;
       const port = (p: string | number | undefined) =>
         typeof p === "number" ? p : c.ports.find((x) => x.name === p)?.containerPort;
@@ -364,6 +380,66 @@ describe("deploy/kubernetes", () => {
   );
 
   it(
+    "every flag the ferry-mirror container passes is one `ferry mirror` has",
+    each((r) => {
+      const c = mirrorContainer(r);
+      assert.equal(c.args[0], "mirror");
+      const flags = c.args.filter((a) => a.startsWith("--"));
+      assert.ok(flags.length > 0);
+      for (const flag of flags) {
+        assert.match(mirrorUsage, new RegExp(`\\s${flag}\\b`), `ferry mirror knows ${flag}`);
+      }
+    }),
+  );
+
+  it(
+    "the ferry-mirror container: loopback mirror on the host network, peers from the Service, the agent's store, the key from a Secret",
+    each((r, variant) => {
+      const pod = podSpecOf(r.find("DaemonSet", "ferry-agent"));
+      const c = mirrorContainer(r);
+      const arg = (flag: string) => {
+        const at = c.args.indexOf(flag);
+        assert.ok(at >= 0, `${variant}: ferry-mirror passes ${flag}`);
+        return c.args[at + 1] as string;
+      };
+      // containerd (a host process) reaches 127.0.0.1:5002 only in the host's network.
+      assert.equal(pod.hostNetwork, true, variant);
+      assert.equal(arg("--listen"), "127.0.0.1:5002");
+      assert.equal(arg("--peers"), "kubernetes");
+      // The peer address is the pod's (= the node's) IP, from the downward API, on the port
+      // the Service's EndpointSlices name.
+      assert.equal(arg("--peer-listen"), "$(POD_IP):5001");
+      const env = Object.fromEntries(
+        (c.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]),
+      );
+      assert.equal(env.POD_IP, "status.podIP");
+      assert.equal(env.POD_NAMESPACE, "metadata.namespace");
+      assert.equal(c.ports.find((p) => p.name === PEER_PORT_NAME)?.containerPort, 5001);
+      assert.equal(c.livenessProbe?.httpGet?.port, PEER_PORT_NAME);
+      // The same store as the agent: one hostPath.
+      const agentStore = mountHolding(pod, "/var/lib/ferry/store");
+      const store = mountHolding(pod, arg("--store"), c);
+      assert.equal(store.volume.hostPath?.path, agentStore.volume.hostPath?.path);
+      assert.equal(store.volume.hostPath?.path, arg("--store"));
+      assert.notEqual(store.mount.readOnly, true);
+      // The fleet key from the Secret the docs tell how to create; the pod waits for it.
+      const key = mountHolding(pod, arg("--peer-key-file"), c);
+      assert.deepEqual(key.volume.secret, {
+        secretName: "ferry-peer-key",
+        optional: false,
+        defaultMode: 0o400,
+      });
+      assert.equal(key.mount.readOnly, true);
+      assert.equal(c.securityContext?.["readOnlyRootFilesystem"], true);
+      for (const kind of ["requests", "limits"] as const) {
+        for (const resource of ["cpu", "memory"]) {
+          assert.ok(c.resources?.[kind]?.[resource], `${variant}: ${kind}.${resource} is set`);
+        }
+      }
+    }),
+  );
+
+  it(
     "the image list ConfigMap and the headless peer Service",
     each((r) => {
       const list = r.find("ConfigMap", "ferry-images");
@@ -385,16 +461,16 @@ describe("deploy/kubernetes", () => {
       const ds = r.find("DaemonSet", "ferry-agent");
       const podLabels = (ds.spec as { template: { metadata: { labels: Record<string, string> } } })
         .template.metadata.labels;
-      const svc = r.find("Service", "ferry-peers").spec as {
+      const svc = r.find("Service", PEERS_SERVICE).spec as {
         clusterIP: string;
         selector: Record<string, string>;
         ports: { name: string; port: number; targetPort: string | number }[];
       };
       assert.equal(svc.clusterIP, "None");
       for (const [k, v] of Object.entries(svc.selector)) assert.equal(podLabels[k], v, k);
-      const peer = svc.ports.find((p) => p.name === "peer");
+      const peer = svc.ports.find((p) => p.name === PEER_PORT_NAME);
       assert.equal(peer?.port, 5001);
-      const c = podSpecOf(ds).containers[0] as Container;
+      const c = mirrorContainer(r);
       const target = c.ports.find(
         (p) => p.name === peer?.targetPort || p.containerPort === peer?.targetPort,
       );
@@ -406,8 +482,12 @@ describe("deploy/kubernetes", () => {
     const pkg = JSON.parse(await readFile(join(REPO, "package.json"), "utf8")) as {
       version: string;
     };
-    const image = (r: Rendered) =>
-      (podSpecOf(r.find("DaemonSet", "ferry-agent")).containers[0] as Container).image;
+    // Both containers (agent and ferry-mirror) run the one ferry image.
+    const image = (r: Rendered) => {
+      const images = podSpecOf(r.find("DaemonSet", "ferry-agent")).containers.map((c) => c.image);
+      assert.equal(new Set(images).size, 1, images.join(", "));
+      return images[0];
+    };
     assert.equal(image(rendered.get("default") as Rendered), `ferry:${pkg.version}`);
 
     const dir = await mkdtemp(join(tmpdir(), "ferry-kustomize-"));
