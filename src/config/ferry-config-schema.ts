@@ -6,7 +6,9 @@ import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { isHostKey } from "./registry-host.ts";
 
-export const TOP_LEVEL_KEYS = ["registries"] as const;
+export const TOP_LEVEL_KEYS = ["registries", "peers"] as const;
+/** Node-to-node sharing (docs/peers.md): what the --peers, --peer-key-file, --peer-listen flags give. */
+export const PEER_KEYS = ["members", "keyFile", "listen"] as const;
 export const REGISTRY_KEYS = [
   "mirrors",
   "plainHttp",
@@ -25,6 +27,11 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   ca: "ca is the path of a PEM file of CA certificates (relative to the config file)",
   clientCert: "clientCert and clientKey are paths of PEM files, given together",
   clientKey: "clientCert and clientKey are paths of PEM files, given together",
+  peers: "peers has members, keyFile and listen (docs/peers.md)",
+  members:
+    "members is a list of peer listeners as HOST:PORT, or kubernetes (kubernetes:SERVICE) for a Service's endpoints",
+  keyFile: "keyFile is the path of the fleet's shared key (relative to the config file)",
+  listen: "listen is HOST:PORT, the address this node serves its peers on",
 };
 
 const require = createRequire(import.meta.url);
@@ -57,9 +64,21 @@ function buildSchema(z: typeof Zod.z) {
     })
     .nullish();
   const host = z.string().refine(isHostKey, "not a registry host[:port]");
+  const member = z.string({ error: "expected HOST:PORT" }).min(1, "empty member");
+  const peers = z
+    .strictObject({
+      members: z
+        .union([member, z.array(member).min(1, "no member listed")], {
+          error: "expected a list of HOST:PORT, or kubernetes",
+        })
+        .optional(),
+      keyFile: file.optional(),
+      listen: z.string({ error: "expected HOST:PORT" }).min(1, "empty address").optional(),
+    })
+    .nullish();
   return z
     .strictObject(
-      { registries: z.record(host, registry).nullish() },
+      { registries: z.record(host, registry).nullish(), peers },
       { error: "expected a mapping" },
     )
     .nullish();

@@ -16,6 +16,7 @@ import {
   ferryConfigSchema,
   KEY_HINTS,
   normalizeMirror,
+  PEER_KEYS,
   REGISTRY_KEYS,
   TOP_LEVEL_KEYS,
 } from "./ferry-config-schema.ts";
@@ -35,11 +36,22 @@ export interface RegistryConfig {
   readonly clientKey?: string;
 }
 
+/** Peer sharing settings (`peers:`), used by `ferry mirror` and `ferry pull` where flags are absent. */
+export interface PeersConfig {
+  /** As `--peers` takes it: `HOST:PORT,...`, or `kubernetes[:SERVICE]`. */
+  readonly members?: string;
+  /** Absolute path of the fleet key. */
+  readonly keyFile?: string;
+  /** As `--peer-listen` takes it. */
+  readonly listen?: string;
+}
+
 export interface FerryConfig {
   /** The file read, or undefined when defaults apply. */
   readonly path: string | undefined;
   /** Keyed by canonical host (Docker Hub's names folded into one). */
   readonly registries: ReadonlyMap<string, RegistryConfig>;
+  readonly peers?: PeersConfig;
 }
 
 export const DEFAULT_FERRY_CONFIG: FerryConfig = { path: undefined, registries: new Map() };
@@ -143,7 +155,12 @@ interface Problem {
 
 function describeIssue(issue: Zod.z.core.$ZodIssue): Problem[] {
   if (issue.code === "unrecognized_keys") {
-    const known = issue.path.length === 0 ? TOP_LEVEL_KEYS : REGISTRY_KEYS;
+    const known =
+      issue.path.length === 0
+        ? TOP_LEVEL_KEYS
+        : issue.path[0] === "peers"
+          ? PEER_KEYS
+          : REGISTRY_KEYS;
     return issue.keys.map((key) => ({
       path: [...issue.path, key],
       at: "key",
@@ -198,7 +215,16 @@ function toConfig(
       clientKey: file(entry?.clientKey),
     });
   }
-  return { path, registries };
+  const p = data?.peers;
+  if (p === undefined || p === null) return { path, registries };
+  const peers: PeersConfig = {
+    ...(p.members === undefined
+      ? {}
+      : { members: typeof p.members === "string" ? p.members : p.members.join(",") }),
+    ...(p.keyFile === undefined ? {} : { keyFile: resolve(base, p.keyFile) }),
+    ...(p.listen === undefined ? {} : { listen: p.listen }),
+  };
+  return { path, registries, peers };
 }
 
 /** "registries.docker.io.mirrors[0]" */

@@ -36,8 +36,10 @@ export { Throttle } from "./throttle.ts";
 export {
   PEER_CLIENT_FLAGS_USAGE,
   PEER_FLAGS_USAGE,
+  type PeerConfigDefaults,
   type PeerFlags,
   type PeerMembers,
   type PeerSettings,
   peerSettings,
+  withConfigDefaults,
 } from "./options.ts";

@@ -27,6 +27,27 @@ export interface PeerSettings {
   maxConnections: number;
 }
 
+/** The config file's `peers:` (src/config's PeersConfig): members as --peers takes them, key file, listen. */
+export interface PeerConfigDefaults {
+  readonly members?: string | undefined;
+  readonly keyFile?: string | undefined;
+  readonly listen?: string | undefined;
+}
+
+/** The flags, with the config file's `peers:` filling those not given (flags win, one by one). */
+export function withConfigDefaults(
+  flags: PeerFlags,
+  config: PeerConfigDefaults | undefined,
+): PeerFlags {
+  if (config === undefined) return flags;
+  return {
+    ...flags,
+    peers: flags.peers ?? config.members,
+    "peer-key-file": flags["peer-key-file"] ?? config.keyFile,
+    "peer-listen": flags["peer-listen"] ?? config.listen,
+  };
+}
+
 /** The usage text of the flags, for commands that take them. */
 export const PEER_FLAGS_USAGE = `  --peers HOST:PORT,...   share blobs with these nodes' peer listeners (this node may be listed);
                           \`kubernetes\` (or kubernetes:SERVICE): the ready endpoints of the
@@ -69,7 +90,9 @@ export async function peerSettings(
   if (options.clientOnly === true) {
     if (flags.peers === undefined && flags["peer-key-file"] === undefined) return undefined;
     if (flags.peers === undefined || flags["peer-key-file"] === undefined)
-      throw invalid("asking peers needs --peers and --peer-key-file together");
+      throw invalid(
+        "asking peers needs --peers and --peer-key-file together (config file: peers.members and peers.keyFile)",
+      );
     return {
       listen: undefined,
       members: kubernetesMembers(flags.peers) ?? {
@@ -93,7 +116,9 @@ export async function peerSettings(
     flags["peer-listen"] === undefined ||
     flags["peer-key-file"] === undefined
   )
-    throw invalid("peer sharing needs --peers, --peer-listen and --peer-key-file together");
+    throw invalid(
+      "peer sharing needs --peers, --peer-listen and --peer-key-file together (config file: peers.members, peers.listen and peers.keyFile)",
+    );
   const self = parsePeerAddress(flags["peer-listen"], "--peer-listen");
   const members = kubernetesMembers(flags.peers) ?? {
     kind: "static" as const,

@@ -15,7 +15,16 @@ import {
   startFleet,
 } from "../fixtures/fleet.ts";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
-import { describeRun, ferry, ingestFiles, removeDir, tempDir, verifiedBlobs } from "./cli.ts";
+import { freePort } from "../fixtures/registry.ts";
+import {
+  describeRun,
+  ferry,
+  ingestFiles,
+  removeDir,
+  startFerry,
+  tempDir,
+  verifiedBlobs,
+} from "./cli.ts";
 
 const NAME = "fleet/app";
 const PRIVATE = { user: "fleet", password: "s3cret-pass" };
@@ -84,6 +93,84 @@ describe("ferry mirror peer flags", () => {
       ]);
       assert.notEqual(anywhere.code, 0, describeRun(anywhere));
       assert.match(anywhere.stderr, /not an address other nodes can reach/);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});
+
+describe("peers: in the config file", () => {
+  it("ferry mirror takes peers: from the config file, flags win; bad entries are refused with their position", async () => {
+    const dir = await tempDir("ferry-peer-config-");
+    try {
+      await writeFile(`${dir}/peer.key`, "a fleet key of thirty-two bytes!\n");
+      const port = await freePort();
+      await writeFile(
+        `${dir}/config.yaml`,
+        [
+          "peers:",
+          "  members: [127.0.0.1:5901, 127.0.0.1:5902]",
+          "  keyFile: peer.key", // relative to the config file
+          `  listen: 127.0.0.1:${port}`,
+          "",
+        ].join("\n"),
+      );
+      const mirror = async (extra: string[]) => {
+        const proc = startFerry([
+          "mirror",
+          "--listen",
+          "127.0.0.1:0",
+          "--store",
+          `${dir}/store`,
+          "--config",
+          `${dir}/config.yaml`,
+          ...extra,
+        ]);
+        let text = "";
+        proc.child.stderr?.on("data", (c: Buffer) => {
+          text += c.toString("utf8");
+        });
+        try {
+          const deadline = Date.now() + 30_000;
+          while (!text.includes('"msg":"mirror listening"')) {
+            if (Date.now() > deadline || proc.child.exitCode !== null)
+              throw new Error(`mirror did not start:\n${text}`);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          const up = text.split("\n").find((l) => l.includes('"msg":"peer listener up"'));
+          assert.ok(up, text);
+          return JSON.parse(up) as { address: string; peers: string[] };
+        } finally {
+          proc.child.kill("SIGKILL");
+          await proc.result;
+        }
+      };
+      const fromConfig = await mirror([]);
+      assert.equal(fromConfig.address, `127.0.0.1:${port}`);
+      assert.deepEqual(fromConfig.peers, ["127.0.0.1:5901", "127.0.0.1:5902"]);
+      const overridden = await mirror(["--peers", "127.0.0.1:5903"]);
+      assert.deepEqual(overridden.peers, ["127.0.0.1:5903"]);
+
+      // ferry pull (no listener) with members but no key: the message names both places.
+      await writeFile(`${dir}/members-only.yaml`, "peers:\n  members: [127.0.0.1:5901]\n");
+      const pull = await ferry([
+        "pull",
+        "--store",
+        `${dir}/store`,
+        "--config",
+        `${dir}/members-only.yaml`,
+        "127.0.0.1:5900/some/image:v1",
+      ]);
+      assert.notEqual(pull.code, 0, describeRun(pull));
+      assert.match(
+        pull.stderr,
+        /--peers and --peer-key-file together \(config file: peers\.members/,
+      );
+
+      await writeFile(`${dir}/bad.yaml`, "peers:\n  members: 5\n  key: x\n");
+      const bad = await ferry(["mirror", "--store", `${dir}/store`, "--config", `${dir}/bad.yaml`]);
+      assert.notEqual(bad.code, 0, describeRun(bad));
+      assert.match(bad.stderr, /bad\.yaml:2:\d+: peers\.members: expected a list of HOST:PORT/);
     } finally {
       await removeDir(dir);
     }

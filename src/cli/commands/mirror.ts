@@ -11,6 +11,7 @@ import {
   PeerNode,
   peerSettings,
   StaticMembership,
+  withConfigDefaults,
 } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
@@ -40,7 +41,8 @@ Options:
   --concurrency N      upstream blob downloads at once (default 16)
   --store DIR          store directory
   --config FILE        ferry config file (with --auth-file, upstream credentials come
-                       from Docker's config)
+                       from Docker's config); its peers: (members, keyFile, listen) stand in
+                       for --peers, --peer-key-file and --peer-listen when those are not given
 
 Node-to-node sharing (docs/peers.md):
 ${PEER_FLAGS_USAGE}`;
@@ -81,7 +83,9 @@ export async function mirrorCommand(
     throw usageError("--tls-cert and --tls-key go together");
   }
   const tagTtlMs = parseDuration(values["tag-ttl"]);
-  const peering = await peerSettings(values);
+  const config = loadConfig(values);
+  // The config file's peers: (members, keyFile, listen) fill in flags not given.
+  const peering = await peerSettings(withConfigDefaults(values, config.peers));
   let defaultNamespace = DEFAULT_DOMAIN;
   let override: { host: string; endpoint: string } | undefined;
   if (values.upstream !== undefined) {
@@ -96,7 +100,6 @@ export async function mirrorCommand(
     defaultNamespace = u.host;
     override = { host: u.host, endpoint: `${u.protocol}//${u.host}` };
   }
-  const config = loadConfig(values);
   const fromConfig = hostSettings(config);
   const settings = (host: string): HostSettings => {
     const s = fromConfig(host);

@@ -1,10 +1,15 @@
 import { parseArgs } from "node:util";
 import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
-import { PEER_CLIENT_FLAGS_USAGE, PeerNode, peerSettings } from "../../peer/index.ts";
+import {
+  PEER_CLIENT_FLAGS_USAGE,
+  PeerNode,
+  peerSettings,
+  withConfigDefaults,
+} from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
 import { parseReference, type Reference } from "../../reference/index.ts";
-import { createRegistryClient, openStore } from "../context.ts";
+import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
 import { type PeerMembership, peerMembership } from "./mirror.ts";
@@ -18,7 +23,8 @@ Options:
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
   --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
   --store DIR                   store directory (default: $FERRY_STORE or the default location)
-  --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)
+  --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml);
+                                its peers.members and peers.keyFile stand in for --peers and --peer-key-file
   -q, --quiet                   print only the pulled references
   --json                        newline-delimited JSON events, ending with a "done" summary per image
                                 (bytesFromPeers, bytesFromRegistry)
@@ -61,7 +67,13 @@ export async function pullCommand(
     throw usageError(`--hash-workers must be auto, always or never, got "${hashWorkers}"`);
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
-  const peering = await peerSettings(values, { clientOnly: true });
+  // The config file's peers.members and peers.keyFile stand in for flags not given (its
+  // listen is the node's mirror's, not this command's).
+  const peerConfig = loadConfig(values).peers;
+  const peering = await peerSettings(
+    withConfigDefaults(values, peerConfig && { ...peerConfig, listen: undefined }),
+    { clientOnly: true },
+  );
   if (peering === undefined && values.kubeconfig !== undefined)
     throw usageError("--kubeconfig goes with --peers kubernetes");
   // Validate every reference before touching the network or the store.
