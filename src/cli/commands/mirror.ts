@@ -2,23 +2,15 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
 import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
-import { FerryError, Metrics } from "../../observe/index.ts";
-import { loadKubeClient, PEERS_SERVICE, startPeerMembership } from "../../kube/index.ts";
-import {
-  type MembershipSource,
-  PEER_FLAGS_USAGE,
-  type PeerMembers,
-  PeerNode,
-  peerSettings,
-  StaticMembership,
-  withConfigDefaults,
-} from "../../peer/index.ts";
+import { Metrics } from "../../observe/index.ts";
+import { PEER_FLAGS_USAGE, PeerNode, peerSettings, withConfigDefaults } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
 import { type HostSettings, RegistryClient } from "../../registry/index.ts";
 import { parseDuration } from "../../store/index.ts";
 import { hostSettings, loadConfig, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
+import { peerMembership } from "../peers.ts";
 
 export const mirrorUsage = `Usage: ferry mirror [options]
 
@@ -211,53 +203,4 @@ export async function mirrorCommand(
   await registry.close();
   if (registry !== anonymousRegistry) await anonymousRegistry.close();
   return ExitCode.ok;
-}
-
-/** A membership source and how to stop it. */
-export interface PeerMembership {
-  source: MembershipSource;
-  /** "static" or "kubernetes SERVICE in NAMESPACE (CLIENT SOURCE)", for the log. */
-  from: string;
-  stop(): void;
-}
-
-/**
- * The members `--peers` names: the static list, or the ready endpoints of the ferry-peers
- * headless Service's EndpointSlices (kube/), read with the in-cluster ServiceAccount or a
- * kubeconfig and followed by a watch.
- */
-export async function peerMembership(
-  members: PeerMembers,
-  kubeconfig: string | undefined,
-  log: (entry: Record<string, unknown>) => void,
-): Promise<PeerMembership> {
-  if (members.kind === "static") {
-    if (kubeconfig !== undefined) throw usageError("--kubeconfig goes with --peers kubernetes");
-    return { source: new StaticMembership(members.peers), from: "static", stop() {} };
-  }
-  const client = loadKubeClient({ kubeconfig });
-  const service = members.service ?? PEERS_SERVICE;
-  let membership: Awaited<ReturnType<typeof startPeerMembership>>;
-  try {
-    membership = await startPeerMembership({
-      config: client.config,
-      namespace: client.namespace,
-      service,
-      log,
-    });
-  } catch (cause) {
-    throw new FerryError(
-      "FERRY_UNREACHABLE",
-      `cannot list the EndpointSlices of Service ${service} in namespace ${client.namespace} (${client.source})`,
-      {
-        hint: "check the API server is reachable and the ServiceAccount may list and watch endpointslices (deploy/kubernetes/base/rbac.yaml); see docs/kubernetes.md",
-        cause,
-      },
-    );
-  }
-  return {
-    source: membership,
-    from: `kubernetes ${service} in ${client.namespace} (${client.source})`,
-    stop: () => membership.stop(),
-  };
 }

@@ -12,7 +12,7 @@ import { parseReference, type Reference } from "../../reference/index.ts";
 import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
-import { type PeerMembership, peerMembership } from "./mirror.ts";
+import { type PeerMembership, peerMembership } from "../peers.ts";
 
 export const pullUsage = `Usage: ferry pull REF... [options]
 
