@@ -23,8 +23,16 @@ export interface ImageSources {
   readonly configMaps: readonly V1ConfigMap[];
   /** already matched to the node (matchingPrePulls) */
   readonly prepulls: readonly PrePull[];
-  /** a source that cannot be read: skipped; `key` identifies the problem for de-duplication */
-  readonly problem: (key: string, entry: Record<string, unknown>) => void;
+  /**
+   * A source that cannot be read: skipped; `key` identifies the problem for de-duplication.
+   * `blocking` when the source might name required images (a ConfigMap, whose entries default
+   * to required, or a required PrePull): the startup taint must not go while it is unreadable.
+   */
+  readonly problem: (
+    key: string,
+    entry: Record<string, unknown> & { msg: string },
+    blocking: boolean,
+  ) => void;
 }
 
 /** The PrePulls for a node with these labels (not the workload controller's), in a stable order. */
@@ -59,17 +67,25 @@ export function collectImages(sources: ImageSources): Map<string, WantedImage> {
     const text = cm.data?.[IMAGE_LIST_KEY];
     const source = `configmap/${cm.metadata?.namespace}/${cm.metadata?.name}`;
     if (text === undefined) {
-      sources.problem(source, { msg: `ConfigMap has no ${IMAGE_LIST_KEY} key`, configMap: source });
+      sources.problem(
+        source,
+        { msg: `ConfigMap has no ${IMAGE_LIST_KEY} key`, configMap: source },
+        true,
+      );
       continue;
     }
     try {
       for (const entry of parseImageList(source, text).images) add(entry);
     } catch (error) {
-      sources.problem(`${source}@${cm.metadata?.resourceVersion}`, {
-        msg: "image list in ConfigMap not valid: skipped",
-        configMap: source,
-        error: error instanceof Error ? error.message : String(error),
-      });
+      sources.problem(
+        `${source}@${cm.metadata?.resourceVersion}`,
+        {
+          msg: "image list in ConfigMap not valid: skipped",
+          configMap: source,
+          error: error instanceof Error ? error.message : String(error),
+        },
+        true,
+      );
     }
   }
   for (const p of sources.prepulls) {
@@ -79,12 +95,16 @@ export function collectImages(sources: ImageSources): Map<string, WantedImage> {
         const required = p.spec?.required === true;
         add({ text, ref, platform: p.spec?.platform, required }, prepullKey(p));
       } catch (error) {
-        sources.problem(`${prepullKey(p)}:${text}`, {
-          msg: "PrePull names an invalid reference",
-          prepull: prepullKey(p),
-          image: text,
-          error: String(error),
-        });
+        sources.problem(
+          `${prepullKey(p)}:${text}`,
+          {
+            msg: "PrePull names an invalid reference",
+            prepull: prepullKey(p),
+            image: text,
+            error: String(error),
+          },
+          p.spec?.required === true,
+        );
       }
     }
   }

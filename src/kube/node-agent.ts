@@ -85,6 +85,8 @@ export interface KubeAgentStatus {
     mode: TaintMode;
     present: boolean | undefined;
     removedAt?: string;
+    /** image-list sources that cannot be read: the taint stays while there is any */
+    heldBy?: string[];
   } | null;
   readonly prepulls: string[];
   readonly configMaps: string[];
@@ -135,6 +137,8 @@ class NodeAgent implements KubeAgent {
   #baseWatch: { stop(): void } | undefined;
   #runtime: Target | undefined;
   #wanted = new Map<string, WantedImage>();
+  /** Sources that might name required images and cannot be read (source: why); fail closed. */
+  #unreadable = new Map<string, string>();
   #listText = "";
   readonly #pulling = new Set<string>();
   readonly #failures = new Map<string, string>();
@@ -272,6 +276,9 @@ class NodeAgent implements KubeAgent {
               mode: this.#o.taintMode ?? "bootstrap",
               present: this.#taint?.present,
               ...(this.#taint?.removedAt === undefined ? {} : { removedAt: this.#taint.removedAt }),
+              ...(this.#taint === undefined || this.#taint.heldBy.length === 0
+                ? {}
+                : { heldBy: [...this.#taint.heldBy] }),
             },
       prepulls: this.#matchingPrePulls().map(prepullKey),
       configMaps: this.#configMaps.items.map((c) => `${c.metadata?.namespace}/${c.metadata?.name}`),
@@ -355,12 +362,23 @@ class NodeAgent implements KubeAgent {
   }
 
   async #renderNow(): Promise<void> {
+    const unreadable = new Map<string, string>();
+    if (this.#baseError !== undefined)
+      unreadable.set(`file ${this.#o.baseListFile}`, `list file not read: ${this.#baseError}`);
     this.#wanted = collectImages({
       base: this.#baseEntries,
       configMaps: this.#configMaps.items,
       prepulls: this.#matchingPrePulls(),
-      problem: (key, entry) => this.#warnOnce(key, entry),
+      problem: (key, entry, blocking) => {
+        this.#warnOnce(key, entry);
+        if (!blocking) return;
+        const source = String(entry["configMap"] ?? entry["prepull"] ?? key);
+        const error = entry["error"] === undefined ? "" : `: ${String(entry["error"])}`;
+        unreadable.set(source, `${entry.msg}${error}`);
+      },
     });
+    this.#unreadable = unreadable;
+    this.#setUnreadableCondition();
     const text = listText(this.#wanted, this.#o.baseListFile ?? "no file");
     if (text === this.#listText) return;
     await writeAtomic(this.listFile, text);
@@ -372,6 +390,23 @@ class NodeAgent implements KubeAgent {
       images: all.length,
       required: all.filter((w) => w.entry.required).length,
     });
+  }
+
+  #setUnreadableCondition(): void {
+    if (this.#unreadable.size === 0) {
+      this.#conditions.delete("ImageListsReadable");
+      return;
+    }
+    this.#conditions.set("ImageListsReadable", {
+      type: "ImageListsReadable",
+      status: "False",
+      reason: "ImageListUnreadable",
+      message: this.#unreadableReasons().join("; "),
+    });
+  }
+
+  #unreadableReasons(): string[] {
+    return [...this.#unreadable].map(([source, why]) => `${source}: ${why}`);
   }
 
   #changed(): void {
@@ -518,7 +553,8 @@ class NodeAgent implements KubeAgent {
     await this.#writePrePullStatuses();
     const missing = required.filter((i) => !this.#present.has(i));
     // Pinned before the node opens: kubelet's GC must not take what the taint waited for.
-    await this.#taint?.reconcile(node, required.length, missing, async () => {
+    const unreadable = this.#unreadableReasons();
+    await this.#taint?.reconcile(node, required.length, missing, unreadable, async () => {
       for (const image of required) {
         const ref = this.#wanted.get(image)?.entry.ref;
         if (ref === undefined || runtime.pin === undefined) continue;

@@ -25,19 +25,25 @@ export class StartupTaint {
   /** undefined until the node has been seen */
   present: boolean | undefined;
   removedAt: string | undefined;
+  /** Why the taint is kept although every readable required image is present (unreadable lists). */
+  heldBy: readonly string[] = [];
+  #heldMessage = "";
 
   constructor(options: StartupTaintOptions) {
     this.#o = options;
   }
 
   /**
-   * `missing`: required images not in the runtime (empty: all present). `beforeRemoval` runs
-   * just before the taint is removed (pinning the required images against GC).
+   * `missing`: required images not in the runtime (empty: all present). `unreadable`: image-list
+   * sources that could not be read (they may name required images nobody knows about), so the
+   * taint stays while there is any: fail closed. `beforeRemoval` runs just before the taint is
+   * removed (pinning the required images against GC).
    */
   async reconcile(
     node: V1Node,
     required: number,
     missing: readonly string[],
+    unreadable: readonly string[],
     beforeRemoval?: () => Promise<void>,
   ): Promise<void> {
     const { key, nodeName, metrics } = this.#o;
@@ -50,6 +56,26 @@ export class StartupTaint {
       name: nodeName,
       uid: node.metadata?.uid,
     };
+    this.heldBy = has ? unreadable : [];
+    if (has && missing.length === 0 && unreadable.length > 0) {
+      const message = `every readable required image (${required}) is in the runtime, but taint ${key} stays until these image lists can be read: ${unreadable.join("; ")}`;
+      if (message === this.#heldMessage) return;
+      this.#heldMessage = message;
+      this.#o.log({
+        level: "warn",
+        msg: "startup taint kept: image lists unreadable",
+        key,
+        unreadable,
+      });
+      this.#o.events.record({
+        involved,
+        reason: "StartupTaintKept",
+        message,
+        warning: true,
+      });
+      return;
+    }
+    this.#heldMessage = "";
     if (has && missing.length === 0) {
       await beforeRemoval?.();
       const change = await changeTaint(

