@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket, connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -399,6 +399,24 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     } finally {
       await containerd.ctr(["images", "unmount", unpacked]).catch(() => forceUnmount(unpacked));
     }
+  });
+
+  test("mounts nosuid,nodev: the image's setuid files and device nodes grant nothing", async () => {
+    const m = await mount("nosuid", ["--no-prefetch"], lazyRef);
+    const info = await readFile("/proc/self/mountinfo", "utf8");
+    const line = info.split("\n").find((l) => l.split(" ")[4] === m.dir);
+    const options = (line?.split(" ")[5] ?? "").split(",");
+    assert.ok(options.includes("nosuid") && options.includes("nodev"), line);
+    // The image's char device 1:5 (/dev/zero) is shown but cannot be opened through the mount.
+    assert.equal((await lstat(join(m.dir, "dev/zero2"))).isCharacterDevice(), true);
+    const opened = await open(join(m.dir, "dev/zero2"), "r").then(
+      async (h) => {
+        await h.close();
+        return "opened";
+      },
+      (err: NodeJS.ErrnoException) => err.code,
+    );
+    assert.equal(opened, "EACCES");
   });
 
   test("runc runs the image's command on an overlay over the mount", async () => {

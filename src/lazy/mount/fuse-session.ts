@@ -79,6 +79,10 @@ export class FuseSession {
       "allow_other",
       "default_permissions",
       "ro",
+      // Every local user sees this mount (allow_other): the image's setuid/setgid files and
+      // file capabilities must not grant anything, nor its device nodes open host devices.
+      "nosuid",
+      "nodev",
       `max_read=${MAX_IO}`,
     ];
     // -i: no /sbin/mount.fuse helper (it would take the source for a program to run).
