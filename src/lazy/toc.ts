@@ -17,6 +17,12 @@ export const LANDMARKS: ReadonlySet<string> = new Set([
 export const MAX_TOC_BYTES = 64 * 1024 * 1024;
 /** Upper bound of one chunk's uncompressed bytes: a chunk is held in memory to verify it. */
 export const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+/**
+ * Upper bound of one member's compressed span [offset, end): a chunk of at most
+ * MAX_CHUNK_BYTES (plus an innerOffset as large) never compresses to more than this, and a
+ * reader may hold a span in memory. A wider span means a TOC lying about where members start.
+ */
+export const MAX_MEMBER_SPAN_BYTES = 2 * MAX_CHUNK_BYTES + 1024 * 1024;
 /** Upper bound of a file's size: beyond this a TOC is lying. */
 export const MAX_FILE_BYTES = 2 ** 40;
 
@@ -259,7 +265,13 @@ export function parseToc(json: Uint8Array, bounds: TocBounds): Toc {
           `chunks of "${f.base.path}" overlap or leave a gap at byte ${Math.min(c.chunkOffset, covered)}`,
         );
       covered += c.size;
-      chunks.push({ ...c, end: nextStart(c.offset) });
+      const end = nextStart(c.offset);
+      if (end - c.offset > MAX_MEMBER_SPAN_BYTES)
+        throw invalidLayer(
+          layer,
+          `chunk of "${f.base.path}" at offset ${c.offset} spans ${end - c.offset} compressed bytes (at most ${MAX_MEMBER_SPAN_BYTES})`,
+        );
+      chunks.push({ ...c, end });
     }
     if (covered !== f.base.size)
       throw invalidLayer(

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isFerryError } from "../../observe/index.ts";
-import { parseToc } from "../toc.ts";
+import { MAX_MEMBER_SPAN_BYTES, parseToc } from "../toc.ts";
 import { parseExtras } from "./image.ts";
 
 const LAYER = "sha256:layer";
@@ -21,6 +21,34 @@ describe("hostile TOCs", () => {
       () => parseToc(json(entries), { layer: LAYER, tocOffset: 1000, blobSize: 1051 }),
       invalid(/absurd innerOffset/),
     );
+  });
+
+  it("refuses a member whose compressed span would be held in memory without bound", () => {
+    const entries = [
+      { name: "f", type: "reg", size: 4, offset: 10, chunkDigest: D },
+      { name: "g", type: "reg", size: 4, offset: 20 + 2 ** 30, chunkDigest: D },
+    ];
+    // f's member reaches to where g's starts: a gigabyte for 4 bytes.
+    assert.throws(
+      () => parseToc(json(entries), { layer: LAYER, tocOffset: 2 ** 31, blobSize: 2 ** 31 + 51 }),
+      invalid(/"f" at offset 10 spans \d+ compressed bytes/),
+    );
+    // The last member reaches to the TOC: the same bound applies.
+    assert.throws(
+      () =>
+        parseToc(json(entries.slice(0, 1)), {
+          layer: LAYER,
+          tocOffset: 2 ** 31,
+          blobSize: 2 ** 31 + 51,
+        }),
+      invalid(/spans \d+ compressed bytes/),
+    );
+    const near = parseToc(json(entries.slice(0, 1)), {
+      layer: LAYER,
+      tocOffset: 10 + MAX_MEMBER_SPAN_BYTES,
+      blobSize: 10 + MAX_MEMBER_SPAN_BYTES + 51,
+    });
+    assert.equal(near.entries[0]?.chunks[0]?.end, 10 + MAX_MEMBER_SPAN_BYTES);
   });
 
   it("refuses out-of-range device numbers and oversized xattrs", () => {

@@ -164,18 +164,32 @@ export function prioritized(
   return out;
 }
 
-/** Runs of prioritized chunks that lie back to back in one layer, each fetched with one range request. */
+/** A prefetch unit: chunks fetched with one range request, or one large chunk streamed. */
+export interface PrefetchRun {
+  layer: number;
+  items: Array<{ chunk: Chunk; path: string }>;
+  /**
+   * One chunk whose compressed span is larger than a run may be: fetched like a read
+   * (streamed and decompressed only as far as needed), never held whole in memory.
+   */
+  stream: boolean;
+}
+
+/**
+ * Runs of prioritized chunks that lie back to back in one layer, each fetched with one range
+ * request of at most `maxRunBytes`; a chunk wider than that on its own is streamed instead.
+ */
 export function prefetchRuns(
   files: ReadonlyArray<{ layer: number; entry: MountEntry }>,
   maxRunBytes = MAX_RUN_BYTES,
-): Array<{ layer: number; items: Array<{ chunk: Chunk; path: string }> }> {
+): PrefetchRun[] {
   const byLayer = new Map<number, Array<{ chunk: Chunk; path: string }>>();
   for (const { layer, entry } of files) {
     const list = byLayer.get(layer) ?? [];
     for (const chunk of entry.chunks) list.push({ chunk, path: entry.path });
     byLayer.set(layer, list);
   }
-  const runs: Array<{ layer: number; items: Array<{ chunk: Chunk; path: string }> }> = [];
+  const runs: PrefetchRun[] = [];
   for (const [layer, list] of byLayer) {
     list.sort((a, b) => a.chunk.offset - b.chunk.offset);
     let run: Array<{ chunk: Chunk; path: string }> = [];
@@ -184,12 +198,16 @@ export function prefetchRuns(
       const last = run[run.length - 1];
       const adjacent = last !== undefined && item.chunk.offset <= last.chunk.end;
       if (first !== undefined && (!adjacent || item.chunk.end - first.chunk.offset > maxRunBytes)) {
-        runs.push({ layer, items: run });
+        runs.push({ layer, items: run, stream: false });
         run = [];
+      }
+      if (item.chunk.end - item.chunk.offset > maxRunBytes) {
+        runs.push({ layer, items: [item], stream: true });
+        continue;
       }
       run.push(item);
     }
-    if (run.length > 0) runs.push({ layer, items: run });
+    if (run.length > 0) runs.push({ layer, items: run, stream: false });
   }
   return runs;
 }
@@ -210,7 +228,9 @@ async function prefetch(
     while (next < runs.length && !failed) {
       const run = runs[next++] as (typeof runs)[number];
       try {
-        await chunks.prefetchRun(run.layer, run.items);
+        if (run.stream) {
+          for (const { chunk, path } of run.items) await chunks.get(run.layer, chunk, path);
+        } else await chunks.prefetchRun(run.layer, run.items);
       } catch (error) {
         // The reads that need these chunks will try again (and fail with EIO if they must).
         failed = true;

@@ -150,4 +150,23 @@ describe("prefetchRuns", () => {
       { layer: 1, digests: ["x"] },
     ]);
   });
+
+  it("streams a chunk whose compressed span exceeds a run on its own, never buffering it", async () => {
+    const { prefetchRuns } = await import("./mount.ts");
+    const files = [
+      { layer: 0, entry: entry("a", "reg", { size: 1, chunks: [c(0, 10, "a")] }) },
+      { layer: 0, entry: entry("huge", "reg", { size: 1, chunks: [c(10, 500, "huge")] }) },
+      { layer: 0, entry: entry("b", "reg", { size: 1, chunks: [c(500, 510, "b")] }) },
+      { layer: 0, entry: entry("c", "reg", { size: 1, chunks: [c(510, 520, "c")] }) },
+    ];
+    const runs = prefetchRuns(files, 40).map((r) => ({
+      digests: r.items.map((i) => i.chunk.digest),
+      stream: r.stream,
+    }));
+    assert.deepEqual(runs, [
+      { digests: ["a"], stream: false },
+      { digests: ["huge"], stream: true },
+      { digests: ["b", "c"], stream: false },
+    ]);
+  });
 });
