@@ -1,10 +1,12 @@
 import type { Descriptor } from "../oci/index.ts";
+import { FerryError } from "../observe/index.ts";
 import {
   type BlobLocation,
   isTransientError,
   type RegistryClient,
   type Repository,
 } from "../registry/index.ts";
+import { resumedFromOf } from "./transfer.ts";
 
 /** A place to fetch one blob from instead of the upstream (a peer node's listener). */
 export interface BlobSourceLocation {
@@ -58,6 +60,18 @@ export class SourcePicker {
   readonly #desc: Descriptor;
   readonly #signal: AbortSignal | undefined;
   #upstreamFailed = false;
+  /** Peers whose bytes the ingest file may hold now (a peer attempt that broke off keeps what it wrote). */
+  readonly #prefixFrom = new Map<string, BlobSourceLocation>();
+  /**
+   * After an attempt that resumed over peers' bytes failed verification: those peers, and
+   * the source that resumed. Which part was wrong is unknown until the blob verifies from
+   * the resumer alone (then the peers' prefix was: they are blamed).
+   */
+  #suspects: { peers: BlobSourceLocation[]; resumer: string } | undefined;
+  /** Every attempt since the suspects were recorded came from their resumer. */
+  #onlyResumer = true;
+  /** A restart for a prefix of unknown origin (left by an earlier run) was already made. */
+  #restartedUnknown = false;
   fromPeers = 0;
   fromUpstream = 0;
 
@@ -89,6 +103,8 @@ export class SourcePicker {
       authorization: upstream?.headers.authorization,
       upstreamFailed: this.#upstreamFailed,
     });
+    if (this.#suspects !== undefined && sourceKey(peer) !== this.#suspects.resumer)
+      this.#onlyResumer = false;
     if (peer !== undefined) {
       return {
         location: { url: peer.url, headers: peer.headers, tls: undefined, mirror: undefined },
@@ -104,13 +120,62 @@ export class SourcePicker {
     this.#upstreamFailed = true;
   }
 
-  peerFailed(peer: BlobSourceLocation, cause: unknown): void {
+  /**
+   * An attempt from `peer` failed without a verdict on its bytes (network, stall, refusal);
+   * `wroteBytes` says the ingest file changed, so it now holds bytes from that peer.
+   */
+  peerFailed(peer: BlobSourceLocation, cause: unknown, wroteBytes = false): void {
+    if (wroteBytes) this.#prefixFrom.set(peer.peer, peer);
     this.#source?.failed(peer, this.#desc, cause);
+  }
+
+  /**
+   * An attempt from `peer` (undefined: the registry) failed verification; the ingest file
+   * is gone. True: the next attempt starts from zero (the caller retries without counting
+   * it); false: the error stands for the caller's usual handling. An attempt that resumed
+   * over bytes peers wrote does not blame the source that resumed (the prefix may be the
+   * bad part): those peers become suspects, blamed once the blob verifies from that source
+   * alone. Otherwise a peer is blamed for its own bytes.
+   */
+  verificationFailed(peer: BlobSourceLocation | undefined, cause: unknown): boolean {
+    const resumedFrom = resumedFromOf(cause) ?? 0;
+    const prefix = [...this.#prefixFrom.values()];
+    this.#prefixFrom.clear();
+    const current = sourceKey(peer);
+    if (resumedFrom > 0 && prefix.length > 0) {
+      this.#suspects = { peers: prefix, resumer: current };
+      this.#onlyResumer = true;
+      return true;
+    }
+    if (resumedFrom > 0 && !this.#restartedUnknown) {
+      // Bytes of unknown origin (an earlier run's partial file): start over once, blaming no one.
+      this.#restartedUnknown = true;
+      return true;
+    }
+    // The resumer's own bytes are wrong: nothing says the suspects' prefix was.
+    if (this.#suspects?.resumer === current) this.#suspects = undefined;
+    if (peer === undefined) return false;
+    this.#source?.failed(peer, this.#desc, cause);
+    return true;
   }
 
   completed(peer: BlobSourceLocation | undefined, bytes: number): void {
     if (peer === undefined) this.fromUpstream += bytes;
     else this.fromPeers += bytes;
+    const suspects = this.#suspects;
+    this.#suspects = undefined;
+    if (suspects === undefined || !this.#onlyResumer) return;
+    // The blob verified from the resumer alone: the prefix the suspects wrote was wrong.
+    for (const p of suspects.peers) {
+      this.#source?.failed(
+        p,
+        this.#desc,
+        new FerryError(
+          "FERRY_DIGEST_MISMATCH",
+          `peer ${p.peer} sent bytes of ${this.#desc.digest} that did not match (found after it broke off)`,
+        ),
+      );
+    }
   }
 
   settle(ok: boolean): void {
@@ -119,4 +184,8 @@ export class SourcePicker {
       ok ? { fromPeers: this.fromPeers, fromUpstream: this.fromUpstream } : undefined,
     );
   }
+}
+
+function sourceKey(peer: BlobSourceLocation | undefined): string {
+  return peer === undefined ? "" : peer.peer;
 }

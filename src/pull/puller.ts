@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hasShaInstructions } from "../digest/index.ts";
@@ -25,7 +26,12 @@ import { Limiter } from "./limiter.ts";
 import { SinkPool } from "./sink-pool.ts";
 import { LocalSink } from "./sink.ts";
 import { type BlobSource, SourcePicker } from "./blob-source.ts";
-import { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
+import {
+  isIntegrityError,
+  type TransferJob,
+  type TransferResult,
+  transferBlob,
+} from "./transfer.ts";
 
 export interface PullerOptions {
   registry: RegistryClient;
@@ -363,6 +369,7 @@ export class Puller {
         };
         let result: TransferResult | undefined;
         let failure: unknown;
+        const held = peer === undefined ? "" : await fileState(job.path);
         try {
           result = await transferBlob(
             job,
@@ -371,9 +378,14 @@ export class Puller {
             { signal },
           );
         } catch (err) {
+          if (isIntegrityError(err) && !signal?.aborted && sources.verificationFailed(peer, err)) {
+            // Wrong bytes (this source's, or a peer's prefix it resumed over): start over from zero.
+            attempt--;
+            continue;
+          }
           if (peer !== undefined && !signal?.aborted) {
             // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
-            sources.peerFailed(peer, err);
+            sources.peerFailed(peer, err, (await fileState(job.path)) !== held);
             attempt--;
             continue;
           }
@@ -429,4 +441,12 @@ export class Puller {
       await lock.release();
     }
   }
+}
+
+/** The ingest file's identity and length ("" when absent): a change means an attempt wrote to it. */
+function fileState(path: string): Promise<string> {
+  return stat(path).then(
+    (s) => `${s.ino}:${s.size}`,
+    () => "",
+  );
 }

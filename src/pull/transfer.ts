@@ -57,7 +57,7 @@ export async function transferBlob(
   for (;;) {
     await sink.open(job.path, job.digest, job.size, offset);
     if (offset === job.size) {
-      await finish(job, sink);
+      await finish(job, sink, offset);
       return { kind: "complete", fetched: 0, resumedFrom: offset };
     }
     const start = offset;
@@ -90,7 +90,7 @@ export async function transferBlob(
       await sink.abort().catch(() => undefined);
       if (isIntegrityError(err)) {
         await rm(job.path, { force: true });
-        throw withSource(err, job);
+        throw withSource(err, job, start);
       }
       throw err;
     }
@@ -98,7 +98,7 @@ export async function transferBlob(
     const accepted =
       start === 0 ? status === 200 : status === 206 && rangeStart(result.head) === start;
     if (accepted) {
-      await finish(job, sink);
+      await finish(job, sink, start);
       onProgress(start + fetched);
       return { kind: "complete", fetched, resumedFrom: start };
     }
@@ -135,26 +135,37 @@ function rangeStart(head: BlobResponseHead): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-function isIntegrityError(err: unknown): boolean {
+/** A digest or size mismatch: the bytes were wrong (not the network). */
+export function isIntegrityError(err: unknown): boolean {
   return isFerryError(err, "FERRY_SIZE_MISMATCH") || isFerryError(err, "FERRY_DIGEST_MISMATCH");
 }
 
-async function finish(job: TransferJob, sink: BlobSink): Promise<void> {
+async function finish(job: TransferJob, sink: BlobSink, resumedFrom: number): Promise<void> {
   try {
     await sink.finish();
   } catch (err) {
     if (isIntegrityError(err)) {
       await rm(job.path, { force: true });
-      throw withSource(err, job);
+      throw withSource(err, job, resumedFrom);
     }
     throw err;
   }
 }
 
-function withSource(err: unknown, job: TransferJob): unknown {
+/**
+ * The offset a failed verification's attempt resumed from (bytes [0, offset) were already in
+ * the file, possibly from another source), or undefined for any other error.
+ */
+export function resumedFromOf(err: unknown): number | undefined {
+  if (!isIntegrityError(err)) return undefined;
+  const v = (err as FerryError).fields["resumedFrom"];
+  return typeof v === "number" ? v : undefined;
+}
+
+function withSource(err: unknown, job: TransferJob, resumedFrom: number): unknown {
   if (!isFerryError(err)) return err;
   return new FerryError(err.code, `${err.message}, from ${job.host}/${job.repository}`, {
     hint: err.hint,
-    fields: { ...err.fields, host: job.host, repository: job.repository },
+    fields: { ...err.fields, host: job.host, repository: job.repository, resumedFrom },
   });
 }
