@@ -180,6 +180,7 @@ class NodeAgent implements KubeAgent {
         ? undefined
         : new StartupTaint({
             core: this.#core,
+            config,
             nodeName: options.nodeName,
             key: options.startupTaintKey,
             mode: options.taintMode ?? "bootstrap",

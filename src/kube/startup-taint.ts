@@ -3,7 +3,7 @@
  * in continuous mode added back when one goes missing. Each change is a conditional patch
  * (taint.ts), logged, counted and recorded as an Event on the node.
  */
-import type { CoreV1Api, V1Node } from "@kubernetes/client-node";
+import type { CoreV1Api, KubeConfig, V1Node } from "@kubernetes/client-node";
 import type { EventRecorder, InvolvedObject } from "./events.ts";
 import type { KubeMetrics } from "./metrics.ts";
 import { changeTaint, planTaintAddition, planTaintRemoval } from "./taint.ts";
@@ -12,6 +12,8 @@ export type TaintMode = "bootstrap" | "continuous";
 
 export interface StartupTaintOptions {
   readonly core: CoreV1Api;
+  /** for reading the node as raw JSON (taint.ts) */
+  readonly config: KubeConfig;
   readonly nodeName: string;
   readonly key: string;
   readonly mode: TaintMode;
@@ -80,6 +82,7 @@ export class StartupTaint {
       await beforeRemoval?.();
       const change = await changeTaint(
         this.#o.core,
+        this.#o.config,
         nodeName,
         (taints) => planTaintRemoval(taints, key),
         (attempt) =>
@@ -110,7 +113,7 @@ export class StartupTaint {
         message: `every required image (${required}) is in the runtime: removed taint ${key}`,
       });
     } else if (!has && missing.length > 0 && this.#o.mode === "continuous") {
-      const change = await changeTaint(this.#o.core, nodeName, (taints, rv) =>
+      const change = await changeTaint(this.#o.core, this.#o.config, nodeName, (taints, rv) =>
         planTaintAddition(taints, rv, key),
       );
       if (change !== "changed") return;

@@ -3,12 +3,17 @@
  * runtime, with a JSON patch that tests the taints it read (a concurrent change makes the
  * patch fail and the agent re-reads), touching only the taint with ferry's key.
  */
-import type { CoreV1Api } from "@kubernetes/client-node";
+import type { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { FerryError } from "../observe/index.ts";
 import { apiStatus } from "./api-errors.ts";
 import { STARTUP_TAINT_EFFECT, STARTUP_TAINT_VALUE } from "./names.ts";
+import { getRawJson } from "./raw.ts";
 
+/**
+ * A taint as the API server's JSON holds it (`timeAdded` a string, exactly as stored): a patch
+ * `test` compares JSON values, so it must be built from these, never from client-node's models.
+ */
 export interface Taint {
   readonly key: string;
   readonly value?: string | undefined;
@@ -57,11 +62,13 @@ const MAX_ATTEMPTS = 10;
 export type TaintChange = "changed" | "unchanged";
 
 /**
- * Reads the node, plans, patches; a failed test (422) or a conflict (409) means another
- * writer got in between, so it reads again.
+ * Reads the node (as raw JSON: the plan's `test` must match what the server stored), plans,
+ * patches; a failed test (422) or a conflict (409) means another writer got in between, so it
+ * reads again.
  */
 export async function changeTaint(
   core: CoreV1Api,
+  config: KubeConfig,
   nodeName: string,
   plan: (
     taints: readonly Taint[] | undefined,
@@ -71,11 +78,11 @@ export async function changeTaint(
 ): Promise<TaintChange> {
   const options = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const node = await core.readNode({ name: nodeName });
-    const patch = plan(
-      node.spec?.taints as Taint[] | undefined,
-      node.metadata?.resourceVersion ?? "",
-    );
+    const node = (await getRawJson(config, `/api/v1/nodes/${encodeURIComponent(nodeName)}`)) as {
+      metadata?: { resourceVersion?: string };
+      spec?: { taints?: Taint[] };
+    };
+    const patch = plan(node.spec?.taints, node.metadata?.resourceVersion ?? "");
     if (patch === undefined) return "unchanged";
     try {
       await core.patchNode({ name: nodeName, body: patch }, options);

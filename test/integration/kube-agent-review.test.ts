@@ -235,4 +235,39 @@ describe("Kubernetes mode: review findings", () => {
       undefined,
     );
   });
+
+  test("a node with a NoExecute taint carrying timeAdded (as the node controller sets it) loses only the startup taint", async () => {
+    const node = "node-noexec";
+    // as kube-apiserver stores and serves it: RFC 3339, whole seconds
+    const notReady: Taint = {
+      key: "node.kubernetes.io/not-ready",
+      effect: "NoExecute",
+      timeAdded: "2026-11-23T22:00:00Z",
+    };
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: node, labels: { review: "noexec" } },
+      spec: { taints: [notReady, { key: TAINT, value: "pending", effect: "NoSchedule" }] },
+    });
+    const { logs } = await startNodeAgent(node);
+    await until(
+      "the startup taint to go, or the agent to give up on the patch",
+      () =>
+        !taintsOf(node).some((t) => t.key === TAINT) ||
+        logs.some((l) => /kept changing/.test(String(l["error"])))
+          ? true
+          : undefined,
+      60_000,
+    );
+    assert.deepEqual(taintsOf(node), [notReady], "only ferry's taint went; timeAdded untouched");
+    const patches = api.calls.filter(
+      (c) => c.verb === "patch" && c.resource === "nodes" && c.name === node,
+    );
+    assert.deepEqual(
+      patches.map((c) => c.status),
+      [200],
+      "one patch, whose test matched the first time",
+    );
+  });
 });
