@@ -27,8 +27,9 @@ export interface BlobSourceLocation {
 export interface BlobSource {
   /**
    * Where to fetch `desc` now, or undefined for the upstream. `authorization` is the
-   * header this node would send upstream; `upstreamFailed` says the upstream could not
-   * be reached for this blob.
+   * upstream registry's bearer token this node holds for the repository (never a mirror's
+   * credential, never a Basic password; undefined then); `upstreamFailed` says the upstream
+   * could not be reached for this blob.
    */
   locate(
     repo: Repository,
@@ -100,7 +101,7 @@ export class SourcePicker {
       this.#upstreamFailed = true;
     }
     const peer = await this.#source?.locate(this.#repo, this.#desc, {
-      authorization: upstream?.headers.authorization,
+      authorization: presentable(upstream),
       upstreamFailed: this.#upstreamFailed,
     });
     if (this.#suspects !== undefined && sourceKey(peer) !== this.#suspects.resumer)
@@ -188,4 +189,16 @@ export class SourcePicker {
 
 function sourceKey(peer: BlobSourceLocation | undefined): string {
   return peer === undefined ? "" : peer.peer;
+}
+
+/**
+ * The credential a peer may see as proof of access: the upstream registry's own bearer
+ * token (scoped to this repository, short-lived). A mirror's credential is for another
+ * host (the serving node checks against the upstream), and a Basic credential is a
+ * password: neither leaves this node.
+ */
+function presentable(upstream: BlobLocation | undefined): string | undefined {
+  if (upstream === undefined || upstream.mirror !== undefined) return undefined;
+  const auth = upstream.headers.authorization ?? upstream.headers.Authorization;
+  return auth !== undefined && /^Bearer\s+\S/i.test(auth) ? auth : undefined;
 }
