@@ -21,10 +21,10 @@ export interface UpstreamAccessOptions {
 
 /**
  * Peer sharing never bypasses pull secrets: a blob of a repository goes to a peer only
- * if the repository is proven public and contains the blob, or the peer presented the
- * upstream's bearer token it holds (for `repository:NAME:pull`) and the upstream accepts
- * it for that very blob (HEAD /v2/NAME/blobs/DIGEST). Anything but a bearer token (a Basic
- * credential is a password, which peers never send) counts as nothing presented. Verdicts are
+ * if the repository is proven public and contains the blob, or the peer presented an
+ * upstream credential (ferry nodes send only the upstream's bearer token for
+ * `repository:NAME:pull`, never a Basic password) and the upstream accepts it for that
+ * very blob (HEAD /v2/NAME/blobs/DIGEST). Verdicts are
  * cached briefly, keyed by a hash of the credential (the credential itself is never kept
  * or logged). When the upstream cannot be asked, only public repositories are served.
  */
@@ -36,8 +36,7 @@ export class UpstreamAccess {
     this.#o = options;
   }
 
-  check(repo: Repository, digest: string, offered: string | undefined): Promise<AccessVerdict> {
-    const presented = offered !== undefined && /^Bearer\s+\S/i.test(offered) ? offered : undefined;
+  check(repo: Repository, digest: string, presented: string | undefined): Promise<AccessVerdict> {
     const repository = `${repo.domain}/${repo.path}`;
     const who = createHash("sha256")
       .update(presented ?? "")

@@ -7,7 +7,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Credential } from "../../src/config/index.ts";
-import { UpstreamAccess } from "../../src/peer/index.ts";
 import type { BlobSource } from "../../src/pull/index.ts";
 import { Puller } from "../../src/pull/index.ts";
 import { RegistryClient } from "../../src/registry/index.ts";
@@ -112,19 +111,5 @@ describe("credentials presented to peers", () => {
       seen,
       seen.map(() => undefined),
     );
-  });
-
-  it("a serving node accepts only a bearer token as proof, never a Basic password", async () => {
-    const client = new RegistryClient();
-    try {
-      const access = new UpstreamAccess({ registry: client });
-      const layer = pushed.layers[0];
-      assert.ok(layer);
-      const password = `Basic ${Buffer.from(`${USER.user}:${USER.password}`).toString("base64")}`;
-      const repo = { domain: basic.host, path: "private/app" };
-      assert.equal(await access.check(repo, layer.digest, password), "denied");
-    } finally {
-      await client.close();
-    }
   });
 });
