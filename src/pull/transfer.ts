@@ -55,6 +55,10 @@ export async function transferBlob(
   );
   if (offset > job.size) offset = 0;
   for (;;) {
+    // Starting over goes into a new file (new inode), never the same one truncated: a stream
+    // that already sent the old file's first bytes (mirror, peer listener) sees the restart
+    // by the inode change, even if the new file grows past what it sent before it looks.
+    if (offset === 0) await rm(job.path, { force: true });
     await sink.open(job.path, job.digest, job.size, offset);
     if (offset === job.size) {
       await finish(job, sink, offset);
