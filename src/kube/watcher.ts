@@ -1,7 +1,10 @@
 /**
  * List, then watch from the list's resourceVersion (BOOKMARKs requested so a quiet watch
- * resumes from a recent version); a 410 Gone or any failure relists after a backoff. The
- * caller sees the whole current set after every change (level-triggered).
+ * resumes from a recent version). A watch that ends normally — the server's `timeoutSeconds`,
+ * the server closing it, the client's idle timeout — is reopened from the last resourceVersion
+ * seen; only a 410 Gone (that version is compacted away) or an ERROR event lists again. Other
+ * failures reopen the watch after a backoff. The caller sees the whole current set after every
+ * change (level-triggered).
  */
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
 
@@ -27,9 +30,16 @@ export interface CollectionWatchOptions<T extends Meta> {
   }>;
   readonly onChange: (items: readonly T[]) => void;
   readonly onError: (error: unknown) => void;
+  /** The server ends each watch after this long (default: 5 to 10 minutes, spread like client-go's). */
+  readonly watchTimeoutSeconds?: number;
 }
 
 const BACKOFF_MS = [200, 500, 1000, 2000, 5000];
+const MIN_WATCH_TIMEOUT_S = 300;
+/** The client gives up on a silent stream only well after the server should have ended it. */
+const CLIENT_IDLE_MARGIN_MS = 60_000;
+
+type Next = "resume" | "relist";
 
 export class CollectionWatch<T extends Meta> {
   readonly #o: CollectionWatchOptions<T>;
@@ -38,6 +48,7 @@ export class CollectionWatch<T extends Meta> {
   #controller: AbortController | undefined;
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
+  #resourceVersion = "";
 
   constructor(options: CollectionWatchOptions<T>) {
     this.#o = options;
@@ -62,50 +73,98 @@ export class CollectionWatch<T extends Meta> {
     const list = await this.#o.list();
     this.#items.clear();
     for (const item of list.items) this.#items.set(keyOf(item), item);
+    this.#resourceVersion = list.metadata?.resourceVersion ?? "";
     this.#o.onChange(this.items);
-    await this.#watch(list.metadata?.resourceVersion ?? "");
+    await this.#watch();
   }
 
-  #retry(error: unknown): void {
+  /** After a backoff: list again, or reopen the watch from the last resourceVersion. */
+  #later(next: Next, error?: unknown): void {
     if (this.#stopped) return;
     if (error !== undefined) this.#o.onError(error);
     const delay = BACKOFF_MS[Math.min(this.#failures++, BACKOFF_MS.length - 1)];
-    this.#timer = setTimeout(() => {
-      this.#relist().catch((e: unknown) => this.#retry(e));
-    }, delay);
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#next(next), delay);
   }
 
-  async #watch(from: string): Promise<void> {
+  #next(next: Next): void {
     if (this.#stopped) return;
-    let resourceVersion = from;
-    let gone = false;
+    const step = next === "relist" || this.#resourceVersion === "" ? this.#relist() : this.#watch();
+    step.catch((e: unknown) =>
+      this.#later(isGone(e) ? "relist" : "resume", isGone(e) ? undefined : e),
+    );
+  }
+
+  async #watch(): Promise<void> {
+    if (this.#stopped) return;
+    let outcome: { next: Next; error?: unknown } | undefined;
+    let events = 0;
+    let ended = false;
     const watch = new Watch(this.#o.config);
-    const query: Record<string, string | boolean> = { allowWatchBookmarks: true, resourceVersion };
+    const timeoutSeconds =
+      this.#o.watchTimeoutSeconds ??
+      MIN_WATCH_TIMEOUT_S + Math.floor(Math.random() * MIN_WATCH_TIMEOUT_S);
+    // client-node 2.0.1 aborts a stream after 30 s without data (a private field): a quiet
+    // collection sends nothing for longer than that, so it waits past the server's own timeout.
+    const idle = watch as unknown as { requestTimeoutMs?: number };
+    if (typeof idle.requestTimeoutMs === "number")
+      idle.requestTimeoutMs = timeoutSeconds * 1000 + CLIENT_IDLE_MARGIN_MS;
+    const query: Record<string, string | number | boolean> = {
+      allowWatchBookmarks: true,
+      resourceVersion: this.#resourceVersion,
+      timeoutSeconds,
+    };
     if (this.#o.labelSelector) query["labelSelector"] = this.#o.labelSelector;
     if (this.#o.fieldSelector) query["fieldSelector"] = this.#o.fieldSelector;
-    this.#controller = await watch.watch(
+    const controller = await watch.watch(
       this.#o.path,
       query,
       (type: string, object: T & { code?: number }) => {
         if (type === "ERROR") {
-          gone = true; // 410 Gone (or another error): start over from a fresh list
+          // 410 Gone: the version is compacted away; any other error event: start over too
+          outcome ??=
+            object.code === 410
+              ? { next: "relist" }
+              : { next: "relist", error: new Error(`watch error: ${JSON.stringify(object)}`) };
           return;
         }
+        events++;
         this.#failures = 0;
         const rv = object.metadata?.resourceVersion;
-        if (rv) resourceVersion = rv;
+        if (rv) this.#resourceVersion = rv;
         if (type === "BOOKMARK") return;
         if (type === "DELETED") this.#items.delete(keyOf(object));
         else this.#items.set(keyOf(object), object);
         this.#o.onChange(this.items);
       },
       (error: unknown) => {
+        ended = true;
         if (this.#stopped) return;
-        if (gone || error) this.#retry(gone ? undefined : error);
-        else this.#watch(resourceVersion).catch((e: unknown) => this.#retry(e)); // server closed: resume
+        if (outcome !== undefined) return this.#later(outcome.next, outcome.error);
+        if (isGone(error)) return this.#later("relist");
+        if (error !== null && error !== undefined && !isTimeout(error))
+          return this.#later("resume", error);
+        // The server's timeout, its closing the stream, or the client's idle timeout: carry on
+        // from the last version seen (at once, unless the watch ended without a single event).
+        if (events > 0) this.#next("resume");
+        else this.#later("resume");
       },
     );
+    // stop() while the request was on its way had no controller to abort; a watch that already
+    // ended may have a successor, whose controller this must not overwrite.
+    if (this.#stopped || ended) controller.abort();
+    else this.#controller = controller;
   }
+}
+
+function isGone(error: unknown): boolean {
+  const e = error as { statusCode?: unknown; code?: unknown } | null | undefined;
+  return e?.statusCode === 410 || e?.code === 410;
+}
+
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null | undefined)?.name;
+  return name === "TimeoutError" || name === "AbortError";
 }
 
 function keyOf(o: Meta): string {

@@ -45,12 +45,12 @@ async function until<T>(
   }
 }
 
-interface Taint {
+type Taint = {
   key: string;
   value?: string;
   effect: string;
   timeAdded?: string;
-}
+};
 
 describe("Kubernetes mode: review findings", () => {
   let api: FakeApiServer;
@@ -61,6 +61,7 @@ describe("Kubernetes mode: review findings", () => {
   let work: string;
   let quiet: CollectionWatch<V1ConfigMap> | undefined;
   const quietErrors: unknown[] = [];
+  let quietItems: string[] = [];
   let quietSince = 0;
   const stops: (() => Promise<void>)[] = [];
 
@@ -91,7 +92,9 @@ describe("Kubernetes mode: review findings", () => {
       config,
       path: "/api/v1/namespaces/ferry-system/configmaps",
       list: () => core.listNamespacedConfigMap({ namespace: "ferry-system" }),
-      onChange: () => {},
+      onChange: (items) => {
+        quietItems = items.map((c) => c.metadata?.name ?? "");
+      },
       onError: (error) => quietErrors.push(error),
     });
     await quiet.start();
@@ -269,5 +272,63 @@ describe("Kubernetes mode: review findings", () => {
       [200],
       "one patch, whose test matched the first time",
     );
+  });
+
+  test("stop() while the watch request is on its way leaves no watch open", async () => {
+    const server = await startFakeApiServer();
+    try {
+      server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "ferry-system" } });
+      const config = loadKubeClient({
+        kubeconfig: (await server.kubeconfigFor(AGENT_USER)).path,
+      }).config;
+      const core = config.makeApiClient(CoreV1Api);
+      const watch: CollectionWatch<V1ConfigMap> = new CollectionWatch<V1ConfigMap>({
+        config,
+        path: "/api/v1/namespaces/ferry-system/configmaps",
+        list: () => core.listNamespacedConfigMap({ namespace: "ferry-system" }),
+        onChange: () => {},
+        onError: () => {},
+      });
+      // the list is done, the watch request has reached the server: stop now
+      server.beforeRequest = (call) => {
+        if (call.verb === "watch") watch.stop();
+      };
+      await watch.start();
+      assert.ok(
+        server.calls.some((c) => c.verb === "watch"),
+        "the watch request reached the server",
+      );
+      await until(
+        "the server to see the watch closed",
+        () => (server.openWatches() === 0 ? true : undefined),
+        10_000,
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+
+  // Last: by now the watch started in before() has been quiet for a while.
+  test("a quiet watch (no events, no BOOKMARKs) outlives client-node's 30 s idle timeout without a relist", async () => {
+    assert.ok(quiet);
+    // client-node's idle timeout is 30 s: the watch must have been quiet for longer than that
+    await sleep(Math.max(0, quietSince + CLIENT_WATCH_IDLE_MS + 3_000 - Date.now()));
+    const calls = (verb: string) =>
+      quietApi.calls.filter((c) => c.verb === verb && c.resource === "configmaps").length;
+    assert.deepEqual(quietErrors.map(String), [], "no watch failure reported");
+    assert.equal(calls("list"), 1, "listed once");
+    assert.equal(calls("watch"), 1, "one watch, still open");
+    assert.equal(quietApi.openWatches(), 1);
+    // and it still delivers
+    quietApi.create({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "after-quiet", namespace: "ferry-system" },
+      data: {},
+    });
+    await until("the change through the same watch", () =>
+      quietItems.includes("after-quiet") ? true : undefined,
+    );
+    assert.equal(calls("list"), 1, "still listed once");
   });
 });
