@@ -67,7 +67,13 @@ describe("agent routes", () => {
       webhooks: () =>
         webhooksOn ? { secret: SECRET, allow: new AllowList(["r.example/team"]) } : undefined,
       onPush: (images) => pushed.push(...images),
-      details: () => ({ schedule: { cron: "*/30 * * * *" } }),
+      details: () => ({
+        schedule: { cron: "*/30 * * * *" },
+        // what a list, a policy or an error message might carry
+        upstream: { url: "https://bob:hunter2@r.example/v2/", token: "tok-abcdef123456" },
+        lastError: "registry said 401 to Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.sig",
+        webhookSecretSet: true,
+      }),
       log: (e) => logs.push(e),
     });
     server = createServer(routes);
@@ -150,6 +156,19 @@ describe("agent routes", () => {
     const extra = doc.images.find((i: { image: string }) => i.image === "r.example/team/extra:1");
     assert.equal(extra.targets.store.state, "unknown");
     assert.equal(doc.schedule.cron, "*/30 * * * *");
+  });
+
+  it("/status redacts secrets as the mirror's does: secret-named fields, URL userinfo, bearer tokens", async () => {
+    const answer = await call(base, "GET", "/status");
+    assert.equal(answer.status, 200);
+    for (const secret of ["hunter2", "tok-abcdef123456", "eyJhbGciOiJIUzI1NiJ9"])
+      assert.ok(!answer.body.includes(secret), `${secret} is not served`);
+    const doc = JSON.parse(answer.body);
+    assert.equal(doc.upstream.url, "https://[redacted]@r.example/v2/");
+    assert.equal(doc.upstream.token, "[redacted]");
+    assert.match(doc.lastError, /Bearer \[redacted\]/);
+    assert.equal(doc.webhookSecretSet, true, "whether a secret is set is not a secret");
+    assert.equal(doc.node, "node-7");
   });
 
   it("/metrics in the Prometheus text format", async () => {

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isFerryError } from "../observe/index.ts";
 import { formatReference } from "../reference/index.ts";
-import type { StatusPage } from "../web/index.ts";
+import { redactSecrets, type StatusPage } from "../web/index.ts";
 import type { AgentState } from "./state.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import {
@@ -83,10 +83,13 @@ async function route(o: AgentRoutesOptions, req: IncomingMessage, res: ServerRes
   }
 }
 
-/** The one JSON shape /status serves (and a status page would render). */
+/**
+ * The one JSON shape /status serves (and the status page renders), with anything that looks
+ * like a secret redacted as on the mirror's: whoever reaches the listener may read it.
+ */
 export function statusDocument(o: AgentRoutesOptions): Record<string, unknown> {
   const readiness = o.state.readiness();
-  return {
+  return redactSecrets({
     node: o.node,
     time: new Date().toISOString(),
     ready: readiness.ready,
@@ -94,7 +97,7 @@ export function statusDocument(o: AgentRoutesOptions): Record<string, unknown> {
     targets: o.state.targets,
     images: o.state.images(),
     ...o.details(),
-  };
+  }) as Record<string, unknown>;
 }
 
 async function webhook(
