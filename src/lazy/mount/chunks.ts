@@ -27,10 +27,13 @@ export interface ChunkStoreOptions {
   fetchTimeoutMs: number;
   /** Bytes of verified chunks kept in memory. */
   memoryBytes?: number;
+  /** Bytes of verified chunks waiting for the disk cache at most; cache writes beyond are dropped. */
+  writeBacklogBytes?: number;
   signal?: AbortSignal | undefined;
 }
 
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
+const DEFAULT_WRITE_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 export class ChunkStore {
   readonly #options: ChunkStoreOptions;
@@ -40,6 +43,9 @@ export class ChunkStore {
   readonly #writing = new Map<string, Buffer>();
   #writes: Promise<void> = Promise.resolve();
   #memoryUsed = 0;
+  #writingBytes = 0;
+  /** Verified chunks not written to the disk cache because the write backlog was full. */
+  droppedWrites = 0;
   /** Compressed bytes received from the registry. */
   fetchedBytes = 0;
   /** Chunks taken from the registry / from the disk cache. */
@@ -50,20 +56,40 @@ export class ChunkStore {
     this.#options = options;
   }
 
+  /** Bytes the memory cache accounts for (never more than its cap). */
+  get memoryBytes(): number {
+    return this.#memoryUsed;
+  }
+
+  /** Bytes the memory cache actually holds (equal to memoryBytes). */
+  memoryHeld(): number {
+    let n = 0;
+    for (const b of this.#memory.values()) n += b.length;
+    return n;
+  }
+
+  /** Bytes of verified chunks queued for the disk cache. */
+  get writeBacklogBytes(): number {
+    return this.#writingBytes;
+  }
+
   /** The chunk's verified bytes; fetches it when neither memory nor disk has it. */
   get(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
-    const hit = this.#memory.get(chunk.digest) ?? this.#writing.get(chunk.digest);
+    const d = chunk.digest;
+    const hit = this.#memory.get(d);
     if (hit !== undefined) {
-      this.#memory.delete(chunk.digest);
-      this.#memory.set(chunk.digest, hit);
+      this.#memory.delete(d);
+      this.#memory.set(d, hit);
       return Promise.resolve(hit);
     }
-    let pending = this.#inflight.get(chunk.digest);
-    if (pending === undefined) {
-      pending = this.#load(layer, chunk, path).finally(() => this.#inflight.delete(chunk.digest));
-      this.#inflight.set(chunk.digest, pending);
-    }
-    return pending;
+    // On its way to disk: served as is, not moved into the memory cache (whose bytes it would not count).
+    const queued = this.#writing.get(d);
+    if (queued !== undefined) return Promise.resolve(queued);
+    const pending = this.#inflight.get(d);
+    if (pending !== undefined) return pending;
+    const own = this.#load(layer, chunk, path).finally(() => this.#inflight.delete(d));
+    this.#inflight.set(d, own);
+    return own;
   }
 
   async #load(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
@@ -131,21 +157,44 @@ export class ChunkStore {
     return out;
   }
 
-  /** Writes a verified chunk to the disk cache in the background, one file at a time. */
+  /**
+   * Writes a verified chunk to the disk cache in the background, one file at a time. When the
+   * backlog is full (a disk slower than the network) the write is dropped: it only costs a refetch.
+   */
   #persist(chunk: Chunk, bytes: Buffer): void {
-    this.#writing.set(chunk.digest, bytes);
+    const d = chunk.digest;
+    if (this.#writing.has(d)) return;
+    const cap = this.#options.writeBacklogBytes ?? DEFAULT_WRITE_BACKLOG_BYTES;
+    if (this.#writingBytes + bytes.length > cap) {
+      this.droppedWrites++;
+      return;
+    }
+    this.#writing.set(d, bytes);
+    this.#writingBytes += bytes.length;
     this.#writes = this.#writes
       .then(async () => {
         await mkdir(this.#options.cacheDir, { recursive: true });
         await writeFileAtomic(this.#file(chunk), bytes);
       })
       .catch(() => undefined) // a cache that cannot be written only costs a refetch
-      .finally(() => this.#writing.delete(chunk.digest));
+      .finally(() => {
+        this.#writing.delete(d);
+        this.#writingBytes -= bytes.length;
+      });
   }
 
   /** Resolves when the chunks fetched so far are on disk. */
   flushed(): Promise<void> {
     return this.#writes;
+  }
+
+  /**
+   * Resolves once the disk cache's backlog is at most half full: the prefetcher waits for it
+   * between runs so that its chunks are cached rather than dropped (reads never wait).
+   */
+  async writeRoom(): Promise<void> {
+    const cap = this.#options.writeBacklogBytes ?? DEFAULT_WRITE_BACKLOG_BYTES;
+    while (this.#writingBytes > cap / 2) await this.#writes;
   }
 
   #file(chunk: Chunk): string {

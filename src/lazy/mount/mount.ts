@@ -228,6 +228,7 @@ async function prefetch(
     while (next < runs.length && !failed) {
       const run = runs[next++] as (typeof runs)[number];
       try {
+        await chunks.writeRoom();
         if (run.stream) {
           for (const { chunk, path } of run.items) await chunks.get(run.layer, chunk, path);
         } else await chunks.prefetchRun(run.layer, run.items);
