@@ -171,6 +171,23 @@ describe("peer listener", () => {
     }
   });
 
+  it("refuses a signed request sent a second time (a replay, even with other headers)", async () => {
+    const bytes = randomBytes(1000);
+    const digest = digestOf(bytes);
+    await store.writeBlob(digest, bytes);
+    const server = await serve({ ensureBlob: () => Promise.reject(new Error("not used")) });
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      const headers = signed(path, bytes.length);
+      assert.equal((await get(server.address, path, headers)).status, 200);
+      const again = await get(server.address, path, { ...headers, range: "bytes=10-" });
+      assert.equal(again.status, 401);
+      assert.equal((await get(server.address, path, signed(path, bytes.length))).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("closes connections beyond its limit", async () => {
     const server = await startPeerServer({
       host: "127.0.0.1",

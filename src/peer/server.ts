@@ -6,7 +6,7 @@ import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
 import type { PeerCounters } from "./metrics.ts";
 import { parseByteRange, sendFileRange } from "./serve-file.ts";
-import { PEER_AUTH_HEADER, verifyRequest } from "./signing.ts";
+import { PEER_AUTH_HEADER, ReplayGuard, verifyRequest } from "./signing.ts";
 import {
   type BlobDescriptor,
   type PeerSource,
@@ -57,8 +57,9 @@ const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
  */
 export async function startPeerServer(options: PeerServerOptions): Promise<RunningPeerServer> {
   const throttle = new Throttle(options.uploadBytesPerSecond ?? 0);
+  const replays = new ReplayGuard();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    handle(options, throttle, req, res).catch((err: unknown) => {
+    handle(options, throttle, replays, req, res).catch((err: unknown) => {
       options.log({ level: "warn", msg: "peer request failed", url: req.url, error: String(err) });
       if (!res.headersSent) reply(res, 500, "internal error");
       else res.destroy();
@@ -89,6 +90,7 @@ export async function startPeerServer(options: PeerServerOptions): Promise<Runni
 async function handle(
   o: PeerServerOptions,
   throttle: Throttle,
+  replays: ReplayGuard,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -109,8 +111,13 @@ async function handle(
     reply(res, 405, "read-only");
     return;
   }
-  if (!verifyRequest(o.key, method, raw, header(req, PEER_AUTH_HEADER))) {
+  const signature = header(req, PEER_AUTH_HEADER);
+  if (!verifyRequest(o.key, method, raw, signature)) {
     reply(res, 401, "peer signature missing, wrong or too old");
+    return;
+  }
+  if (!replays.admit(signature as string)) {
+    reply(res, 401, "peer signature already used; sign each request anew");
     return;
   }
   const repo: Repository = { domain, path: m[1] as string };

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { isFerryError } from "../observe/index.ts";
-import { loadPeerKey, MAX_SKEW_MS, signRequest, verifyRequest } from "./signing.ts";
+import { loadPeerKey, MAX_SKEW_MS, ReplayGuard, signRequest, verifyRequest } from "./signing.ts";
 
 const key = Buffer.from("0123456789abcdef0123456789abcdef");
 const path = "/v2/library/app/blobs/sha256:" + "a".repeat(64) + "?ns=198.18.0.2%3A5000";
@@ -28,6 +28,24 @@ describe("peer request signing", () => {
     assert.equal(verifyRequest(key, "GET", path, undefined, now), false);
     assert.equal(verifyRequest(key, "GET", path, header, now + MAX_SKEW_MS + 1), false);
     assert.equal(verifyRequest(key, "GET", path, header.replace(/s=./, "s=0"), now), false);
+  });
+
+  it("every signature is unique, and a replay guard admits each one once while it is valid", () => {
+    const now = 1_800_000_000_000;
+    const a = signRequest(key, "GET", path, now);
+    const b = signRequest(key, "GET", path, now);
+    assert.notEqual(a, b, "same request, same millisecond: still two signatures");
+    assert.ok(verifyRequest(key, "GET", path, a, now) && verifyRequest(key, "GET", path, b, now));
+    const guard = new ReplayGuard();
+    assert.equal(guard.admit(a, now), true);
+    assert.equal(guard.admit(a, now + 1), false);
+    assert.equal(guard.admit(b, now + 1), true);
+    // A full guard forgets only signatures too old to verify anyway.
+    const small = new ReplayGuard(1);
+    assert.equal(small.admit(a, now), true);
+    assert.equal(small.admit(b, now + 1), false);
+    assert.equal(small.admit(b, now + MAX_SKEW_MS + 1), true);
+    assert.equal(guard.admit("v1 t=1,s=00", now), false);
   });
 
   it("loads a key file and refuses a short one with a clear error", async () => {
