@@ -18,6 +18,7 @@ export class RangeReader {
   readonly #registry: RegistryClient;
   readonly #repo: Repository;
   readonly #signal: AbortSignal | undefined;
+  readonly #onBytes: ((n: number) => void) | undefined;
   readonly digest: string;
   readonly size: number;
   fetched = 0;
@@ -28,7 +29,10 @@ export class RangeReader {
     digest: string;
     size: number;
     signal?: AbortSignal | undefined;
+    /** Called as body bytes arrive (e.g. to keep an idle timeout from firing). */
+    onBytes?: ((n: number) => void) | undefined;
   }) {
+    this.#onBytes = options.onBytes;
     this.#registry = options.registry;
     this.#repo = options.repository;
     this.#signal = options.signal;
@@ -76,6 +80,7 @@ export class RangeReader {
       const b = part as Buffer;
       got += b.length;
       this.fetched += b.length;
+      this.#onBytes?.(b.length);
       if (got > end - start) {
         res.body.destroy();
         throw new FerryError(
@@ -131,6 +136,7 @@ export class RangeReader {
     });
     res.body.on("data", (b: Buffer) => {
       this.fetched += b.length;
+      this.#onBytes?.(b.length);
     });
     res.body.pipe(gunzip);
     await done;

@@ -25,7 +25,7 @@ Options:
   --record FILE                 write the paths of files read, in first-read order, one per
                                 line (feed it to \`ferry convert --prioritize FILE\`)
   --no-prefetch                 do not prefetch the prioritized files
-  --fetch-timeout SECONDS       a chunk fetch that takes longer fails with EIO (default 10)
+  --fetch-timeout SECONDS       a chunk fetch that receives nothing for this long fails with EIO (default 10)
   --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image (default: this host's)
   --store DIR                   store whose chunk cache to use (default: $FERRY_STORE or ~/.local/share/ferry/store)
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)

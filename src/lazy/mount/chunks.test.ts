@@ -6,9 +6,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setImmediate as tick } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
+import { type RunningProxy, startProxy } from "../../../test/fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../../../test/fixtures/registry.ts";
+import { isFerryError } from "../../observe/index.ts";
 import { RegistryClient, type RetryPolicy } from "../../registry/index.ts";
 import type { Chunk } from "../toc.ts";
 import { ChunkStore } from "./chunks.ts";
@@ -27,6 +30,7 @@ describe("ChunkStore", { timeout: 60_000 }, () => {
   let blob: { digest: string; size: number };
   const chunks: Chunk[] = [];
   const pieces = new Map<string, Buffer>();
+  const proxies: RunningProxy[] = [];
   const clients: RegistryClient[] = [];
 
   before(async () => {
@@ -69,6 +73,7 @@ describe("ChunkStore", { timeout: 60_000 }, () => {
 
   after(async () => {
     await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(proxies.map((p) => p.stop()));
     await registry?.stop();
     if (home) await rm(home, { recursive: true, force: true });
   });
@@ -133,5 +138,45 @@ describe("ChunkStore", { timeout: 60_000 }, () => {
     // A dropped write costs a refetch, never a wrong byte.
     for (const { chunk, path } of small())
       assert.ok((await s.get(0, chunk, path)).equals(pieces.get(chunk.digest) ?? Buffer.alloc(0)));
+  });
+
+  it("times a fetch out when no bytes arrive, not when a slow transfer takes long", async () => {
+    const slowProxy = await startProxy({ target: registry.host, bytesPerSecond: 64 * 1024 });
+    const stallProxy = await startProxy({ target: registry.host, stallAfterBytes: 1000 });
+    proxies.push(slowProxy, stallProxy);
+    const slowChunk = chunks[SMALL] as Chunk;
+    // ~3 s of transfer with bytes every ~50 ms: longer than the timeout, never idle that long.
+    const slow = store("slow", { host: slowProxy.host, fetchTimeoutMs: 1000 });
+    const bytes = await slow.get(0, slowChunk, "slow");
+    assert.ok(bytes.equals(pieces.get(slowChunk.digest) ?? Buffer.alloc(0)));
+    const stalled = store("stalled", { host: stallProxy.host, fetchTimeoutMs: 1000 });
+    await assert.rejects(
+      stalled.get(0, slowChunk, "stalled"),
+      (err: unknown) =>
+        isFerryError(err, "FERRY_TIMEOUT") && /no bytes received for 1000 ms/.test(String(err)),
+    );
+  });
+
+  it("a read that joined a failed prefetch tries once with its own fetch", async () => {
+    const flaky = await startProxy({
+      target: registry.host,
+      failFirst: 1,
+      failWith: { status: 500 },
+    });
+    proxies.push(flaky);
+    const once: RetryPolicy = { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxElapsedMs: 1000 };
+    const s = store("joined", { host: flaky.host, retry: once });
+    const [first] = small();
+    assert.ok(first);
+    const prefetch = s.prefetchRun(0, [first]);
+    prefetch.catch(() => undefined);
+    while (!s.fetching(first.chunk.digest)) await tick();
+    const read = s.get(0, first.chunk, first.path);
+    await assert.rejects(prefetch);
+    assert.ok((await read).equals(pieces.get(first.chunk.digest) ?? Buffer.alloc(0)));
+    assert.ok(
+      flaky.requests.some((r) => r.status === 500),
+      "the prefetch met the failure",
+    );
   });
 });

@@ -23,7 +23,7 @@ export interface ChunkStoreOptions {
   layers: readonly ChunkLayer[];
   /** Directory of the on-disk cache (e.g. STORE/lazy/chunks). */
   cacheDir: string;
-  /** A fetch that has not finished after this long fails (the read gets EIO). */
+  /** Idle timeout: a fetch that receives no bytes for this long fails (the read gets EIO). */
   fetchTimeoutMs: number;
   /** Bytes of verified chunks kept in memory. */
   memoryBytes?: number;
@@ -38,6 +38,8 @@ const DEFAULT_WRITE_BACKLOG_BYTES = 32 * 1024 * 1024;
 export class ChunkStore {
   readonly #options: ChunkStoreOptions;
   readonly #inflight = new Map<string, Promise<Buffer>>();
+  /** Digests whose in-flight fetch is a prefetch run's (a read joining one retries on failure). */
+  readonly #prefetching = new Set<string>();
   readonly #memory = new Map<string, Buffer>();
   /** Verified chunks on their way to the disk cache. */
   readonly #writing = new Map<string, Buffer>();
@@ -73,8 +75,17 @@ export class ChunkStore {
     return this.#writingBytes;
   }
 
+  /** Whether a fetch of this chunk is under way. */
+  fetching(digest: string): boolean {
+    return this.#inflight.has(digest);
+  }
+
   /** The chunk's verified bytes; fetches it when neither memory nor disk has it. */
   get(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
+    return this.#get(layer, chunk, path, true);
+  }
+
+  #get(layer: number, chunk: Chunk, path: string, retry: boolean): Promise<Buffer> {
     const d = chunk.digest;
     const hit = this.#memory.get(d);
     if (hit !== undefined) {
@@ -86,7 +97,12 @@ export class ChunkStore {
     const queued = this.#writing.get(d);
     if (queued !== undefined) return Promise.resolve(queued);
     const pending = this.#inflight.get(d);
-    if (pending !== undefined) return pending;
+    if (pending !== undefined) {
+      if (!this.#prefetching.has(d)) return pending;
+      // A failed prefetch (a run cut short, a timeout) is not this read's failure: it tries once itself.
+      if (retry) return pending.catch(() => this.#get(layer, chunk, path, false));
+      return this.#load(layer, chunk, path);
+    }
     const own = this.#load(layer, chunk, path).finally(() => this.#inflight.delete(d));
     this.#inflight.set(d, own);
     return own;
@@ -132,8 +148,12 @@ export class ChunkStore {
         this.#remember(chunk.digest, piece);
         return piece;
       });
-      const pending = one.finally(() => this.#inflight.delete(chunk.digest));
+      const pending = one.finally(() => {
+        this.#inflight.delete(chunk.digest);
+        this.#prefetching.delete(chunk.digest);
+      });
       this.#inflight.set(chunk.digest, pending);
+      this.#prefetching.add(chunk.digest);
       return pending;
     });
     const results = await Promise.allSettled(settled);
@@ -218,7 +238,10 @@ export class ChunkStore {
     return this.#withTimeout(layer, path, (ranges) => ranges.chunk(chunk, path));
   }
 
-  /** Runs `work` with a range reader of the layer whose requests end after the fetch timeout. */
+  /**
+   * Runs `work` with a range reader of the layer whose requests end once no byte has arrived for
+   * the fetch timeout (an idle timeout: a slow but moving transfer is never cut).
+   */
   async #withTimeout<T>(
     layer: number,
     path: string,
@@ -226,7 +249,9 @@ export class ChunkStore {
   ): Promise<T> {
     const l = this.#options.layers[layer];
     if (l === undefined) throw new Error(`no layer ${layer}`);
-    const timeout = AbortSignal.timeout(this.#options.fetchTimeoutMs);
+    const idle = new AbortController();
+    const timeout = idle.signal;
+    const timer = setTimeout(() => idle.abort(), this.#options.fetchTimeoutMs);
     const signal =
       this.#options.signal === undefined
         ? timeout
@@ -237,6 +262,7 @@ export class ChunkStore {
       digest: l.digest,
       size: l.size,
       signal,
+      onBytes: () => timer.refresh(),
     });
     // The race bounds the wait even when a stalled body ignores the abort.
     let onAbort: (() => void) | undefined;
@@ -251,11 +277,16 @@ export class ChunkStore {
       if (timeout.aborted)
         throw new FerryError(
           "FERRY_TIMEOUT",
-          `fetching a chunk of ${path} (layer ${l.digest}) took longer than ${this.#options.fetchTimeoutMs} ms`,
-          { hint: "is the registry reachable?", cause: err, fields: { path, layer: l.digest } },
+          `fetching a chunk of ${path} (layer ${l.digest}): no bytes received for ${this.#options.fetchTimeoutMs} ms`,
+          {
+            hint: "is the registry reachable? (--fetch-timeout sets how long a fetch may receive nothing)",
+            cause: err,
+            fields: { path, layer: l.digest },
+          },
         );
       throw err;
     } finally {
+      clearTimeout(timer);
       if (onAbort !== undefined) timeout.removeEventListener("abort", onAbort);
       this.fetchedBytes += ranges.fetched;
     }

@@ -31,7 +31,7 @@ export interface MountOptions {
   prefetch?: boolean;
   /** Write the paths of files read, in first-read order, to this file. */
   recordFile?: string | undefined;
-  /** A chunk fetch that takes longer fails, and its read gets EIO (default 10 s). */
+  /** A chunk fetch that receives no bytes for this long fails, and its read gets EIO (default 10 s). */
   fetchTimeoutMs?: number;
   onEvent?: (event: MountEvent) => void;
   signal?: AbortSignal | undefined;
