@@ -2,7 +2,7 @@
 // process, so `ferry umount DIR` can ask that process to unmount and flush its record.
 import { createHash } from "node:crypto";
 import { execFile } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,8 +15,47 @@ const STOP_WAIT_MS = 15_000;
 
 export interface MountState {
   readonly pid: number;
+  /**
+   * When the process started (field 22 of /proc/PID/stat, clock ticks since boot): a pid
+   * reused by another process after the mount died has another, so it is never signalled.
+   */
+  readonly startTime?: string | undefined;
   readonly dir: string;
   readonly reference: string;
+}
+
+/** Field 22 (starttime) of a /proc/PID/stat line; the command name (field 2) may hold spaces and parentheses. */
+export function parseStartTime(stat: string): string | undefined {
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return undefined;
+  // Fields after the command name start at field 3.
+  const value = stat.slice(close + 2).split(" ")[22 - 3];
+  return value !== undefined && /^\d+$/.test(value) ? value : undefined;
+}
+
+/** The start time of a live process, or undefined when there is none (or no /proc). */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  try {
+    return parseStartTime(await readFile(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the process a state file names is still the `ferry mount` that wrote it: alive with
+ * the recorded start time, or (a state file without one) a command line that mounts `dir`.
+ */
+export async function isMountProcess(state: MountState): Promise<boolean> {
+  if (!isProcessAlive(state.pid)) return false;
+  if (state.startTime !== undefined) return (await processStartTime(state.pid)) === state.startTime;
+  try {
+    const args = (await readFile(`/proc/${state.pid}/cmdline`, "utf8")).split("\0");
+    const cwd = await readlink(`/proc/${state.pid}/cwd`);
+    return args.includes("mount") && args.some((a) => a !== "" && resolve(cwd, a) === state.dir);
+  } catch {
+    return false;
+  }
 }
 
 /** Where mount state files live: $FERRY_RUN_DIR, else /run/ferry/mounts as root, else a temp dir. */
@@ -35,7 +74,8 @@ export async function writeMountState(
   state: MountState,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
-  await writeFileAtomic(stateFile(state.dir, env), JSON.stringify(state));
+  const startTime = state.startTime ?? (await processStartTime(state.pid));
+  await writeFileAtomic(stateFile(state.dir, env), JSON.stringify({ ...state, startTime }));
 }
 
 export async function removeMountState(
@@ -82,7 +122,8 @@ export async function unmountDir(
 ): Promise<{ stoppedPid: number | undefined }> {
   const state = await readMountState(dir, env);
   let stoppedPid: number | undefined;
-  if (state !== undefined && isProcessAlive(state.pid)) {
+  // A pid from a stale state file may belong to another process by now: only ours is signalled.
+  if (state !== undefined && (await isMountProcess(state))) {
     process.kill(state.pid, "SIGTERM");
     const deadline = Date.now() + STOP_WAIT_MS;
     while (isProcessAlive(state.pid) && Date.now() < deadline) await sleep(50);
