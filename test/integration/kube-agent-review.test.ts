@@ -2,12 +2,13 @@
 // and registry where images are involved):
 // - an image-list ConfigMap that does not parse keeps the startup taint on (fail closed), with a
 //   condition and an Event saying why; fixed, the taint goes once its images are in containerd;
+// - so does a list file (-f) that fails to load;
 // - a node carrying a NoExecute taint with `timeAdded` (as the node controller sets it) loses
 //   only ferry's taint: the patch's `test` matches what the API server stored;
 // - a quiet watch (no events, no BOOKMARKs) is not given up and relisted after 30 s;
 // - stop() while a watch request is on its way leaves no watch open.
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -111,6 +112,7 @@ describe("Kubernetes mode: review findings", () => {
 
   const startNodeAgent = async (
     node: string,
+    baseListFile?: string,
   ): Promise<{ kube: KubeAgent; logs: Record<string, unknown>[] }> => {
     const dir = join(work, node);
     await mkdir(dir, { recursive: true });
@@ -130,6 +132,7 @@ describe("Kubernetes mode: review findings", () => {
       metrics,
       log,
       resyncMs: 500,
+      baseListFile,
     });
     const abort = new AbortController();
     const running = runAgent({
@@ -236,6 +239,39 @@ describe("Kubernetes mode: review findings", () => {
     assert.equal(
       kube.status().conditions.find((c) => c.type === "ImageListsReadable"),
       undefined,
+    );
+  });
+
+  test("a list file (-f) that does not load keeps the startup taint; fixed, it goes", async () => {
+    const node = "node-file";
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: node },
+      spec: { taints: [{ key: TAINT, value: "pending", effect: "NoSchedule" }] },
+    });
+    const file = join(work, "node-file.yaml");
+    await writeFile(file, `images:\n  - [${registry.host}/review/listed:v1\n`);
+    await startNodeAgent(node, file);
+    await until(
+      "the taint to go, or the agent to say why it stays",
+      () =>
+        !taintsOf(node).some((t) => t.key === TAINT) ||
+        nodeEvents(node, "StartupTaintKept").length > 0
+          ? true
+          : undefined,
+      60_000,
+    );
+    assert.ok(
+      taintsOf(node).some((t) => t.key === TAINT),
+      "the taint stays",
+    );
+    assert.ok(nodeEvents(node, "StartupTaintKept")[0]?.includes(file));
+    await writeFile(file, `images:\n  - ${registry.host}/review/listed:v1\n`);
+    await until(
+      "the taint to go once the file loads",
+      () => (taintsOf(node).some((t) => t.key === TAINT) ? undefined : true),
+      60_000,
     );
   });
 
