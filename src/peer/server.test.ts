@@ -14,7 +14,12 @@ import { UpstreamAccess } from "./access.ts";
 import { Liveness } from "./liveness.ts";
 import { StaticMembership } from "./membership.ts";
 import { peerCounters } from "./metrics.ts";
-import { type BlobFetcher, type RunningPeerServer, startPeerServer } from "./server.ts";
+import {
+  acceptableNamespace,
+  type BlobFetcher,
+  type RunningPeerServer,
+  startPeerServer,
+} from "./server.ts";
 import { signRequest } from "./signing.ts";
 import { type BlobDescriptor, PeerSource } from "./source.ts";
 
@@ -166,6 +171,39 @@ describe("peer listener", () => {
       assert.equal((await get(server.address, path, signed(other, bytes.length))).status, 401);
       assert.equal((await get(server.address, path, {})).status, 401);
       assert.equal((await get(server.address, "/healthz", {})).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses an ns that is not a registry host, or names a link-local/metadata address", async () => {
+    for (const ok of ["registry.invalid:5000", "docker.io", "127.0.0.1:5000", "[::1]:5000", NS])
+      assert.equal(acceptableNamespace(ok), true, ok);
+    for (const bad of [
+      "169.254.169.254",
+      "169.254.169.254:80",
+      "[::ffff:169.254.169.254]",
+      "[fe80::1]:5000",
+      "0.0.0.0:5000",
+      "user@registry.invalid",
+      "registry.invalid/path",
+      "registry.invalid:5000?x=1",
+      "http://registry.invalid",
+    ])
+      assert.equal(acceptableNamespace(bad), false, bad);
+    let fetched = 0;
+    const server = await serve({
+      ensureBlob: () => {
+        fetched++;
+        return Promise.reject(new Error("must not be asked"));
+      },
+    });
+    try {
+      const digest = `sha256:${"b".repeat(64)}`;
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent("169.254.169.254")}`;
+      const res = await get(server.address, path, signed(path, 10));
+      assert.equal(res.status, 400);
+      assert.equal(fetched, 0);
     } finally {
       await server.close();
     }

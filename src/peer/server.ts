@@ -48,6 +48,31 @@ export interface RunningPeerServer {
 
 const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
 
+/** A registry host as image references spell it: DNS labels or an IP, optional port. */
+const NAMESPACE =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/**
+ * Whether a peer may name `ns` as the registry this node should contact: a registry host
+ * (no user info, path or other URL parts), and not an address no registry lives at —
+ * link-local (cloud metadata services: 169.254.0.0/16, fe80::/10), unspecified or multicast.
+ * The fleet key is still needed; this narrows what a key holder can make a node contact.
+ */
+export function acceptableNamespace(ns: string): boolean {
+  if (!NAMESPACE.test(ns)) return false;
+  const host = ns.startsWith("[") ? ns.slice(1, ns.indexOf("]")) : ns.replace(/:[0-9]+$/, "");
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/i.exec(host);
+  if (v4 !== null) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return !(a === 0 || (a === 169 && b === 254) || a >= 224);
+  }
+  if (ns.startsWith("[")) {
+    const h = host.toLowerCase();
+    return !(h === "::" || /^fe[89ab]/.test(h) || h.startsWith("ff"));
+  }
+  return true;
+}
+
 /**
  * The peer listener: `GET|HEAD /v2/<name>/blobs/<digest>?ns=<registry>` for peers that
  * sign with the fleet key and prove access to the repository, and `GET /healthz`.
@@ -105,6 +130,10 @@ async function handle(
   const domain = url.searchParams.get("ns");
   if (m === null || domain === null || domain === "") {
     reply(res, 404, "only /v2/<name>/blobs/<digest>?ns=<registry> and /healthz are served here");
+    return;
+  }
+  if (!acceptableNamespace(domain)) {
+    reply(res, 400, "ns must name a registry host (host[:port])");
     return;
   }
   if (method !== "GET" && method !== "HEAD") {
