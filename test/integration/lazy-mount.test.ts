@@ -42,6 +42,8 @@ interface TarEntry {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  /** PAX records, e.g. `SCHILY.xattr.user.k` for an extended attribute */
+  pax?: Record<string, string>;
 }
 
 /** A gzip tar layer with exactly these entries, in this order. */
@@ -66,6 +68,7 @@ async function layer(entries: TarEntry[]): Promise<{ gz: Buffer; diffId: string 
       mtime: MTIME,
       ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
       ...(e.devmajor === undefined ? {} : { devmajor: e.devmajor, devminor: e.devminor ?? 0 }),
+      ...(e.pax === undefined ? {} : { pax: e.pax }),
     };
     if (type !== "file") {
       pack.entry(header);
@@ -247,6 +250,22 @@ async function walk(root: string): Promise<{ files: Map<string, Seen>; links: st
   return { files, links };
 }
 
+/** The `user.*` extended attributes below `root` (hex values), by path; Node has no xattr API. */
+async function userXattrs(root: string): Promise<Record<string, Record<string, string>>> {
+  const script = [
+    "import json, os, sys",
+    "root = sys.argv[1]; out = {}",
+    "for d, dirs, files in os.walk(root):",
+    "    for n in dirs + files:",
+    "        p = os.path.join(d, n)",
+    "        a = {k: os.getxattr(p, k, follow_symlinks=False).hex() for k in os.listxattr(p, follow_symlinks=False) if k.startswith('user.')}",
+    "        if a: out[os.path.relpath(p, root)] = a",
+    "print(json.dumps(out, sort_keys=True))",
+  ].join("\n");
+  const { stdout } = await execFileAsync("python3", ["-c", script, root]);
+  return JSON.parse(stdout) as Record<string, Record<string, string>>;
+}
+
 function comparable(files: Map<string, Seen>): Record<string, Omit<Seen, "ino">> {
   const out: Record<string, Omit<Seen, "ino">> = {};
   for (const [path, { ino: _ino, ...rest }] of files) out[path] = rest;
@@ -271,6 +290,8 @@ describe("ferry mount", { timeout: 180_000 }, () => {
   let home: string;
   let plainRef: string;
   let lazyRef: string;
+  /** The same image converted by `ferry convert --estargz` instead of ctr-remote. */
+  let ferryRef: string;
   let bigHash: string;
   const mounts: RunningMount[] = [];
   const env = () => isolatedEnv(home, { FERRY_RUN_DIR: join(home, "run") });
@@ -296,6 +317,7 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     await forwarder.listen();
     plainRef = `${registry.host}/mount/app:plain`;
     lazyRef = `${registry.host}/mount/app:esgz`;
+    ferryRef = `${registry.host}/mount/app:ferry-esgz`;
     const busybox = await busyboxLayer(["sh", "cat", "ls", "echo"]);
     const base: TarEntry[] = [
       ...busybox.map((f): TarEntry => {
@@ -312,8 +334,22 @@ describe("ferry mount", { timeout: 180_000 }, () => {
       { name: "data/hard-a", content: "one inode, two names\n", mode: 0o640, uid: 7, gid: 8 },
       { name: "data/hard-b", type: "link", linkname: "data/hard-a" },
       { name: "data/empty", content: "" },
-      { name: "secret/", type: "directory", mode: 0o700, uid: 1000, gid: 1000 },
-      { name: "secret/key", content: "s3cret\n", mode: 0o600, uid: 1000, gid: 1000 },
+      {
+        name: "secret/",
+        type: "directory",
+        mode: 0o700,
+        uid: 1000,
+        gid: 1000,
+        pax: { "SCHILY.xattr.user.kind": "vault" },
+      },
+      {
+        name: "secret/key",
+        content: "s3cret\n",
+        mode: 0o600,
+        uid: 1000,
+        gid: 1000,
+        pax: { "SCHILY.xattr.user.owner": "tenant-42" },
+      },
       { name: "usr/", type: "directory" },
       { name: "usr/bin/", type: "directory" },
       { name: "usr/bin/suid", content: "#!/bin/sh\n", mode: 0o4755 },
@@ -366,6 +402,11 @@ describe("ferry mount", { timeout: 180_000 }, () => {
       lazyRef,
     ]);
     await ctrRemote(["images", "push", "--plain-http", lazyRef]);
+    const converted = await ferry(
+      ["convert", "--estargz", "--store", join(home, "store-convert"), plainRef, ferryRef],
+      env(),
+    );
+    assert.equal(converted.code, 0, describeRun(converted));
   });
 
   after(async () => {
@@ -375,27 +416,41 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     await removeDir(home);
   });
 
-  test("presents the merged image exactly as containerd unpacks it", async () => {
-    const m = await mount("compare", ["--no-prefetch"], lazyRef);
+  test("presents the merged image exactly as containerd unpacks it (converted by ctr-remote and by ferry convert)", async () => {
+    // ferry convert → ferry mount is the round trip users run; ctr-remote is the reference converter.
+    const mine = [
+      await mount("compare", ["--no-prefetch"], lazyRef),
+      await mount("compare-ferry", ["--no-prefetch"], ferryRef),
+    ];
     const unpacked = join(home, "unpacked");
     await mkdir(unpacked);
     await containerd.ctr(["images", "pull", "--plain-http", plainRef]);
     await containerd.ctr(["images", "mount", plainRef, unpacked]);
     try {
-      const [mine, theirs] = await Promise.all([walk(m.dir), walk(unpacked)]);
-      assert.deepEqual(comparable(mine.files), comparable(theirs.files));
-      assert.deepEqual(mine.links, theirs.links);
-      assert.deepEqual(mine.links, [["data/hard-a", "data/hard-b"]]);
+      const theirs = await walk(unpacked);
+      const theirXattrs = await userXattrs(unpacked);
       // What the comparison covers, so a broken fixture cannot make it vacuous.
-      assert.equal(mine.files.get("data/big.bin")?.content, bigHash);
-      assert.equal(mine.files.get("etc/abs")?.link, "/etc/motd");
-      assert.equal((mine.files.get("usr/bin/suid")?.mode ?? 0) & 0o7777, 0o4755);
-      assert.equal(mine.files.get("secret/key")?.uid, 1000);
-      assert.equal(mine.files.get("dev/fifo")?.type, "fifo");
-      assert.equal(mine.files.get("dev/zero2")?.type, "char");
-      for (const hidden of ["old.txt", "gone", "opaque/lower1", "opaque/sub"])
-        assert.equal(mine.files.has(hidden), false, hidden);
-      assert.equal(await readFile(join(m.dir, "etc/rel"), "utf8"), "added on top\n");
+      assert.deepEqual(theirXattrs, {
+        secret: { "user.kind": Buffer.from("vault").toString("hex") },
+        "secret/key": { "user.owner": Buffer.from("tenant-42").toString("hex") },
+      });
+      for (const m of mine) {
+        const seen = await walk(m.dir);
+        assert.deepEqual(comparable(seen.files), comparable(theirs.files), m.dir);
+        assert.deepEqual(seen.links, theirs.links);
+        assert.deepEqual(await userXattrs(m.dir), theirXattrs, m.dir);
+        assert.deepEqual(seen.links, [["data/hard-a", "data/hard-b"]]);
+        assert.equal(seen.files.get("data/big.bin")?.content, bigHash);
+        assert.equal(seen.files.get("etc/abs")?.link, "/etc/motd");
+        assert.equal((seen.files.get("usr/bin/suid")?.mode ?? 0) & 0o7777, 0o4755);
+        assert.equal(seen.files.get("secret/key")?.uid, 1000);
+        assert.equal(seen.files.get("secret/key")?.gid, 1000);
+        assert.equal(seen.files.get("dev/fifo")?.type, "fifo");
+        assert.equal(seen.files.get("dev/zero2")?.type, "char");
+        for (const hidden of ["old.txt", "gone", "opaque/lower1", "opaque/sub"])
+          assert.equal(seen.files.has(hidden), false, hidden);
+        assert.equal(await readFile(join(m.dir, "etc/rel"), "utf8"), "added on top\n");
+      }
     } finally {
       await containerd.ctr(["images", "unmount", unpacked]).catch(() => forceUnmount(unpacked));
     }
