@@ -209,6 +209,59 @@ describe("peer listener", () => {
     }
   });
 
+  it("a signature that covers headers binds them; protocol headers it leaves out are ignored", async () => {
+    const seen: Array<string | undefined> = [];
+    class RecordingAccess extends UpstreamAccess {
+      override check(_repo: Repository, _digest: string, presented: string | undefined) {
+        seen.push(presented);
+        return Promise.resolve("denied" as const);
+      }
+    }
+    const counters = peerCounters(new Metrics());
+    const server = await startPeerServer({
+      host: "127.0.0.1",
+      port: 0,
+      key,
+      store,
+      fetcher: { ensureBlob: () => Promise.reject(new Error("not used")) },
+      source: new PeerSource({
+        liveness: new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" }),
+        key,
+        counters,
+        log: () => {},
+      }),
+      access: new RecordingAccess({ registry }),
+      counters,
+      log: () => {},
+    });
+    try {
+      const digest = `sha256:${"c".repeat(64)}`;
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      const covered = { "x-ferry-size": "10", "x-ferry-upstream-authorization": "Bearer mine" };
+      const sig = (c: Record<string, string>) => signRequest(key, "GET", path, Date.now(), c);
+      // Sent as signed: the credential reaches the access check.
+      const ok = await get(server.address, path, { ...covered, "x-ferry-peer-auth": sig(covered) });
+      assert.equal(ok.status, 403);
+      // A covered header changed on the way: refused before anything else.
+      const changed = await get(server.address, path, {
+        ...covered,
+        "x-ferry-upstream-authorization": "Bearer stolen",
+        "x-ferry-peer-auth": sig(covered),
+      });
+      assert.equal(changed.status, 401);
+      // A credential added outside the covered set is not used.
+      const added = await get(server.address, path, {
+        "x-ferry-size": "10",
+        "x-ferry-upstream-authorization": "Bearer added",
+        "x-ferry-peer-auth": sig({ "x-ferry-size": "10" }),
+      });
+      assert.equal(added.status, 403);
+      assert.deepEqual(seen, ["Bearer mine", undefined]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("refuses a signed request sent a second time (a replay, even with other headers)", async () => {
     const bytes = randomBytes(1000);
     const digest = digestOf(bytes);

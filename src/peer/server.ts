@@ -6,7 +6,7 @@ import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
 import type { PeerCounters } from "./metrics.ts";
 import { parseByteRange, sendFileRange } from "./serve-file.ts";
-import { PEER_AUTH_HEADER, ReplayGuard, verifyRequest } from "./signing.ts";
+import { coveredHeaders, PEER_AUTH_HEADER, ReplayGuard, verifyRequest } from "./signing.ts";
 import {
   type BlobDescriptor,
   type PeerSource,
@@ -141,7 +141,7 @@ async function handle(
     return;
   }
   const signature = header(req, PEER_AUTH_HEADER);
-  if (!verifyRequest(o.key, method, raw, signature)) {
+  if (!verifyRequest(o.key, method, raw, signature, Date.now(), (n) => header(req, n))) {
     reply(res, 401, "peer signature missing, wrong or too old");
     return;
   }
@@ -151,7 +151,13 @@ async function handle(
   }
   const repo: Repository = { domain, path: m[1] as string };
   const digest = m[2] as string;
-  const verdict = await o.access.check(repo, digest, header(req, UPSTREAM_AUTH_HEADER));
+  // A signature that covers headers binds them: the protocol headers it leaves out are
+  // ignored (someone on the way added them). Range is never needed covered: the asking
+  // node checks Content-Range itself and every byte against the digest.
+  const covered = coveredHeaders(signature);
+  const peerHeader = (name: string) =>
+    covered.length > 0 && !covered.includes(name) ? undefined : header(req, name);
+  const verdict = await o.access.check(repo, digest, peerHeader(UPSTREAM_AUTH_HEADER));
   if (verdict !== "allowed") {
     reply(
       res,
@@ -172,7 +178,7 @@ async function handle(
     }
     return;
   }
-  if (method === "HEAD" || header(req, STORED_ONLY_HEADER) !== undefined) {
+  if (method === "HEAD" || peerHeader(STORED_ONLY_HEADER) !== undefined) {
     reply(res, 404, "not stored here");
     return;
   }
@@ -181,7 +187,7 @@ async function handle(
     reply(res, 409, "this node is itself fetching that blob from a peer");
     return;
   }
-  const size = Number(header(req, SIZE_HEADER));
+  const size = Number(peerHeader(SIZE_HEADER));
   if (!Number.isSafeInteger(size) || size <= 0) {
     reply(res, 400, `${SIZE_HEADER} must give the blob's size`);
     return;

@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { isFerryError } from "../observe/index.ts";
-import { loadPeerKey, MAX_SKEW_MS, ReplayGuard, signRequest, verifyRequest } from "./signing.ts";
+import {
+  coveredHeaders,
+  loadPeerKey,
+  MAX_SKEW_MS,
+  ReplayGuard,
+  signRequest,
+  verifyRequest,
+} from "./signing.ts";
 
 const key = Buffer.from("0123456789abcdef0123456789abcdef");
 const path = "/v2/library/app/blobs/sha256:" + "a".repeat(64) + "?ns=198.18.0.2%3A5000";
@@ -46,6 +53,22 @@ describe("peer request signing", () => {
     assert.equal(small.admit(b, now + 1), false);
     assert.equal(small.admit(b, now + MAX_SKEW_MS + 1), true);
     assert.equal(guard.admit("v1 t=1,s=00", now), false);
+  });
+
+  it("binds the headers it covers: another value, or a missing one, fails", () => {
+    const now = 1_800_000_000_000;
+    const sent = { "x-ferry-size": "10", "x-ferry-upstream-authorization": "Bearer tok" };
+    const sig = signRequest(key, "GET", path, now, sent);
+    assert.deepEqual(coveredHeaders(sig), ["x-ferry-size", "x-ferry-upstream-authorization"]);
+    const from = (h: Record<string, string>) => (n: string) => h[n];
+    assert.ok(verifyRequest(key, "GET", path, sig, now, from(sent)));
+    const swapped = { ...sent, "x-ferry-upstream-authorization": "Bearer other" };
+    assert.equal(verifyRequest(key, "GET", path, sig, now, from(swapped)), false);
+    assert.equal(verifyRequest(key, "GET", path, sig, now, from({ "x-ferry-size": "10" })), false);
+    // The list of covered headers is itself signed.
+    const fewer = sig.replace(",h=x-ferry-size;x-ferry-upstream-authorization", ",h=x-ferry-size");
+    assert.equal(verifyRequest(key, "GET", path, fewer, now, from(sent)), false);
+    assert.deepEqual(coveredHeaders(signRequest(key, "GET", path, now)), []);
   });
 
   it("loads a key file and refuses a short one with a clear error", async () => {

@@ -9,38 +9,73 @@ export const MAX_SKEW_MS = 60_000;
 const MIN_KEY_BYTES = 16;
 
 /**
- * `v2 t=<unix ms>,n=<random hex>,s=<hex HMAC-SHA256(key, METHOD \n PATH \n t \n n)>` for one
- * request. The nonce makes every signature unique (two nodes asking for the same blob in the
- * same millisecond included), so a receiver can refuse any signature it has seen before.
+ * `v2 t=<unix ms>,n=<random hex>[,h=<name;name…>],s=<hex HMAC-SHA256>` for one request: the
+ * MAC covers method, path, time, nonce and the values of the `covered` headers (named in
+ * `h=`; the receiver takes their values from the request). The nonce makes every signature
+ * unique (two nodes asking for the same blob in the same millisecond included), so a
+ * receiver can refuse any signature it has seen before.
  */
-export function signRequest(key: Buffer, method: string, path: string, now = Date.now()): string {
+export function signRequest(
+  key: Buffer,
+  method: string,
+  path: string,
+  now = Date.now(),
+  covered: Record<string, string> = {},
+): string {
   const nonce = randomBytes(16).toString("hex");
-  return `v2 t=${now},n=${nonce},s=${mac(key, method, path, now, nonce)}`;
+  const names = Object.keys(covered).map((n) => n.toLowerCase());
+  for (const n of names) if (!HEADER_NAME.test(n)) throw new Error(`cannot sign header ${n}`);
+  const values = Object.values(covered);
+  const h = names.length === 0 ? "" : `,h=${names.join(";")}`;
+  return `v2 t=${now},n=${nonce}${h},s=${mac(key, method, path, now, nonce, names, values)}`;
 }
 
-const SIGNATURE = /^v2 t=(\d{1,16}),n=([0-9a-f]{32}),s=([0-9a-f]{64})$/;
+const HEADER_NAME = /^[a-z0-9-]{1,64}$/;
+const SIGNATURE =
+  /^v2 t=(\d{1,16}),n=([0-9a-f]{32})(?:,h=([a-z0-9-]{1,64}(?:;[a-z0-9-]{1,64}){0,15}))?,s=([0-9a-f]{64})$/;
 
-/** Whether `header` is a valid signature of this request by a holder of `key`, made within MAX_SKEW_MS. */
+/** The headers a signature covers (lowercase), as it names them; [] for none or a malformed one. */
+export function coveredHeaders(header: string | undefined): string[] {
+  return SIGNATURE.exec(header ?? "")?.[3]?.split(";") ?? [];
+}
+
+/**
+ * Whether `header` is a valid signature of this request by a holder of `key`, made within
+ * MAX_SKEW_MS; `headerOf` gives the request's value of each header the signature covers.
+ */
 export function verifyRequest(
   key: Buffer,
   method: string,
   path: string,
   header: string | undefined,
   now = Date.now(),
+  headerOf: (name: string) => string | undefined = () => undefined,
 ): boolean {
   const m = SIGNATURE.exec(header ?? "");
   if (m === null) return false;
   const t = Number(m[1]);
   if (Math.abs(now - t) > MAX_SKEW_MS) return false;
-  const expected = Buffer.from(mac(key, method, path, t, m[2] as string), "hex");
-  const given = Buffer.from(m[3] as string, "hex");
+  const names = m[3]?.split(";") ?? [];
+  const values = names.map(headerOf);
+  const expected = Buffer.from(mac(key, method, path, t, m[2] as string, names, values), "hex");
+  const given = Buffer.from(m[4] as string, "hex");
   return timingSafeEqual(expected, given);
 }
 
-function mac(key: Buffer, method: string, path: string, t: number, nonce: string): string {
+function mac(
+  key: Buffer,
+  method: string,
+  path: string,
+  t: number,
+  nonce: string,
+  names: string[],
+  values: Array<string | undefined>,
+): string {
   // HEAD is signed as GET: both read the same thing, and clients may turn one into the other.
   const verb = method === "HEAD" ? "GET" : method;
-  return createHmac("sha256", key).update(`${verb}\n${path}\n${t}\n${nonce}`).digest("hex");
+  // JSON keeps the parts apart whatever they hold; a missing header is null, never "".
+  const signed = JSON.stringify([verb, path, t, nonce, names, values.map((v) => v ?? null)]);
+  return createHmac("sha256", key).update(signed).digest("hex");
 }
 
 /**
