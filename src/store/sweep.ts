@@ -22,7 +22,14 @@ const INGEST_FILE = /^([a-f0-9]{64})\.(partial|lock)$/;
 
 export async function findStaleTemp(root: string): Promise<StaleFile[]> {
   const out: StaleFile[] = [];
-  const dirs = [root, join(root, "blobs", "sha256"), join(root, "ferry"), leaseDir(root)];
+  const dirs = [
+    root,
+    join(root, "blobs", "sha256"),
+    join(root, "ferry"),
+    leaseDir(root),
+    // ferry mount's chunk cache (src/lazy/mount/chunks.ts): temp files of a mount killed mid-write.
+    join(root, "ferry", "lazy-chunks"),
+  ];
   for (const dir of dirs) {
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const m = TEMP_NAME.exec(name) ?? STALE_ASIDE.exec(name);

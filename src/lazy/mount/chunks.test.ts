@@ -2,8 +2,9 @@
 // keeps in memory and queues for the disk stays within its caps, a slow transfer is not cut
 // while bytes keep arriving, and a read that joined a failed prefetch tries once itself.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as tick } from "node:timers/promises";
@@ -12,6 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { type RunningProxy, startProxy } from "../../../test/fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../../../test/fixtures/registry.ts";
 import { isFerryError } from "../../observe/index.ts";
+import { findStaleTemp } from "../../store/sweep.ts";
 import { RegistryClient, type RetryPolicy } from "../../registry/index.ts";
 import type { Chunk } from "../toc.ts";
 import { ChunkStore } from "./chunks.ts";
@@ -138,6 +140,41 @@ describe("ChunkStore", { timeout: 60_000 }, () => {
     // A dropped write costs a refetch, never a wrong byte.
     for (const { chunk, path } of small())
       assert.ok((await s.get(0, chunk, path)).equals(pieces.get(chunk.digest) ?? Buffer.alloc(0)));
+  });
+
+  it("keeps cache files private to root; the store's sweep removes dead writers' temp files", async () => {
+    const root = join(home, "store");
+    const cacheDir = join(root, "ferry", "lazy-chunks");
+    const registryClient = new RegistryClient({
+      settings: () => ({ mirrors: [], plainHttp: true }),
+    });
+    clients.push(registryClient);
+    const s = new ChunkStore({
+      registry: registryClient,
+      repository: { domain: registry.host, path: REPO },
+      layers: [blob],
+      cacheDir,
+      fetchTimeoutMs: 10_000,
+    });
+    const [first] = small();
+    assert.ok(first);
+    await s.get(0, first.chunk, first.path);
+    await s.flushed();
+    assert.equal((await stat(cacheDir)).mode & 0o777, 0o700);
+    const files = await readdir(cacheDir);
+    assert.deepEqual(files, [first.chunk.digest.replace(":", "-")]);
+    assert.equal((await stat(join(cacheDir, files[0] ?? ""))).mode & 0o777, 0o600);
+    // What a `ferry mount` killed mid-write leaves behind: a temp file of a dead process.
+    const dead = spawn("true");
+    await new Promise((resolve) => dead.once("exit", resolve));
+    await mkdir(cacheDir, { recursive: true });
+    const leftover = join(cacheDir, `${files[0]}.tmp-${dead.pid}-0123abcd`);
+    await writeFile(leftover, "partial");
+    const stale = await findStaleTemp(root);
+    assert.deepEqual(
+      stale.map((f) => f.path),
+      [leftover],
+    );
   });
 
   it("times a fetch out when no bytes arrive, not when a slow transfer takes long", async () => {

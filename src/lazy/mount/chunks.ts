@@ -3,7 +3,7 @@
 // a few in memory. A chunk is content-addressed by its chunkDigest, so a cached file is
 // re-verified by hashing it; no byte reaches a reader before its digest matched.
 import { createHash } from "node:crypto";
-import { access, mkdir, readFile, rm } from "node:fs/promises";
+import { access, chmod, mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { FerryError } from "../../observe/index.ts";
@@ -46,6 +46,7 @@ export class ChunkStore {
   #writes: Promise<void> = Promise.resolve();
   #memoryUsed = 0;
   #writingBytes = 0;
+  #dirReady: Promise<void> | undefined;
   /** Verified chunks not written to the disk cache because the write backlog was full. */
   droppedWrites = 0;
   /** Compressed bytes received from the registry. */
@@ -193,14 +194,28 @@ export class ChunkStore {
     this.#writingBytes += bytes.length;
     this.#writes = this.#writes
       .then(async () => {
-        await mkdir(this.#options.cacheDir, { recursive: true });
-        await writeFileAtomic(this.#file(chunk), bytes);
+        await this.#cacheDirReady();
+        // Chunks are pieces of image files that may be 0600: readable by root only.
+        await writeFileAtomic(this.#file(chunk), bytes, 0o600);
       })
       .catch(() => undefined) // a cache that cannot be written only costs a refetch
       .finally(() => {
         this.#writing.delete(d);
         this.#writingBytes -= bytes.length;
       });
+  }
+
+  /** Creates the cache directory private to root (and makes an older, wider one private). */
+  #cacheDirReady(): Promise<void> {
+    this.#dirReady ??= (async () => {
+      await mkdir(this.#options.cacheDir, { recursive: true, mode: 0o700 });
+      await chmod(this.#options.cacheDir, 0o700);
+    })();
+    // A failure is tried again with the next chunk.
+    this.#dirReady.catch(() => {
+      this.#dirReady = undefined;
+    });
+    return this.#dirReady;
   }
 
   /** Resolves when the chunks fetched so far are on disk. */
