@@ -46,7 +46,6 @@ export class ChunkStore {
   #writes: Promise<void> = Promise.resolve();
   #memoryUsed = 0;
   #writingBytes = 0;
-  #dirReady: Promise<void> | undefined;
   /** Verified chunks not written to the disk cache because the write backlog was full. */
   droppedWrites = 0;
   /** Compressed bytes received from the registry. */
@@ -205,17 +204,13 @@ export class ChunkStore {
       });
   }
 
-  /** Creates the cache directory private to root (and makes an older, wider one private). */
-  #cacheDirReady(): Promise<void> {
-    this.#dirReady ??= (async () => {
-      await mkdir(this.#options.cacheDir, { recursive: true, mode: 0o700 });
-      await chmod(this.#options.cacheDir, 0o700);
-    })();
-    // A failure is tried again with the next chunk.
-    this.#dirReady.catch(() => {
-      this.#dirReady = undefined;
-    });
-    return this.#dirReady;
+  /**
+   * Creates the cache directory private to root (again if someone removed it; an older,
+   * wider one is made private). Two cheap calls next to a write's fsync.
+   */
+  async #cacheDirReady(): Promise<void> {
+    await mkdir(this.#options.cacheDir, { recursive: true, mode: 0o700 });
+    await chmod(this.#options.cacheDir, 0o700);
   }
 
   /** Resolves when the chunks fetched so far are on disk. */
