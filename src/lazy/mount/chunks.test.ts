@@ -194,26 +194,33 @@ describe("ChunkStore", { timeout: 60_000 }, () => {
     );
   });
 
-  it("a read that joined a failed prefetch tries once with its own fetch", async () => {
-    const flaky = await startProxy({
-      target: registry.host,
-      failFirst: 1,
-      failWith: { status: 500 },
+  for (const kind of ["a run", "one wide chunk"] as const)
+    it(`a read that joined a failed prefetch (${kind}) tries once with its own fetch`, async () => {
+      const flaky = await startProxy({
+        target: registry.host,
+        failFirst: 1,
+        failWith: { status: 500 },
+      });
+      proxies.push(flaky);
+      const once: RetryPolicy = {
+        maxAttempts: 1,
+        baseDelayMs: 1,
+        maxDelayMs: 1,
+        maxElapsedMs: 1000,
+      };
+      const s = store(`joined-${kind.length}`, { host: flaky.host, retry: once });
+      const [first] = small();
+      assert.ok(first);
+      const prefetch =
+        kind === "a run" ? s.prefetchRun(0, [first]) : s.prefetchOne(0, first.chunk, first.path);
+      prefetch.catch(() => undefined);
+      while (!s.fetching(first.chunk.digest)) await tick();
+      const read = s.get(0, first.chunk, first.path);
+      await assert.rejects(prefetch);
+      assert.ok((await read).equals(pieces.get(first.chunk.digest) ?? Buffer.alloc(0)));
+      assert.ok(
+        flaky.requests.some((r) => r.status === 500),
+        "the prefetch met the failure",
+      );
     });
-    proxies.push(flaky);
-    const once: RetryPolicy = { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxElapsedMs: 1000 };
-    const s = store("joined", { host: flaky.host, retry: once });
-    const [first] = small();
-    assert.ok(first);
-    const prefetch = s.prefetchRun(0, [first]);
-    prefetch.catch(() => undefined);
-    while (!s.fetching(first.chunk.digest)) await tick();
-    const read = s.get(0, first.chunk, first.path);
-    await assert.rejects(prefetch);
-    assert.ok((await read).equals(pieces.get(first.chunk.digest) ?? Buffer.alloc(0)));
-    assert.ok(
-      flaky.requests.some((r) => r.status === 500),
-      "the prefetch met the failure",
-    );
-  });
 });

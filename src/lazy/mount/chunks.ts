@@ -103,9 +103,28 @@ export class ChunkStore {
       if (retry) return pending.catch(() => this.#get(layer, chunk, path, false));
       return this.#load(layer, chunk, path);
     }
-    const own = this.#load(layer, chunk, path).finally(() => this.#inflight.delete(d));
-    this.#inflight.set(d, own);
-    return own;
+    return this.#register(d, this.#load(layer, chunk, path), false);
+  }
+
+  /**
+   * Prefetches one chunk as a read would fetch it (streamed, decompressed only as far as
+   * needed): for chunks too wide for a run. Reads that join it retry if it fails.
+   */
+  prefetchOne(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
+    const d = chunk.digest;
+    if (this.#memory.has(d) || this.#writing.has(d) || this.#inflight.has(d))
+      return this.get(layer, chunk, path);
+    return this.#register(d, this.#load(layer, chunk, path), true);
+  }
+
+  #register(digest: string, load: Promise<Buffer>, prefetch: boolean): Promise<Buffer> {
+    const pending = load.finally(() => {
+      this.#inflight.delete(digest);
+      this.#prefetching.delete(digest);
+    });
+    this.#inflight.set(digest, pending);
+    if (prefetch) this.#prefetching.add(digest);
+    return pending;
   }
 
   async #load(layer: number, chunk: Chunk, path: string): Promise<Buffer> {
@@ -148,13 +167,7 @@ export class ChunkStore {
         this.#remember(chunk.digest, piece);
         return piece;
       });
-      const pending = one.finally(() => {
-        this.#inflight.delete(chunk.digest);
-        this.#prefetching.delete(chunk.digest);
-      });
-      this.#inflight.set(chunk.digest, pending);
-      this.#prefetching.add(chunk.digest);
-      return pending;
+      return this.#register(chunk.digest, one, true);
     });
     const results = await Promise.allSettled(settled);
     const failed = results.find((r) => r.status === "rejected");

@@ -230,7 +230,7 @@ async function prefetch(
       try {
         await chunks.writeRoom();
         if (run.stream) {
-          for (const { chunk, path } of run.items) await chunks.get(run.layer, chunk, path);
+          for (const { chunk, path } of run.items) await chunks.prefetchOne(run.layer, chunk, path);
         } else await chunks.prefetchRun(run.layer, run.items);
       } catch (error) {
         // The reads that need these chunks will try again (and fail with EIO if they must).
