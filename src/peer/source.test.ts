@@ -43,7 +43,13 @@ describe("PeerSource", () => {
     const loc = await src.locate(repo, theirs, ctx);
     assert.equal(loc?.peer, b);
     const path = new URL(loc?.url ?? "").pathname + new URL(loc?.url ?? "").search;
-    assert.ok(verifyRequest(key, "GET", path, loc?.headers[PEER_AUTH_HEADER]));
+    const sent = (name: string) => loc?.headers[name];
+    assert.ok(verifyRequest(key, "GET", path, loc?.headers[PEER_AUTH_HEADER], Date.now(), sent));
+    // the protocol headers are covered: a changed one breaks the signature
+    const altered = (name: string) => (name === UPSTREAM_AUTH_HEADER ? "Bearer other" : sent(name));
+    assert.ok(
+      !verifyRequest(key, "GET", path, loc?.headers[PEER_AUTH_HEADER], Date.now(), altered),
+    );
     assert.equal(loc?.headers[UPSTREAM_AUTH_HEADER], "Bearer tok");
     assert.equal(loc?.headers[STORED_ONLY_HEADER], undefined);
     assert.ok(src.fetchingFromPeer(theirs.digest));

@@ -108,12 +108,11 @@ export class PeerSource {
     }
     this.#fromPeer.set(digest, peer);
     const path = `/v2/${repo.path}/blobs/${digest}?ns=${encodeURIComponent(repo.domain)}`;
-    const headers: Record<string, string> = {
-      [PEER_AUTH_HEADER]: signRequest(this.#o.key, "GET", path),
-      [SIZE_HEADER]: String(desc.size),
-    };
+    const headers: Record<string, string> = { [SIZE_HEADER]: String(desc.size) };
     if (context.authorization !== undefined) headers[UPSTREAM_AUTH_HEADER] = context.authorization;
     if (context.upstreamFailed) headers[STORED_ONLY_HEADER] = "1";
+    // The signature covers the protocol headers too, so they cannot be changed or added in transit.
+    headers[PEER_AUTH_HEADER] = signRequest(this.#o.key, "GET", path, Date.now(), { ...headers });
     return {
       url: `http://${peer}${path}`,
       headers,
