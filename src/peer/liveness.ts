@@ -1,5 +1,9 @@
-import { request } from "node:http";
+import { createRequire } from "node:module";
 import type { MembershipSource } from "./membership.ts";
+
+// require(), not import: an ESM import of node:http evaluates every export of its facade,
+// including lazy ones that load Node's bundled undici (~40 ms on every `ferry pull`).
+const { request } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 const MISSES_FOR_DOWN = 3;
 

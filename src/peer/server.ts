@@ -1,5 +1,6 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import type { Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
@@ -15,6 +16,9 @@ import {
   UPSTREAM_AUTH_HEADER,
 } from "./source.ts";
 import { Throttle } from "./throttle.ts";
+
+// require(), not import: see liveness.ts (the peer module is on every `ferry pull`'s path).
+const { createServer } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 /** What fetches a blob into the store and reports the ingest file's growth (the pull engine's Puller). */
 export interface BlobFetcher {
