@@ -3,21 +3,20 @@
 // matches the sources, and from the TypeScript sources otherwise (Node's type stripping).
 import { readFileSync, statSync } from "node:fs";
 import module from "node:module";
+import { fileURLToPath } from "node:url";
 
 // Cache compiled code between runs: it halves start-up.
 module.enableCompileCache?.();
 
-const root = new URL("../", import.meta.url);
+const root = fileURLToPath(new URL("../", import.meta.url));
 
 /** The bundle is used only if no source it was built from changed (or vanished) since. */
 function bundleIsCurrent() {
   if (process.env.FERRY_FROM_SOURCE) return false;
   try {
-    const { builtAt, inputs } = JSON.parse(
-      readFileSync(new URL("dist/cli/inputs.json", root), "utf8"),
-    );
+    const { builtAt, inputs } = JSON.parse(readFileSync(`${root}dist/cli/inputs.json`, "utf8"));
     for (const file of inputs) {
-      if (statSync(new URL(file, root)).mtimeMs >= builtAt) return false;
+      if (statSync(root + file).mtimeMs >= builtAt) return false;
     }
     return inputs.length > 0;
   } catch {

@@ -1,5 +1,5 @@
 import { readFile, stat } from "node:fs/promises";
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import {
   type AgentSettings,
   type KubernetesSettings,

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { createCheckFunction } from "../../agent/index.ts";
 import type { Output } from "../output.ts";
 import { openTargets, planFromFlags, TARGET_OPTIONS, TARGET_USAGE } from "../targets.ts";

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { checkStore, type FsckReport } from "../../store/index.ts";
 import { openStore } from "../context.ts";
 import { ExitCode, formatBytes, type Output } from "../output.ts";

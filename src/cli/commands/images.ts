@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { familiarName, parseReference } from "../../reference/index.ts";
 import { openStore } from "../context.ts";
 import { imageSize, readImageManifest } from "../local.ts";

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { openStore } from "../context.ts";
 import { findLocalImage, imageSize, readImageManifest } from "../local.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";

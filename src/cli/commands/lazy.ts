@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { type ImageEntry, LazyImage, type LayerStats } from "../../lazy/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import { parseReference } from "../../reference/index.ts";

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Readable } from "node:stream";
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { type LoadEvent, type LoadSummary, loadArchive } from "../../archive/index.ts";
 import { FerryError } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";

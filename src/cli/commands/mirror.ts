@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
 import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
 import { Metrics } from "../../observe/index.ts";

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import {
   LazyMount,
   type MountEvent,

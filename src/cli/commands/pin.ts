@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { FerryError } from "../../observe/index.ts";
 import { openStore } from "../context.ts";
 import { findLocalImage } from "../local.ts";

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import {

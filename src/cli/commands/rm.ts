@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { openStore } from "../context.ts";
 import { findLocalImage } from "../local.ts";
 import { ExitCode, type Output, renderError, usageError } from "../output.ts";

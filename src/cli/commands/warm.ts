@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { parseArgs } from "../args.ts";
 import { createWarmFunction, DEFAULT_WARM_RETRIES, type ImageEntry } from "../../agent/index.ts";
 import { warmThroughMirror } from "../../mirror/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
