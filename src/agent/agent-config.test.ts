@@ -59,6 +59,8 @@ policy:
   imageFs: /var/lib/containerd
   imageGCHighThresholdPercent: 80
   workloadPrePull: false
+  prePullBudget: 5
+  gateTimeout: 15m
 `,
     );
     assert.deepEqual(settings, {
@@ -70,8 +72,28 @@ policy:
         imageFs: "/var/lib/containerd",
         imageGCHighThresholdPercent: 80,
         workloadPrePull: false,
+        prePullBudget: 5,
+        gateTimeoutMs: 15 * 60_000,
       },
     });
+    const mistakes: Array<[string, RegExp, RegExp]> = [
+      ["  prePullBudget: 0\n", /a\.yaml:2:18: kubernetes\.prePullBudget: /, /whole number from 1/],
+      ["  prePullBudget: 2.5\n", /a\.yaml:2:18: kubernetes\.prePullBudget: /, /whole number/],
+      ["  prePullBudget: three\n", /kubernetes\.prePullBudget: expected a whole number/, /nodes/],
+      ["  gateTimeout: 10\n", /a\.yaml:2:16: kubernetes\.gateTimeout: /, /duration/],
+      ["  gateTimeout: ten minutes\n", /kubernetes\.gateTimeout: .*not a duration/, /10m/],
+      ["  gateTimeout: 0s\n", /kubernetes\.gateTimeout: must be at least 1s/, /10m/],
+    ];
+    for (const [line, message, hint] of mistakes)
+      assert.throws(
+        () => parseAgentSettings("a.yaml", `kubernetes:\n${line}`),
+        (e: Error & { code?: string; hint?: string }) => {
+          assert.equal(e.code, "FERRY_CONFIG_INVALID", line);
+          assert.match(e.message, message, line);
+          assert.match(e.hint ?? "", hint, line);
+          return true;
+        },
+      );
     assert.throws(
       () => parseAgentSettings("a.yaml", "kubernetes:\n  taintMode: sometimes\n"),
       (e: Error & { hint?: string }) =>

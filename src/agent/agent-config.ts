@@ -44,6 +44,10 @@ export interface KubernetesSettings {
   readonly imageFs?: string;
   readonly imageGCHighThresholdPercent?: number;
   readonly workloadPrePull?: boolean;
+  /** Nodes pulling for rollouts at once, cluster-wide. */
+  readonly prePullBudget?: number;
+  /** How long the rollout gate holds a Deployment at most. */
+  readonly gateTimeoutMs?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -65,6 +69,9 @@ const HINTS: Readonly<Record<string, string>> = {
   taintMode: "taintMode is bootstrap or continuous",
   imageGCHighThresholdPercent:
     "imageGCHighThresholdPercent is kubelet's, a whole percentage (default 85)",
+  prePullBudget:
+    "prePullBudget is how many nodes may pull a rollout's images at once, a whole number from 1 (default 3)",
+  gateTimeout: "gateTimeout is a duration of at least 1s, such as 10m (default 10m)",
 };
 
 export async function loadAgentSettings(path: string): Promise<AgentSettings> {
@@ -155,6 +162,9 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
             imageFs: kube.imageFs,
             imageGCHighThresholdPercent: kube.imageGCHighThresholdPercent,
             workloadPrePull: kube.workloadPrePull,
+            prePullBudget: kube.prePullBudget,
+            gateTimeoutMs:
+              kube.gateTimeout === undefined ? undefined : parseDuration(kube.gateTimeout),
           }),
   });
 }
@@ -224,6 +234,15 @@ function buildSchema(z: typeof Zod.z) {
             imageFs: path.optional(),
             imageGCHighThresholdPercent: percent.optional(),
             workloadPrePull: z.boolean({ error: "expected true or false" }).optional(),
+            prePullBudget: z
+              .int({ error: "expected a whole number of nodes" })
+              .min(1)
+              .max(10_000)
+              .optional(),
+            gateTimeout: checked((t) => {
+              if (parseDuration(t) < 1000)
+                throw new FerryError("FERRY_CONFIG_INVALID", "must be at least 1s");
+            }).optional(),
           })
           .optional(),
       },

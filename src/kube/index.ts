@@ -49,7 +49,11 @@ export {
   type WorkloadPrePullOptions,
 } from "./workload/index.ts";
 export {
+  checkGateTimeout,
+  checkPrePullBudget,
   DEFAULT_IMAGE_FS_PATH,
+  MAX_PREPULL_BUDGET,
+  parsePrePullBudget,
   type KubernetesMode,
   type KubernetesModeOptions,
   startKubernetesMode,

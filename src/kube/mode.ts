@@ -17,7 +17,12 @@ import {
   startKubeAgent,
   type TaintMode,
 } from "./node-agent.ts";
-import { startWorkloadPrePull, type WorkloadPrePull } from "./workload/index.ts";
+import {
+  DEFAULT_GATE_TIMEOUT_MS,
+  DEFAULT_PULL_BUDGET,
+  startWorkloadPrePull,
+  type WorkloadPrePull,
+} from "./workload/index.ts";
 
 /** containerd's root: where the CRI image filesystem lives on most nodes. */
 export const DEFAULT_IMAGE_FS_PATH = "/var/lib/containerd";
@@ -34,6 +39,10 @@ export interface KubernetesModeOptions {
   readonly imageGCHighThresholdPercent?: number | undefined;
   /** Workload pre-pull (watch workloads, rollout gate); on by default. */
   readonly workloads?: boolean | undefined;
+  /** Nodes pulling for rollouts at once, cluster-wide (default DEFAULT_PULL_BUDGET). */
+  readonly prePullBudget?: number | undefined;
+  /** How long the rollout gate holds a Deployment at most (default DEFAULT_GATE_TIMEOUT_MS). */
+  readonly gateTimeoutMs?: number | undefined;
   readonly stateDir?: string | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly metrics: Metrics;
@@ -50,8 +59,49 @@ export interface KubernetesMode {
   wrap(opened: OpenedTargets): Promise<OpenedTargets>;
 }
 
+/** The most nodes a rollout may pull on at once: a sanity bound, far above real clusters' needs. */
+export const MAX_PREPULL_BUDGET = 10_000;
+
+/** Validates the workload pre-pull budget (a whole number of nodes, 1 or more). */
+export function checkPrePullBudget(value: number, option = "--prepull-budget"): number {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_PREPULL_BUDGET)
+    throw new FerryError(
+      "FERRY_INVALID_ARGUMENT",
+      `${option} must be a whole number of nodes from 1 to ${MAX_PREPULL_BUDGET}, got ${JSON.stringify(value)}`,
+      {
+        hint: `how many nodes may pull a rollout's images at once, cluster-wide (default ${DEFAULT_PULL_BUDGET})`,
+      },
+    );
+  return value;
+}
+
+/** Parses `--prepull-budget N`. */
+export function parsePrePullBudget(text: string, option = "--prepull-budget"): number {
+  const t = text.trim();
+  if (!/^\d+$/.test(t))
+    throw new FerryError(
+      "FERRY_INVALID_ARGUMENT",
+      `${option} must be a whole number of nodes, got "${text}"`,
+      {
+        hint: `how many nodes may pull a rollout's images at once, cluster-wide (default ${DEFAULT_PULL_BUDGET})`,
+      },
+    );
+  return checkPrePullBudget(Number(t), option);
+}
+
+/** Validates the rollout gate's timeout: more than zero. */
+export function checkGateTimeout(ms: number, option = "--gate-timeout"): number {
+  if (!Number.isSafeInteger(ms) || ms < 1000)
+    throw new FerryError("FERRY_INVALID_ARGUMENT", `${option} must be at least 1s, got ${ms} ms`, {
+      hint: `how long a gated Deployment is held at most, e.g. 10m (default ${DEFAULT_GATE_TIMEOUT_MS / 60_000}m)`,
+    });
+  return ms;
+}
+
 export async function startKubernetesMode(options: KubernetesModeOptions): Promise<KubernetesMode> {
   const env = options.env ?? process.env;
+  if (options.prePullBudget !== undefined) checkPrePullBudget(options.prePullBudget);
+  if (options.gateTimeoutMs !== undefined) checkGateTimeout(options.gateTimeoutMs);
   const nodeName = env["NODE_NAME"] ?? "";
   if (nodeName.trim() === "")
     throw new FerryError(
@@ -110,6 +160,8 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
           ...(runtime === undefined ? {} : { target: runtime }),
           namespace: client.namespace,
           ...(key === "none" ? {} : { startupTaintKeys: [key] }),
+          ...(options.prePullBudget === undefined ? {} : { budget: options.prePullBudget }),
+          ...(options.gateTimeoutMs === undefined ? {} : { gateTimeoutMs: options.gateTimeoutMs }),
           onEvent: (event) => {
             if (event.type === "error")
               options.log({

@@ -13,7 +13,12 @@ import {
   type TargetHooks,
   validateCron,
 } from "../../agent/index.ts";
-import { startKubernetesMode, type TaintMode } from "../../kube/index.ts";
+import {
+  checkGateTimeout,
+  parsePrePullBudget,
+  startKubernetesMode,
+  type TaintMode,
+} from "../../kube/index.ts";
 import { FerryError, Metrics } from "../../observe/index.ts";
 import { hostPlatform, parseManifest, selectPlatform } from "../../oci/index.ts";
 import type { Reference } from "../../reference/index.ts";
@@ -67,7 +72,7 @@ Options (flags override agent.yaml):
 
 Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md; agent.yaml: kubernetes:
 with enabled, kubeconfig, startupTaint, taintMode, imageFs, imageGCHighThresholdPercent,
-workloadPrePull):
+workloadPrePull, prePullBudget, gateTimeout):
   --kubernetes               also take images from ConfigMaps labelled ferry.dev/image-list=true
                              and PrePull objects matching this node (NODE_NAME), report PrePull
                              status, remove the node's startup taint once every required image
@@ -80,6 +85,8 @@ workloadPrePull):
   --image-fs PATH            the image filesystem checked before warms (default /var/lib/containerd)
   --image-gc-high PERCENT    kubelet's imageGCHighThresholdPercent (default 85)
   --no-workload-prepull      do not watch workloads
+  --prepull-budget N         nodes pulling a rollout's new images at once, cluster-wide (default 3)
+  --gate-timeout DURATION    how long the rollout gate holds a Deployment at most (default 10m)
 `;
 
 export async function agentCommand(
@@ -118,6 +125,8 @@ export async function agentCommand(
       "image-fs": { type: "string" },
       "image-gc-high": { type: "string" },
       "no-workload-prepull": { type: "boolean" },
+      "prepull-budget": { type: "string" },
+      "gate-timeout": { type: "string" },
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
@@ -199,6 +208,8 @@ function startKubernetes(
   if (mode !== undefined && mode !== "bootstrap" && mode !== "continuous")
     throw usageError(`--taint-mode is bootstrap or continuous, got "${String(mode)}"`);
   const high = values["image-gc-high"];
+  const budget = values["prepull-budget"];
+  const gateTimeout = values["gate-timeout"];
   return startKubernetesMode({
     kubeconfig: (values.kubeconfig as string | undefined) ?? settings.kubeconfig,
     listFile,
@@ -210,6 +221,12 @@ function startKubernetes(
         ? settings.imageGCHighThresholdPercent
         : parsePercent(String(high), "--image-gc-high"),
     workloads: values["no-workload-prepull"] !== true && settings.workloadPrePull !== false,
+    prePullBudget:
+      budget === undefined ? settings.prePullBudget : parsePrePullBudget(String(budget)),
+    gateTimeoutMs:
+      gateTimeout === undefined
+        ? settings.gateTimeoutMs
+        : checkGateTimeout(parseDuration(String(gateTimeout), "--gate-timeout")),
     metrics,
     log,
     estimateBytes,
