@@ -76,6 +76,8 @@ export interface AgentOptions {
   readonly log: (entry: Record<string, unknown>) => void;
   readonly signal: AbortSignal;
   readonly onListening?: ((url: string) => void) | undefined;
+  /** Adds to /status (and the page) before it is served, e.g. Kubernetes mode's fleet view. */
+  readonly extendStatus?: ((doc: Record<string, unknown>) => Record<string, unknown>) | undefined;
 }
 
 export async function runAgent(options: AgentOptions): Promise<void> {
@@ -189,6 +191,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
         ? undefined
         : { secret: options.webhookSecret, allow, registryHost: options.registryHost },
     onPush,
+    extend: options.extendStatus,
     details: () => ({
       list: {
         path: options.listFile,
@@ -273,17 +276,15 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
       for (const target of opened.targets) {
         if (target.kind === "store" || target.unpin === undefined) continue;
-        await target
-          .unpin(parseReference(image))
-          .catch((err: unknown) =>
-            log({
-              level: "warn",
-              msg: "unpin failed",
-              image,
-              target: target.name,
-              error: (err as Error).message,
-            }),
-          );
+        await target.unpin(parseReference(image)).catch((err: unknown) =>
+          log({
+            level: "warn",
+            msg: "unpin failed",
+            image,
+            target: target.name,
+            error: (err as Error).message,
+          }),
+        );
       }
     }
     for (const entry of [...change.added, ...change.changed]) queue.add(entry, "list");

@@ -30,6 +30,8 @@ export interface AgentRoutesOptions {
   readonly details: () => Record<string, unknown>;
   /** Called before /metrics renders (e.g. to measure the store). */
   readonly refreshMetrics?: () => Promise<void>;
+  /** Adds to the document before it is served (Kubernetes mode: the fleet, images × nodes). */
+  readonly extend?: ((doc: Record<string, unknown>) => Record<string, unknown>) | undefined;
   /** The status page (`/`, its assets, `/events`), rendering statusDocument. */
   readonly page?: StatusPage;
   readonly log: (entry: Record<string, unknown>) => void;
@@ -89,7 +91,7 @@ async function route(o: AgentRoutesOptions, req: IncomingMessage, res: ServerRes
  */
 export function statusDocument(o: AgentRoutesOptions): Record<string, unknown> {
   const readiness = o.state.readiness();
-  return redactSecrets({
+  const doc: Record<string, unknown> = {
     node: o.node,
     time: new Date().toISOString(),
     ready: readiness.ready,
@@ -97,7 +99,8 @@ export function statusDocument(o: AgentRoutesOptions): Record<string, unknown> {
     targets: o.state.targets,
     images: o.state.images(),
     ...o.details(),
-  }) as Record<string, unknown>;
+  };
+  return redactSecrets(o.extend === undefined ? doc : o.extend(doc)) as Record<string, unknown>;
 }
 
 async function webhook(

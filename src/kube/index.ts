@@ -10,6 +10,14 @@ export {
   SERVICE_ACCOUNT_DIR,
 } from "./client.ts";
 export {
+  type FleetCell,
+  type FleetRow,
+  type FleetView,
+  fleetView,
+  imageKey,
+  withFleet,
+} from "./fleet.ts";
+export {
   decideHeadroom,
   type FilesystemUsage,
   filesystemUsage,

@@ -10,6 +10,7 @@ import type { OpenedTargets } from "../agent/index.ts";
 import { FerryError, type Metrics } from "../observe/index.ts";
 import type { Target } from "../runtime/index.ts";
 import { loadKubeClient } from "./client.ts";
+import { withFleet } from "./fleet.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "./names.ts";
 import {
   type KubeAgent,
@@ -55,6 +56,8 @@ export interface KubernetesMode {
   /** Give this to the agent as its list file. */
   readonly listFile: string;
   readonly agent: KubeAgent;
+  /** The agent's /status with the fleet (images × nodes) and the node's Kubernetes state. */
+  extendStatus(doc: Record<string, unknown>): Record<string, unknown>;
   /** Wraps the opened runtime targets and starts what needs them (workload pre-pull). */
   wrap(opened: OpenedTargets): Promise<OpenedTargets>;
 }
@@ -144,6 +147,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     nodeName,
     listFile: agent.listFile,
     agent,
+    extendStatus: (doc) => withFleet(doc, agent.fleet(), { ...agent.status() }),
     async wrap(opened) {
       const targets: Target[] = opened.targets.map((t) => agent.wrapTarget(t));
       const runtime = targets.find((t) => t.kind !== "store");

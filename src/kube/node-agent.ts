@@ -41,6 +41,7 @@ import {
   type WantedImage,
   writeAtomic,
 } from "./image-sources.ts";
+import { type FleetView, fleetView } from "./fleet.ts";
 import { writeNodeStatus } from "./prepull-status.ts";
 import { credentialsFromSecret } from "./pull-secrets.ts";
 import { StartupTaint, type TaintMode } from "./startup-taint.ts";
@@ -106,6 +107,8 @@ export interface KubeAgent {
   /** Wrap the runtime target (CRI): pull secrets, headroom, pull outcomes for the status. */
   wrapTarget(target: Target): Target;
   status(): KubeAgentStatus;
+  /** Images × nodes from the PrePulls' statuses, this node's column live (read-only). */
+  fleet(): FleetView;
   stop(): Promise<void>;
 }
 
@@ -287,6 +290,16 @@ class NodeAgent implements KubeAgent {
       requiredTotal: this.#requiredTotal,
       conditions: [...this.#conditions.values()],
     };
+  }
+
+  fleet(): FleetView {
+    return fleetView({
+      node: this.#o.nodeName,
+      prepulls: this.#prepulls.items,
+      matching: new Set(this.#matchingPrePulls().map(prepullKey)),
+      listed: [...this.#wanted.keys()],
+      live: (image) => this.#imageStatus(image),
+    });
   }
 
   wrapTarget(target: Target): Target {

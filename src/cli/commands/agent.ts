@@ -169,6 +169,7 @@ export async function agentCommand(
     listFile: kube?.listFile ?? (listFile as string),
     metrics,
     node: kube?.nodeName,
+    extendStatus: kube?.extendStatus,
     targets: values.target?.map(targetKind) ?? file.targets,
     host: (hostPort[1] as string).replace(/^\[|\]$/g, ""),
     port: Number(hostPort[2]),
