@@ -142,6 +142,13 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     namespace: client.namespace,
     startupTaint: key,
     imageFsPath: imageFsPath ?? null,
+    workloadPrePull:
+      options.workloads === false
+        ? false
+        : {
+            budget: options.prePullBudget ?? DEFAULT_PULL_BUDGET,
+            gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
+          },
   });
   return {
     nodeName,

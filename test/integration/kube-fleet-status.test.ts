@@ -21,7 +21,7 @@ import {
 } from "../fixtures/kube-apiserver.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { describeRun, type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
+import { describeRun, ferry, type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(ROOT, "dist/web");
@@ -100,6 +100,7 @@ describe("ferry agent --kubernetes: the fleet in /status and on the page", () =>
   let good: string;
   let bad: string;
   let onlyB: string;
+  let stderr = "";
 
   before(async () => {
     await ensureBuilt();
@@ -159,7 +160,10 @@ describe("ferry agent --kubernetes: the fleet in /status and on the page", () =>
       [
         "agent",
         "--kubernetes",
-        "--no-workload-prepull",
+        "--prepull-budget",
+        "7",
+        "--gate-timeout",
+        "90s",
         "--target",
         "containerd",
         "--cri-endpoint",
@@ -179,6 +183,33 @@ describe("ferry agent --kubernetes: the fleet in /status and on the page", () =>
         HOME: work,
       },
     );
+    agent.child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+  });
+
+  test("the workload pre-pull settings reach Kubernetes mode; bad ones stop the agent (exit 2)", async () => {
+    const line = await until("the kubernetes mode log line", async () => {
+      if (agent?.child.exitCode !== null) assert.fail(describeRun(await agent!.result));
+      return stderr
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((e) => e["msg"] === "kubernetes mode");
+    });
+    assert.deepEqual(line["workloadPrePull"], { budget: 7, gateTimeoutMs: 90_000 });
+    const env = { NODE_NAME: "node-x", KUBECONFIG: "/nonexistent", HOME: work, TMPDIR: work };
+    for (const [flags, message] of [
+      [["--prepull-budget", "0"], /--prepull-budget must be a whole number of nodes from 1/],
+      [["--prepull-budget", "many"], /--prepull-budget must be a whole number of nodes/],
+      [["--gate-timeout", "10"], /--gate-timeout "10" is not a duration/],
+      [["--gate-timeout", "0s"], /--gate-timeout must be at least 1s/],
+    ] as const) {
+      const run = await ferry(["agent", "--kubernetes", ...flags], env);
+      assert.equal(run.code, 2, describeRun(run));
+      assert.match(run.stderr, message);
+      assert.match(run.stderr, /hint: /);
+    }
   });
 
   after(async () => {
