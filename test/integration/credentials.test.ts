@@ -203,13 +203,17 @@ describe("credentials, login and auth errors", () => {
       pushImage(tokenRegistry.host, "private/app", "v1", { layers: [layer("private")] }, bob),
       pushImage(expiring.host, "expiry/one", "v1", { layers: [layer("one")] }, bob),
       pushImage(expiring.host, "expiry/two", "v1", { layers: [layer("two")] }, bob),
-      // ~600 kB that does not compress, then a small layer: a download that takes seconds when throttled.
+      // Two layers of ~600 kB that do not compress: throttled and one at a time, whichever of
+      // them goes second starts after the first token has expired, in either order.
       pushImage(
         expiring.host,
         "expiry/big",
         "v1",
         {
-          layers: [[{ path: "big.bin", size: 600_000, seed: "big" }], layer("after-big")],
+          layers: [
+            [{ path: "big.bin", size: 600_000, seed: "big" }],
+            [{ path: "big2.bin", size: 600_000, seed: "big2" }],
+          ],
           compression: "none",
         },
         bob,
