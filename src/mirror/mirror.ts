@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Metrics } from "../observe/index.ts";
 import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
+import { sendFileRange } from "../peer/index.ts";
 import type { Puller } from "../pull/index.ts";
 import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
@@ -12,7 +13,7 @@ import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metric
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
-import { sendRange, streamGrowing } from "./stream.ts";
+import { streamGrowing } from "./stream.ts";
 
 /** After an upstream failure, tags are served stale without asking again for this long. */
 const STALE_RETRY_MS = 10_000;
@@ -422,7 +423,7 @@ export class Mirror {
         res.end();
         return;
       }
-      const reached = await sendRange(res, file, start, end);
+      const reached = await sendFileRange(res, file, start, end);
       if (reached === end) res.end();
       else res.destroy();
       this.#count.bytes({ kind: "blob" }, reached - start);

@@ -1,62 +1,6 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-
-const CHUNK = 1 << 20;
-
-/**
- * Writes file bytes [start, end) to the response, waiting for drain. Returns
- * the position reached: `end`, or less if the file is shorter or the client
- * went away (then `res.destroyed`).
- */
-export async function sendRange(
-  res: ServerResponse,
-  file: FileHandle,
-  start: number,
-  end: number,
-): Promise<number> {
-  // Two buffers, reused: one is read into while the socket still holds the other.
-  const size = Math.min(CHUNK, Math.max(1, end - start));
-  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-  const flushed: Array<Promise<void> | undefined> = [undefined, undefined];
-  let position = start;
-  for (let n = 0; position < end; n++) {
-    const slot = n % 2;
-    await flushed[slot]; // the socket is done with this buffer
-    if (res.destroyed) return position;
-    const buffer = buffers[slot] as Buffer;
-    const { bytesRead } = await file.read(
-      buffer,
-      0,
-      Math.min(buffer.length, end - position),
-      position,
-    );
-    if (bytesRead === 0) break; // shorter than expected (still being written): the caller retries later
-    position += bytesRead;
-    let more = true;
-    flushed[slot] = new Promise<void>((resolve) => {
-      more = res.write(buffer.subarray(0, bytesRead), () => resolve());
-    });
-    if (!more && !(await drained(res))) return position;
-  }
-  await Promise.all(flushed);
-  return position;
-}
-
-/** Waits for 'drain'; false if the response closed first. */
-function drained(res: ServerResponse): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const onDrain = () => {
-      res.off("close", onClose);
-      resolve(true);
-    };
-    const onClose = () => {
-      res.off("drain", onDrain);
-      resolve(false);
-    };
-    res.once("drain", onDrain);
-    res.once("close", onClose);
-  });
-}
+import { sendFileRange } from "../peer/index.ts";
 
 /**
  * Streams a blob that is still downloading: bytes are sent as the ingest file
@@ -116,7 +60,7 @@ export async function streamGrowing(
           res.destroy(); // what was sent came from a download that did not become the blob
           return;
         }
-        if ((await sendRange(res, file, sent, options.size)) === options.size) res.end();
+        if ((await sendFileRange(res, file, sent, options.size)) === options.size) res.end();
         else res.destroy();
         return;
       }
@@ -137,7 +81,7 @@ export async function streamGrowing(
             return;
           }
           if (inFile > sent) {
-            sent = await sendRange(res, file, sent, inFile);
+            sent = await sendFileRange(res, file, sent, inFile);
             if (res.destroyed) return;
             continue;
           }

@@ -9,7 +9,7 @@ export {
 export { type PeerCounters, peerCounters } from "./metrics.ts";
 export { PeerNode, type PeerListenOptions, type PeerNodeOptions } from "./node.ts";
 export { rank, score } from "./rendezvous.ts";
-export { parseByteRange } from "./serve-file.ts";
+export { parseByteRange, sendFileRange } from "./serve-file.ts";
 export {
   type BlobFetcher,
   type PeerServerOptions,

@@ -5,17 +5,19 @@ import type { Throttle } from "./throttle.ts";
 const CHUNK = 1 << 20;
 
 /**
- * Writes file bytes [start, end) to `res` under the node's upload cap, through two
- * reused buffers (one is read into while the socket still holds the other). Returns
- * the position reached: `end`, or less if the file is shorter or the peer went away.
+ * Writes file bytes [start, end) to `res` (under an upload cap when given), through two
+ * reused buffers (one is read into while the socket still holds the other), waiting for
+ * drain. Returns the position reached: `end`, or less if the file is shorter (still being
+ * written: the caller retries later) or the receiver went away (then `res.destroyed`).
+ * The mirror serves its clients with it too.
  */
 export async function sendFileRange(
   res: ServerResponse,
   file: FileHandle,
   start: number,
   end: number,
-  throttle: Throttle,
-  onSent: (bytes: number) => void,
+  throttle?: Throttle,
+  onSent?: (bytes: number) => void,
 ): Promise<number> {
   const size = Math.min(CHUNK, Math.max(1, end - start));
   const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
@@ -29,10 +31,12 @@ export async function sendFileRange(
     const want = Math.min(buffer.length, end - position);
     const { bytesRead } = await file.read(buffer, 0, want, position);
     if (bytesRead === 0) break;
-    await throttle.take(bytesRead);
-    if (res.destroyed) return position;
+    if (throttle !== undefined) {
+      await throttle.take(bytesRead);
+      if (res.destroyed) return position;
+    }
     position += bytesRead;
-    onSent(bytesRead);
+    onSent?.(bytesRead);
     let more = true;
     flushed[slot] = new Promise<void>((resolve) => {
       more = res.write(buffer.subarray(0, bytesRead), () => resolve());
@@ -43,6 +47,7 @@ export async function sendFileRange(
   return position;
 }
 
+/** Waits for 'drain'; false if the response closed first. */
 function drained(res: ServerResponse): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const onDrain = () => {
