@@ -40,6 +40,18 @@ for (const [name, make] of kinds) {
       await rm(dir, { recursive: true });
     });
 
+    it("writes a blob larger than the early-flush interval (32 MiB) intact", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "ferry-sink-"));
+      const path = join(dir, "blob.partial");
+      const big = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(70 * 1024 * 1024 + 3, 7)]);
+      const sink = make();
+      await sink.open(path, digestOf(big), big.length, 0);
+      await feed(sink, big, 1 << 20);
+      await sink.finish();
+      assert.ok((await readFile(path)).equals(big));
+      await rm(dir, { recursive: true });
+    });
+
     it("resumes: re-hashes the bytes already in the file", async () => {
       const dir = await mkdtemp(join(tmpdir(), "ferry-sink-"));
       const path = join(dir, "blob.partial");
