@@ -7,7 +7,7 @@
  * The bundle is written to a temporary directory and renamed into place, so a build
  * killed half-way leaves the previous bundle (or none), never a mix.
  */
-import { copyFile, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { build } from "esbuild";
 
@@ -36,6 +36,10 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
     metafile: true,
     logLevel: "warning",
   });
+  for (const file of (await readdir(tmp)).filter((f) => f.endsWith(".js"))) {
+    const path = join(tmp, file);
+    await writeFile(path, builtinsByGetter(await readFile(path, "utf8"), file));
+  }
   // runtime/grpc.ts loads its .proto files from beside the code at run time
   for (const proto of (await readdir(join(ROOT, "src", "runtime"))).filter((f) =>
     f.endsWith(".proto"),
@@ -52,6 +56,51 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
   await rm(out, { recursive: true, force: true });
   await rename(tmp, out);
   return { files: (await readdir(out)).length, inputs: inputs.length };
+}
+
+/**
+ * Rewrites the bundle's static imports of Node built-ins (`import { createHash } from
+ * "node:crypto"`) into `process.getBuiltinModule` reads. An ES import of a built-in
+ * makes Node read every export of it, running lazy getters: node:crypto then loads
+ * WebCrypto and node:fs loads fs/promises, ~10 ms of a ~140 ms repeat pull. Reading
+ * only the names used leaves the rest unloaded. A long import list spans lines.
+ */
+export function builtinsByGetter(code: string, file = "bundle"): string {
+  return code.replace(
+    /^import\s+(?:([^;"]+?)\s+from\s+)?"(node:[^"]+)";$/gm,
+    (_line, clause: string | undefined, id: string) => {
+      const get = `process.getBuiltinModule(${JSON.stringify(id)})`;
+      if (clause === undefined) return `${get};`;
+      const parts: string[] = [];
+      let rest = clause.trim();
+      const named = /\{([^}]*)\}\s*$/.exec(rest);
+      if (named !== null) {
+        const fields = (named[1] as string)
+          .split(",")
+          .map((n) => n.trim())
+          .filter((n) => n !== "")
+          .map((n) => {
+            const m = /^([\w$]+)(?:\s+as\s+([\w$]+))?$/.exec(n);
+            if (m === null) throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
+            return m[2] === undefined ? m[1] : `${m[1]}: ${m[2]}`;
+          });
+        parts.push(`const { ${fields.join(", ")} } = ${get};`);
+        rest = rest.slice(0, named.index).replace(/,\s*$/, "").trim();
+      }
+      const namespace = /^\*\s+as\s+([\w$]+)$/.exec(rest);
+      const defaultAndNamespace = /^([\w$]+)\s*,\s*\*\s+as\s+([\w$]+)$/.exec(rest);
+      if (defaultAndNamespace !== null) {
+        parts.push(`const ${defaultAndNamespace[1]} = ${get}, ${defaultAndNamespace[2]} = ${get};`);
+      } else if (namespace !== null) {
+        parts.push(`const ${namespace[1]} = ${get};`);
+      } else if (/^[\w$]+$/.test(rest)) {
+        parts.push(`const ${rest} = ${get};`);
+      } else if (rest !== "") {
+        throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
+      }
+      return parts.join(" ");
+    },
+  );
 }
 
 if (import.meta.main) {

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { buildCli } from "../scripts/build.ts";
+import { buildCli, builtinsByGetter } from "../scripts/build.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
@@ -44,6 +44,46 @@ describe("the CLI bundle (scripts/build.ts)", () => {
       process.exitCode = await main(["images", "--json", "--store", ${JSON.stringify(join(dir, "store"))}]);`;
     const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script]);
     assert.deepEqual(JSON.parse(stdout), []);
+    // Built-ins are read with process.getBuiltinModule, never imported (see builtinsByGetter).
+    for (const f of files.filter((name) => name.endsWith(".js"))) {
+      const code = await readFile(join(out, f), "utf8");
+      assert.doesNotMatch(code, /^import\s[^;]*"node:[^"]+";$/m, `${f} still imports a built-in`);
+    }
+  });
+
+  it("rewrites every form of built-in import into process.getBuiltinModule reads", () => {
+    const get = (id: string) => `process.getBuiltinModule("${id}")`;
+    const input = [
+      'import { createHash } from "node:crypto";',
+      'import { join as join2, resolve } from "node:path";',
+      'import tar from "tar-stream";',
+      'import fs from "node:fs";',
+      'import * as os from "node:os";',
+      'import url, { fileURLToPath as toPath } from "node:url";',
+      'import "node:process";',
+      "import {",
+      "  Agent,",
+      "  request as request2",
+      '} from "node:http";',
+      'import { x } from "./chunk-ABC.js";',
+      'const s = "import { a } from \\"node:fs\\";";',
+    ].join("\n");
+    assert.equal(
+      builtinsByGetter(input),
+      [
+        `const { createHash } = ${get("node:crypto")};`,
+        `const { join: join2, resolve } = ${get("node:path")};`,
+        'import tar from "tar-stream";',
+        `const fs = ${get("node:fs")};`,
+        `const os = ${get("node:os")};`,
+        `const { fileURLToPath: toPath } = ${get("node:url")}; const url = ${get("node:url")};`,
+        `${get("node:process")};`,
+        `const { Agent, request: request2 } = ${get("node:http")};`,
+        'import { x } from "./chunk-ABC.js";',
+        'const s = "import { a } from \\"node:fs\\";";',
+      ].join("\n"),
+    );
+    assert.throws(() => builtinsByGetter('import { a-b } from "node:fs";'), /cannot rewrite/);
   });
 
   it("bin/ferry.js uses the bundle only while no source it was built from has changed", async () => {
