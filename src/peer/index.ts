@@ -34,7 +34,6 @@ export {
 } from "./source.ts";
 export { Throttle } from "./throttle.ts";
 export {
-  PEER_CLIENT_FLAGS_USAGE,
   PEER_FLAGS_USAGE,
   type PeerConfigDefaults,
   type PeerFlags,

@@ -59,14 +59,6 @@ export const PEER_FLAGS_USAGE = `  --peers HOST:PORT,...   share blobs with thes
   --peer-max-connections N  peer connections accepted at once (default 64)
 `;
 
-/** The usage text of the flags of a member without a listener (`ferry pull`). */
-export const PEER_CLIENT_FLAGS_USAGE = `  --peers HOST:PORT,...   ask these nodes' peer listeners (ferry mirror --peer-listen) for blobs
-                          before the registry; \`kubernetes\` (or kubernetes:SERVICE) for the
-                          ferry-peers Service's endpoints
-  --peer-key-file FILE    the fleet's shared key that signs peer requests
-  --kubeconfig FILE       with --peers kubernetes outside a pod
-`;
-
 /** `kubernetes` or `kubernetes:SERVICE` as --peers: the service name (undefined: the default). */
 function kubernetesMembers(text: string): PeerMembers | undefined {
   const m = /^kubernetes(?::([a-z0-9]([-a-z0-9]*[a-z0-9])?))?$/.exec(text.trim());

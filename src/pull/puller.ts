@@ -85,7 +85,10 @@ export class Puller {
   readonly #platform: Platform;
   readonly #pool: SinkPool;
   readonly #ownsPool: boolean;
-  readonly #inlineBelow: number;
+  readonly #hashWorkers: "auto" | "always" | "never";
+  readonly #inlineBelowOption: number | undefined;
+  /** Blobs smaller than this are hashed on this thread; decided at the first download. */
+  #inlineBelowCached: number | undefined;
   readonly #retry: RetryPolicy;
   readonly #blobSource: BlobSource | undefined;
   readonly #inflight = new Map<string, Promise<BlobOutcome>>();
@@ -101,17 +104,26 @@ export class Puller {
     this.#pool =
       options.pool ??
       new SinkPool(Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, availableParallelism()));
-    const workers = options.hashWorkers ?? "auto";
-    const offload = workers === "always" || (workers === "auto" && !hasShaInstructions());
-    this.#inlineBelow = offload
-      ? (options.inlineBelow ?? DEFAULT_INLINE_BELOW)
-      : Number.POSITIVE_INFINITY;
+    this.#hashWorkers = options.hashWorkers ?? "auto";
+    this.#inlineBelowOption = options.inlineBelow;
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#blobSource = options.blobSource;
   }
 
   async close(): Promise<void> {
     if (this.#ownsPool) await this.#pool.close();
+  }
+
+  /** Not in the constructor: reading /proc/cpuinfo is wasted on a pull with nothing to fetch. */
+  get #inlineBelow(): number {
+    if (this.#inlineBelowCached === undefined) {
+      const workers = this.#hashWorkers;
+      const offload = workers === "always" || (workers === "auto" && !hasShaInstructions());
+      this.#inlineBelowCached = offload
+        ? (this.#inlineBelowOption ?? DEFAULT_INLINE_BELOW)
+        : Number.POSITIVE_INFINITY;
+    }
+    return this.#inlineBelowCached;
   }
 
   async pull(input: string | Reference, options: PullOptions = {}): Promise<PullSummary> {

@@ -1,18 +1,21 @@
 import { parseArgs } from "../args.ts";
 import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
-import {
-  PEER_CLIENT_FLAGS_USAGE,
-  PeerNode,
-  peerSettings,
-  withConfigDefaults,
-} from "../../peer/index.ts";
+import type { PeerNode } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
 import { parseReference, type Reference } from "../../reference/index.ts";
 import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
-import { type PeerMembership, peerMembership } from "../peers.ts";
+import type { PeerMembership } from "../peers.ts";
+
+/** The usage text of the flags of a member without a listener (`ferry pull`). */
+const PEER_CLIENT_FLAGS_USAGE = `  --peers HOST:PORT,...   ask these nodes' peer listeners (ferry mirror --peer-listen) for blobs
+                          before the registry; \`kubernetes\` (or kubernetes:SERVICE) for the
+                          ferry-peers Service's endpoints
+  --peer-key-file FILE    the fleet's shared key that signs peer requests
+  --kubeconfig FILE       with --peers kubernetes outside a pod
+`;
 
 export const pullUsage = `Usage: ferry pull REF... [options]
 
@@ -70,8 +73,13 @@ export async function pullCommand(
   // The config file's peers.members and peers.keyFile stand in for flags not given (its
   // listen is the node's mirror's, not this command's).
   const peerConfig = loadConfig(values).peers;
-  const peering = await peerSettings(
-    withConfigDefaults(values, peerConfig && { ...peerConfig, listen: undefined }),
+  const askPeers = [values.peers, values["peer-key-file"], peerConfig?.members, peerConfig?.keyFile];
+  // The peer module is loaded only when peers are asked (start-up is most of a repeat pull).
+  const peer = askPeers.some((p) => p !== undefined)
+    ? await import("../../peer/index.ts")
+    : undefined;
+  const peering = await peer?.peerSettings(
+    peer.withConfigDefaults(values, peerConfig && { ...peerConfig, listen: undefined }),
     { clientOnly: true },
   );
   if (peering === undefined && values.kubeconfig !== undefined)
@@ -106,9 +114,10 @@ export async function pullCommand(
   };
   let members: PeerMembership | undefined;
   let peerNode: PeerNode | undefined;
-  if (peering !== undefined) {
+  if (peer !== undefined && peering !== undefined) {
+    const { peerMembership } = await import("../peers.ts");
     members = await peerMembership(peering.members, values.kubeconfig, peerLog);
-    peerNode = new PeerNode({
+    peerNode = new peer.PeerNode({
       self: undefined,
       membership: members.source,
       key: peering.key,
