@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { isIP, type OnReadOpts, connect as plainConnect, type Socket } from "node:net";
+import { Readable } from "node:stream";
 import type * as Tls from "node:tls";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { TlsSettings } from "./endpoint.ts";
@@ -103,6 +104,97 @@ export async function readBlob(
   }
 }
 
+export interface OneShotRequest {
+  method: string;
+  url: string;
+  /** Lower-cased names. */
+  headers: Record<string, string>;
+  body?: string | Buffer | undefined;
+  signal?: AbortSignal | undefined;
+  tls?: TlsSettings | undefined;
+  /** No bytes for this long (connect, head or body) fails with FERRY_TIMEOUT. */
+  idleTimeoutMs: number;
+}
+
+export interface OneShotResponse {
+  status: number;
+  /** Lower-cased names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** Ends when the response does; fails with a FerryError if the connection breaks first. */
+  body: Readable;
+}
+
+/**
+ * Any request on its own connection (`Connection: close`), resolved with the
+ * response head and a streaming body; redirects are the caller's (transport.ts
+ * sends plain-HTTP requests through this: a new loopback or LAN connection costs
+ * less than loading Node's HTTP client, ~7 ms of a repeat pull).
+ */
+export function requestOnce(req: OneShotRequest): Promise<OneShotResponse> {
+  const target = parseTarget(req.url);
+  const body = req.body === undefined ? undefined : Buffer.from(req.body);
+  const headers =
+    body === undefined ? req.headers : { ...req.headers, "content-length": String(body.length) };
+  const head = requestHead(target, headers, undefined, req.method);
+  const signal = req.signal;
+  if (signal?.aborted) return Promise.reject(networkError(abortError(signal), req.url));
+  return new Promise((resolve, reject) => {
+    let response: Readable | undefined;
+    let ended = false;
+    const end = (err?: unknown): void => {
+      if (ended) return;
+      ended = true;
+      signal?.removeEventListener("abort", onAbort);
+      socket.destroy();
+      if (err === undefined) response?.push(null);
+      else if (response === undefined) reject(networkError(err, req.url));
+      else response.destroy(networkError(err, req.url));
+    };
+    const parser = new ResponseParser(
+      (status, responseHeaders) => {
+        response = new Readable({
+          highWaterMark: 1024 * 1024,
+          read: () => {
+            socket.resume();
+          },
+          destroy: (err, callback) => {
+            end(); // the reader gave up: close the connection
+            callback(err);
+          },
+        });
+        resolve({ status, headers: responseHeaders, body: response });
+        return req.method !== "HEAD";
+      },
+      (chunk) => {
+        // A copy: the socket's buffer is not ours to keep.
+        if (!(response as Readable).push(Buffer.from(chunk))) socket.pause();
+        return true;
+      },
+    );
+    const onAbort = (): void => end(abortError(signal));
+    const socket = connect(target, req.tls, undefined);
+    socket.on("data", (data: Buffer) => {
+      if (ended) return;
+      try {
+        parser.push(data);
+      } catch (err) {
+        end(err);
+        return;
+      }
+      if (parser.done) end();
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.setTimeout(req.idleTimeoutMs, () => {
+      end(Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" }));
+    });
+    socket.on("error", (err) => end(err));
+    socket.on("end", () => end(parser.endOfStream() ? undefined : truncated(req.url, parser)));
+    socket.on("close", () => end(truncated(req.url, parser)));
+    socket.write(head);
+    if (body !== undefined) socket.write(body);
+  });
+}
+
 /** One request on its own connection (`Connection: close`). */
 function exchange(
   req: BlobRequest,
@@ -188,15 +280,21 @@ function exchange(
   });
 }
 
-function connect(target: URL, tls: TlsSettings | undefined, onread: OnReadOpts): Socket {
+/** `onread`: receive into that buffer instead of a fresh one per read ('data' events then stop). */
+function connect(
+  target: URL,
+  tls: TlsSettings | undefined,
+  onread: OnReadOpts | undefined,
+): Socket {
   const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
   if (target.protocol === "http:") {
-    return plainConnect({ host, port: Number(target.port || 80), onread });
+    const port = Number(target.port || 80);
+    return plainConnect(onread === undefined ? { host, port } : { host, port, onread });
   }
-  const options: Tls.ConnectionOptions & { onread: OnReadOpts } = {
+  const options: Tls.ConnectionOptions & { onread?: OnReadOpts } = {
     host,
     port: Number(target.port || 443),
-    onread,
+    ...(onread === undefined ? {} : { onread }),
     ...tls,
   };
   if (isIP(host) === 0) options.servername = host;
@@ -228,6 +326,7 @@ function requestHead(
   target: URL,
   headers: Record<string, string>,
   range: { start: number } | undefined,
+  method = "GET",
 ): string {
   const all: Record<string, string> = { host: target.host, "user-agent": USER_AGENT, ...headers };
   all["connection"] = "close";
@@ -237,7 +336,7 @@ function requestHead(
     }
     all["range"] = `bytes=${range.start}-`;
   }
-  let head = `GET ${target.pathname}${target.search} HTTP/1.1\r\n`;
+  let head = `${method} ${target.pathname}${target.search} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(all)) {
     if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
       throw new FerryError(

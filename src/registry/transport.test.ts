@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { isFerryError } from "../observe/index.ts";
-import { createAgents, readText, send } from "./transport.ts";
+import { createAgents, readBytes, readText, send } from "./transport.ts";
 
 /** Two real HTTP servers on loopback: different ports are different origins. */
 function listen(
@@ -98,5 +98,85 @@ describe("send", () => {
       stall.server.closeAllConnections();
       stall.server.close();
     }
+  });
+
+  describe("plain HTTP (one connection per request, no node:http)", () => {
+    const big = Buffer.alloc(5 * 1024 * 1024 + 7, "x");
+    let c: { server: Server; url: string };
+    const bodies: string[] = [];
+    before(async () => {
+      c = await listen((req, res) => {
+        if (req.url === "/head") {
+          res.writeHead(200, { "content-length": "1234", "docker-content-digest": "sha256:x" });
+          res.end();
+        } else if (req.url === "/post") {
+          let text = "";
+          req.on("data", (d) => {
+            text += d;
+          });
+          req.on("end", () => {
+            bodies.push(`${req.headers["content-length"]} ${text}`);
+            res.end("ok");
+          });
+        } else if (req.url === "/chunked") {
+          res.write("one,");
+          setTimeout(() => res.end("two"), 20);
+        } else if (req.url === "/big") {
+          res.end(big);
+        } else if (req.url === "/short") {
+          res.writeHead(200, { "content-length": "100" });
+          res.write("only ten b");
+          setTimeout(() => res.socket?.destroy(), 20);
+        } else if (req.url === "/slow") {
+          res.writeHead(200, { "content-length": "100" });
+          res.write("some");
+        } else res.writeHead(404).end();
+      });
+    });
+    after(() => {
+      c.server.closeAllConnections();
+      c.server.close();
+    });
+
+    it("answers HEAD with the head only, even when it announces a length", async () => {
+      const res = await send({ method: "HEAD", url: `${c.url}/head` }, { agents });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers["docker-content-digest"], "sha256:x");
+      assert.equal(await readText(res), "");
+    });
+
+    it("sends a request body with its length", async () => {
+      const res = await send(
+        { method: "POST", url: `${c.url}/post`, body: "grant_type=x&scope=y" },
+        { agents },
+      );
+      assert.equal(await readText(res), "ok");
+      assert.deepEqual(bodies, ["20 grant_type=x&scope=y"]);
+    });
+
+    it("reads chunked and large bodies whole", async () => {
+      assert.equal(
+        await readText(await send({ method: "GET", url: `${c.url}/chunked` })),
+        "one,two",
+      );
+      const res = await send({ method: "GET", url: `${c.url}/big` }, { agents });
+      assert.ok((await readBytes(res, 8 * 1024 * 1024)).equals(big));
+      assert.equal((await send({ method: "GET", url: `${c.url}/nope` }, { agents })).status, 404);
+    });
+
+    it("fails a body cut short by the server as FERRY_UNREACHABLE", async () => {
+      const res = await send({ method: "GET", url: `${c.url}/short` }, { agents });
+      await assert.rejects(readText(res), (e) => isFerryError(e, "FERRY_UNREACHABLE"));
+    });
+
+    it("stops a body when the signal aborts", async () => {
+      const abort = new AbortController();
+      const res = await send(
+        { method: "GET", url: `${c.url}/slow`, signal: abort.signal },
+        { agents },
+      );
+      setTimeout(() => abort.abort(), 20);
+      await assert.rejects(readText(res), (e) => isFerryError(e, "FERRY_INTERRUPTED"));
+    });
   });
 });

@@ -1,7 +1,9 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 import type * as Https from "node:https";
 import { createRequire } from "node:module";
+import type { Readable } from "node:stream";
 import { FerryError } from "../observe/index.ts";
+import { requestOnce } from "./blob-reader.ts";
 import type { TlsSettings } from "./endpoint.ts";
 
 export interface HttpRequest {
@@ -16,8 +18,8 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   status: number;
-  headers: IncomingMessage["headers"];
-  body: IncomingMessage;
+  headers: IncomingHttpHeaders;
+  body: Readable;
   /** The URL that finally answered, after redirects. */
   url: string;
 }
@@ -29,9 +31,13 @@ const AGENT_OPTIONS = {
   scheduling: "lifo" as const,
 };
 
-/** Keep-alive connection pools, one per scheme; one set per process (or worker thread). */
+/**
+ * Keep-alive connection pools for HTTPS, one per TLS setting; one set per process (or
+ * worker thread). Plain HTTP (loopback and LAN registries and mirrors) takes a new
+ * connection per request instead (blob-reader.ts's requestOnce): there a connection
+ * costs less than loading Node's HTTP client, and TLS handshakes are what pooling saves.
+ */
 export class Agents {
-  readonly http = new http.Agent(AGENT_OPTIONS);
   readonly #https = new Map<TlsSettings | undefined, Https.Agent>();
 
   /** Created on first use (loading TLS costs start-up that loopback pulls do not need), one per TLS setting. */
@@ -45,7 +51,6 @@ export class Agents {
   }
 
   destroy(): void {
-    this.http.destroy();
     for (const agent of this.#https.values()) agent.destroy();
   }
 }
@@ -58,10 +63,9 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
 }
 
-// Loaded with require(): an ESM `import` of node:http evaluates every export of its
-// facade, including lazy ones that pull in Node's bundled undici (~40 ms of start-up).
+// Loaded with require() on first use: an ESM `import` of node:https evaluates every export
+// of its facade, including lazy ones that pull in Node's bundled undici (~40 ms of start-up).
 const requireBuiltin = createRequire(import.meta.url);
-const http = requireBuiltin("node:http") as typeof import("node:http");
 let httpsModule: typeof Https | undefined;
 function https(): typeof Https {
   httpsModule ??= requireBuiltin("node:https") as typeof Https;
@@ -85,10 +89,7 @@ export function destroyAgents(agents: Agents): void {
   agents.destroy();
 }
 
-export function header(
-  res: { headers: IncomingMessage["headers"] },
-  name: string,
-): string | undefined {
+export function header(res: { headers: IncomingHttpHeaders }, name: string): string | undefined {
   const value = res.headers[name.toLowerCase()];
   return Array.isArray(value) ? value[0] : value;
 }
@@ -140,9 +141,9 @@ export async function send(
       options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     );
     const location = header(res, "location");
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     if (status >= 300 && status < 400 && status !== 304 && location) {
-      res.resume();
+      res.body.resume();
       if (hop >= maxRedirects)
         throw new FerryError("FERRY_REGISTRY_ERROR", `too many redirects fetching ${redact(url)}`);
       const next = new URL(location, url);
@@ -158,7 +159,7 @@ export async function send(
       url = next.toString();
       continue;
     }
-    return { status, headers: res.headers, body: res, url };
+    return { ...res, url };
   }
 }
 
@@ -173,16 +174,22 @@ function once(
   },
   agents: Agents,
   idleTimeoutMs: number,
-): Promise<IncomingMessage> {
+): Promise<Omit<HttpResponse, "url">> {
+  let target: URL;
+  try {
+    target = new URL(req.url);
+  } catch (cause) {
+    return Promise.reject(
+      new FerryError("FERRY_INVALID_ARGUMENT", `invalid URL ${req.url}`, { cause }),
+    );
+  }
+  if (target.protocol === "http:") return requestOnce({ ...req, idleTimeoutMs });
+  if (target.protocol !== "https:") {
+    return Promise.reject(
+      new FerryError("FERRY_INVALID_ARGUMENT", `unsupported URL scheme in ${redact(req.url)}`),
+    );
+  }
   return new Promise((resolve, reject) => {
-    let target: URL;
-    try {
-      target = new URL(req.url);
-    } catch (cause) {
-      reject(new FerryError("FERRY_INVALID_ARGUMENT", `invalid URL ${req.url}`, { cause }));
-      return;
-    }
-    const secure = target.protocol === "https:";
     const headers =
       req.body === undefined
         ? req.headers
@@ -190,13 +197,13 @@ function once(
     const options: Https.RequestOptions = {
       method: req.method,
       headers,
-      agent: secure ? agents.https(req.tls) : agents.http,
+      agent: agents.https(req.tls),
       signal: req.signal,
     };
-    const request = (secure ? https() : http).request(target, options, (res) => {
+    const request = https().request(target, options, (res) => {
       // The idle timeout keeps guarding the body after the headers arrive.
       res.socket.setTimeout(idleTimeoutMs);
-      resolve(res);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
     });
     request.setTimeout(idleTimeoutMs, () => {
       request.destroy(Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" }));

@@ -1,7 +1,7 @@
 // `ferry pull` end to end against a real Distribution registry, run as a user runs it.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -192,6 +192,24 @@ describe("ferry pull against a real registry", () => {
     const getsAfter = (await registry.blobGets()).filter((g) => g.name === "ferry/small");
     assert.deepEqual(getsAfter, getsBefore, "a repeat pull fetches no blob");
     assert.equal((await entriesFor(store, name)).length, 1);
+
+    // Start-up is most of a repeat pull: it loads neither Node's HTTP client (a plain-HTTP
+    // registry is asked over a bare socket) nor worker threads nor the peer code.
+    const preload = join(work, "module-list.cjs");
+    const list = join(work, "modules.txt");
+    await writeFile(
+      preload,
+      `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`,
+    );
+    const third = await ferry(["pull", "-q", "--store", store, name], {
+      NODE_OPTIONS: `--require ${preload}`,
+    });
+    assert.equal(third.code, 0, third.stderr);
+    const loaded = (await readFile(list, "utf8")).split("\n");
+    assert.ok(loaded.includes("NativeModule net"), "the module list is complete");
+    for (const heavy of ["_http_client", "_http_agent", "worker_threads"]) {
+      assert.ok(!loaded.includes(`NativeModule ${heavy}`), `a repeat pull loaded ${heavy}`);
+    }
   });
 
   test("--json prints NDJSON events ending with a done summary", async () => {

@@ -73,7 +73,12 @@ export async function pullCommand(
   // The config file's peers.members and peers.keyFile stand in for flags not given (its
   // listen is the node's mirror's, not this command's).
   const peerConfig = loadConfig(values).peers;
-  const askPeers = [values.peers, values["peer-key-file"], peerConfig?.members, peerConfig?.keyFile];
+  const askPeers = [
+    values.peers,
+    values["peer-key-file"],
+    peerConfig?.members,
+    peerConfig?.keyFile,
+  ];
   // The peer module is loaded only when peers are asked (start-up is most of a repeat pull).
   const peer = askPeers.some((p) => p !== undefined)
     ? await import("../../peer/index.ts")
