@@ -16,6 +16,7 @@ import {
   backoffDelay,
   DEFAULT_RETRY,
   isTransientError,
+  type KnownManifest,
   type RegistryClient,
   type Repository,
   type RetryPolicy,
@@ -134,7 +135,12 @@ export class Puller {
     const emit = options.onEvent ?? (() => {});
     const signal = options.signal;
 
-    const top = await this.#registry.fetchManifest(repo, ref.digest ?? ref.tag ?? "latest", signal);
+    const top = await this.#registry.fetchManifest(
+      repo,
+      ref.digest ?? ref.tag ?? "latest",
+      signal,
+      this.#storedManifest(name, ref.digest),
+    );
     if (ref.digest !== undefined && top.digest !== ref.digest) {
       throw new FerryError("FERRY_DIGEST_MISMATCH", `registry returned ${top.digest} for ${name}`);
     }
@@ -150,7 +156,10 @@ export class Puller {
     if (parsed.kind === "index") {
       indexBlobs.push({ digest: top.digest, bytes: top.bytes });
       const chosen = selectPlatform(parsed.index.manifests, options.platform ?? this.#platform);
-      const child = await this.#registry.fetchManifest(repo, chosen.digest, signal);
+      // Content-addressed: a child manifest already stored (verified then) is not asked for again.
+      const child = (await this.#store.hasBlob(chosen.digest, chosen.size))
+        ? { bytes: await this.#store.readBlob(chosen.digest) }
+        : await this.#registry.fetchManifest(repo, chosen.digest, signal);
       if (child.bytes.length !== chosen.size) {
         throw new FerryError(
           "FERRY_SIZE_MISMATCH",
@@ -273,6 +282,20 @@ export class Puller {
     } finally {
       await lease.release();
     }
+  }
+
+  /**
+   * The stored manifest `name` was last pulled as (or the one `digest` names), if the store
+   * holds it: the registry's answer is compared with it instead of hashed.
+   */
+  async #storedManifest(
+    name: string,
+    digest: string | undefined,
+  ): Promise<KnownManifest | undefined> {
+    const want = digest ?? (await this.#store.findImage(name))?.sourceDigest;
+    if (want === undefined) return undefined;
+    const bytes = await this.#store.readBlob(want).catch(() => undefined);
+    return bytes === undefined ? undefined : { digest: want, bytes };
   }
 
   /**

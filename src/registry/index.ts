@@ -3,6 +3,7 @@ export { type Challenge, parseChallenges } from "./challenge.ts";
 export {
   type BlobLocation,
   type FetchedManifest,
+  type KnownManifest,
   MAX_MANIFEST_BYTES,
   pullScope,
   RegistryClient,
