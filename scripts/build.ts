@@ -59,6 +59,14 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
 }
 
 /**
+ * Built-ins loaded at the first call of a function taken from them rather than with the
+ * chunk: node:crypto's require() loads every crypto submodule, ~8 ms of start-up, and a
+ * repeat pull calls none of its functions (a stored manifest equal to the registry's answer
+ * is not hashed again; the last-use record's name is hashed by digest/sha256.ts).
+ */
+const LAZY_BUILTINS = new Set(["node:crypto"]);
+
+/**
  * Rewrites the bundle's static imports of Node built-ins (`import { createHash } from
  * "node:crypto"`) into `process.getBuiltinModule` reads. An ES import of a built-in
  * makes Node read every export of it, running lazy getters: node:crypto then loads
@@ -75,16 +83,18 @@ export function builtinsByGetter(code: string, file = "bundle"): string {
       let rest = clause.trim();
       const named = /\{([^}]*)\}\s*$/.exec(rest);
       if (named !== null) {
-        const fields = (named[1] as string)
-          .split(",")
-          .map((n) => n.trim())
-          .filter((n) => n !== "")
-          .map((n) => {
-            const m = /^([\w$]+)(?:\s+as\s+([\w$]+))?$/.exec(n);
-            if (m === null) throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
-            return m[2] === undefined ? m[1] : `${m[1]}: ${m[2]}`;
-          });
-        parts.push(`const { ${fields.join(", ")} } = ${get};`);
+        const fields: string[] = [];
+        for (const n of (named[1] as string).split(",").map((x) => x.trim())) {
+          if (n === "") continue;
+          const m = /^([\w$]+)(?:\s+as\s+([\w$]+))?$/.exec(n);
+          if (m === null) throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
+          const [, name, local = name] = m as unknown as [string, string, string | undefined];
+          if (LAZY_BUILTINS.has(id) && /^[a-z]/.test(name)) {
+            // A function (lower-case export): load the built-in at the first call.
+            parts.push(`const ${local} = (...args) => ${get}.${name}(...args);`);
+          } else fields.push(local === name ? name : `${name}: ${local}`);
+        }
+        if (fields.length > 0) parts.unshift(`const { ${fields.join(", ")} } = ${get};`);
         rest = rest.slice(0, named.index).replace(/,\s*$/, "").trim();
       }
       const namespace = /^\*\s+as\s+([\w$]+)$/.exec(rest);

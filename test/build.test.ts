@@ -51,10 +51,10 @@ describe("the CLI bundle (scripts/build.ts)", () => {
     }
   });
 
-  it("rewrites every form of built-in import into process.getBuiltinModule reads", () => {
+  it("rewrites every form of built-in import into process.getBuiltinModule reads (node:crypto's functions at their first call)", () => {
     const get = (id: string) => `process.getBuiltinModule("${id}")`;
     const input = [
-      'import { createHash } from "node:crypto";',
+      'import { createHash, X509Certificate, randomBytes as rb } from "node:crypto";',
       'import { join as join2, resolve } from "node:path";',
       'import tar from "tar-stream";',
       'import fs from "node:fs";',
@@ -71,7 +71,11 @@ describe("the CLI bundle (scripts/build.ts)", () => {
     assert.equal(
       builtinsByGetter(input),
       [
-        `const { createHash } = ${get("node:crypto")};`,
+        [
+          `const { X509Certificate } = ${get("node:crypto")};`,
+          `const createHash = (...args) => ${get("node:crypto")}.createHash(...args);`,
+          `const rb = (...args) => ${get("node:crypto")}.randomBytes(...args);`,
+        ].join(" "),
         `const { join: join2, resolve } = ${get("node:path")};`,
         'import tar from "tar-stream";',
         `const fs = ${get("node:fs")};`,

@@ -7,3 +7,4 @@ export {
   SHA256,
 } from "./digest.ts";
 export { hasShaInstructions } from "./cpu.ts";
+export { SMALL_SHA256_MAX, smallSha256Hex } from "./sha256.ts";

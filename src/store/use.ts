@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { digestOf, SMALL_SHA256_MAX, smallSha256Hex } from "../digest/index.ts";
 
 // Last-use records: one empty-ish file per reference, `ferry/use/<sha256 of the reference>`,
 // whose mtime is the last use. A use is a utimes, so marking an image used never rewrites
@@ -11,7 +11,13 @@ export function useDir(root: string): string {
 }
 
 export function usePath(root: string, reference: string): string {
-  return join(useDir(root), createHash("sha256").update(reference).digest("hex"));
+  // A repeat pull writes this: hashed without loading node:crypto (digest/sha256.ts).
+  const bytes = Buffer.from(reference, "utf8");
+  const hex =
+    bytes.length <= SMALL_SHA256_MAX
+      ? smallSha256Hex(bytes)
+      : digestOf(bytes).slice("sha256:".length);
+  return join(useDir(root), hex);
 }
 
 /** Marks `reference` used now (or at `at`). */
