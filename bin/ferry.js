@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // ferry runs from the bundle that `npm ci` builds (dist/cli, see scripts/build.ts) while it
 // matches the sources, and from the TypeScript sources otherwise (Node's type stripping).
-import { readFileSync, statSync } from "node:fs";
-import module from "node:module";
-import { fileURLToPath } from "node:url";
+// Built-ins by getBuiltinModule, not `import`: an ES import of node:fs reads all of its
+// exports, and its `promises` getter alone loads a few dozen modules.
+// (Node before 20.16 lacks it and gets the imports, then the version message below.)
+const builtin = async (id) => process.getBuiltinModule?.(id) ?? (await import(id)).default;
+const { readFileSync, statSync } = await builtin("node:fs");
+const module = await builtin("node:module");
+const { fileURLToPath } = await builtin("node:url");
 
 // Cache compiled code between runs: it halves start-up.
 module.enableCompileCache?.();
