@@ -162,6 +162,10 @@ export function requestOnce(req: OneShotRequest): Promise<OneShotResponse> {
             callback(err);
           },
         });
+        // A body nobody reads to the end (resume() to drain it, or left alone) must not take
+        // the process down when the connection breaks: readers that iterate, pipe or listen
+        // still get the error (node:http's response likewise emits it only to listeners).
+        response.on("error", () => {});
         resolve({ status, headers: responseHeaders, body: response });
         return req.method !== "HEAD";
       },
@@ -384,6 +388,23 @@ type ParserState =
   | "close"
   | "done";
 
+/**
+ * Headers that hold one value: a repeat is ignored, as node:http does (a joined
+ * "a, b" would be a wrong media type or redirect target). Content-Length is not among
+ * them: repeats must agree, and #framing refuses a response whose repeats do not.
+ */
+const SINGLE_VALUED = new Set([
+  "age",
+  "content-type",
+  "docker-content-digest",
+  "etag",
+  "expires",
+  "last-modified",
+  "location",
+  "retry-after",
+  "server",
+]);
+
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_LINE_BYTES = 8 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -454,7 +475,7 @@ class ResponseParser {
     const lines = text.split(/\r?\n/);
     const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "")?.[1];
     if (status === undefined) throw protocolError("malformed status line");
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = Object.create(null);
     let last = "";
     for (const line of lines.slice(1)) {
       if (line === "") continue;
@@ -466,7 +487,8 @@ class ResponseParser {
       if (colon <= 0) throw protocolError("malformed header line");
       last = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
-      headers[last] = headers[last] === undefined ? value : `${headers[last]}, ${value}`;
+      if (headers[last] === undefined) headers[last] = value;
+      else if (!SINGLE_VALUED.has(last)) headers[last] = `${headers[last]}, ${value}`;
     }
     const code = Number(status);
     if (code >= 100 && code < 200 && code !== 101) return;

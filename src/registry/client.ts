@@ -156,6 +156,8 @@ export class RegistryClient {
     signal?: AbortSignal,
     known?: Promise<KnownManifest | undefined>,
   ): Promise<FetchedManifest> {
+    // Not awaited on every path (a request that fails first): a rejection is no answer.
+    const knownOrNot = known?.catch(() => undefined);
     return this.#firstAnswer(repo.domain, signal, async (endpoint) => {
       const ctx = context(repo, "manifest", { reference });
       const res = await this.#authorized(endpoint, repo, ctx, signal, (headers) => ({
@@ -168,10 +170,13 @@ export class RegistryClient {
         res.body.destroy();
         throw tooLarge(repo, reference);
       }
-      const bytes = await readBytes(res, MAX_MANIFEST_BYTES).catch(() => {
-        throw tooLarge(repo, reference);
+      const bytes = await readBytes(res, MAX_MANIFEST_BYTES).catch((err: unknown) => {
+        // readBytes refuses a long body naming the limit; a broken, cancelled or malformed
+        // response keeps its own error.
+        const long = isFerryError(err, "FERRY_REGISTRY_ERROR") && err.fields["limit"] !== undefined;
+        throw long ? tooLarge(repo, reference) : err;
       });
-      const held = await known?.catch(() => undefined);
+      const held = await knownOrNot;
       const digest =
         held !== undefined && Buffer.compare(bytes, held.bytes) === 0
           ? held.digest

@@ -127,6 +127,17 @@ describe("send", () => {
           res.writeHead(200, { "content-length": "100" });
           res.write("only ten b");
           setTimeout(() => res.socket?.destroy(), 20);
+        } else if (req.url === "/cut-401") {
+          res.writeHead(401, { "content-length": "100" });
+          res.write("ten bytes.");
+          setTimeout(() => res.socket?.destroy(), 20);
+        } else if (req.url === "/bad-chunk") {
+          // A head and a malformed chunk size in one packet.
+          req.socket.end("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n");
+        } else if (req.url === "/twice") {
+          res.setHeader("content-type", ["application/a", "application/b"]);
+          res.setHeader("x-list", ["one", "two"]);
+          res.end();
         } else if (req.url === "/slow") {
           res.writeHead(200, { "content-length": "100" });
           res.write("some");
@@ -167,6 +178,27 @@ describe("send", () => {
     it("fails a body cut short by the server as FERRY_UNREACHABLE", async () => {
       const res = await send({ method: "GET", url: `${c.url}/short` }, { agents });
       await assert.rejects(readText(res), (e) => isFerryError(e, "FERRY_UNREACHABLE"));
+    });
+
+    it("a body drained unread that breaks fails it without an unhandled error", async () => {
+      const res = await send({ method: "GET", url: `${c.url}/cut-401` }, { agents });
+      assert.equal(res.status, 401);
+      res.body.resume(); // as the ping and a discarded answer do
+      await new Promise((r) => res.body.once("close", r));
+      assert.ok(isFerryError(res.body.errored, "FERRY_UNREACHABLE"));
+    });
+
+    it("a malformed body arriving with the head fails the read, not the process", async () => {
+      const res = await send({ method: "GET", url: `${c.url}/bad-chunk` }, { agents });
+      await new Promise((r) => setImmediate(r));
+      await assert.rejects(readText(res), (e) => isFerryError(e, "FERRY_REGISTRY_ERROR"));
+    });
+
+    it("keeps the first of a repeated single-valued header, joins list headers", async () => {
+      const res = await send({ method: "GET", url: `${c.url}/twice` }, { agents });
+      await readText(res);
+      assert.equal(res.headers["content-type"], "application/a");
+      assert.equal(res.headers["x-list"], "one, two");
     });
 
     it("stops a body when the signal aborts", async () => {

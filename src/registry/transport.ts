@@ -109,6 +109,7 @@ export async function readBytes(res: HttpResponse, limit: number): Promise<Buffe
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `response from ${redact(res.url)} is larger than ${limit} bytes`,
+        { fields: { limit } },
       );
     }
     chunks.push(chunk as Buffer);
