@@ -17,6 +17,7 @@ import {
   DEFAULT_RETRY,
   isTransientError,
   type KnownManifest,
+  MAX_MANIFEST_BYTES,
   type RegistryClient,
   type Repository,
   type RetryPolicy,
@@ -139,7 +140,7 @@ export class Puller {
       repo,
       ref.digest ?? ref.tag ?? "latest",
       signal,
-      this.#storedManifest(name, ref.digest),
+      this.#storedManifest(name, ref.digest).catch(() => undefined),
     );
     if (ref.digest !== undefined && top.digest !== ref.digest) {
       throw new FerryError("FERRY_DIGEST_MISMATCH", `registry returned ${top.digest} for ${name}`);
@@ -156,10 +157,15 @@ export class Puller {
     if (parsed.kind === "index") {
       indexBlobs.push({ digest: top.digest, bytes: top.bytes });
       const chosen = selectPlatform(parsed.index.manifests, options.platform ?? this.#platform);
-      // Content-addressed: a child manifest already stored (verified then) is not asked for again.
-      const child = (await this.#store.hasBlob(chosen.digest, chosen.size))
-        ? { bytes: await this.#store.readBlob(chosen.digest) }
-        : await this.#registry.fetchManifest(repo, chosen.digest, signal);
+      // Content-addressed: a child manifest already stored (verified then) is not asked for
+      // again, unless it went (a concurrent garbage collection) between the check and the read.
+      const stored = (await this.#store.hasBlob(chosen.digest, chosen.size))
+        ? await this.#store.readBlob(chosen.digest).catch(() => undefined)
+        : undefined;
+      const child =
+        stored !== undefined && stored.length === chosen.size
+          ? { bytes: stored }
+          : await this.#registry.fetchManifest(repo, chosen.digest, signal);
       if (child.bytes.length !== chosen.size) {
         throw new FerryError(
           "FERRY_SIZE_MISMATCH",
@@ -293,7 +299,13 @@ export class Puller {
     digest: string | undefined,
   ): Promise<KnownManifest | undefined> {
     const want = digest ?? (await this.#store.findImage(name))?.sourceDigest;
+    // A pull by digest may name any blob, a layer too: only a manifest-sized one is read.
     if (want === undefined) return undefined;
+    const size = await stat(this.#store.blobPath(want)).then(
+      (s) => s.size,
+      () => -1,
+    );
+    if (size < 0 || size > MAX_MANIFEST_BYTES) return undefined;
     const bytes = await this.#store.readBlob(want).catch(() => undefined);
     return bytes === undefined ? undefined : { digest: want, bytes };
   }

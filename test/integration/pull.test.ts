@@ -222,6 +222,17 @@ describe("ferry pull against a real registry", () => {
     }
   });
 
+  test("a store whose index.json is not JSON: a clear error (exit 6), not a crash", async () => {
+    const store = newStore();
+    const name = ref("ferry/small:v1");
+    assertExit(await ferry(["pull", "-q", "--store", store, name]), 0);
+    await writeFile(join(store, "index.json"), "{bad");
+    const r = await ferry(["pull", "--store", store, name]);
+    assertExit(r, 6);
+    assert.match(r.stderr, /index\.json is not valid JSON/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  });
+
   test("--json prints NDJSON events ending with a done summary", async () => {
     const store = newStore();
     const name = ref("ferry/small:v1");
