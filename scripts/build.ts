@@ -74,43 +74,52 @@ const LAZY_BUILTINS = new Set(["node:crypto"]);
  * only the names used leaves the rest unloaded. A long import list spans lines.
  */
 export function builtinsByGetter(code: string, file = "bundle"): string {
-  return code.replace(
-    /^import\s+(?:([^;"]+?)\s+from\s+)?"(node:[^"]+)";$/gm,
+  // The reads go to the top of the file, as imports are hoisted: a module that runs before
+  // the one whose section held the import (an import cycle) must find them initialised.
+  const hoisted: string[] = [];
+  const rest = code.replace(
+    /^import\s+(?:([^;"]+?)\s+from\s+)?"(node:[^"]+)";\n?/gm,
     (_line, clause: string | undefined, id: string) => {
-      const get = `process.getBuiltinModule(${JSON.stringify(id)})`;
-      if (clause === undefined) return `${get};`;
-      const parts: string[] = [];
-      let rest = clause.trim();
-      const named = /\{([^}]*)\}\s*$/.exec(rest);
-      if (named !== null) {
-        const fields: string[] = [];
-        for (const n of (named[1] as string).split(",").map((x) => x.trim())) {
-          if (n === "") continue;
-          const m = /^([\w$]+)(?:\s+as\s+([\w$]+))?$/.exec(n);
-          if (m === null) throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
-          const [, name, local = name] = m as unknown as [string, string, string | undefined];
-          if (LAZY_BUILTINS.has(id) && /^[a-z]/.test(name)) {
-            // A function (lower-case export): load the built-in at the first call.
-            parts.push(`const ${local} = (...args) => ${get}.${name}(...args);`);
-          } else fields.push(local === name ? name : `${name}: ${local}`);
-        }
-        if (fields.length > 0) parts.unshift(`const { ${fields.join(", ")} } = ${get};`);
-        rest = rest.slice(0, named.index).replace(/,\s*$/, "").trim();
-      }
-      const namespace = /^\*\s+as\s+([\w$]+)$/.exec(rest);
-      const defaultAndNamespace = /^([\w$]+)\s*,\s*\*\s+as\s+([\w$]+)$/.exec(rest);
-      if (defaultAndNamespace !== null) {
-        parts.push(`const ${defaultAndNamespace[1]} = ${get}, ${defaultAndNamespace[2]} = ${get};`);
-      } else if (namespace !== null) {
-        parts.push(`const ${namespace[1]} = ${get};`);
-      } else if (/^[\w$]+$/.test(rest)) {
-        parts.push(`const ${rest} = ${get};`);
-      } else if (rest !== "") {
-        throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
-      }
-      return parts.join(" ");
+      hoisted.push(rewriteImport(clause, id, file));
+      return "";
     },
   );
+  return hoisted.length === 0 ? code : `${hoisted.join("\n")}\n${rest}`;
+}
+
+function rewriteImport(clause: string | undefined, id: string, file: string): string {
+  const get = `process.getBuiltinModule(${JSON.stringify(id)})`;
+  if (clause === undefined) return `${get};`;
+  const parts: string[] = [];
+  let rest = clause.trim();
+  const named = /\{([^}]*)\}\s*$/.exec(rest);
+  if (named !== null) {
+    const fields: string[] = [];
+    for (const n of (named[1] as string).split(",").map((x) => x.trim())) {
+      if (n === "") continue;
+      const m = /^([\w$]+)(?:\s+as\s+([\w$]+))?$/.exec(n);
+      if (m === null) throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
+      const [, name, local = name] = m as unknown as [string, string, string | undefined];
+      if (LAZY_BUILTINS.has(id) && /^[a-z]/.test(name)) {
+        // A function (lower-case export): load the built-in at the first call.
+        parts.push(`const ${local} = (...args) => ${get}.${name}(...args);`);
+      } else fields.push(local === name ? name : `${name}: ${local}`);
+    }
+    if (fields.length > 0) parts.unshift(`const { ${fields.join(", ")} } = ${get};`);
+    rest = rest.slice(0, named.index).replace(/,\s*$/, "").trim();
+  }
+  const namespace = /^\*\s+as\s+([\w$]+)$/.exec(rest);
+  const defaultAndNamespace = /^([\w$]+)\s*,\s*\*\s+as\s+([\w$]+)$/.exec(rest);
+  if (defaultAndNamespace !== null) {
+    parts.push(`const ${defaultAndNamespace[1]} = ${get}, ${defaultAndNamespace[2]} = ${get};`);
+  } else if (namespace !== null) {
+    parts.push(`const ${namespace[1]} = ${get};`);
+  } else if (/^[\w$]+$/.test(rest)) {
+    parts.push(`const ${rest} = ${get};`);
+  } else if (rest !== "") {
+    throw new Error(`${file}: cannot rewrite import of ${id}: ${clause}`);
+  }
+  return parts.join(" ");
 }
 
 if (import.meta.main) {

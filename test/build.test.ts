@@ -68,6 +68,7 @@ describe("the CLI bundle (scripts/build.ts)", () => {
       'import { x } from "./chunk-ABC.js";',
       'const s = "import { a } from \\"node:fs\\";";',
     ].join("\n");
+    // The reads are hoisted to the top, in order, as ES imports are; other lines stay put.
     assert.equal(
       builtinsByGetter(input),
       [
@@ -77,15 +78,19 @@ describe("the CLI bundle (scripts/build.ts)", () => {
           `const rb = (...args) => ${get("node:crypto")}.randomBytes(...args);`,
         ].join(" "),
         `const { join: join2, resolve } = ${get("node:path")};`,
-        'import tar from "tar-stream";',
         `const fs = ${get("node:fs")};`,
         `const os = ${get("node:os")};`,
         `const { fileURLToPath: toPath } = ${get("node:url")}; const url = ${get("node:url")};`,
         `${get("node:process")};`,
         `const { Agent, request: request2 } = ${get("node:http")};`,
+        'import tar from "tar-stream";',
         'import { x } from "./chunk-ABC.js";',
         'const s = "import { a } from \\"node:fs\\";";',
       ].join("\n"),
+    );
+    assert.equal(
+      builtinsByGetter('import { x } from "./y.js";\n'),
+      'import { x } from "./y.js";\n',
     );
     assert.throws(() => builtinsByGetter('import { a-b } from "node:fs";'), /cannot rewrite/);
   });
