@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import type { Readable } from "node:stream";
+import type { Readable, Transform } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import tar from "tar-stream";
 import { FerryError } from "../observe/index.ts";
@@ -93,8 +93,14 @@ function uncompressed(layer: Layer, body: Readable): Readable {
     layer.ranges.fetched += b.length;
   });
   const type = layer.descriptor.mediaType;
-  if (GZIP_TYPES.has(type)) return body.pipe(createGunzip());
-  if (type === MediaType.ociLayerZstd) return body.pipe(createZstdDecompress());
+  // pipe() does not pass the body's failure on: without this a cut connection left the
+  // decompressor waiting for more, and the scan waiting for it.
+  const through = (d: Transform) => {
+    body.on("error", (err) => d.destroy(err));
+    return body.pipe(d);
+  };
+  if (GZIP_TYPES.has(type)) return through(createGunzip());
+  if (type === MediaType.ociLayerZstd) return through(createZstdDecompress());
   if (type === MediaType.ociLayer || type === "application/vnd.docker.image.rootfs.diff.tar")
     return body;
   throw new FerryError(
