@@ -14,6 +14,7 @@ import { UpstreamAccess } from "./access.ts";
 import { Liveness } from "./liveness.ts";
 import { StaticMembership } from "./membership.ts";
 import { peerCounters } from "./metrics.ts";
+import { rank } from "./rendezvous.ts";
 import {
   acceptableNamespace,
   type BlobFetcher,
@@ -24,6 +25,8 @@ import { signRequest } from "./signing.ts";
 import { type BlobDescriptor, PeerSource } from "./source.ts";
 
 const key = Buffer.from("0123456789abcdef0123456789abcdef");
+/** This node's peer address in these tests (never dialled). */
+const SELF = "127.0.0.1:1";
 const NS = "registry.invalid:5000";
 
 function digestOf(bytes: Buffer): string {
@@ -133,22 +136,117 @@ describe("peer listener", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function serve(fetcher: BlobFetcher, open = true): Promise<RunningPeerServer> {
+  async function serve(
+    fetcher: BlobFetcher,
+    open = true,
+    options: { members?: string[]; holdMs?: number; onSource?: (s: PeerSource) => void } = {},
+  ): Promise<RunningPeerServer> {
     const metrics = new Metrics();
     const counters = peerCounters(metrics);
-    const liveness = new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" });
+    const liveness = new Liveness({
+      membership: new StaticMembership(options.members ?? []),
+      self: SELF,
+    });
+    const source = new PeerSource({ liveness, key, counters, log: () => {} });
+    options.onSource?.(source);
     return startPeerServer({
       host: "127.0.0.1",
       port: 0,
       key,
       store,
       fetcher,
-      source: new PeerSource({ liveness, key, counters, log: () => {} }),
+      source,
       access: new UpstreamAccess({ registry, servesPublicly: async () => open }),
       counters,
       log: () => {},
+      ...(options.holdMs === undefined ? {} : { holdMs: options.holdMs }),
     });
   }
+
+  /**
+   * This node starts fetching a blob from `owner` (a member ranked above it that never
+   * answers, as a listed member not running yet), and a peer asks this node for it.
+   */
+  async function whileFetchingFromOwner(owner: string, holdMs: number) {
+    let chunks: Buffer[];
+    let digest: string;
+    do {
+      chunks = [randomBytes(40_000), randomBytes(40_000)];
+      digest = digestOf(Buffer.concat(chunks));
+    } while (rank([SELF, owner], digest)[0] !== owner);
+    const bytes = Buffer.concat(chunks);
+    const fetcher = new SteppedFetcher(store, chunks);
+    let source: PeerSource | undefined;
+    const server = await serve(fetcher, true, {
+      members: [owner],
+      holdMs,
+      onSource: (s) => {
+        source = s;
+      },
+    });
+    const desc = { mediaType: "application/octet-stream", digest, size: bytes.length };
+    const repo = { domain: NS, path: "team/app" };
+    const ctx = { authorization: undefined, upstreamFailed: false };
+    const location = await (source as PeerSource).locate(repo, desc, ctx);
+    assert.equal(location?.peer, owner, "this node fetches from the owner");
+    const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+    const started = Date.now();
+    const response = get(server.address, path, signed(path, bytes.length));
+    return {
+      server,
+      fetcher,
+      bytes,
+      started,
+      response,
+      ownerFailed: () =>
+        (source as PeerSource).failed(
+          location as NonNullable<typeof location>,
+          desc,
+          Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+        ),
+    };
+  }
+
+  it("holds a request for a blob it is fetching from a peer, then serves it from the upstream fetch", async () => {
+    const t = await whileFetchingFromOwner("127.0.0.2:9", 10_000);
+    try {
+      let answered = false;
+      t.response.then(() => {
+        answered = true;
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(answered, false, "held, not refused, while the owner is being tried");
+      t.ownerFailed(); // the owner is gone: this node moves on (here: the upstream, stepped)
+      for (const i of [0, 1, 2]) t.fetcher.step(i);
+      const res = await t.response;
+      assert.equal(res.status, 200);
+      assert.ok(res.complete && res.body.equals(t.bytes));
+    } finally {
+      await t.server.close();
+    }
+  });
+
+  it("answers 409 after the hold if it is still fetching from a peer", async () => {
+    const t = await whileFetchingFromOwner("127.0.0.2:9", 200);
+    try {
+      const res = await t.response;
+      assert.equal(res.status, 409);
+      assert.ok(Date.now() - t.started >= 180, "after the hold");
+    } finally {
+      await t.server.close();
+    }
+  });
+
+  it("answers 409 at once when the asker is the peer it is fetching from (no mutual wait)", async () => {
+    const t = await whileFetchingFromOwner("127.0.0.1:9", 10_000);
+    try {
+      const res = await t.response;
+      assert.equal(res.status, 409);
+      assert.ok(Date.now() - t.started < 5_000, "not held");
+    } finally {
+      await t.server.close();
+    }
+  });
 
   it("serves a stored blob whole and by range, only to signed requests", async () => {
     const bytes = randomBytes(100_000);

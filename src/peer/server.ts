@@ -43,6 +43,21 @@ export interface PeerServerOptions {
   uploadBytesPerSecond?: number;
   /** Open connections accepted at once (more are closed at once); default 64. */
   maxConnections?: number;
+  /** How long a request for a blob this node is fetching from a peer is held; default 5 s. */
+  holdMs?: number;
+}
+
+/** Half the 10 s an asking node waits for a first byte (PeerSource's idle timeout). */
+const HOLD_MS = 5_000;
+
+/** Whether a peer address (`host:port`, `[v6]:port`) is on the host a connection came from. */
+function sameHost(peer: string, remote: string | undefined): boolean {
+  if (remote === undefined) return false;
+  const host = peer
+    .replace(/:\d+$/, "")
+    .replace(/^\[(.*)\]$/, "$1")
+    .toLowerCase();
+  return host === remote.replace(/^::ffff:/i, "").toLowerCase();
 }
 
 export interface RunningPeerServer {
@@ -186,10 +201,29 @@ async function handle(
     reply(res, 404, "not stored here");
     return;
   }
-  if (o.source.fetchingFromPeer(digest)) {
-    // Serving it would chain peers (or loop, if views of the membership disagree).
-    reply(res, 409, "this node is itself fetching that blob from a peer");
-    return;
+  if (o.source.fetchingFromPeer(digest) !== undefined) {
+    // Relaying would chain peers (or loop, if views of the membership disagree). But this
+    // node may only be trying an owner that is gone (a listed member not running yet): hold
+    // the request until it stops fetching from a peer, then serve what it has or is now
+    // fetching upstream, instead of sending every asker to the registry on its own. Not
+    // when the asker is that very peer (each would wait for the other), nor for longer
+    // than the asker waits for a first byte.
+    const from = o.source.fetchingFromPeer(digest);
+    const mutual = from !== undefined && sameHost(from, req.socket.remoteAddress);
+    const cleared = !mutual && (await o.source.whenNotFromPeer(digest, o.holdMs ?? HOLD_MS));
+    if (!cleared || o.source.fetchingFromPeer(digest) !== undefined) {
+      reply(res, 409, "this node is itself fetching that blob from a peer");
+      return;
+    }
+    const now = await open(o.store.blobPath(digest), "r").catch(() => undefined);
+    if (now !== undefined) {
+      try {
+        await serveStored(o, throttle, req, res, method, now, common);
+      } finally {
+        await now.close();
+      }
+      return;
+    }
   }
   const size = Number(peerHeader(SIZE_HEADER));
   if (!Number.isSafeInteger(size) || size <= 0) {

@@ -58,6 +58,8 @@ export class PeerSource {
   readonly #upstreamOnly = new Map<string, number>();
   /** Digests this node is fetching from a peer right now, and from whom. */
   readonly #fromPeer = new Map<string, string>();
+  /** Who waits for a digest to leave #fromPeer (the listener holding a peer's request). */
+  readonly #fromPeerEnded = new Map<string, Set<() => void>>();
   /** Peers already tried (and failed) for a digest during its current download. */
   readonly #tried = new Map<string, Set<string>>();
   readonly #penalties = new Map<string, { until: number; strikes: number }>();
@@ -103,7 +105,7 @@ export class PeerSource {
       }
     }
     if (peer === undefined) {
-      this.#fromPeer.delete(digest);
+      this.#stopFromPeer(digest);
       return undefined;
     }
     this.#fromPeer.set(digest, peer);
@@ -124,7 +126,7 @@ export class PeerSource {
   /** A transfer from `location` failed: skip that peer for this blob and penalize it. */
   failed(location: PeerLocation, desc: BlobDescriptor, cause: unknown): void {
     const reason = classify(cause);
-    this.#fromPeer.delete(desc.digest);
+    this.#stopFromPeer(desc.digest);
     let tried = this.#tried.get(desc.digest);
     if (tried === undefined) {
       tried = new Set();
@@ -154,7 +156,7 @@ export class PeerSource {
     desc: BlobDescriptor,
     outcome: { fromPeers: number; fromUpstream: number } | undefined,
   ): void {
-    this.#fromPeer.delete(desc.digest);
+    this.#stopFromPeer(desc.digest);
     this.#tried.delete(desc.digest);
     if (outcome === undefined) return;
     if (outcome.fromPeers > 0) this.#o.counters.received({ source: "peer" }, outcome.fromPeers);
@@ -162,9 +164,44 @@ export class PeerSource {
       this.#o.counters.received({ source: "upstream" }, outcome.fromUpstream);
   }
 
-  /** Whether this node is fetching `digest` from a peer now (the listener then refuses it: no chains or loops). */
-  fetchingFromPeer(digest: string): boolean {
-    return this.#fromPeer.has(digest);
+  /** The peer this node is fetching `digest` from now, if any (the listener then does not relay it). */
+  fetchingFromPeer(digest: string): string | undefined {
+    return this.#fromPeer.get(digest);
+  }
+
+  /**
+   * Resolves true once this node no longer fetches `digest` from a peer (it has the blob, or
+   * moved on: to the upstream or to the next peer after this one's failure), false after `ms`.
+   */
+  whenNotFromPeer(digest: string, ms: number): Promise<boolean> {
+    if (!this.#fromPeer.has(digest)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let waiters = this.#fromPeerEnded.get(digest);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.#fromPeerEnded.set(digest, waiters);
+      }
+      const ended = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(ended);
+        if (waiters.size === 0 && this.#fromPeerEnded.get(digest) === waiters)
+          this.#fromPeerEnded.delete(digest);
+        resolve(false);
+      }, ms);
+      timer.unref(); // a held request must not keep a stopping process alive
+      waiters.add(ended);
+    });
+  }
+
+  #stopFromPeer(digest: string): void {
+    this.#fromPeer.delete(digest);
+    const waiters = this.#fromPeerEnded.get(digest);
+    if (waiters === undefined) return;
+    this.#fromPeerEnded.delete(digest);
+    for (const ended of waiters) ended();
   }
 
   /** While `run` goes, downloads of `digest` go to the upstream (it serves a peer that chose this node as owner). */
