@@ -188,15 +188,18 @@ async function handle(
     return;
   }
   const common = { "docker-content-digest": digest, "accept-ranges": "bytes" };
-  const file = await open(o.store.blobPath(digest), "r").catch(() => undefined);
-  if (file !== undefined) {
+  /** Serves the stored blob; false when the store does not hold it. */
+  const fromStore = async (): Promise<boolean> => {
+    const file = await open(o.store.blobPath(digest), "r").catch(() => undefined);
+    if (file === undefined) return false;
     try {
       await serveStored(o, throttle, req, res, method, file, common);
     } finally {
       await file.close();
     }
-    return;
-  }
+    return true;
+  };
+  if (await fromStore()) return;
   if (method === "HEAD" || peerHeader(STORED_ONLY_HEADER) !== undefined) {
     reply(res, 404, "not stored here");
     return;
@@ -215,15 +218,7 @@ async function handle(
       reply(res, 409, "this node is itself fetching that blob from a peer");
       return;
     }
-    const now = await open(o.store.blobPath(digest), "r").catch(() => undefined);
-    if (now !== undefined) {
-      try {
-        await serveStored(o, throttle, req, res, method, now, common);
-      } finally {
-        await now.close();
-      }
-      return;
-    }
+    if (await fromStore()) return;
   }
   const size = Number(peerHeader(SIZE_HEADER));
   if (!Number.isSafeInteger(size) || size <= 0) {

@@ -198,11 +198,8 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
     await fleet?.close();
   });
 
-  it("all nodes pulling at once cost about one image of upstream traffic", async () => {
-    // The three nodes list each other only: the fleet's fourth node (a pull-only client below)
-    // runs no listener. A listed member that is down is the next test's case.
-    const nodes = fleet.nodes.slice(0, 3);
-    await Promise.all(nodes.map((n) => n.start({ peers: true, members: nodes })));
+  /** `nodes` pull the image through their mirrors at once: ≤ 1.1× its bytes upstream, every store verified. */
+  async function pullAtOnceAboutOneImageUpstream(nodes: FleetNode[]): Promise<void> {
     const before = await fleet.registry.blobBytes();
     const pulled = await Promise.all(
       nodes.map(async (n) => {
@@ -218,6 +215,15 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
       `upstream sent ${upstream} blob bytes for a ${size}-byte image pulled by ${nodes.length} nodes\n${await notes(nodes)}`,
     );
     for (const [i, n] of nodes.entries()) await assertStoreHolds(n, pulled[i] as PulledImage);
+  }
+
+  it("all nodes pulling at once cost about one image of upstream traffic", async () => {
+    // The three nodes list each other only: the fleet's fourth node (a pull-only client below)
+    // runs no listener. A listed member that is down is the next test's case.
+    const nodes = fleet.nodes.slice(0, 3);
+    await Promise.all(nodes.map((n) => n.start({ peers: true, members: nodes })));
+    await pullAtOnceAboutOneImageUpstream(nodes);
+    const size = imageBytes(image);
     const fromPeers = await Promise.all(nodes.map((n) => peerBytes(n, "peer")));
     assert.ok(
       fromPeers.reduce((a, b) => a + b, 0) >= size,
@@ -236,21 +242,7 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
     await dead.kill(); // left running by an earlier test, or never started
     const nodes = fleet.nodes.filter((n) => n !== dead);
     await Promise.all(nodes.map((n) => n.start({ peers: true, members: fleet.nodes })));
-    const before = await fleet.registry.blobBytes();
-    const pulled = await Promise.all(
-      nodes.map(async (n) => {
-        const manifest = await fetchManifest(n.mirrorUrl, NAME, "v1");
-        await fetchBlobs(n.mirrorUrl, NAME, manifest, { whole: true });
-        return manifest;
-      }),
-    );
-    const upstream = (await fleet.registry.blobBytes()) - before;
-    const size = imageBytes(image);
-    assert.ok(
-      upstream <= 1.1 * size,
-      `upstream sent ${upstream} blob bytes for a ${size}-byte image pulled by ${nodes.length} nodes\n${await notes(nodes)}`,
-    );
-    for (const [i, n] of nodes.entries()) await assertStoreHolds(n, pulled[i] as PulledImage);
+    await pullAtOnceAboutOneImageUpstream(nodes);
   });
 
   it("ferry pull --peers (no listener of its own) gets the blobs from the peers, as many bytes as they served", async (t) => {
