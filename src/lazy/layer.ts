@@ -15,6 +15,7 @@ import {
   MAX_TOC_BYTES,
   parseToc,
   TOC_DIGEST_ANNOTATION,
+  type Toc,
   type TocEntry,
   verifyTocDigest,
 } from "./toc.ts";
@@ -58,12 +59,25 @@ export async function openLayer(
       );
     return layer;
   }
-  const tail = await ranges.read(descriptor.size - FOOTER_SIZE, descriptor.size);
-  const footer = parseFooter(tail);
+  const read = await readToc(ranges, descriptor);
+  return read === undefined ? layer : { descriptor, ranges, toc: read.toc.entries };
+}
+
+/**
+ * Reads the eStargz footer of a layer (at least FOOTER_SIZE bytes long) and the TOC it
+ * points to, bounded and verified against the layer's TOC-digest annotation; undefined
+ * when the layer has no footer (refused when it is annotated as eStargz).
+ */
+export async function readToc(
+  ranges: RangeReader,
+  descriptor: Descriptor,
+): Promise<{ json: Buffer; toc: Toc } | undefined> {
+  const annotated = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
+  const footer = parseFooter(await ranges.read(descriptor.size - FOOTER_SIZE, descriptor.size));
   if (footer === undefined) {
     if (annotated !== undefined)
       throw invalidLayer(descriptor.digest, "has a TOC digest annotation but no eStargz footer");
-    return layer;
+    return undefined;
   }
   const tocEnd = descriptor.size - footer.size;
   if (!(footer.tocOffset < tocEnd))
@@ -76,15 +90,14 @@ export async function openLayer(
       descriptor.digest,
       `the TOC is ${tocEnd - footer.tocOffset} bytes compressed, more than ${MAX_TOC_BYTES}`,
     );
-  const member = await ranges.read(footer.tocOffset, tocEnd);
-  const json = extractTocJson(member, descriptor.digest);
+  const json = extractTocJson(await ranges.read(footer.tocOffset, tocEnd), descriptor.digest);
   verifyTocDigest(json, annotated, descriptor.digest);
   const toc = parseToc(json, {
     layer: descriptor.digest,
     tocOffset: footer.tocOffset,
     blobSize: descriptor.size,
   });
-  return { descriptor, ranges, toc: toc.entries };
+  return { json, toc };
 }
 
 /** A whole-layer stream, uncompressed, with the compressed bytes counted on `ranges`. */

@@ -12,15 +12,9 @@ import {
 import { type RegistryClient, type Repository, readBytes } from "../../registry/index.ts";
 import { invalidLayer } from "../errors.ts";
 import { RangeReader } from "../fetch.ts";
-import { FOOTER_SIZE, parseFooter } from "../footer.ts";
-import {
-  cleanPath,
-  extractTocJson,
-  MAX_TOC_BYTES,
-  parseToc,
-  TOC_DIGEST_ANNOTATION,
-  verifyTocDigest,
-} from "../toc.ts";
+import { FOOTER_SIZE } from "../footer.ts";
+import { readToc } from "../layer.ts";
+import { cleanPath } from "../toc.ts";
 import type { MountEntry } from "./tree.ts";
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -128,32 +122,10 @@ async function openMountLayer(
         fields: { layer: descriptor.digest },
       },
     );
-  const annotated = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
   if (descriptor.size < FOOTER_SIZE) throw notLazy("too small for an eStargz footer");
-  const footer = parseFooter(await ranges.read(descriptor.size - FOOTER_SIZE, descriptor.size));
-  if (footer === undefined) {
-    if (annotated !== undefined)
-      throw invalidLayer(descriptor.digest, "has a TOC digest annotation but no eStargz footer");
-    throw notLazy("no eStargz footer");
-  }
-  const tocEnd = descriptor.size - footer.size;
-  if (!(footer.tocOffset < tocEnd))
-    throw invalidLayer(
-      descriptor.digest,
-      `the footer puts the TOC at ${footer.tocOffset}, outside the ${descriptor.size}-byte blob`,
-    );
-  if (tocEnd - footer.tocOffset > MAX_TOC_BYTES)
-    throw invalidLayer(
-      descriptor.digest,
-      `the TOC is ${tocEnd - footer.tocOffset} bytes compressed, more than ${MAX_TOC_BYTES}`,
-    );
-  const json = extractTocJson(await ranges.read(footer.tocOffset, tocEnd), descriptor.digest);
-  verifyTocDigest(json, annotated, descriptor.digest);
-  const toc = parseToc(json, {
-    layer: descriptor.digest,
-    tocOffset: footer.tocOffset,
-    blobSize: descriptor.size,
-  });
+  const read = await readToc(ranges, descriptor);
+  if (read === undefined) throw notLazy("no eStargz footer");
+  const { json, toc } = read;
   const extras = parseExtras(json, descriptor.digest);
   const entries = toc.entries.map((e): MountEntry => {
     const x = extras.get(e.path);
