@@ -42,6 +42,7 @@ import {
   type PrePullObject,
   readGateRecord,
   readGrants,
+  rolloutPrePullReflector,
   WORKLOAD_ANNOTATION,
   WORKLOAD_PREPULL_LABEL,
   WORKLOAD_UID_LABEL,
@@ -133,20 +134,12 @@ export class RolloutController {
       onChange: () => this.#kick(),
       onError: onError("watch nodes"),
     });
-    this.#prepulls = new Reflector<PrePullObject>({
-      kubeConfig: kc,
-      path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
-      labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
-      list: async () =>
-        (await this.#custom.listCustomObjectForAllNamespaces({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          resourcePlural: PREPULL_PLURAL,
-          labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
-        })) as ListResult<PrePullObject>,
-      onChange: () => this.#kick(),
-      onError: onError("watch prepulls"),
-    });
+    this.#prepulls = rolloutPrePullReflector(
+      kc,
+      this.#custom,
+      () => this.#kick(),
+      onError("watch prepulls"),
+    );
   }
 
   async start(): Promise<void> {

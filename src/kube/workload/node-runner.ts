@@ -27,9 +27,9 @@ import {
   PREPULL_VERSION,
   type PrePullObject,
   readGrants,
-  WORKLOAD_PREPULL_LABEL,
+  rolloutPrePullReflector,
 } from "./prepull.ts";
-import { Reflector } from "./reflector.ts";
+import type { Reflector } from "./reflector.ts";
 
 const MAX_CONFLICT_RETRIES = 8;
 
@@ -55,20 +55,12 @@ export class NodeRunner {
     this.#options = options;
     this.#custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#reflector = new Reflector({
-      kubeConfig: options.kubeConfig,
-      path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
-      labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
-      list: async () =>
-        (await this.#custom.listCustomObjectForAllNamespaces({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          resourcePlural: PREPULL_PLURAL,
-          labelSelector: `${WORKLOAD_PREPULL_LABEL}=true`,
-        })) as { items: PrePullObject[]; metadata?: { resourceVersion?: string } },
-      onChange: () => this.#kick(),
-      onError: (error) => options.onEvent({ type: "error", where: "watch prepulls", error }),
-    });
+    this.#reflector = rolloutPrePullReflector(
+      options.kubeConfig,
+      this.#custom,
+      () => this.#kick(),
+      (error) => options.onEvent({ type: "error", where: "watch prepulls", error }),
+    );
   }
 
   start(): Promise<void> {

@@ -4,10 +4,17 @@
  * to pull; the `ferry.dev/grants` annotation says which nodes may pull now (the budget); each
  * node's agent reports in status.nodes[node] what its runtime holds.
  */
+import type { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import type { NodeProgress } from "./budget.ts";
 import type { GateRecord } from "./gate.ts";
+import { type ListResult, Reflector } from "./reflector.ts";
 
-import { PREPULL_GROUP, PREPULL_VERSION } from "../names.ts";
+import {
+  PREPULL_GROUP,
+  PREPULL_PLURAL,
+  PREPULL_VERSION,
+  WORKLOAD_PREPULL_LABEL,
+} from "../names.ts";
 
 export {
   PREPULL_GROUP,
@@ -98,4 +105,28 @@ export function nodeProgress(prepull: PrePullObject, node: string): NodeProgress
   if (wanted.some((s) => s === "failed") && !wanted.some((s) => s === "pulling" || s === undefined))
     return "failed";
   return "pending";
+}
+
+/** List+watch of the rollout PrePulls (all namespaces), for the controller and every node. */
+export function rolloutPrePullReflector(
+  kubeConfig: KubeConfig,
+  custom: CustomObjectsApi,
+  onChange: () => void,
+  onError: (error: unknown) => void,
+): Reflector<PrePullObject> {
+  const labelSelector = `${WORKLOAD_PREPULL_LABEL}=true`;
+  return new Reflector<PrePullObject>({
+    kubeConfig,
+    path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
+    labelSelector,
+    list: async () =>
+      (await custom.listCustomObjectForAllNamespaces({
+        group: PREPULL_GROUP,
+        version: PREPULL_VERSION,
+        resourcePlural: PREPULL_PLURAL,
+        labelSelector,
+      })) as ListResult<PrePullObject>,
+    onChange,
+    onError,
+  });
 }
