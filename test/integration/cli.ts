@@ -1,4 +1,5 @@
 // Runs ferry as a user would: `node bin/ferry.js ARGS`, in a child process, output captured.
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -175,4 +176,19 @@ export async function verifiedBlobs(store: string): Promise<string[]> {
 /** Files in STORE/ferry/ingest (partials and locks). */
 export async function ingestFiles(store: string): Promise<string[]> {
   return (await readdir(join(store, "ferry", "ingest")).catch(() => [] as string[])).sort();
+}
+
+/** Polls `probe` until it gives a value (not undefined); fails the test after `ms`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

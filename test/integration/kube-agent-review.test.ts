@@ -25,26 +25,12 @@ import { pushImage } from "../fixtures/images.ts";
 import { type FakeApiServer, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { removeDir, tempDir } from "./cli.ts";
+import { removeDir, tempDir, until } from "./cli.ts";
 
 const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
 const AGENT_USER = "system:serviceaccount:ferry-system:ferry";
 /** client-node's Watch gives up on a stream after this long without data */
 const CLIENT_WATCH_IDLE_MS = 30_000;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 type Taint = {
   key: string;

@@ -10,7 +10,6 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";
@@ -22,7 +21,7 @@ import {
 } from "../fixtures/kube-apiserver.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
+import { type FerryProcess, removeDir, startFerry, tempDir, until } from "./cli.ts";
 
 const execFileAsync = promisify(execFile);
 const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
@@ -41,20 +40,6 @@ function get(url: string): Promise<{ status: number; body: string }> {
     req.on("error", reject);
     req.end();
   });
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 describe("ferry agent --kubernetes", () => {

@@ -10,7 +10,6 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type Browser, chromium } from "playwright-core";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { pushImage } from "../fixtures/images.ts";
@@ -21,7 +20,15 @@ import {
 } from "../fixtures/kube-apiserver.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { describeRun, ferry, type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
+import {
+  describeRun,
+  ferry,
+  type FerryProcess,
+  removeDir,
+  startFerry,
+  tempDir,
+  until as untilWithin,
+} from "./cli.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(ROOT, "dist/web");
@@ -79,15 +86,8 @@ function get(url: string): Promise<string> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) =>
+  untilWithin(what, probe, 60_000);
 
 describe("ferry agent --kubernetes: the fleet in /status and on the page", () => {
   let work: string;

@@ -8,7 +8,6 @@ import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { anonymous } from "../../src/config/index.ts";
 import { Metrics } from "../../src/observe/index.ts";
@@ -26,7 +25,7 @@ import {
 } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { removeDir, tempDir } from "./cli.ts";
+import { removeDir, tempDir, until } from "./cli.ts";
 
 const execFileAsync = promisify(execFile);
 const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
@@ -39,20 +38,6 @@ interface RunningNodeAgent {
   metrics: Metrics;
   logs: Record<string, unknown>[];
   stop(): Promise<void>;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 describe("Kubernetes node agent (fake API server, real containerd)", () => {
