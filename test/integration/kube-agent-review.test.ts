@@ -8,24 +8,21 @@
 // - a quiet watch (no events, no BOOKMARKs) is not given up and relisted after 30 s;
 // - stop() while a watch request is on its way leaves no watch open.
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { runAgent } from "../../src/agent/index.ts";
-import { anonymous } from "../../src/config/index.ts";
-import { type KubeAgent, loadKubeClient, startKubeAgent } from "../../src/kube/index.ts";
+import { type KubeAgent, loadKubeClient, } from "../../src/kube/index.ts";
 import { CollectionWatch } from "../../src/kube/watcher.ts";
-import { Metrics } from "../../src/observe/index.ts";
-import { CriTarget } from "../../src/runtime/index.ts";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";
 import { type FakeApiServer, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
 import { removeDir, tempDir, until } from "./cli.ts";
+import { startInProcessNodeAgent } from "./kube-node-agent.ts";
 
 const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
 const AGENT_USER = "system:serviceaccount:ferry-system:ferry";
@@ -100,52 +97,16 @@ describe("Kubernetes mode: review findings", () => {
     node: string,
     baseListFile?: string,
   ): Promise<{ kube: KubeAgent; logs: Record<string, unknown>[] }> => {
-    const dir = join(work, node);
-    await mkdir(dir, { recursive: true });
-    const metrics = new Metrics();
-    const logs: Record<string, unknown>[] = [];
-    const log = (e: Record<string, unknown>) => logs.push(e);
-    const client = loadKubeClient({
-      kubeconfig: (await api.kubeconfigFor(AGENT_USER)).path,
-      env: { POD_NAMESPACE: "ferry-system" },
-    });
-    const kube = await startKubeAgent({
-      client,
-      nodeName: node,
-      namespace: client.namespace,
-      stateDir: dir,
-      startupTaintKey: TAINT,
-      metrics,
-      log,
-      resyncMs: 500,
-      baseListFile,
-    });
-    const abort = new AbortController();
-    const running = runAgent({
-      listFile: kube.listFile,
-      targets: ["containerd"],
-      host: "127.0.0.1",
-      port: 0,
+    const agent = await startInProcessNodeAgent({
       node,
-      metrics,
-      openTargets: async () => {
-        const cri = new CriTarget({ endpoint: `unix://${containerd.socket}` });
-        return {
-          targets: [kube.wrapTarget(cri)],
-          credentials: anonymous,
-          store: undefined,
-          close: () => cri.close(),
-        };
-      },
-      log,
-      signal: abort.signal,
+      stateDir: join(work, node),
+      kubeconfig: (await api.kubeconfigFor(AGENT_USER)).path,
+      containerdSocket: containerd.socket,
+      startupTaintKey: TAINT,
+      extra: { baseListFile },
     });
-    stops.push(async () => {
-      abort.abort();
-      await running;
-      await kube.stop();
-    });
-    return { kube, logs };
+    stops.push(() => agent.stop());
+    return agent;
   };
 
   const taintsOf = (node: string): Taint[] =>

@@ -9,11 +9,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { anonymous } from "../../src/config/index.ts";
-import { Metrics } from "../../src/observe/index.ts";
-import { runAgent } from "../../src/agent/index.ts";
-import { CriTarget } from "../../src/runtime/index.ts";
-import { type KubeAgent, loadKubeClient, startKubeAgent } from "../../src/kube/index.ts";
+import type { startKubeAgent } from "../../src/kube/index.ts";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";
 import {
@@ -26,19 +22,13 @@ import {
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
 import { removeDir, tempDir, until } from "./cli.ts";
+import { type InProcessNodeAgent, startInProcessNodeAgent } from "./kube-node-agent.ts";
 
 const execFileAsync = promisify(execFile);
 const TAINT = "startup-taint.cluster-autoscaler.kubernetes.io/ferry-images";
 const AGENT_USER = "system:serviceaccount:ferry-system:ferry";
 const USER = "puller";
 const PASSWORD = "pull-secret-pass";
-
-interface RunningNodeAgent {
-  kube: KubeAgent;
-  metrics: Metrics;
-  logs: Record<string, unknown>[];
-  stop(): Promise<void>;
-}
 
 describe("Kubernetes node agent (fake API server, real containerd)", () => {
   let api: FakeApiServer;
@@ -47,7 +37,7 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
   let containerd: RunningContainerd;
   let work: string;
   let agentKubeconfig: string;
-  const agents: RunningNodeAgent[] = [];
+  const agents: InProcessNodeAgent[] = [];
 
   const kubectl = async (...args: string[]) =>
     (await execFileAsync("kubectl", ["--kubeconfig", api.kubeconfigPath, ...args])).stdout;
@@ -70,56 +60,14 @@ describe("Kubernetes node agent (fake API server, real containerd)", () => {
     node: string,
     extra: Partial<Parameters<typeof startKubeAgent>[0]> = {},
   ) => {
-    const dir = join(work, node);
-    await mkdir(dir, { recursive: true });
-    const metrics = new Metrics();
-    const logs: Record<string, unknown>[] = [];
-    const log = (e: Record<string, unknown>) => logs.push(e);
-    const client = loadKubeClient({
-      kubeconfig: agentKubeconfig,
-      env: { POD_NAMESPACE: "ferry-system" },
-    });
-    const kube = await startKubeAgent({
-      client,
-      nodeName: node,
-      namespace: client.namespace,
-      stateDir: dir,
-      startupTaintKey: TAINT,
-      metrics,
-      log,
-      resyncMs: 500,
-      ...extra,
-    });
-    const abort = new AbortController();
-    const running = runAgent({
-      listFile: kube.listFile,
-      targets: ["containerd"],
-      host: "127.0.0.1",
-      port: 0,
+    const agent = await startInProcessNodeAgent({
       node,
-      metrics,
-      openTargets: async () => {
-        const cri = new CriTarget({ endpoint: `unix://${containerd.socket}` });
-        return {
-          targets: [kube.wrapTarget(cri)],
-          credentials: anonymous,
-          store: undefined,
-          close: () => cri.close(),
-        };
-      },
-      log,
-      signal: abort.signal,
+      stateDir: join(work, node),
+      kubeconfig: agentKubeconfig,
+      containerdSocket: containerd.socket,
+      startupTaintKey: TAINT,
+      extra,
     });
-    const agent: RunningNodeAgent = {
-      kube,
-      metrics,
-      logs,
-      async stop() {
-        abort.abort();
-        await running;
-        await kube.stop();
-      },
-    };
     agents.push(agent);
     return agent;
   };
