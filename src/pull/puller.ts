@@ -22,7 +22,7 @@ import {
   type Repository,
   type RetryPolicy,
 } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
+import type { ImageRecord, Store } from "../store/index.ts";
 import type { PullEvent, PullSummary } from "./events.ts";
 import { Limiter } from "./limiter.ts";
 import { SinkPool } from "./sink-pool.ts";
@@ -136,11 +136,16 @@ export class Puller {
     const emit = options.onEvent ?? (() => {});
     const signal = options.signal;
 
+    // What the store records under this name, read once: the registry's answer is compared
+    // with its manifest, and an unchanged image is answered from it. A failure to read it is
+    // the pull's error where it is awaited (#alreadyPresent), not an unhandled one before.
+    const recorded = this.#store.findImage(name);
+    recorded.catch(() => {});
     const top = await this.#registry.fetchManifest(
       repo,
       ref.digest ?? ref.tag ?? "latest",
       signal,
-      this.#storedManifest(name, ref.digest).catch(() => undefined),
+      this.#storedManifest(recorded, ref.digest).catch(() => undefined),
     );
     if (ref.digest !== undefined && top.digest !== ref.digest) {
       throw new FerryError("FERRY_DIGEST_MISMATCH", `registry returned ${top.digest} for ${name}`);
@@ -193,7 +198,7 @@ export class Puller {
       ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),
     ];
 
-    const present = await this.#alreadyPresent(name, top.digest, descriptor, indexBlobs, blobs);
+    const present = await this.#alreadyPresent(recorded, top.digest, descriptor, indexBlobs, blobs);
     if (present) {
       for (const { desc, kind } of blobs) {
         emit({
@@ -291,14 +296,14 @@ export class Puller {
   }
 
   /**
-   * The stored manifest `name` was last pulled as (or the one `digest` names), if the store
-   * holds it: the registry's answer is compared with it instead of hashed.
+   * The stored manifest the name was last pulled as (its `recorded` entry), or the one `digest`
+   * names, if the store holds it: the registry's answer is compared with it instead of hashed.
    */
   async #storedManifest(
-    name: string,
+    recorded: Promise<ImageRecord | undefined>,
     digest: string | undefined,
   ): Promise<KnownManifest | undefined> {
-    const want = digest ?? (await this.#store.findImage(name))?.sourceDigest;
+    const want = digest ?? (await recorded)?.sourceDigest;
     // A pull by digest may name any blob, a layer too: only a manifest-sized one is read.
     if (want === undefined) return undefined;
     const size = await stat(this.#store.blobPath(want)).then(
@@ -316,13 +321,13 @@ export class Puller {
    * is itself a garbage-collection root for all of them.
    */
   async #alreadyPresent(
-    name: string,
+    recorded: Promise<ImageRecord | undefined>,
     sourceDigest: string,
     descriptor: Descriptor,
     indexBlobs: ReadonlyArray<{ digest: string; bytes: Buffer }>,
     blobs: ReadonlyArray<{ desc: Descriptor }>,
   ): Promise<boolean> {
-    const existing = await this.#store.findImage(name);
+    const existing = await recorded;
     if (existing?.sourceDigest !== sourceDigest || existing.descriptor.digest !== descriptor.digest)
       return false;
     const wanted: Array<[string, number]> = [
