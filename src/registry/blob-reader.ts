@@ -7,10 +7,14 @@ import type { TlsSettings } from "./endpoint.ts";
 import { networkError, redact, USER_AGENT } from "./transport.ts";
 
 /**
- * The blob hot path: a minimal HTTP/1.1 GET that receives into one reused
- * buffer per connection (`onread`), so a download allocates nothing per chunk.
- * node:http allocates a fresh 64 KiB Buffer per socket read: for a 200 MB blob
- * that measured ~35,000 minor page faults and +80 MB RSS, against ~500 and +2 MB here.
+ * ferry's own small HTTP/1.1 client, one request per connection, over one response
+ * parser (ResponseParser below). Two uses:
+ * - the blob hot path (`readBlob`): a GET that receives into one reused buffer per
+ *   connection (`onread`), so a download allocates nothing per chunk. node:http allocates
+ *   a fresh 64 KiB Buffer per socket read: for a 200 MB blob that measured ~35,000 minor
+ *   page faults and +80 MB RSS, against ~500 and +2 MB here;
+ * - every plain-HTTP registry request (`requestOnce`, used by transport.ts), so commands
+ *   against loopback and LAN registries never load node:http (design note 3).
  */
 export interface BlobRequest {
   url: string;
