@@ -209,10 +209,14 @@ function interrupted(err: unknown): unknown {
     return new FerryError("FERRY_INTERRUPTED", "interrupted; the archive was not written");
   }
   if ((err as { code?: string } | null)?.code === "EPIPE") {
-    return new FerryError("FERRY_STORE_IO", "the archive's reader closed the pipe before the end", {
-      hint: "the program reading ferry's output stopped early; see its own error",
-      cause: err,
-    });
+    return new FerryError(
+      "FERRY_OUTPUT_CLOSED",
+      "the archive's reader closed the pipe before the end",
+      {
+        hint: "the program reading ferry's output stopped early; see its own error",
+        cause: err,
+      },
+    );
   }
   return err;
 }

@@ -11,6 +11,8 @@ export const ExitCode = {
   integrity: 6,
   diskFull: 7,
   interrupted: 130,
+  /** 128 + SIGPIPE, what a shell reports for `cat` whose reader went away. */
+  outputClosed: 141,
 } as const;
 
 const TABLE: Partial<Record<ErrorCode, number>> = {
@@ -43,6 +45,7 @@ const TABLE: Partial<Record<ErrorCode, number>> = {
   FERRY_RUNTIME_UNAVAILABLE: ExitCode.network,
   FERRY_RUNTIME_PULL_FAILED: ExitCode.failure,
   FERRY_INTERRUPTED: ExitCode.interrupted,
+  FERRY_OUTPUT_CLOSED: ExitCode.outputClosed,
 };
 
 export function exitCodeFor(code: ErrorCode): number {

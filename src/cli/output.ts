@@ -1,5 +1,6 @@
 import { FerryError } from "../observe/index.ts";
 import { exitCodeFor, ExitCode } from "./exit-codes.ts";
+import { stderr, stdout } from "./stdio.ts";
 
 /** Where a command writes; injectable so tests can capture output. */
 export interface Output {
@@ -9,14 +10,15 @@ export interface Output {
   readonly columns: number;
 }
 
+/** The process's own streams: a reader that goes away loses the text, and the work goes on. */
 export const processOutput: Output = {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
+  out: (t) => stdout.write(t),
+  err: (t) => stderr.write(t),
   get isTTY() {
-    return process.stderr.isTTY === true && process.stdout.isTTY === true;
+    return stderr.stream.isTTY === true && stdout.stream.isTTY === true;
   },
   get columns() {
-    return process.stdout.columns ?? 80;
+    return stdout.stream.columns ?? 80;
   },
 };
 

@@ -1,12 +1,13 @@
 import { createInterface } from "node:readline/promises";
 import { Writable } from "node:stream";
+import { stderr } from "./stdio.ts";
 
 /** Asks on the terminal; with echo off, typed characters are not shown. */
 export async function readSecret(question: string, options: { echo: boolean }): Promise<string> {
   let muted = false;
   const output = new Writable({
     write(chunk, _encoding, done) {
-      if (!muted) process.stderr.write(chunk);
+      if (!muted) stderr.write(chunk);
       done();
     },
   });
@@ -17,6 +18,6 @@ export async function readSecret(question: string, options: { echo: boolean }): 
     return (await answer).trim();
   } finally {
     rl.close();
-    if (!options.echo) process.stderr.write("\n");
+    if (!options.echo) stderr.write("\n");
   }
 }

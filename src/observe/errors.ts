@@ -39,6 +39,7 @@ export type ErrorCode =
   | "FERRY_RUNTIME_PULL_FAILED"
   | "FERRY_RUNTIME_ERROR"
   | "FERRY_INTERRUPTED"
+  | "FERRY_OUTPUT_CLOSED"
   | "FERRY_INTERNAL";
 
 export interface FerryErrorOptions {

@@ -4,6 +4,7 @@ import { parsePlatform } from "../../oci/index.ts";
 import { parseReference } from "../../reference/index.ts";
 import { createRegistryClient } from "../context.ts";
 import { ExitCode, formatBytes, type Output, usageError } from "../output.ts";
+import { stdout } from "../stdio.ts";
 
 export const lazyUsage = `Usage: ferry lazy ls REF [PATH] [options]
        ferry lazy cat REF PATH [options]
@@ -62,7 +63,8 @@ export async function lazyCommand(
         const entries = await image.list(path ?? "", { recursive: values.recursive === true });
         output.out(entries.map(formatEntry).join(""));
       } else {
-        for await (const piece of image.read(path ?? "")) await writeStdout(piece);
+        for await (const piece of image.read(path ?? ""))
+          await stdout.writeBytes(piece, path ?? "");
       }
     } finally {
       if (values.stats) output.err(formatStats(image.stats()));
@@ -71,13 +73,6 @@ export async function lazyCommand(
     await registry.close();
   }
   return ExitCode.ok;
-}
-
-function writeStdout(bytes: Buffer): Promise<void> {
-  // Output carries text; file contents are bytes, written as they are.
-  return new Promise((resolve, reject) =>
-    process.stdout.write(bytes, (err) => (err ? reject(err) : resolve())),
-  );
 }
 
 const TYPE_CHAR: Record<ImageEntry["type"], string> = {

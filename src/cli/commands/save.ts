@@ -11,6 +11,7 @@ import { familiarName, parseReference } from "../../reference/index.ts";
 import { openStore } from "../context.ts";
 import { findLocalImage } from "../local.ts";
 import { ExitCode, formatBytes, type Output, usageError } from "../output.ts";
+import { stdout } from "../stdio.ts";
 
 export const saveUsage = `Usage: ferry save REF... [-o FILE] [--store DIR] [--json]
 
@@ -51,7 +52,7 @@ export async function saveCommand(
   }
   const path =
     values.output === undefined || values.output === "-" ? undefined : resolve(values.output);
-  if (path === undefined && process.stdout.isTTY) {
+  if (path === undefined && stdout.stream.isTTY) {
     throw usageError(
       "refusing to write a tar archive to a terminal",
       "give a file with -o FILE, or redirect stdout (`ferry save REF > FILE.tar`)",
@@ -68,7 +69,7 @@ export async function saveCommand(
   const options = { store, images, signal };
   const summary =
     path === undefined
-      ? await saveArchive(process.stdout, options)
+      ? await saveArchive(stdout.stream, options)
       : await saveArchiveFile(path, options);
   // With the archive on stdout, the summary goes to stderr.
   const say = (text: string) => (path === undefined ? output.err(text) : output.out(text));
