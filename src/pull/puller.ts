@@ -133,7 +133,16 @@ export class Puller {
     const ref = typeof input === "string" ? parseReference(input) : input;
     const name = formatReference(ref);
     const repo: Repository = { domain: ref.domain, path: ref.path };
-    const emit = options.onEvent ?? (() => {});
+    const onEvent = options.onEvent ?? (() => {});
+    // A failed pull says nothing more: blob fetches in flight when it failed finish silently.
+    let failed = false;
+    const emit = (event: PullEvent) => {
+      if (!failed) onEvent(event);
+    };
+    const fail = (err: unknown): never => {
+      failed = true;
+      throw err;
+    };
     const signal = options.signal;
 
     // What the store records under this name, read once: the registry's answer is compared
@@ -240,7 +249,8 @@ export class Puller {
             kind,
             size: desc.size,
           };
-          if (await this.#store.hasBlob(desc.digest, desc.size)) {
+          // Each await of a blob's task fails the pull at once (not when Promise.all settles).
+          if (await this.#store.hasBlob(desc.digest, desc.size).catch(fail)) {
             emit({ ...base, status: "exists" });
             return { downloaded: false, fetched: 0 };
           }
@@ -261,7 +271,7 @@ export class Puller {
                   : { ...base, status: u.status, current: u.current },
               ),
             signal,
-          );
+          ).catch(fail);
           emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
           return outcome;
         }),
