@@ -1,5 +1,5 @@
 import type { PullEvent, PullSummary } from "../pull/index.ts";
-import { familiarName, parseReference } from "../reference/index.ts";
+import { familiarName, formatReference, parseReference } from "../reference/index.ts";
 import { errorJson, formatBytes, type Output } from "./output.ts";
 
 /** Renders pull events: Docker-like plain lines, live TTY progress, or NDJSON. */
@@ -175,8 +175,16 @@ class TtyRenderer implements PullRenderer {
     for (const line of lines) this.#rows.push({ key: `d:${s.reference}`, text: () => line });
     this.#draw();
   }
-  failed(): void {
+  failed(reference: string): void {
+    // The error is printed below the block: draw the image's last frame, then leave it be, so
+    // no redraw moves the cursor up over the error.
     this.#draw();
+    const name = formatReference(parseReference(reference));
+    const gone = (key: string) => key === `h:${name}` || key.startsWith(`${name} `);
+    for (let i = this.#rows.length - 1; i >= 0; i--) {
+      if (gone(this.#rows[i]?.key ?? "")) this.#rows.splice(i, 1);
+    }
+    this.#drawn = 0;
   }
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);

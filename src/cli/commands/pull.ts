@@ -153,9 +153,9 @@ export async function pullCommand(
             registry,
             signal,
           });
+          renderer.failed(positionals[i] ?? "", err);
           const code =
             mode === "json" ? exitFromJson(err) : renderError(err, output, positionals[i]);
-          if (mode === "json") renderer.failed(positionals[i] ?? "", err);
           if (exit === ExitCode.ok) exit = code;
         }
       }),
