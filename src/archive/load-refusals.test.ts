@@ -1,8 +1,11 @@
 // Archives ferry must refuse, each with a clear error naming the entry, and the store's names untouched.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, it, type TestContext } from "node:test";
+import { gzipSync, zstdCompressSync } from "node:zlib";
 import tar from "tar-stream";
 import { digestOf } from "../digest/index.ts";
 import { isFerryError } from "../observe/index.ts";
@@ -10,6 +13,7 @@ import { saveArchive } from "./save.ts";
 import {
   layerTar,
   load,
+  cutShort,
   packed,
   readIndex,
   storeImage,
@@ -44,6 +48,8 @@ async function validEntries(t: TestContext): Promise<{ entries: TarEntry[]; imag
 
 const blobName = (digest: string) => `blobs/sha256/${digest.slice(7)}`;
 
+const ENDS_INSIDE = "the archive is truncated: it ends inside this entry";
+
 /** Loads `archive` into a store that already names an image; the load must be refused and the names kept. */
 async function assertRefused(t: TestContext, archive: Buffer, pattern: RegExp): Promise<void> {
   const store = await tempStore(t);
@@ -63,6 +69,35 @@ describe("load refuses", () => {
     const archive = await packed((await validEntries(t)).entries);
     await assertRefused(t, archive.subarray(0, Math.floor(archive.length / 2)), /truncated/);
     await assertRefused(t, archive.subarray(0, archive.length - 1024), /end-of-archive marker/);
+  });
+
+  it("an entry whose header declares 8 GiB, then the archive ends; nothing left on disk", async (t) => {
+    const blob = blobName(digestOf("never sent"));
+    for (const name of [blob, "manifest.json", "0123/layer.tar"]) {
+      // A short body fits in the entry's buffer: the archive fails before the store reads it.
+      const archive = await cutShort(name, 8 * 2 ** 30, randomBytes(1000));
+      const store = await tempStore(t);
+      await assert.rejects(load(store, archive), (err: unknown) => {
+        assert.ok(isFerryError(err, "FERRY_ARCHIVE_INVALID"), String(err));
+        assert.equal(err.message, `archive test.tar: entry "${name}": ${ENDS_INSIDE}`);
+        assert.ok(err.hint);
+        return true;
+      });
+      assert.deepEqual(await readdir(join(store.root, "blobs", "sha256")), []);
+      assert.deepEqual(await readdir(join(store.root, "ferry", "ingest")).catch(() => []), []);
+    }
+  });
+
+  it("compressed archives that are cut short or damaged", async (t) => {
+    const archive = await packed((await validEntries(t)).entries);
+    const gzip = gzipSync(archive);
+    await assertRefused(t, gzip.subarray(0, gzip.length - 100), /compressed archive is truncated/);
+    const zstd = zstdCompressSync(archive);
+    await assertRefused(t, zstd.subarray(0, zstd.length - 100), /compressed archive is truncated/);
+    const frame = Buffer.concat([zstd.subarray(0, 4), Buffer.from("not a zstd frame")]);
+    await assertRefused(t, frame, /it cannot be decompressed \(/);
+    const deflate = Buffer.concat([gzip.subarray(0, 10), randomBytes(64)]);
+    await assertRefused(t, deflate, /it cannot be decompressed \(|compressed archive is truncated/);
   });
 
   it("a blob whose content does not match its digest", async (t) => {

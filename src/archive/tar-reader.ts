@@ -72,8 +72,9 @@ export async function readTar(input: Readable, source: string, visitor: TarVisit
   } catch (err) {
     extract.destroy();
     input.destroy();
-    await feeding;
-    throw readFailure(err, source, current);
+    const fed = await feeding;
+    // An entry's body fails as "destroyed" when the archive under it failed: say why that was.
+    throw readFailure(entryStreamGone(err) && fed !== undefined ? fed : err, source, current);
   }
   const fed = await feeding;
   if (fed !== undefined) throw readFailure(fed, source, current);
@@ -136,7 +137,10 @@ function readFailure(err: unknown, source: string, current: string | undefined):
   if (/unexpected end of file/i.test(message)) {
     return archiveInvalid(source, "the compressed archive is truncated", { cause: err });
   }
-  if (/incorrect header check|zstd|invalid/i.test(message)) {
+  // zlib's and zstd's own codes (Z_DATA_ERROR, ZSTD_error_…): their messages vary.
+  const code = (err as { code?: unknown } | null)?.code;
+  const decoder = typeof code === "string" && /^(Z|ZSTD)_/.test(code);
+  if (decoder || /incorrect header check|zstd|invalid/i.test(message)) {
     return archiveInvalid(source, `it cannot be decompressed (${message})`, { cause: err });
   }
   return new FerryError("FERRY_STORE_IO", `cannot read archive ${source}: ${message}`, {
@@ -144,6 +148,11 @@ function readFailure(err: unknown, source: string, current: string | undefined):
     cause: err,
     fields: { archive: source },
   });
+}
+
+/** tar-stream's entry streams (streamx) fail with this code when the extractor is destroyed. */
+function entryStreamGone(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === "STREAM_DESTROYED";
 }
 
 async function* bytesOf(source: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {

@@ -112,6 +112,23 @@ export async function packed(entries: TarEntry[]): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+/** An archive whose one entry's header declares `size` bytes, of which only `body` follows. */
+export async function cutShort(name: string, size: number, body: Buffer): Promise<Buffer> {
+  const pack = tar.pack();
+  const out: Buffer[] = [];
+  let length = 0;
+  const arrived = new Promise<void>((resolve) => {
+    pack.on("data", (c: unknown) => {
+      out.push(c as Buffer);
+      length += (c as Buffer).length;
+      if (length >= 512 + body.length) resolve();
+    });
+  });
+  pack.entry({ name, size, mtime: new Date(0) }).write(body);
+  await arrived;
+  return Buffer.concat(out);
+}
+
 export async function load(
   store: Store,
   archive: Buffer,
