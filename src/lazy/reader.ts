@@ -225,6 +225,7 @@ export class LazyImage {
       for (const e of entries) {
         if (whiteoutTarget(e.path) !== undefined || LANDMARKS.has(e.path)) continue;
         if (e.type !== "dir") removed(e.path);
+        addParents(merged, e.path, i);
         merged.set(e.path, { ...e, layer: i });
       }
     }
@@ -232,6 +233,28 @@ export class LazyImage {
     return merged;
   }
 }
+
+/**
+ * A layer may name `etc/h0.txt` without an `etc/` entry: the directory exists all the same, as
+ * when the layer is unpacked (and in `ferry mount`'s tree), with the mode an unpacker gives it.
+ */
+function addParents(merged: Map<string, ImageEntry>, path: string, layer: number): void {
+  for (const dir of ancestorsOf(path).slice(1)) {
+    if (merged.get(dir)?.type === "dir") continue;
+    merged.set(dir, { ...IMPLICIT_DIR, path: dir, layer });
+  }
+}
+
+const IMPLICIT_DIR: Omit<ImageEntry, "path" | "layer"> = {
+  type: "dir",
+  size: 0,
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  linkName: undefined,
+  digest: undefined,
+  chunks: [],
+};
 
 function normalize(path: string): string {
   const clean = posix.normalize(`/${path}`).replace(/\/+$/, "");
