@@ -1,4 +1,5 @@
 import { ExitCode, type Output, processOutput, renderError } from "./output.ts";
+import { closest } from "./suggest.ts";
 
 const VERSION = "0.1.0";
 
@@ -184,6 +185,16 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+function unknownCommand(name: string, output: Output): number {
+  const match = closest(name, [...Object.keys(COMMANDS), "help", "--help", "--version"]);
+  const hint =
+    match === undefined
+      ? "run `ferry --help` to list the commands"
+      : `did you mean \`ferry ${match}\`? \`ferry --help\` lists the commands`;
+  output.err(`ferry: unknown command "${name}"\n  hint: ${hint}\n`);
+  return ExitCode.usage;
+}
+
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
   return `Usage: ferry COMMAND [options]
@@ -193,28 +204,35 @@ ferry puts container images on a machine before they are needed.
 Commands:
 ${lines.join("\n")}
 
-Run \`ferry COMMAND --help\` for a command's options.
+Run \`ferry COMMAND --help\` (or \`ferry help COMMAND\`) for a command's options; \`ferry -v\` for the version.
 Store: --store DIR, else $FERRY_STORE, else ~/.local/share/ferry/store (/var/lib/ferry/store as root).
 `;
 }
 
 export async function main(argv: string[], output: Output = processOutput): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined || name === "--help" || name === "-h") {
     output.out(mainUsage());
     return name === undefined ? ExitCode.usage : ExitCode.ok;
   }
-  if (name === "--version" || name === "version") {
+  if (name === "--version" || name === "-v" || name === "version") {
     output.out(`ferry ${VERSION}\n`);
     return ExitCode.ok;
   }
-  const entry = COMMANDS[name];
-  if (entry === undefined) {
-    output.err(
-      `ferry: unknown command "${name}"\n  hint: run \`ferry --help\` to list the commands\n`,
-    );
-    return ExitCode.usage;
+  if (name === "help") {
+    // `ferry help CMD` is `ferry CMD --help`.
+    const [topic] = rest;
+    if (topic === undefined) {
+      output.out(mainUsage());
+      return ExitCode.ok;
+    }
+    const entry = COMMANDS[topic];
+    if (entry === undefined) return unknownCommand(topic, output);
+    output.out((await entry.load()).usage);
+    return ExitCode.ok;
   }
+  const entry = COMMANDS[name];
+  if (entry === undefined) return unknownCommand(name, output);
   const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {
     output.out(command.usage);
