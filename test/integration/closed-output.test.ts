@@ -1,6 +1,7 @@
 // A reader that goes away (`ferry pull --json | head -1`): no stack trace, the work completes
 // (or a command whose product is stdout stops with exit 141), and the store stays whole.
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import type { Readable } from "node:stream";
 import { join } from "node:path";
@@ -16,6 +17,7 @@ import {
   removeDir,
   startFerry,
   tempDir,
+  until,
   verifiedBlobs,
 } from "./cli.ts";
 
@@ -140,6 +142,26 @@ describe("output whose reader went away", () => {
     assert.equal(r.code, 141, describeRun(r));
     assert.match(r.stderr, /^ferry: stdout was closed before \/data\.bin was written in full\n/);
     assert.match(r.stderr, /\n {2}hint: /);
+  });
+
+  test("agent whose log reader went away: keeps warming, shuts down cleanly", async () => {
+    const store = newStore();
+    const list = join(work, "agent-list.txt");
+    const name = `${slow.host}/closed/img:v1`;
+    await writeFile(list, `${name}\n`);
+    const run = startFerry([
+      "agent",
+      ...["-f", list, "--target", "store", "--store", store, "--listen", "127.0.0.1:0"],
+    ]);
+    await closeAfter(run.child.stderr, /"msg":"agent listening"[^\n]*\n/);
+    // Its pull logs lines to the closed stderr: the agent must go on and record the image.
+    await until("the agent to warm the image", async () =>
+      (await entriesFor(store, name)).length === 1 ? true : undefined,
+    );
+    run.child.kill("SIGTERM");
+    const r = await run.result;
+    assert.equal(r.code, 0, describeRun(r));
+    await assertPulled(store, name);
   });
 
   test("mirror whose log reader went away: keeps serving, shuts down cleanly", async () => {
