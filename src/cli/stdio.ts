@@ -46,7 +46,7 @@ function readerGone(err: unknown): boolean {
   return READER_GONE.has((err as { code?: string } | null)?.code ?? "");
 }
 
-export function outputClosed(stream: string, what: string, cause?: unknown): FerryError {
+function outputClosed(stream: string, what: string, cause?: unknown): FerryError {
   return new FerryError(
     "FERRY_OUTPUT_CLOSED",
     `${stream} was closed before ${what} was written in full`,
