@@ -118,7 +118,11 @@ export class LazyImage {
     let want = normalize(path);
     for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
       const found = await this.#lookup(want);
-      if (found === undefined) throw notFound(want);
+      if (found === undefined) {
+        // A directory no layer names (only its files do) is still a directory, not a missing file.
+        if ((await this.#mergedView()).get(want)?.type === "dir") throw notAFile(want, "dir");
+        throw notFound(want);
+      }
       const { entry, layer, content } = found;
       if (entry.type === "symlink") {
         const target = entry.linkName ?? "";
@@ -129,14 +133,7 @@ export class LazyImage {
         want = entry.linkName ?? "";
         continue;
       }
-      if (entry.type !== "reg")
-        throw new FerryError(
-          "FERRY_INVALID_ARGUMENT",
-          `${want} is a ${entry.type === "dir" ? "directory" : `${entry.type} device or fifo`}, not a regular file`,
-          {
-            hint: "use `ferry lazy ls` to list a directory",
-          },
-        );
+      if (entry.type !== "reg") throw notAFile(want, entry.type);
       if (content !== undefined) {
         yield content;
         return;
@@ -266,6 +263,14 @@ function ancestorsOf(path: string): string[] {
   const parts = path.split("/");
   for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("/"));
   return out;
+}
+
+function notAFile(path: string, type: TocEntry["type"]): FerryError {
+  return new FerryError(
+    "FERRY_INVALID_ARGUMENT",
+    `/${path} is a ${type === "dir" ? "directory" : `${type} device or fifo`}, not a regular file`,
+    { hint: "use `ferry lazy ls` to list a directory" },
+  );
 }
 
 function notFound(path: string): FerryError {

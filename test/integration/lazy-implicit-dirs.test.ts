@@ -66,5 +66,11 @@ describe("ferry lazy ls of directories no layer names", () => {
         "-rw-r--r-- /usr/share/doc/readme",
       ]);
     });
+
+    test(`${kind}: cat of such a directory says it is one`, async () => {
+      const r = await ferry(["lazy", "cat", ref(), "/etc"], isolatedEnv(home));
+      assert.equal(r.code, 2, describeRun(r));
+      assert.equal(r.stderr.split("\n")[0], "ferry: /etc is a directory, not a regular file");
+    });
   }
 });
