@@ -12,7 +12,7 @@ import { canonicalHost } from "../config/index.ts";
 import { FerryError, isFerryError, type Metrics } from "../observe/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import type { ImagePresence, Target, TargetPullOptions } from "../runtime/index.ts";
-import { apiMessage } from "./api-errors.ts";
+import { apiConnectError, apiMessage } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
 import { EventRecorder, type InvolvedObject } from "./events.ts";
 import { decideHeadroom, filesystemUsage, headroomError } from "./headroom.ts";
@@ -234,7 +234,15 @@ class NodeAgent implements KubeAgent {
   async start(): Promise<void> {
     await mkdir(this.#o.stateDir, { recursive: true });
     await this.#loadBase();
-    await Promise.all([this.#nodes.start(), this.#configMaps.start(), this.#prepulls.start()]);
+    // The first calls prove the kubeconfig: their failure says what is wrong with it.
+    await Promise.all([
+      this.#nodes.start(),
+      this.#configMaps.start(),
+      this.#prepulls.start(),
+    ]).catch((error: unknown) => {
+      const client = this.#o.client;
+      throw apiConnectError(error, client.config.getCurrentCluster()?.server ?? client.source);
+    });
     if (this.#nodes.items.length === 0)
       this.#o.log({
         level: "warn",
