@@ -70,7 +70,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
       let bytes: number | undefined;
       let fromPeers: number | undefined;
       const presence = await withRetries(retries, baseDelay, signal, async () => {
-        const found = await target.status(entry.ref, signal);
+        const found = await target.status(entry.ref, signal, entry.platform);
         if (found.present) return found;
         onResult?.({ ...base, state: "pulling" });
         pulled = true;
@@ -108,7 +108,7 @@ export function createCheckFunction(options: CheckOptions): WarmFunction {
   const limiter = new Limiter(options.concurrency ?? DEFAULT_WARM_CONCURRENCY);
   return (images, { signal, onResult } = {}) =>
     forEachJob(images, options.targets, limiter, signal, onResult, async (entry, target, base) => {
-      const presence = await target.status(entry.ref, signal);
+      const presence = await target.status(entry.ref, signal, entry.platform);
       const digest = presence.present ? digestOf(presence) : undefined;
       return {
         ...base,

@@ -342,7 +342,7 @@ class NodeAgent implements KubeAgent {
       kind: target.kind,
       name: target.name,
       ping: (signal) => target.ping(signal),
-      status: (ref, signal) => target.status(ref, signal),
+      status: (ref, signal, platform) => target.status(ref, signal, platform),
       pull,
       close: () => target.close(),
     };
@@ -551,7 +551,8 @@ class NodeAgent implements KubeAgent {
     for (const image of this.#wanted.keys()) {
       if (!full && this.#present.has(image)) continue;
       try {
-        const presence = await runtime.status(this.#wanted.get(image)!.entry.ref);
+        const { entry } = this.#wanted.get(image)!;
+        const presence = await runtime.status(entry.ref, undefined, entry.platform);
         if (presence.present) this.#present.set(image, presence);
         else this.#present.delete(image);
       } catch (error) {
