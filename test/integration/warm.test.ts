@@ -202,7 +202,7 @@ describe("warm, check and bootstrap", () => {
         images,
         warm,
         timeoutMs: 600,
-        retryDelayMs: 50,
+        targetBackoff: { initialMs: 50, maxMs: 50 },
         onEvent: (e) => events.push(e.type),
       });
       assert.equal(gone.ready, false);
@@ -222,7 +222,8 @@ describe("warm, check and bootstrap", () => {
         images,
         warm,
         timeoutMs: 10_000,
-        retryDelayMs: 50,
+        targetBackoff: { initialMs: 50, maxMs: 50 },
+        imageBackoff: { initialMs: 50, maxMs: 50 },
         onReady: [async () => void hooked++],
       });
       assert.equal(outcome.ready, true, JSON.stringify(outcome));
