@@ -73,7 +73,7 @@ export function apiConnectError(error: unknown, server: string): FerryError {
   if (typeof cause.path === "string")
     return new FerryError(
       "FERRY_CONFIG_INVALID",
-      `the kubeconfig names a file that cannot be read: ${cause.path} (${errno ?? cause.message})`,
+      `a file the kubeconfig (or ServiceAccount) names cannot be read: ${cause.path} (${errno ?? cause.message})`,
       {
         hint: "fix the path (certificate-authority, client-certificate, client-key, tokenFile) in the kubeconfig",
         cause: error,
@@ -86,6 +86,18 @@ export function apiConnectError(error: unknown, server: string): FerryError {
       `TLS connection to the Kubernetes API server ${server} failed (${errno})`,
       {
         hint: "the kubeconfig's certificate-authority(-data) must be the CA that signed the API server's certificate",
+        cause: error,
+        fields,
+      },
+    );
+  // Not a failed request: the client could not use the kubeconfig (a credential plugin that
+  // failed or printed no credential, a setting it does not support).
+  if (!(error instanceof TypeError && error.message === "fetch failed"))
+    return new FerryError(
+      "FERRY_CONFIG_INVALID",
+      `the kubeconfig cannot be used: ${cause.message || "its credential plugin failed"}`,
+      {
+        hint: "check its user (exec plugin, token, client certificate) and cluster; `kubectl --kubeconfig FILE get nodes` meets the same problem",
         cause: error,
         fields,
       },

@@ -177,7 +177,7 @@ current-context: c
         `{server: "${api.url}", certificate-authority: ${join(work, "no-ca.crt")}}`,
         "{token: admin-token}",
         "FERRY_CONFIG_INVALID",
-        /names a file that cannot be read: .*no-ca\.crt/,
+        /names cannot be read: .*no-ca\.crt/,
       ],
       [
         "missing-plugin",
@@ -192,6 +192,13 @@ current-context: c
         "{token: admin-token}",
         "FERRY_CONFIG_INVALID",
         /not an https:\/\/ or http:\/\/ URL/,
+      ],
+      [
+        "failing-plugin",
+        `{server: "${api.url}", certificate-authority-data: ${caData}}`,
+        "{exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/false}}",
+        "FERRY_CONFIG_INVALID",
+        /the kubeconfig cannot be used/,
       ],
     ];
     for (const [name, cluster, user, code, message] of cases) {
