@@ -125,7 +125,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
         msg: "retrying",
         image,
         target,
-        attempt: retries.get(image, target)?.attempts,
+        failures: retries.get(image, target)?.attempts,
       });
       try {
         queue.add(entry, "retry");
