@@ -1,7 +1,7 @@
 /**
  * Bootstrap: the readiness gate of a machine that is starting. Wait until every
  * target answers, warm the list (again and again, with backoff, while required
- * images are missing), then run the ready hooks: a ready file, systemd's
+ * images are missing; backoff.ts's policy), then run the ready hooks: a ready file, systemd's
  * READY=1, and later the removal of a Kubernetes startup taint. All of it
  * within one deadline; optional images never hold readiness back.
  */
@@ -10,6 +10,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { formatReference } from "../reference/index.ts";
 import type { Target, TargetKind } from "../runtime/index.ts";
 import { writeFileAtomic } from "../store/index.ts";
+import {
+  type BackoffPolicy,
+  backoffDelay,
+  REQUIRED_IMAGE_BACKOFF,
+  TARGET_WAIT_BACKOFF,
+} from "./backoff.ts";
 import type { ImageEntry, WarmFunction, WarmResult } from "./types.ts";
 
 /**
@@ -28,9 +34,10 @@ export interface BootstrapOptions {
   readonly signal?: AbortSignal;
   readonly onReady?: readonly ReadyHook[];
   readonly onEvent?: (event: BootstrapEvent) => void;
-  /** First wait between pings and between warm rounds; doubles up to maxRetryDelayMs (default 500 ms → 15 s). */
-  readonly retryDelayMs?: number;
-  readonly maxRetryDelayMs?: number;
+  /** Waits between pings of a target not answering yet (default TARGET_WAIT_BACKOFF). */
+  readonly targetBackoff?: BackoffPolicy;
+  /** Waits between warm rounds while required images are missing (default REQUIRED_IMAGE_BACKOFF). */
+  readonly imageBackoff?: BackoffPolicy;
 }
 
 export type BootstrapEvent =
@@ -59,16 +66,12 @@ export interface BootstrapOutcome {
   readonly missing: readonly WarmResult[];
 }
 
-const DEFAULT_RETRY_DELAY_MS = 500;
-const DEFAULT_MAX_RETRY_DELAY_MS = 15_000;
-
 export async function runBootstrap(options: BootstrapOptions): Promise<BootstrapOutcome> {
   const started = performance.now();
   const seconds = () => Math.round(performance.now() - started) / 1000;
   const deadline = AbortSignal.timeout(options.timeoutMs);
   const run = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
   const emit = options.onEvent ?? (() => {});
-  const backoff = new Backoff(options.retryDelayMs, options.maxRetryDelayMs);
   const stopped = (extra: Partial<BootstrapOutcome>): BootstrapOutcome => ({
     ready: false,
     reason: options.signal?.aborted ? "interrupted" : "timeout",
@@ -79,10 +82,15 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
     ...extra,
   });
 
-  const unavailable = await waitForTargets(options.targets, run, backoff, emit);
+  const unavailable = await waitForTargets(
+    options.targets,
+    run,
+    options.targetBackoff ?? TARGET_WAIT_BACKOFF,
+    emit,
+  );
   if (unavailable.length > 0) return stopped({ unavailable });
 
-  backoff.reset();
+  let round = 0;
   const latest = new Map<string, WarmResult>();
   let todo = options.images;
   for (;;) {
@@ -103,7 +111,7 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
     const ordered = orderedResults(options.images, options.targets, latest);
     if (missing.length === 0) break;
     if (run.aborted) return stopped({ results: ordered, missing });
-    const delayMs = backoff.next();
+    const delayMs = backoffDelay(options.imageBackoff ?? REQUIRED_IMAGE_BACKOFF, round++);
     const images = new Set(missing.map((r) => r.image));
     emit({ type: "retry", images: [...images], delayMs });
     if (!(await pause(delayMs, run))) return stopped({ results: ordered, missing });
@@ -125,10 +133,11 @@ export async function runBootstrap(options: BootstrapOptions): Promise<Bootstrap
 async function waitForTargets(
   targets: readonly Target[],
   signal: AbortSignal,
-  backoff: Backoff,
+  backoff: BackoffPolicy,
   emit: (event: BootstrapEvent) => void,
 ): Promise<UnavailableTarget[]> {
   let pending = [...targets];
+  let round = 0;
   const reasons = new Map<Target, string>();
   while (pending.length > 0) {
     const answers = await Promise.all(
@@ -149,7 +158,7 @@ async function waitForTargets(
       }),
     );
     pending = answers.filter((t): t is Target => t !== undefined);
-    if (pending.length === 0 || !(await pause(backoff.next(), signal))) break;
+    if (pending.length === 0 || !(await pause(backoffDelay(backoff, round++), signal))) break;
   }
   return pending.map((t) => ({ target: t.kind, name: t.name, reason: reasons.get(t) ?? "" }));
 }
@@ -161,28 +170,6 @@ async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-class Backoff {
-  readonly #first: number;
-  readonly #max: number;
-  #current: number;
-
-  constructor(first = DEFAULT_RETRY_DELAY_MS, max = DEFAULT_MAX_RETRY_DELAY_MS) {
-    this.#first = first;
-    this.#max = max;
-    this.#current = first;
-  }
-
-  next(): number {
-    const delay = this.#current;
-    this.#current = Math.min(this.#max, this.#current * 2);
-    return Math.round(delay / 2 + (Math.random() * delay) / 2);
-  }
-
-  reset(): void {
-    this.#current = this.#first;
   }
 }
 

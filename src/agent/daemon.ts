@@ -24,6 +24,8 @@ import { AgentMetrics } from "./metrics.ts";
 import { listen } from "./server.ts";
 import { type AgentRoutesOptions, createAgentRoutes, statusDocument } from "./status.ts";
 import { ActivityLog } from "./activity.ts";
+import { type BackoffPolicy, OPTIONAL_IMAGE_BACKOFF, REQUIRED_IMAGE_BACKOFF } from "./backoff.ts";
+import { PullRetries } from "./retries.ts";
 import { createStatusPage, Sampler } from "../web/index.ts";
 import type { ImageList } from "./types.ts";
 import { createWarmFunction } from "./warm.ts";
@@ -66,6 +68,8 @@ export interface AgentOptions {
   readonly node?: string | undefined;
   /** The registry /metrics renders; others (kube/) add their families to it. */
   readonly metrics?: Metrics | undefined;
+  /** The waits before the agent tries a failed image again (defaults: backoff.ts). */
+  readonly retry?: { readonly required?: BackoffPolicy; readonly optional?: BackoffPolicy };
   /** How long pulls in flight may take to finish at shutdown (default 20 s). */
   readonly graceMs?: number | undefined;
   /** Opens the targets (the CLI's composition); hooks feed the agent's metrics. */
@@ -108,6 +112,30 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   let ready = false;
   const gate = new FreshnessGate();
   const targets = opened.targets.map((t) => gate.wrap(t));
+  // A failed listed image is tried again on its own, not only at the next schedule.
+  const retries = new PullRetries({
+    ...(options.retry?.required === undefined ? {} : { required: options.retry.required }),
+    ...(options.retry?.optional === undefined ? {} : { optional: options.retry.optional }),
+    retry: (image, target) => {
+      const entry = list.images.find((e) => formatReference(e.ref) === image);
+      if (entry === undefined) return retries.forget(image);
+      metrics.retry(target);
+      log({
+        level: "info",
+        msg: "retrying",
+        image,
+        target,
+        failures: retries.get(image, target)?.attempts,
+      });
+      try {
+        queue.add(entry, "retry");
+      } catch {} // the agent is shutting down
+    },
+    onChange: (image, target, retry) => {
+      state.setRetry(image, target, retry);
+      metrics.retriesPending(retries.pending);
+    },
+  });
   const queue = new PullQueue({
     warm: createWarmFunction({
       targets,
@@ -120,6 +148,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     onResult: (r) => {
       gate.settle(r);
       state.record(r);
+      if (state.isListed(r.image)) retries.record(r);
       metrics.pull(r);
       activity.record(r);
       if (r.state === "pulled" && r.target === "store") void storeUsage?.sample();
@@ -200,6 +229,11 @@ export async function runAgent(options: AgentOptions): Promise<void> {
         ...(listError ? { error: listError } : {}),
       },
       queue: { depth: queue.depth, ...queue.stats() },
+      retries: {
+        pending: retries.pending,
+        required: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
+        optional: options.retry?.optional ?? OPTIONAL_IMAGE_BACKOFF,
+      },
       schedule: warmSchedule?.stats() ?? null,
       policy: policy?.stats() ?? null,
       webhooks: { enabled: options.webhookSecret !== undefined, allow: allow.prefixes },
@@ -271,6 +305,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     list = next;
     allow = allowFor(next);
     const change = state.setList(next.images);
+    for (const image of change.removed) retries.forget(image);
     for (const image of change.unrequired) {
       if (store !== undefined) await store.setPinned(image, false).catch(() => false);
       // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
@@ -308,6 +343,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   });
   log({ level: "info", msg: "shutting down: finishing pulls in flight", queued: queue.depth });
   watch.stop();
+  retries.stop();
   page.close();
   storeUsage?.stop();
   await Promise.all([

@@ -31,8 +31,12 @@ export class FreshnessGate {
 
   wrap(target: Target): Target {
     const wanted = this.#wanted;
-    const status = async (ref: Reference, signal?: AbortSignal): Promise<ImagePresence> => {
-      const presence = await target.status(ref, signal);
+    const status = async (
+      ref: Reference,
+      signal?: AbortSignal,
+      platform?: string,
+    ): Promise<ImagePresence> => {
+      const presence = await target.status(ref, signal, platform);
       const want = wanted.get(`${formatReference(ref)} ${target.kind}`);
       if (!presence.present || want === undefined) return presence;
       const current =

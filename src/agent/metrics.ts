@@ -18,6 +18,8 @@ export class AgentMetrics {
   readonly #storeBytes;
   readonly #storeUsed;
   readonly #reclaimed;
+  readonly #retries;
+  readonly #retriesPending;
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
@@ -64,6 +66,14 @@ export class AgentMetrics {
       "ferry_agent_prune_reclaimed_bytes_total",
       "Bytes the retention policy freed.",
     );
+    this.#retries = m.counter(
+      "ferry_agent_pull_retries_total",
+      "Failed images the agent tried again on its own (backoff), per target.",
+    );
+    this.#retriesPending = m.gauge(
+      "ferry_agent_pull_retries_pending",
+      "Image × target pairs waiting for the agent's next attempt after a failure.",
+    );
   }
 
   pull(r: WarmResult): void {
@@ -72,6 +82,14 @@ export class AgentMetrics {
     if (r.state === "failed")
       this.#failures({ target: r.target, code: r.error?.code ?? "unknown" });
     if (r.seconds !== undefined) this.#seconds({ target: r.target }, r.seconds);
+  }
+
+  retry(target: TargetKind): void {
+    this.#retries({ target });
+  }
+
+  retriesPending(pending: number): void {
+    this.#retriesPending(pending);
   }
 
   pulledBytes(target: TargetKind, bytes: number): void {

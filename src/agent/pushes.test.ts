@@ -114,6 +114,33 @@ describe("push handler", () => {
     await queue.close(100);
   });
 
+  it("a re-pushed tag whose pull still found the previous digest is pulled again", async () => {
+    const pulled: string[] = [];
+    const warm: WarmFunction = async (images) => {
+      const image = formatReference(images[0]!.ref);
+      // The registry links the tag to B only after it announced the push.
+      const digest = pulled.length === 0 ? A : B;
+      pulled.push(digest);
+      return [{ image, target: "store", required: false, state: "pulled", digest }];
+    };
+    const queue = new PullQueue({ warm });
+    const list = { images: [], targets: undefined, source: "test" };
+    const onPush = createPushHandler({
+      queue,
+      state: new AgentState(["store"]),
+      gate: new FreshnessGate(),
+      targets: [],
+      list: () => list,
+      log: () => {},
+      delays: [5, 5, 5],
+    });
+    onPush([{ ref: parseReference("r.example/team/app:2"), digest: B }], "distribution");
+    for (let polls = 0; pulled.length < 2 && polls < 1000; polls++) await sleep(5);
+    assert.deepEqual(pulled, [A, B]);
+    await queue.close(100);
+    assert.deepEqual(pulled, [A, B], "no pull after the announced digest arrived");
+  });
+
   it("a listed image keeps the list's settings; a new tag is optional, on the list's platform", async () => {
     const seen: ImageEntry[] = [];
     const warm: WarmFunction = async (images) => {

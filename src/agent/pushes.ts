@@ -2,7 +2,8 @@
  * What a registry push sets in motion: the image it names joins the pull queue (with the
  * list's settings when it is listed, else optional), and its targets are told a new version
  * exists (freshness.ts). Distribution announces a manifest push before it links the tag, so
- * a pull that finds the tag not there yet is tried again a few times, briefly.
+ * a pull that finds the tag not there yet, or (a re-pushed tag) still at the digest it had, is
+ * tried again a few times, briefly.
  */
 import { isFerryError } from "../observe/index.ts";
 import { formatReference, repositoryName } from "../reference/index.ts";
@@ -34,7 +35,7 @@ export function createPushHandler(
   o: PushHandlerOptions,
 ): (images: readonly PushedImage[], kind: WebhookKind) => void {
   const delays = o.delays ?? PUSH_RETRY_DELAYS_MS;
-  const pull = (entry: ImageEntry, reason: string, attempt: number) => {
+  const pull = (entry: ImageEntry, reason: string, digest: string | undefined, attempt: number) => {
     let done: Promise<WarmResult[]>;
     try {
       done = o.queue.add(entry, reason).done;
@@ -44,15 +45,23 @@ export function createPushHandler(
     }
     void done.then((results) => {
       const early = results.some((r) => NOT_THERE_YET.has(r.error?.code ?? ""));
+      const stale =
+        digest !== undefined &&
+        results.some((r) => r.state === "pulled" && r.digest !== undefined && r.digest !== digest);
       const delay = delays[attempt];
-      if (!early || delay === undefined) return;
+      if (!(early || stale) || delay === undefined) return;
       o.log({
         level: "debug",
         msg: "pushed image not there yet; trying again",
         image: entry.text,
         delay,
+        ...(stale ? { pulled: "the tag's previous digest", announced: digest } : {}),
       });
-      setTimeout(() => pull(entry, reason, attempt + 1), delay).unref();
+      setTimeout(() => {
+        // The stale pull settled the announcement: the targets are told again.
+        if (stale) o.gate.announce(entry.ref, digest, o.targets);
+        pull(entry, reason, digest, attempt + 1);
+      }, delay).unref();
     });
   };
   return (images, kind) => {
@@ -70,7 +79,7 @@ export function createPushHandler(
       };
       if (listed === undefined) o.state.addWebhookImage(entry);
       o.gate.announce(pushed.ref, pushed.digest, o.targets);
-      pull(entry, `webhook:${kind}`, 0);
+      pull(entry, `webhook:${kind}`, pushed.digest, 0);
     }
   };
 }

@@ -4,6 +4,7 @@
  */
 import { formatReference } from "../reference/index.ts";
 import type { TargetKind } from "../runtime/index.ts";
+import type { PendingRetry } from "./retries.ts";
 import type { ImageEntry, PullProgress, WarmResult, WarmState } from "./types.ts";
 
 export interface TargetStatus {
@@ -20,6 +21,8 @@ export interface TargetStatus {
   readonly pinned?: boolean;
   /** While pulling, where the target tells (ferry's store). */
   readonly progress?: PullProgress;
+  /** After a failure: when the agent tries again on its own (retries.ts). */
+  readonly retry?: PendingRetry;
 }
 
 export interface ImageStatus {
@@ -142,6 +145,17 @@ export class AgentState {
     this.#images.set(result.image, {
       ...image,
       targets: { ...image.targets, [result.target]: next },
+    });
+  }
+
+  /** Shows (or, undefined, drops) the agent's next attempt at an image in a target. */
+  setRetry(image: string, target: TargetKind, retry: PendingRetry | undefined): void {
+    const status = this.#images.get(image);
+    if (status === undefined) return;
+    const { retry: _before, ...rest } = status.targets[target] ?? UNKNOWN;
+    this.#images.set(image, {
+      ...status,
+      targets: { ...status.targets, [target]: retry === undefined ? rest : { ...rest, retry } },
     });
   }
 

@@ -5,7 +5,14 @@
  */
 import { stat } from "node:fs/promises";
 import { FerryError } from "../observe/index.ts";
-import { parsePlatform } from "../oci/index.ts";
+import {
+  configPlatform,
+  hostPlatform,
+  type Platform,
+  parseManifest,
+  parsePlatform,
+  platformMatches,
+} from "../oci/index.ts";
 import type { PullEvent, Puller } from "../pull/index.ts";
 import { formatReference, type Reference, repositoryName } from "../reference/index.ts";
 import type { ImagePresence, Target } from "../runtime/index.ts";
@@ -46,9 +53,38 @@ class StoreTarget implements Target {
     throw unavailable(this.#store.root, "not a directory");
   }
 
-  async status(ref: Reference): Promise<ImagePresence> {
+  async status(ref: Reference, _signal?: AbortSignal, platform?: string): Promise<ImagePresence> {
     const record = await this.#store.findImage(formatReference(ref));
-    return record === undefined ? { present: false } : presenceOf(ref, record);
+    if (record === undefined) return { present: false };
+    return (await this.#holds(record, platform)) ? presenceOf(ref, record) : { present: false };
+  }
+
+  /**
+   * Whether the name's one stored platform is the one a pull for `platform` would store: an
+   * index's entry for it (the host's when absent), or a single-platform image for it (any
+   * single-platform image when absent, as a pull takes it).
+   */
+  async #holds(record: ImageRecord, platform: string | undefined): Promise<boolean> {
+    const want = platform === undefined ? undefined : parsePlatform(platform);
+    if (record.descriptor.platform !== undefined)
+      return platformMatches(want ?? hostPlatform(), record.descriptor.platform);
+    if (want === undefined) return true;
+    // Its manifest or config unreadable: not held, so the pull (which verifies) fetches it again.
+    const held = await this.#configPlatform(record).catch(() => null);
+    return held !== null && (held === undefined || platformMatches(want, held));
+  }
+
+  /** The platform a single-platform image's config declares (the record has none of its own). */
+  async #configPlatform(record: ImageRecord): Promise<Platform | undefined> {
+    const manifest = parseManifest(
+      await this.#store.readBlob(record.descriptor.digest),
+      record.descriptor.mediaType,
+    );
+    if (manifest.kind !== "image") return undefined;
+    const config: unknown = JSON.parse(
+      (await this.#store.readBlob(manifest.manifest.config.digest)).toString("utf8"),
+    );
+    return configPlatform(config);
   }
 
   async pull(ref: Reference, options: ProgressPullOptions = {}): Promise<ImagePresence> {
@@ -74,6 +110,21 @@ class StoreTarget implements Target {
       downloaded: summary.bytesDownloaded,
       fromPeers: summary.bytesFromPeers ?? 0,
     });
+    // A single-platform image is taken whatever its platform: one for another is not a success.
+    const record = await this.#store.findImage(summary.reference);
+    if (
+      options.platform !== undefined &&
+      record !== undefined &&
+      !(await this.#holds(record, options.platform))
+    )
+      throw new FerryError(
+        "FERRY_NO_MATCHING_PLATFORM",
+        `${summary.reference} is a single-platform image, not one for ${options.platform}`,
+        {
+          hint: "list the platform the image is built for, or push a multi-platform image with it",
+          fields: { platform: options.platform },
+        },
+      );
     return {
       present: true,
       id: summary.manifestDigest,

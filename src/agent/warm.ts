@@ -11,12 +11,11 @@ import { Limiter } from "../pull/index.ts";
 import { formatReference } from "../reference/index.ts";
 import type { ImagePresence, Target } from "../runtime/index.ts";
 import type { Store } from "../store/index.ts";
+import { type BackoffPolicy, backoffDelay, TRANSIENT_PULL_BACKOFF } from "./backoff.ts";
 import type { ImageEntry, ProgressPullOptions, WarmFunction, WarmResult } from "./types.ts";
 
 export const DEFAULT_WARM_CONCURRENCY = 4;
 export const DEFAULT_WARM_RETRIES = 3;
-const DEFAULT_RETRY_DELAY_MS = 1000;
-const MAX_RETRY_DELAY_MS = 30_000;
 
 /** Failures a later attempt may not meet: the registry or runtime down, slow or rate limiting. */
 const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -33,7 +32,7 @@ export interface WarmOptions {
   readonly concurrency?: number;
   /** Attempts after the first, for transient failures (default 3). */
   readonly retries?: number;
-  /** Delay before the first retry; doubles on each, with jitter, up to 30 s (default 1 s). */
+  /** Delay before the first retry; doubles on each, with jitter (default TRANSIENT_PULL_BACKOFF's 1 s → 30 s). */
   readonly retryDelayMs?: number;
   /** Credentials handed to runtime targets, looked up by the image's registry host. */
   readonly credentials: CredentialSource;
@@ -62,15 +61,18 @@ export function isTransientWarmError(err: unknown): boolean {
 export function createWarmFunction(options: WarmOptions): WarmFunction {
   const limiter = new Limiter(options.concurrency ?? DEFAULT_WARM_CONCURRENCY);
   const retries = options.retries ?? DEFAULT_WARM_RETRIES;
-  const baseDelay = options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  const backoff: BackoffPolicy =
+    options.retryDelayMs === undefined
+      ? TRANSIENT_PULL_BACKOFF
+      : { ...TRANSIENT_PULL_BACKOFF, initialMs: options.retryDelayMs };
   return (images, { signal, onResult } = {}) =>
     forEachJob(images, options.targets, limiter, signal, onResult, async (entry, target, base) => {
       const started = performance.now();
       let pulled = false;
       let bytes: number | undefined;
       let fromPeers: number | undefined;
-      const presence = await withRetries(retries, baseDelay, signal, async () => {
-        const found = await target.status(entry.ref, signal);
+      const presence = await withRetries(retries, backoff, signal, async () => {
+        const found = await target.status(entry.ref, signal, entry.platform);
         if (found.present) return found;
         onResult?.({ ...base, state: "pulling" });
         pulled = true;
@@ -108,7 +110,7 @@ export function createCheckFunction(options: CheckOptions): WarmFunction {
   const limiter = new Limiter(options.concurrency ?? DEFAULT_WARM_CONCURRENCY);
   return (images, { signal, onResult } = {}) =>
     forEachJob(images, options.targets, limiter, signal, onResult, async (entry, target, base) => {
-      const presence = await target.status(entry.ref, signal);
+      const presence = await target.status(entry.ref, signal, entry.platform);
       const digest = presence.present ? digestOf(presence) : undefined;
       return {
         ...base,
@@ -156,7 +158,7 @@ async function forEachJob(
 
 async function withRetries(
   retries: number,
-  baseDelayMs: number,
+  backoff: BackoffPolicy,
   signal: AbortSignal | undefined,
   attempt: () => Promise<ImagePresence>,
 ): Promise<ImagePresence> {
@@ -166,8 +168,7 @@ async function withRetries(
     } catch (err) {
       if (n >= retries || !isTransientWarmError(err) || signal?.aborted) throw err;
     }
-    const cap = Math.min(MAX_RETRY_DELAY_MS, baseDelayMs * 2 ** n);
-    await sleep(cap / 2 + (Math.random() * cap) / 2, undefined, { signal });
+    await sleep(backoffDelay(backoff, n), undefined, { signal });
   }
 }
 

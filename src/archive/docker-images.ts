@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { digestOf, isDigest, SHA256 } from "../digest/index.ts";
-import { type Descriptor, MediaType, type Platform } from "../oci/index.ts";
+import { configPlatform, type Descriptor, MediaType } from "../oci/index.ts";
 import { decompressor } from "./compression.ts";
 import { normalizeEntryPath } from "./entry-path.ts";
 import { archiveInvalid } from "./errors.ts";
@@ -113,7 +113,7 @@ export async function planDockerImages(
     );
     const digest = digestOf(manifest);
     blobs.push({ digest, bytes: manifest });
-    const platform = platformOf(config);
+    const platform = configPlatform(config);
     planned.push({
       names: item.RepoTags.map((t) => normalizedName(ctx, t, "manifest.json")),
       descriptor: {
@@ -188,14 +188,4 @@ async function checkDiffId(ctx: PlanContext, layer: TakenFile, expected: string,
       { entry: layer.path },
     );
   }
-}
-
-function platformOf(config: Record<string, unknown> | null): Platform | undefined {
-  const os = config?.os;
-  const architecture = config?.architecture;
-  if (typeof os !== "string" || typeof architecture !== "string") return undefined;
-  const variant = config?.variant;
-  return typeof variant === "string" && variant !== ""
-    ? { os, architecture, variant }
-    : { os, architecture };
 }

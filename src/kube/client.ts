@@ -72,8 +72,33 @@ export function loadKubeClient(options: KubeClientOptions = {}): KubeClient {
       throw new FerryError("FERRY_CONFIG_INVALID", "no Kubernetes cluster configured", {
         hint: "pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a ServiceAccount",
       });
+    plainHttpAsKubectlDoes(config);
     source = kubeconfig ?? "default kubeconfig";
     namespace ??= config.getContextObject(config.getCurrentContext())?.namespace;
   }
   return { config, source, namespace: namespace ?? DEFAULT_NAMESPACE };
+}
+
+/**
+ * Checks the current cluster's server URL. kubectl talks plain HTTP to an http:// server (as
+ * `kubectl proxy` serves); client-node refuses unless skipTLSVerify is set, which has no TLS
+ * to skip there, so it is set for such a cluster.
+ */
+function plainHttpAsKubectlDoes(config: KubeConfig): void {
+  const cluster = config.getCurrentCluster();
+  if (cluster === null) return;
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(cluster.server).protocol;
+  } catch {}
+  if (protocol !== "http:" && protocol !== "https:")
+    throw new FerryError(
+      "FERRY_CONFIG_INVALID",
+      `the kubeconfig's cluster "${cluster.name}" has server "${cluster.server}", not an https:// or http:// URL`,
+      { hint: "set clusters[].cluster.server to the API server's URL, e.g. https://10.0.0.1:6443" },
+    );
+  if (protocol === "http:" && !cluster.skipTLSVerify)
+    config.clusters = config.clusters.map((c) =>
+      c === cluster ? { ...c, skipTLSVerify: true } : c,
+    );
 }

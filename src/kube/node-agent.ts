@@ -12,7 +12,7 @@ import { canonicalHost } from "../config/index.ts";
 import { FerryError, isFerryError, type Metrics } from "../observe/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import type { ImagePresence, Target, TargetPullOptions } from "../runtime/index.ts";
-import { apiMessage } from "./api-errors.ts";
+import { apiConnectError, apiMessage } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
 import { EventRecorder, type InvolvedObject } from "./events.ts";
 import { decideHeadroom, filesystemUsage, headroomError } from "./headroom.ts";
@@ -234,7 +234,15 @@ class NodeAgent implements KubeAgent {
   async start(): Promise<void> {
     await mkdir(this.#o.stateDir, { recursive: true });
     await this.#loadBase();
-    await Promise.all([this.#nodes.start(), this.#configMaps.start(), this.#prepulls.start()]);
+    // The first calls prove the kubeconfig: their failure says what is wrong with it.
+    await Promise.all([
+      this.#nodes.start(),
+      this.#configMaps.start(),
+      this.#prepulls.start(),
+    ]).catch((error: unknown) => {
+      const client = this.#o.client;
+      throw apiConnectError(error, client.config.getCurrentCluster()?.server ?? client.source);
+    });
     if (this.#nodes.items.length === 0)
       this.#o.log({
         level: "warn",
@@ -334,7 +342,7 @@ class NodeAgent implements KubeAgent {
       kind: target.kind,
       name: target.name,
       ping: (signal) => target.ping(signal),
-      status: (ref, signal) => target.status(ref, signal),
+      status: (ref, signal, platform) => target.status(ref, signal, platform),
       pull,
       close: () => target.close(),
     };
@@ -543,7 +551,8 @@ class NodeAgent implements KubeAgent {
     for (const image of this.#wanted.keys()) {
       if (!full && this.#present.has(image)) continue;
       try {
-        const presence = await runtime.status(this.#wanted.get(image)!.entry.ref);
+        const { entry } = this.#wanted.get(image)!;
+        const presence = await runtime.status(entry.ref, undefined, entry.platform);
         if (presence.present) this.#present.set(image, presence);
         else this.#present.delete(image);
       } catch (error) {

@@ -17,6 +17,7 @@ export {
   MediaType,
 } from "./media-types.ts";
 export {
+  configPlatform,
   formatPlatform,
   hostPlatform,
   parsePlatform,

@@ -48,6 +48,17 @@ export function platformMatches(want: Platform, have: Platform): boolean {
   return w === undefined || w === normalizedVariant(have);
 }
 
+/** The platform an image config declares (os, architecture, variant); undefined when it does not say. */
+export function configPlatform(config: unknown): Platform | undefined {
+  const c =
+    typeof config === "object" && config !== null ? (config as Record<string, unknown>) : {};
+  const { os, architecture, variant } = c;
+  if (typeof os !== "string" || typeof architecture !== "string") return undefined;
+  return typeof variant === "string" && variant !== ""
+    ? { os, architecture, variant }
+    : { os, architecture };
+}
+
 /** Picks the manifest for a platform from an index; ignores attestation entries (unknown/unknown). */
 export function selectPlatform(manifests: readonly Descriptor[], want: Platform): Descriptor {
   const match = manifests.find(

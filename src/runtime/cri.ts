@@ -73,7 +73,9 @@ export class CriTarget implements Target {
     return readVersion(await this.#call(RUNTIME_SERVICE, "Version", { version: "v1" }, signal));
   }
 
-  async status(ref: Reference, signal?: AbortSignal): Promise<ImagePresence> {
+  async status(ref: Reference, signal?: AbortSignal, platform?: string): Promise<ImagePresence> {
+    // The CRI holds images for the runtime's own platform only: another's is never present.
+    if (platform !== undefined && !isHostPlatform(platform)) return { present: false };
     const image = await this.image(ref, signal);
     return image === undefined
       ? { present: false }

@@ -9,6 +9,7 @@ import { DockerApi } from "./docker-api.ts";
 import { dockerEndpoint } from "./endpoint.ts";
 import { pullFailed, runtimeError, runtimeUnavailable } from "./errors.ts";
 import { asFields, parseJson, stringField, stringsField } from "./fields.ts";
+import { heldForPlatform } from "./platform.ts";
 import type { ImagePresence, Target, TargetPullOptions } from "./target.ts";
 
 const RUNTIME = "docker";
@@ -49,7 +50,7 @@ export class DockerTarget implements Target {
     });
   }
 
-  async status(ref: Reference, signal?: AbortSignal): Promise<ImagePresence> {
+  async status(ref: Reference, signal?: AbortSignal, platform?: string): Promise<ImagePresence> {
     const answer = await this.#api.call({
       method: "GET",
       path: `/images/${dockerName(ref)}/json`,
@@ -62,6 +63,13 @@ export class DockerTarget implements Target {
     if (answer.status !== 200 || id === undefined) {
       throw runtimeError(RUNTIME, `inspect ${dockerName(ref)}`, DockerApi.messageOf(answer));
     }
+    const held = {
+      os: stringField(image, "Os"),
+      architecture: stringField(image, "Architecture"),
+      variant: stringField(image, "Variant"),
+    };
+    // The tag's copy for another platform (pulled with another --platform) is not this one.
+    if (platform !== undefined && !heldForPlatform(platform, held)) return { present: false };
     return { present: true, id, repoDigests: stringsField(image, "RepoDigests") };
   }
 
@@ -91,7 +99,7 @@ export class DockerTarget implements Target {
     }
     const error = await this.#api.readProgress(res, options.signal);
     if (error !== undefined) throw pullFailed(RUNTIME, name, error);
-    const presence = await this.status(ref, options.signal);
+    const presence = await this.status(ref, options.signal, options.platform);
     if (!presence.present) {
       throw pullFailed(RUNTIME, name, "the daemon reported success but does not list the image");
     }

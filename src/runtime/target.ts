@@ -30,7 +30,11 @@ export interface Target {
   readonly name: string;
   /** Resolves when the runtime answers; throws a FerryError (FERRY_RUNTIME_UNAVAILABLE) when it does not. */
   ping(signal?: AbortSignal): Promise<void>;
-  status(ref: Reference, signal?: AbortSignal): Promise<ImagePresence>;
+  /**
+   * Whether the target holds the image for `platform` (`os/arch[/variant]`; the target's own
+   * when absent): a copy for another platform is not present.
+   */
+  status(ref: Reference, signal?: AbortSignal, platform?: string): Promise<ImagePresence>;
   /** Pulls the image into the runtime; resolves when it is present. */
   pull(ref: Reference, options?: TargetPullOptions): Promise<ImagePresence>;
   /** Protect a warmed image from the runtime's own garbage collection, where supported (containerd's pinned label via CRI). */

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { type KubeAgent, loadKubeClient, } from "../../src/kube/index.ts";
+import { type KubeAgent, loadKubeClient } from "../../src/kube/index.ts";
 import { CollectionWatch } from "../../src/kube/watcher.ts";
 import { busyboxLayer } from "../fixtures/busybox.ts";
 import { pushImage } from "../fixtures/images.ts";

@@ -2,7 +2,7 @@
 // side (lists, taint, PrePull status) against an API server and the agent warming a real
 // containerd over CRI. Shared by the node-agent integration tests.
 import { mkdir } from "node:fs/promises";
-import { runAgent } from "../../src/agent/index.ts";
+import { type AgentOptions, runAgent } from "../../src/agent/index.ts";
 import { anonymous } from "../../src/config/index.ts";
 import { type KubeAgent, loadKubeClient, startKubeAgent } from "../../src/kube/index.ts";
 import { Metrics } from "../../src/observe/index.ts";
@@ -23,6 +23,8 @@ export async function startInProcessNodeAgent(o: {
   containerdSocket: string;
   startupTaintKey: string;
   extra?: Partial<Parameters<typeof startKubeAgent>[0]>;
+  /** The agent's waits before it tries a failed image again (tests shorten them). */
+  retry?: AgentOptions["retry"];
 }): Promise<InProcessNodeAgent> {
   await mkdir(o.stateDir, { recursive: true });
   const metrics = new Metrics();
@@ -51,6 +53,7 @@ export async function startInProcessNodeAgent(o: {
     port: 0,
     node: o.node,
     metrics,
+    ...(o.retry === undefined ? {} : { retry: o.retry }),
     openTargets: async () => {
       const cri = new CriTarget({ endpoint: `unix://${o.containerdSocket}` });
       return {

@@ -78,6 +78,10 @@ describe("runtime targets with real dockerd and containerd", () => {
       ...["docker/busybox", "cri/busybox", "cri/pinned"].map((name) =>
         pushImage(open.host, name, "v1", { layers }),
       ),
+      pushImage(open.host, "docker/arm64", "v1", {
+        layers,
+        platform: { os: "linux", architecture: "arm64" },
+      }),
       ...["docker/private", "cri/private"].map((name) =>
         pushImage(locked.host, name, "v1", { layers }, { creds }),
       ),
@@ -119,6 +123,19 @@ describe("runtime targets with real dockerd and containerd", () => {
       const name = `${open.host}/docker/busybox:v1`;
       const ran = await dockerd.docker(["run", "--rm", "--network", "none", name, "echo", "ok"]);
       assert.equal(ran.stdout, "ok\n");
+    });
+
+    test("an image held for another platform is not present for the listed one", async () => {
+      const image = ref(open, "docker/arm64");
+      const pulled = await docker.pull(image, { platform: "linux/arm64" });
+      assert.equal(pulled.present, true);
+      assert.deepEqual(await docker.status(image, undefined, "linux/arm64/v8"), pulled);
+      assert.deepEqual(
+        await docker.status(image),
+        pulled,
+        "no platform listed: as Docker holds it",
+      );
+      assert.deepEqual(await docker.status(image, undefined, "linux/amd64"), { present: false });
     });
 
     test("pulls with a credential from an htpasswd registry; without one fails clearly", async () => {
@@ -176,6 +193,9 @@ describe("runtime targets with real dockerd and containerd", () => {
       const { stdout } = await containerd.ctr(["-n", "k8s.io", "images", "ls", "-q"]);
       assert.ok(stdout.split("\n").includes(`${open.host}/cri/busybox:v1`), stdout);
       assert.ok(stdout.split("\n").includes(digest), stdout);
+      // The CRI holds the runtime's own platform only: never present for another.
+      assert.deepEqual(await cri.status(image, undefined, "linux/s390x"), { present: false });
+      assert.equal((await cri.status(image, undefined, "linux/amd64")).id, pulled.id);
     });
 
     test("pulls with a credential from an htpasswd registry; without one fails clearly", async () => {

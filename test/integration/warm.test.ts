@@ -20,12 +20,13 @@ import type { CredentialSource } from "../../src/config/index.ts";
 import { Puller } from "../../src/pull/index.ts";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Store } from "../../src/store/index.ts";
-import { type BuiltImage, pushImage } from "../fixtures/images.ts";
+import { type BuiltImage, pushImage, pushIndex } from "../fixtures/images.ts";
 import { startProxy } from "../fixtures/proxy.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
 import {
   describeRun,
+  entriesFor,
   type FerryResult,
   ferry,
   lines,
@@ -201,7 +202,7 @@ describe("warm, check and bootstrap", () => {
         images,
         warm,
         timeoutMs: 600,
-        retryDelayMs: 50,
+        targetBackoff: { initialMs: 50, maxMs: 50 },
         onEvent: (e) => events.push(e.type),
       });
       assert.equal(gone.ready, false);
@@ -221,7 +222,8 @@ describe("warm, check and bootstrap", () => {
         images,
         warm,
         timeoutMs: 10_000,
-        retryDelayMs: 50,
+        targetBackoff: { initialMs: 50, maxMs: 50 },
+        imageBackoff: { initialMs: 50, maxMs: 50 },
         onReady: [async () => void hooked++],
       });
       assert.equal(outcome.ready, true, JSON.stringify(outcome));
@@ -350,6 +352,86 @@ describe("warm, check and bootstrap", () => {
       assertExit(missing, 1);
       assert.equal(ndjson(missing.stdout)[0]?.state, "missing");
       assert.equal(missing.stderr, "");
+    });
+  });
+
+  describe("platforms: the store holds one per name", () => {
+    const ARM64 = { os: "linux", architecture: "arm64" };
+    const AMD64 = { os: "linux", architecture: "amd64" };
+
+    test("an image stored for another platform is missing; warm pulls the listed one", async () => {
+      const multi = await pushIndex(registry.host, "warm/multi", "v1", [
+        { platform: AMD64, layers: [[{ path: "arch", content: "amd64\n" }]] },
+        { platform: ARM64, layers: [[{ path: "arch", content: "arm64\n" }]] },
+      ]);
+      const store = fresh("store");
+      const ref = `${registry.host}/warm/multi:v1`;
+      assertExit(
+        await ferry(["pull", ref, "--platform", "linux/arm64", "--store", store, "-q"]),
+        0,
+      );
+      const amd64 = await writeList(
+        "amd64.yaml",
+        `images:\n  - {image: ${ref}, platform: linux/amd64}\n`,
+      );
+      const arm64 = await writeList(
+        "arm64.yaml",
+        `images:\n  - {image: ${ref}, platform: linux/arm64}\n`,
+      );
+
+      const wrong = await ferry(["check", "-f", amd64, "--store", store]);
+      assertExit(wrong, 1);
+      assert.equal(lines(wrong.stdout)[0], `MISSING ${ref}`);
+      const right = await ferry(["check", "-f", arm64, "--store", store]);
+      assertExit(right, 0);
+      assert.equal(lines(right.stdout)[0], `PRESENT ${ref}`);
+
+      const warmed = await ferry(["warm", "-f", amd64, "--store", store, "--json"]);
+      assertExit(warmed, 0);
+      const result = ndjson(warmed.stdout).find(
+        (e) => e["event"] === "result" && e["image"] === ref,
+      );
+      assert.equal(result?.["state"], "pulled", describeRun(warmed));
+      assert.deepEqual(
+        (await entriesFor(store, ref)).map((e) => [e.digest, e.platform?.architecture]),
+        [[multi.images[0]?.manifestDigest, "amd64"]],
+        "the name now records the amd64 image",
+      );
+      assertExit(await ferry(["check", "-f", amd64, "--store", store]), 0);
+    });
+
+    test("a single-platform arm64 image does not satisfy linux/amd64, and warm says so", async () => {
+      const ref = `${registry.host}/warm/arm-only:v1`;
+      await pushImage(registry.host, "warm/arm-only", "v1", {
+        platform: ARM64,
+        layers: [[{ path: "arch", content: "arm64\n" }]],
+      });
+      const store = fresh("store");
+      assertExit(await ferry(["pull", ref, "--store", store, "-q"]), 0);
+      const amd64 = await writeList(
+        "arm-only.yaml",
+        `images:\n  - {image: ${ref}, platform: linux/amd64}\n`,
+      );
+      const check = await ferry(["check", "-f", amd64, "--store", store]);
+      assertExit(check, 1);
+      assert.equal(lines(check.stdout)[0], `MISSING ${ref}`);
+      const any = await writeList("arm-only-any.yaml", `images:\n  - ${ref}\n`);
+      assertExit(await ferry(["check", "-f", any, "--store", store]), 0);
+
+      const warmed = await ferry(["warm", "-f", amd64, "--store", store, "--json"]);
+      const result = ndjson(warmed.stdout).find(
+        (e) => e["event"] === "result" && e["image"] === ref,
+      );
+      assert.equal(result?.["state"], "failed", describeRun(warmed));
+      assert.deepEqual(
+        [(result?.["error"] as { code?: string } | undefined)?.code, warmed.code],
+        ["FERRY_NO_MATCHING_PLATFORM", 3],
+        describeRun(warmed),
+      );
+      assert.match(
+        warmed.stderr + warmed.stdout,
+        /is a single-platform image, not one for linux\/amd64/,
+      );
     });
   });
 

@@ -208,6 +208,13 @@ function cellElement(
         h("summary", { "aria-label": `${image.image} failed on ${column}: show why` }, head),
         h("p", { class: "reason" }, reason),
         error?.at ? h("p", { class: "muted" }, `at ${formatTime(error.at)}`) : null,
+        cell?.retry
+          ? h(
+              "p",
+              { class: "muted" },
+              `next attempt at ${formatTime(cell.retry.nextAttemptAt)} (${cell.retry.attempts} failed in a row)`,
+            )
+          : null,
       ),
     );
     if (pinned) td.append(pinned);

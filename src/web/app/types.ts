@@ -24,6 +24,8 @@ export interface Cell {
   readonly seconds?: number;
   readonly lastError?: { readonly code: string; readonly message: string; readonly at?: string };
   readonly progress?: Progress;
+  /** The agent's next attempt after a failure (agent/retries.ts). */
+  readonly retry?: { readonly attempts: number; readonly nextAttemptAt: string };
 }
 
 export interface ImageRow {
