@@ -14,17 +14,29 @@ import { formatReport } from "../test/fixtures/soak/report.ts";
 import { runSoak } from "../test/fixtures/soak/run.ts";
 import { parseDuration } from "../src/store/index.ts";
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: "string", default: process.env.SOAK_DURATION ?? "5m" },
-    hold: { type: "string", default: process.env.SOAK_HOLD ?? "8s" },
-    converge: { type: "string", default: process.env.SOAK_CONVERGE ?? "3m" },
-    disk: { type: "string", default: process.env.SOAK_DISK_MIB ?? "128" },
-    sample: { type: "string", default: "1s" },
-    "log-dir": { type: "string", default: process.env.SOAK_LOG_DIR },
-    quiet: { type: "boolean", default: false },
-  },
-});
+const USAGE =
+  "usage: npm run soak -- [--duration 5m] [--hold 8s] [--converge 3m] [--disk MiB] [--sample 1s] [--log-dir DIR] [--quiet]";
+
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: "string", default: process.env.SOAK_DURATION ?? "5m" },
+        hold: { type: "string", default: process.env.SOAK_HOLD ?? "8s" },
+        converge: { type: "string", default: process.env.SOAK_CONVERGE ?? "3m" },
+        disk: { type: "string", default: process.env.SOAK_DISK_MIB ?? "128" },
+        sample: { type: "string", default: "1s" },
+        "log-dir": { type: "string", default: process.env.SOAK_LOG_DIR },
+        quiet: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`soak: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const values = parseFlags();
 
 const diskMiB = Number(values.disk.replace(/MiB$/i, ""));
 if (!Number.isInteger(diskMiB) || diskMiB < 16) {
