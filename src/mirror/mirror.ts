@@ -13,6 +13,7 @@ import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metric
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
+import type { ServedRegistries } from "./served.ts";
 import { streamGrowing } from "./stream.ts";
 
 /** After an upstream failure, tags are served stale without asking again for this long. */
@@ -24,6 +25,8 @@ export interface MirrorOptions {
   registry: RegistryClient;
   /** The registry that requests without `?ns=` are for (Docker's `registry-mirrors` means docker.io). */
   defaultNamespace: string;
+  /** The registries `?ns=` may name. */
+  served: ServedRegistries;
   /** How long a tag is answered from the store before the upstream is asked again. */
   tagTtlMs: number;
   metrics: Metrics;
@@ -120,6 +123,8 @@ export class Mirror {
     res: ServerResponse,
     method: string,
   ): Promise<void> {
+    // Before anything that could connect: a client alone must not pick where the mirror goes.
+    if ("namespace" in r) this.#o.served.check(r.namespace);
     switch (r.kind) {
       case "base":
         this.#guard.base(req);

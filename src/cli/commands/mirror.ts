@@ -1,12 +1,18 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "../args.ts";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
-import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
+import {
+  loadAccessPolicy,
+  Mirror,
+  parseServedList,
+  ServedRegistries,
+  startMirrorServer,
+} from "../../mirror/index.ts";
 import { Metrics } from "../../observe/index.ts";
 import { PEER_FLAGS_USAGE, PeerNode, peerSettings, withConfigDefaults } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
-import { type HostSettings, RegistryClient } from "../../registry/index.ts";
+import { AddressGuard, type HostSettings, RegistryClient } from "../../registry/index.ts";
 import { parseDuration } from "../../store/index.ts";
 import { hostSettings, loadConfig, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
@@ -22,6 +28,10 @@ Options:
   --listen HOST:PORT   address to serve on (default 127.0.0.1:5000)
   --upstream URL       where requests without ?ns= go (default: Docker Hub); such
                        requests are recorded under that registry's name
+  --allow-ns HOST[:PORT],...
+                       registries a client may name with ?ns= besides the upstream
+                       (default: none; * for any, as containerd's own mirrors do);
+                       others get 403 DENIED. Config: mirror.namespaces
   --tag-ttl DURATION   how long a tag is answered from the store before the upstream is
                        asked again (default 5m); on upstream failure the last digest is served
   --tls-cert FILE      serve HTTPS with this certificate (and --tls-key FILE)
@@ -54,6 +64,7 @@ export async function mirrorCommand(
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       concurrency: { type: "string", default: "16" },
+      "allow-ns": { type: "string" },
       "auth-file": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
@@ -68,9 +79,7 @@ export async function mirrorCommand(
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const listen = /^(\[[0-9a-f:.]+\]|[^:]+):(\d{1,5})$/i.exec(values.listen);
   if (listen === null) throw usageError(`--listen must be HOST:PORT, got "${values.listen}"`);
-  const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw usageError("--concurrency must be a positive whole number");
+  const concurrency = positive(values.concurrency, "--concurrency");
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw usageError("--tls-cert and --tls-key go together");
   }
@@ -92,6 +101,12 @@ export async function mirrorCommand(
     defaultNamespace = u.host;
     override = { host: u.host, endpoint: `${u.protocol}//${u.host}` };
   }
+  const served = new ServedRegistries(
+    defaultNamespace,
+    values["allow-ns"] === undefined
+      ? parseServedList(config.mirror?.namespaces ?? [], `mirror.namespaces in ${config.path}`)
+      : parseServedList(values["allow-ns"].split(","), "--allow-ns"),
+  );
   const fromConfig = hostSettings(config);
   const settings = (host: string): HostSettings => {
     const s = fromConfig(host);
@@ -108,11 +123,18 @@ export async function mirrorCommand(
     log({ level: "warn", msg: "mirror fallback", ...e });
   // Anonymous mode fetches without credentials, so nothing private reaches the store through
   // the mirror; with --auth-file the mirror uses its own credentials and its clients log in.
-  const anonymousRegistry = new RegistryClient({ credentials: anonymous, settings, onEvent });
+  // Whatever the configuration, no upstream connection goes to link-local or metadata addresses.
+  const guard = new AddressGuard();
+  const anonymousRegistry = new RegistryClient({
+    credentials: anonymous,
+    settings,
+    onEvent,
+    guard,
+  });
   const registry =
     access === undefined
       ? anonymousRegistry
-      : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent });
+      : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent, guard });
   const metrics = new Metrics();
   const members =
     peering === undefined
@@ -139,6 +161,7 @@ export async function mirrorCommand(
     puller,
     registry,
     defaultNamespace,
+    served,
     tagTtlMs,
     metrics,
     log,
@@ -203,4 +226,10 @@ export async function mirrorCommand(
   await registry.close();
   if (registry !== anonymousRegistry) await anonymousRegistry.close();
   return ExitCode.ok;
+}
+
+function positive(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`${flag} must be a positive whole number`);
+  return n;
 }
