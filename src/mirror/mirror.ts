@@ -60,6 +60,10 @@ export class Mirror {
   /** When the upstream last failed for a tag: within STALE_RETRY_MS it is served stale at once. */
   readonly #failed = new Map<string, number>();
   readonly #manifestFlights = new Map<string, Promise<Served>>();
+  /** Blob HEADs upstream in flight: clients asking the same question at once share one. */
+  readonly #headFlights = new Map<string, Promise<Descriptor>>();
+  /** `repository@digest` the upstream let an anonymous HEAD see: not asked again for each client. */
+  readonly #anonymouslyReadable = new Set<string>();
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
   readonly #known = new Map<string, Descriptor>();
   readonly #count: MirrorCounters;
@@ -444,8 +448,11 @@ export class Mirror {
    */
   async #checkBlob(ref: Reference, digest: string, grant: Grant): Promise<void> {
     const repository = repositoryOf(ref);
+    const readable = `${repository}@${digest}`;
     const known =
-      (grant === "granted" || (await this.#guard.public.has(repository))) &&
+      (grant === "granted" ||
+        this.#anonymouslyReadable.has(readable) ||
+        (await this.#guard.public.has(repository))) &&
       (await this.#guard.members.contains(repository, digest));
     if (known) return;
     const repo: Repository = { domain: ref.domain, path: ref.path };
@@ -461,13 +468,26 @@ export class Mirror {
     }
     this.#known.set(digest, desc);
     this.#guard.members.learn(repository, digest);
+    if (grant === "public-only") this.#anonymouslyReadable.add(readable);
   }
 
-  async #headUpstream(
+  #headUpstream(
     repo: Repository,
     digest: string,
     registry: RegistryClient = this.#o.registry,
   ): Promise<Descriptor> {
+    // Keyed by the client asked too: the anonymous one may be refused where the mirror's own is not.
+    const who = registry === this.#o.registry ? "own" : "anonymous";
+    const key = `${who} ${repo.domain}/${repo.path}@${digest}`;
+    let flight = this.#headFlights.get(key);
+    if (flight === undefined) {
+      flight = this.#head(repo, digest, registry).finally(() => this.#headFlights.delete(key));
+      this.#headFlights.set(key, flight);
+    }
+    return flight;
+  }
+
+  async #head(repo: Repository, digest: string, registry: RegistryClient): Promise<Descriptor> {
     const res = await registry.request(repo, { scope: pullScope(repo) }, (base, headers) => ({
       method: "HEAD",
       url: `${base}/v2/${repo.path}/blobs/${digest}`,
