@@ -4,7 +4,7 @@ import type { Metrics } from "../observe/index.ts";
 import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import { sendFileRange } from "../peer/index.ts";
-import type { Puller } from "../pull/index.ts";
+import { Limiter, type Puller } from "../pull/index.ts";
 import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
@@ -38,6 +38,8 @@ export interface MirrorOptions {
   access?: AccessPolicy;
   /** Fetches without credentials, to prove repositories public; defaults to `registry`. */
   anonymousRegistry?: RegistryClient;
+  /** Upstream manifest, blob-check and tag-list requests at once (blob downloads: the puller's concurrency); default 32. */
+  upstreamRequests?: number;
 }
 
 interface Served {
@@ -67,13 +69,16 @@ export class Mirror {
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
   readonly #known = new Map<string, Descriptor>();
   readonly #count: MirrorCounters;
+  readonly #upstream: Limiter;
 
   constructor(options: MirrorOptions) {
     this.#o = options;
+    this.#upstream = new Limiter(options.upstreamRequests ?? 32);
     this.#guard = new Guard(
       options.store,
       options.anonymousRegistry ?? options.registry,
       options.access,
+      this.#upstream,
     );
     this.#count = mirrorCounters(options.metrics);
   }
@@ -231,7 +236,9 @@ export class Mirror {
       }
       return this.#single(`${ref.domain}/${ref.path}@${ref.digest}`, async () => {
         this.#count.misses({ kind: "manifest" });
-        const fetched = await this.#o.registry.fetchManifest(repo, ref.digest as string);
+        const fetched = await this.#upstream.run(() =>
+          this.#o.registry.fetchManifest(repo, ref.digest as string),
+        );
         this.#count.upstream({ kind: "manifest" });
         this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
@@ -264,7 +271,9 @@ export class Mirror {
     return this.#single(name, async () => {
       this.#count.misses({ kind: "manifest" });
       try {
-        const fetched = await this.#o.registry.fetchManifest(repo, ref.tag as string);
+        const fetched = await this.#upstream.run(() =>
+          this.#o.registry.fetchManifest(repo, ref.tag as string),
+        );
         this.#count.upstream({ kind: "manifest" });
         this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
@@ -481,7 +490,9 @@ export class Mirror {
     const key = `${who} ${repo.domain}/${repo.path}@${digest}`;
     let flight = this.#headFlights.get(key);
     if (flight === undefined) {
-      flight = this.#head(repo, digest, registry).finally(() => this.#headFlights.delete(key));
+      flight = this.#upstream
+        .run(() => this.#head(repo, digest, registry))
+        .finally(() => this.#headFlights.delete(key));
       this.#headFlights.set(key, flight);
     }
     return flight;
@@ -516,9 +527,13 @@ export class Mirror {
     const repository = repositoryOf(ref);
     const proven = grant === "granted" || (await this.#guard.public.has(repository));
     try {
-      tags = await this.#guard
-        .registryFor(proven ? "granted" : "public-only", this.#o.registry)
-        .listTags({ domain: ref.domain, path: ref.path });
+      const registry = this.#guard.registryFor(
+        proven ? "granted" : "public-only",
+        this.#o.registry,
+      );
+      tags = await this.#upstream.run(() =>
+        registry.listTags({ domain: ref.domain, path: ref.path }),
+      );
     } catch (err) {
       if (!proven) throw this.#guard.refusal(err, repository);
       if (!isUpstreamFailure(err)) throw err;

@@ -41,6 +41,13 @@ Options:
                        with its own credentials. Without it the mirror fetches anonymously
                        and serves only repositories proven public upstream
   --concurrency N      upstream blob downloads at once (default 16)
+  --upstream-requests N
+                       other upstream requests at once: manifests, blob checks, tag
+                       lists (default 32)
+  --max-connections N  client connections at once; more are closed on arrival (default 1024)
+  --idle-timeout DURATION
+                       close a client connection idle this long, or still sending its
+                       request head after it (default 30s)
   --store DIR          store directory
   --config FILE        ferry config file (with --auth-file, upstream credentials come
                        from Docker's config); its peers: (members, keyFile, listen) stand in
@@ -65,6 +72,9 @@ export async function mirrorCommand(
       "tls-key": { type: "string" },
       concurrency: { type: "string", default: "16" },
       "allow-ns": { type: "string" },
+      "upstream-requests": { type: "string", default: "32" },
+      "max-connections": { type: "string", default: "1024" },
+      "idle-timeout": { type: "string", default: "30s" },
       "auth-file": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
@@ -80,6 +90,10 @@ export async function mirrorCommand(
   const listen = /^(\[[0-9a-f:.]+\]|[^:]+):(\d{1,5})$/i.exec(values.listen);
   if (listen === null) throw usageError(`--listen must be HOST:PORT, got "${values.listen}"`);
   const concurrency = positive(values.concurrency, "--concurrency");
+  const upstreamRequests = positive(values["upstream-requests"], "--upstream-requests");
+  const maxConnections = positive(values["max-connections"], "--max-connections");
+  const idleTimeoutMs = parseDuration(values["idle-timeout"], "--idle-timeout");
+  if (idleTimeoutMs <= 0) throw usageError("--idle-timeout must be longer than zero");
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw usageError("--tls-cert and --tls-key go together");
   }
@@ -166,6 +180,7 @@ export async function mirrorCommand(
     metrics,
     log,
     anonymousRegistry,
+    upstreamRequests,
     ...(access === undefined ? {} : { access }),
   });
   const tls =
@@ -178,6 +193,8 @@ export async function mirrorCommand(
     ...(tls ? { tls } : {}),
     mirror,
     log,
+    maxConnections,
+    idleTimeoutMs,
   });
   if (peerNode !== undefined && peering?.listen !== undefined && members !== undefined) {
     const self = peering.listen.self;
