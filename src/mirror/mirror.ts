@@ -5,10 +5,11 @@ import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import { sendFileRange } from "../peer/index.ts";
 import { Limiter, type Puller } from "../pull/index.ts";
-import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
+import type { RegistryClient, Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
 import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
+import { BlobHeads } from "./blob-heads.ts";
 import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metrics.ts";
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
@@ -62,8 +63,7 @@ export class Mirror {
   /** When the upstream last failed for a tag: within STALE_RETRY_MS it is served stale at once. */
   readonly #failed = new Map<string, number>();
   readonly #manifestFlights = new Map<string, Promise<Served>>();
-  /** Blob HEADs upstream in flight: clients asking the same question at once share one. */
-  readonly #headFlights = new Map<string, Promise<Descriptor>>();
+  readonly #heads: BlobHeads;
   /** `repository@digest` the upstream let an anonymous HEAD see: not asked again for each client. */
   readonly #anonymouslyReadable = new Set<string>();
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
@@ -74,6 +74,7 @@ export class Mirror {
   constructor(options: MirrorOptions) {
     this.#o = options;
     this.#upstream = new Limiter(options.upstreamRequests ?? 32);
+    this.#heads = new BlobHeads(this.#upstream);
     this.#guard = new Guard(
       options.store,
       options.anonymousRegistry ?? options.registry,
@@ -355,7 +356,8 @@ export class Mirror {
     }
     this.#count.misses({ kind: "blob" });
     const repo: Repository = { domain: ref.domain, path: ref.path };
-    const desc = this.#known.get(digest) ?? (await this.#headUpstream(repo, digest));
+    const desc =
+      this.#known.get(digest) ?? (await this.#heads.head(this.#o.registry, repo, digest));
     if (method === "HEAD") {
       res
         .writeHead(200, {
@@ -467,51 +469,13 @@ export class Mirror {
     const repo: Repository = { domain: ref.domain, path: ref.path };
     let desc: Descriptor;
     try {
-      desc = await this.#headUpstream(
-        repo,
-        digest,
-        this.#guard.registryFor(grant, this.#o.registry),
-      );
+      desc = await this.#heads.head(this.#guard.registryFor(grant, this.#o.registry), repo, digest);
     } catch (err) {
       throw this.#guard.refusal(err, repository);
     }
     this.#known.set(digest, desc);
     this.#guard.members.learn(repository, digest);
     if (grant === "public-only") this.#anonymouslyReadable.add(readable);
-  }
-
-  #headUpstream(
-    repo: Repository,
-    digest: string,
-    registry: RegistryClient = this.#o.registry,
-  ): Promise<Descriptor> {
-    // Keyed by the client asked too: the anonymous one may be refused where the mirror's own is not.
-    const who = registry === this.#o.registry ? "own" : "anonymous";
-    const key = `${who} ${repo.domain}/${repo.path}@${digest}`;
-    let flight = this.#headFlights.get(key);
-    if (flight === undefined) {
-      flight = this.#upstream
-        .run(() => this.#head(repo, digest, registry))
-        .finally(() => this.#headFlights.delete(key));
-      this.#headFlights.set(key, flight);
-    }
-    return flight;
-  }
-
-  async #head(repo: Repository, digest: string, registry: RegistryClient): Promise<Descriptor> {
-    const res = await registry.request(repo, { scope: pullScope(repo) }, (base, headers) => ({
-      method: "HEAD",
-      url: `${base}/v2/${repo.path}/blobs/${digest}`,
-      headers,
-    }));
-    res.body.resume();
-    const size = Number(res.headers["content-length"]);
-    if (res.status !== 200 || !Number.isSafeInteger(size)) {
-      throw new DistributionError(404, "BLOB_UNKNOWN", `blob ${digest} not found upstream`, {
-        detail: { digest },
-      });
-    }
-    return { mediaType: "application/octet-stream", digest, size };
   }
 
   async #tags(
