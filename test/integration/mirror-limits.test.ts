@@ -6,10 +6,9 @@ import { createServer as createHttpServer, request, type Server } from "node:htt
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { MediaType, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
-import { removeDir, tempDir } from "./cli.ts";
+import { removeDir, tempDir, until } from "./cli.ts";
 import { get, mirrors, startMirror } from "./mirror-process.ts";
 
 interface Client {
@@ -36,15 +35,6 @@ async function open(host: string): Promise<Client> {
     socket.once("error", reject);
   });
   return client;
-}
-
-/** Polls until `done()` holds (the server acts on its own clock: no fixed wait stands in for it). */
-async function until(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await sleep(20);
-  }
 }
 
 /**
@@ -114,20 +104,23 @@ describe("ferry mirror connection limits", () => {
     ]);
     const opened = await Promise.all(Array.from({ length: 20 }, () => open(m.host)));
     clients.push(...opened);
-    await until(() => opened.filter((c) => c.closed).length >= 12, "12 connections refused");
+    await until(
+      "12 connections refused",
+      () => opened.filter((c) => c.closed).length >= 12 || undefined,
+    );
     const kept = opened.filter((c) => !c.closed);
     assert.equal(kept.length, 8, "the first 8 are held, the rest closed");
     // One more is closed too; after one held connection ends, a new one is served.
     const extra = await open(m.host);
     clients.push(extra);
-    await until(() => extra.closed, "a connection past the cap closed");
+    await until("a connection past the cap closed", () => extra.closed || undefined);
     const freed = kept[0] as Client;
     freed.socket.destroy();
-    await until(() => freed.closed, "a held connection ended by the client");
+    await until("a held connection ended by the client", () => freed.closed || undefined);
     // The server notices the freed slot on its own: ask until it has.
     await until(
-      async () => (await get(`${m.url}/v2/`).catch(() => undefined))?.status === 200,
       "a request served in the freed slot",
+      async () => (await get(`${m.url}/v2/`).catch(() => undefined))?.status === 200 || undefined,
     );
   });
 
@@ -141,7 +134,7 @@ describe("ferry mirror connection limits", () => {
     // Connections that never send a byte, before any other traffic (no request timer covers them).
     const silent = await Promise.all(Array.from({ length: 5 }, () => open(m.host)));
     clients.push(...silent);
-    await until(() => silent.every((c) => c.closed), "every silent connection closed");
+    await until("every silent connection closed", () => silent.every((c) => c.closed) || undefined);
     const slow = await Promise.all(Array.from({ length: 5 }, () => open(m.host)));
     const idle = await open(m.host);
     clients.push(...slow, idle);
@@ -153,12 +146,14 @@ describe("ferry mirror connection limits", () => {
     try {
       idle.socket.write(`GET /v2/ HTTP/1.1\r\nHost: ${m.host}\r\n\r\n`);
       await until(
-        () => idle.received.startsWith("HTTP/1.1 200") && idle.received.endsWith("0\r\n\r\n"),
         "the keep-alive request answered",
+        () =>
+          (idle.received.startsWith("HTTP/1.1 200") && idle.received.endsWith("0\r\n\r\n")) ||
+          undefined,
       );
       await until(
-        () => [...slow, idle].every((c) => c.closed),
         "every idle or slow connection closed by the server",
+        () => [...slow, idle].every((c) => c.closed) || undefined,
       );
     } finally {
       clearInterval(dribble);
