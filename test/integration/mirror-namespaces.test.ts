@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd, writeMirrorHosts } from "../fixtures/runtimes.ts";
-import { describeRun, ferry, removeDir, tempDir } from "./cli.ts";
+import { describeRun, ferry, removeDir, startFerry, tempDir, until } from "./cli.ts";
 import { errorCodes, get, mirrors, requestsOf, startMirror } from "./mirror-process.ts";
 
 interface Recorded {
@@ -168,5 +168,22 @@ describe("ferry mirror serves only the registries it is configured for", () => {
     const file = await ferry(["mirror", ...store, "--config", config]);
     assert.equal(file.code, 2, describeRun(file));
     assert.match(file.stderr, /mirror\.namespaces .*not a registry host/);
+    // An upstream at a metadata address is refused at start (nothing is connected to).
+    const metadata = startFerry(["mirror", ...store, "--upstream", "http://169.254.169.254"]);
+    let said = "";
+    metadata.child.stderr?.on("data", (d: Buffer) => {
+      said += d.toString("utf8");
+    });
+    await until(
+      "ferry mirror to exit or listen",
+      () => metadata.child.exitCode !== null || said.includes("mirror listening") || undefined,
+    );
+    if (metadata.child.exitCode === null) metadata.child.kill("SIGTERM");
+    const upstreamRun = await metadata.result;
+    assert.equal(upstreamRun.code, 2, describeRun(upstreamRun));
+    assert.match(
+      upstreamRun.stderr,
+      /--upstream http:\/\/169\.254\.169\.254: the host is link-local/,
+    );
   });
 });

@@ -12,7 +12,12 @@ import { Metrics } from "../../observe/index.ts";
 import { PEER_FLAGS_USAGE, PeerNode, peerSettings, withConfigDefaults } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
-import { AddressGuard, type HostSettings, RegistryClient } from "../../registry/index.ts";
+import {
+  AddressGuard,
+  type HostSettings,
+  RegistryClient,
+  registryHostRefusal,
+} from "../../registry/index.ts";
 import { parseDuration } from "../../store/index.ts";
 import { hostSettings, loadConfig, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
@@ -112,6 +117,9 @@ export async function mirrorCommand(
         `--upstream must be a URL like https://registry.example.com, got "${values.upstream}"`,
       );
     }
+    const refusal = registryHostRefusal(u.host);
+    if (refusal !== undefined)
+      throw usageError(`--upstream ${values.upstream}: the host is ${refusal}`);
     defaultNamespace = u.host;
     override = { host: u.host, endpoint: `${u.protocol}//${u.host}` };
   }
