@@ -152,6 +152,23 @@ describe("AddressGuard", () => {
     assert.equal(connections, before);
   });
 
+  it("HTTPS too: a name resolving to a refused address is refused at lookup", async () => {
+    const dns = table({ "metadata.test": ["169.254.169.254"] });
+    const agents = createAgents();
+    try {
+      await assert.rejects(
+        send(
+          { method: "GET", url: "https://metadata.test/", guard: new AddressGuard(dns.resolve) },
+          { agents },
+        ),
+        (err) => isFerryError(err, "FERRY_ADDRESS_REFUSED"),
+      );
+      assert.deepEqual(dns.asked, ["metadata.test"]);
+    } finally {
+      agents.destroy();
+    }
+  });
+
   it("a redirect to a name that resolves to a refused address is refused too", async () => {
     const dns = table({ "registry.test": ["127.0.0.1"], "metadata.test": ["169.254.169.254"] });
     const agents = createAgents();
