@@ -31,6 +31,7 @@ const TABLE: Partial<Record<ErrorCode, number>> = {
   FERRY_UNREACHABLE: ExitCode.network,
   FERRY_TIMEOUT: ExitCode.network,
   FERRY_TLS: ExitCode.network,
+  FERRY_ADDRESS_REFUSED: ExitCode.network,
   FERRY_TOO_MANY_REQUESTS: ExitCode.network,
   FERRY_REGISTRY_UNAVAILABLE: ExitCode.network,
   FERRY_DIGEST_MISMATCH: ExitCode.integrity,

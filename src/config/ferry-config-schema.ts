@@ -6,9 +6,11 @@ import { createRequire } from "node:module";
 import type * as Zod from "zod";
 import { isHostKey } from "./registry-host.ts";
 
-export const TOP_LEVEL_KEYS = ["registries", "peers"] as const;
+export const TOP_LEVEL_KEYS = ["registries", "peers", "mirror"] as const;
 /** Node-to-node sharing (docs/peers.md): what the --peers, --peer-key-file, --peer-listen flags give. */
 export const PEER_KEYS = ["members", "keyFile", "listen"] as const;
+/** `ferry mirror`'s settings (README, Registry mirror). */
+export const MIRROR_KEYS = ["namespaces"] as const;
 export const REGISTRY_KEYS = [
   "mirrors",
   "plainHttp",
@@ -32,6 +34,9 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
     "members is a list of peer listeners as HOST:PORT, or kubernetes (kubernetes:SERVICE) for a Service's endpoints",
   keyFile: "keyFile is the path of the fleet's shared key (relative to the config file)",
   listen: "listen is HOST:PORT, the address this node serves its peers on",
+  mirror: "mirror has namespaces (README, Registry mirror)",
+  namespaces:
+    "namespaces is a list of registries (HOST or HOST:PORT) ferry mirror serves besides its upstream, or * for any",
 };
 
 const require = createRequire(import.meta.url);
@@ -76,9 +81,18 @@ function buildSchema(z: typeof Zod.z) {
       listen: z.string({ error: "expected HOST:PORT" }).min(1, "empty address").optional(),
     })
     .nullish();
+  const mirrorSettings = z
+    .strictObject({
+      namespaces: z
+        .array(z.string({ error: "expected HOST[:PORT] or *" }).min(1, "empty entry"), {
+          error: "expected a list of registries",
+        })
+        .optional(),
+    })
+    .nullish();
   return z
     .strictObject(
-      { registries: z.record(host, registry).nullish(), peers },
+      { registries: z.record(host, registry).nullish(), peers, mirror: mirrorSettings },
       { error: "expected a mapping" },
     )
     .nullish();

@@ -151,6 +151,15 @@ describe("ferry config: a valid file", () => {
     const path = await configFile(t, "# nothing yet\n");
     assert.deepEqual(loadFerryConfig({ path }).registries, new Map());
   });
+
+  it("mirror.namespaces: the registries ferry mirror serves besides its upstream", async (t) => {
+    const path = await configFile(t, "mirror:\n  namespaces: [ghcr.io, '127.0.0.1:5000']\n");
+    assert.deepEqual(loadFerryConfig({ path }).mirror, {
+      namespaces: ["ghcr.io", "127.0.0.1:5000"],
+    });
+    const none = await configFile(t, "registries: {}\n");
+    assert.equal(loadFerryConfig({ path: none }).mirror, undefined);
+  });
 });
 
 describe("ferry config: errors say file:line:column and the key", () => {
@@ -167,6 +176,14 @@ describe("ferry config: errors say file:line:column and the key", () => {
   it("an unknown top-level key", async (t) => {
     const { path, err } = await loadError(t, "registries: {}\nmirrors: []\n");
     assert.equal(err.message, `config ${path}:2:1: mirrors: unknown key`);
+  });
+
+  it("an unknown key under mirror:, and namespaces that are not a list", async (t) => {
+    const { path, err } = await loadError(t, "mirror:\n  namespace: [ghcr.io]\n");
+    assert.equal(err.message, `config ${path}:2:3: mirror.namespace: unknown key`);
+    assert.match(err.hint ?? "", /known keys here: namespaces/);
+    const list = await loadError(t, "mirror:\n  namespaces: ghcr.io\n");
+    assert.match(list.err.message, /mirror\.namespaces: expected a list of registries/);
   });
 
   it("a mirror that is not a URL", async (t) => {

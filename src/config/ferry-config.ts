@@ -15,6 +15,7 @@ import {
   type FerryConfigDocument,
   ferryConfigSchema,
   KEY_HINTS,
+  MIRROR_KEYS,
   normalizeMirror,
   PEER_KEYS,
   REGISTRY_KEYS,
@@ -46,12 +47,19 @@ export interface PeersConfig {
   readonly listen?: string;
 }
 
+/** `ferry mirror`'s settings (`mirror:`), where flags are absent. */
+export interface MirrorConfig {
+  /** Registries served besides the upstream, as `--allow-ns` takes them (`*`: any). */
+  readonly namespaces?: readonly string[];
+}
+
 export interface FerryConfig {
   /** The file read, or undefined when defaults apply. */
   readonly path: string | undefined;
   /** Keyed by canonical host (Docker Hub's names folded into one). */
   readonly registries: ReadonlyMap<string, RegistryConfig>;
   readonly peers?: PeersConfig;
+  readonly mirror?: MirrorConfig;
 }
 
 export const DEFAULT_FERRY_CONFIG: FerryConfig = { path: undefined, registries: new Map() };
@@ -160,7 +168,9 @@ function describeIssue(issue: Zod.z.core.$ZodIssue): Problem[] {
         ? TOP_LEVEL_KEYS
         : issue.path[0] === "peers"
           ? PEER_KEYS
-          : REGISTRY_KEYS;
+          : issue.path[0] === "mirror"
+            ? MIRROR_KEYS
+            : REGISTRY_KEYS;
     return issue.keys.map((key) => ({
       path: [...issue.path, key],
       at: "key",
@@ -215,8 +225,11 @@ function toConfig(
       clientKey: file(entry?.clientKey),
     });
   }
+  const m = data?.mirror;
+  const mirror: MirrorConfig | undefined =
+    m?.namespaces === undefined ? undefined : { namespaces: m.namespaces };
   const p = data?.peers;
-  if (p === undefined || p === null) return { path, registries };
+  if (p === undefined || p === null) return { path, registries, ...(mirror ? { mirror } : {}) };
   const peers: PeersConfig = {
     ...(p.members === undefined
       ? {}
@@ -224,7 +237,7 @@ function toConfig(
     ...(p.keyFile === undefined ? {} : { keyFile: resolve(base, p.keyFile) }),
     ...(p.listen === undefined ? {} : { listen: p.listen }),
   };
-  return { path, registries, peers };
+  return { path, registries, peers, ...(mirror ? { mirror } : {}) };
 }
 
 /** "registries.docker.io.mirrors[0]" */

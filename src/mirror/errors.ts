@@ -76,6 +76,10 @@ export function toDistributionError(err: unknown): DistributionError {
         "the mirror may not read this repository upstream",
         { detail },
       );
+    case "FERRY_ADDRESS_REFUSED":
+      return new DistributionError(403, "DENIED", "the mirror does not connect to that address", {
+        detail,
+      });
     case "FERRY_TOO_MANY_REQUESTS":
       return new DistributionError(429, "TOOMANYREQUESTS", "upstream rate limit", { detail });
     case "FERRY_INVALID_REFERENCE":

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { isFerryError } from "../observe/index.ts";
+import type { Limiter } from "../pull/index.ts";
 import type { RegistryClient, Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { type AccessPolicy, authenticate, authorize, unauthorized } from "./access.ts";
@@ -25,12 +26,20 @@ export class Guard {
   readonly #policy: AccessPolicy | undefined;
   /** Fetches without credentials: the proof that a repository is public. */
   readonly #anonymous: RegistryClient;
+  /** The mirror's cap on upstream requests at once. */
+  readonly #upstream: Limiter;
   readonly public: PublicRepositories;
   readonly members: RepositoryMembers;
 
-  constructor(store: Store, anonymous: RegistryClient, policy: AccessPolicy | undefined) {
+  constructor(
+    store: Store,
+    anonymous: RegistryClient,
+    policy: AccessPolicy | undefined,
+    upstream: Limiter,
+  ) {
     this.#policy = policy;
     this.#anonymous = anonymous;
+    this.#upstream = upstream;
     this.public = new PublicRepositories(store);
     this.members = new RepositoryMembers(store);
   }
@@ -61,7 +70,9 @@ export class Guard {
     const name = `${repo.domain}/${repo.path}`;
     if (await this.public.has(name)) return;
     try {
-      const fetched = await this.#anonymous.fetchManifest(repo, reference);
+      const fetched = await this.#upstream.run(() =>
+        this.#anonymous.fetchManifest(repo, reference),
+      );
       this.members.learn(name, fetched.digest, {
         bytes: fetched.bytes,
         mediaType: fetched.mediaType,

@@ -9,5 +9,6 @@ export { DistributionError, isUpstreamFailure, toDistributionError } from "./err
 export { Mirror, type MirrorOptions } from "./mirror.ts";
 export { parseRange } from "./range.ts";
 export { type MirrorRequest, parseRequest } from "./route.ts";
+export { ANY_REGISTRY, parseServedList, ServedRegistries } from "./served.ts";
 export { type MirrorServerOptions, type RunningMirror, startMirrorServer } from "./server.ts";
 export { type WarmResult, warmThroughMirror } from "./warm.ts";

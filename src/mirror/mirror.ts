@@ -4,15 +4,17 @@ import type { Metrics } from "../observe/index.ts";
 import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import { sendFileRange } from "../peer/index.ts";
-import type { Puller } from "../pull/index.ts";
-import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
+import { Limiter, type Puller } from "../pull/index.ts";
+import type { RegistryClient, Repository } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
 import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
+import { BlobHeads } from "./blob-heads.ts";
 import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metrics.ts";
 import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
+import type { ServedRegistries } from "./served.ts";
 import { streamGrowing } from "./stream.ts";
 
 /** After an upstream failure, tags are served stale without asking again for this long. */
@@ -24,6 +26,8 @@ export interface MirrorOptions {
   registry: RegistryClient;
   /** The registry that requests without `?ns=` are for (Docker's `registry-mirrors` means docker.io). */
   defaultNamespace: string;
+  /** The registries `?ns=` may name. */
+  served: ServedRegistries;
   /** How long a tag is answered from the store before the upstream is asked again. */
   tagTtlMs: number;
   metrics: Metrics;
@@ -35,6 +39,8 @@ export interface MirrorOptions {
   access?: AccessPolicy;
   /** Fetches without credentials, to prove repositories public; defaults to `registry`. */
   anonymousRegistry?: RegistryClient;
+  /** Upstream manifest, blob-check and tag-list requests at once (blob downloads: the puller's concurrency); default 32. */
+  upstreamRequests?: number;
 }
 
 interface Served {
@@ -57,16 +63,23 @@ export class Mirror {
   /** When the upstream last failed for a tag: within STALE_RETRY_MS it is served stale at once. */
   readonly #failed = new Map<string, number>();
   readonly #manifestFlights = new Map<string, Promise<Served>>();
+  readonly #heads: BlobHeads;
+  /** `repository@digest` the upstream let an anonymous HEAD see: not asked again for each client. */
+  readonly #anonymouslyReadable = new Set<string>();
   /** Sizes of blobs named by manifests this mirror has served, so a miss needs no HEAD upstream. */
   readonly #known = new Map<string, Descriptor>();
   readonly #count: MirrorCounters;
+  readonly #upstream: Limiter;
 
   constructor(options: MirrorOptions) {
     this.#o = options;
+    this.#upstream = new Limiter(options.upstreamRequests ?? 32);
+    this.#heads = new BlobHeads(this.#upstream);
     this.#guard = new Guard(
       options.store,
       options.anonymousRegistry ?? options.registry,
       options.access,
+      this.#upstream,
     );
     this.#count = mirrorCounters(options.metrics);
   }
@@ -120,6 +133,8 @@ export class Mirror {
     res: ServerResponse,
     method: string,
   ): Promise<void> {
+    // Before anything that could connect: a client alone must not pick where the mirror goes.
+    if ("namespace" in r) this.#o.served.check(r.namespace);
     switch (r.kind) {
       case "base":
         this.#guard.base(req);
@@ -222,7 +237,9 @@ export class Mirror {
       }
       return this.#single(`${ref.domain}/${ref.path}@${ref.digest}`, async () => {
         this.#count.misses({ kind: "manifest" });
-        const fetched = await this.#o.registry.fetchManifest(repo, ref.digest as string);
+        const fetched = await this.#upstream.run(() =>
+          this.#o.registry.fetchManifest(repo, ref.digest as string),
+        );
         this.#count.upstream({ kind: "manifest" });
         this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
@@ -255,7 +272,9 @@ export class Mirror {
     return this.#single(name, async () => {
       this.#count.misses({ kind: "manifest" });
       try {
-        const fetched = await this.#o.registry.fetchManifest(repo, ref.tag as string);
+        const fetched = await this.#upstream.run(() =>
+          this.#o.registry.fetchManifest(repo, ref.tag as string),
+        );
         this.#count.upstream({ kind: "manifest" });
         this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
         await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
@@ -337,7 +356,8 @@ export class Mirror {
     }
     this.#count.misses({ kind: "blob" });
     const repo: Repository = { domain: ref.domain, path: ref.path };
-    const desc = this.#known.get(digest) ?? (await this.#headUpstream(repo, digest));
+    const desc =
+      this.#known.get(digest) ?? (await this.#heads.head(this.#o.registry, repo, digest));
     if (method === "HEAD") {
       res
         .writeHead(200, {
@@ -439,43 +459,23 @@ export class Mirror {
    */
   async #checkBlob(ref: Reference, digest: string, grant: Grant): Promise<void> {
     const repository = repositoryOf(ref);
+    const readable = `${repository}@${digest}`;
     const known =
-      (grant === "granted" || (await this.#guard.public.has(repository))) &&
+      (grant === "granted" ||
+        this.#anonymouslyReadable.has(readable) ||
+        (await this.#guard.public.has(repository))) &&
       (await this.#guard.members.contains(repository, digest));
     if (known) return;
     const repo: Repository = { domain: ref.domain, path: ref.path };
     let desc: Descriptor;
     try {
-      desc = await this.#headUpstream(
-        repo,
-        digest,
-        this.#guard.registryFor(grant, this.#o.registry),
-      );
+      desc = await this.#heads.head(this.#guard.registryFor(grant, this.#o.registry), repo, digest);
     } catch (err) {
       throw this.#guard.refusal(err, repository);
     }
     this.#known.set(digest, desc);
     this.#guard.members.learn(repository, digest);
-  }
-
-  async #headUpstream(
-    repo: Repository,
-    digest: string,
-    registry: RegistryClient = this.#o.registry,
-  ): Promise<Descriptor> {
-    const res = await registry.request(repo, { scope: pullScope(repo) }, (base, headers) => ({
-      method: "HEAD",
-      url: `${base}/v2/${repo.path}/blobs/${digest}`,
-      headers,
-    }));
-    res.body.resume();
-    const size = Number(res.headers["content-length"]);
-    if (res.status !== 200 || !Number.isSafeInteger(size)) {
-      throw new DistributionError(404, "BLOB_UNKNOWN", `blob ${digest} not found upstream`, {
-        detail: { digest },
-      });
-    }
-    return { mediaType: "application/octet-stream", digest, size };
+    if (grant === "public-only") this.#anonymouslyReadable.add(readable);
   }
 
   async #tags(
@@ -491,9 +491,13 @@ export class Mirror {
     const repository = repositoryOf(ref);
     const proven = grant === "granted" || (await this.#guard.public.has(repository));
     try {
-      tags = await this.#guard
-        .registryFor(proven ? "granted" : "public-only", this.#o.registry)
-        .listTags({ domain: ref.domain, path: ref.path });
+      const registry = this.#guard.registryFor(
+        proven ? "granted" : "public-only",
+        this.#o.registry,
+      );
+      tags = await this.#upstream.run(() =>
+        registry.listTags({ domain: ref.domain, path: ref.path }),
+      );
     } catch (err) {
       if (!proven) throw this.#guard.refusal(err, repository);
       if (!isUpstreamFailure(err)) throw err;

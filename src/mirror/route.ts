@@ -23,7 +23,9 @@ const TAG = /^[\w][\w.-]{0,127}$/;
 /**
  * Parses `/v2/<name>/(manifests|blobs|tags)/…` into a value; throws a
  * DistributionError for what no registry would accept. `?ns=` (containerd's
- * mirror convention) names the registry a request is for.
+ * mirror convention) names the registry a request is for. A read of a name,
+ * reference or digest that cannot exist is 404 with the endpoint's "unknown" code,
+ * as the OCI distribution spec's endpoint table has it (a 400 fails its conformance).
  */
 export function parseRequest(method: string, rawUrl: string): MirrorRequest {
   const url = new URL(rawUrl, "http://mirror.invalid");
@@ -39,7 +41,8 @@ export function parseRequest(method: string, rawUrl: string): MirrorRequest {
   if (upload !== null) return { kind: "write", name: checkName(upload[1] as string) };
   const m = /^(.+)\/(manifests|blobs|tags)\/(.+)$/.exec(rest);
   if (m === null) throw new DistributionError(404, "NOT_FOUND", `no route for ${path}`);
-  const name = checkName(m[1] as string);
+  const read = method === "GET" || method === "HEAD";
+  const name = read ? knownName(m[1] as string) : checkName(m[1] as string);
   const kind = m[2] as string;
   const ref = decodeURIComponent(m[3] as string);
   if (kind === "tags") {
@@ -57,14 +60,30 @@ export function parseRequest(method: string, rawUrl: string): MirrorRequest {
       last: url.searchParams.get("last") ?? undefined,
     };
   }
-  if (method !== "GET" && method !== "HEAD") return { kind: "write", name };
+  if (!read) return { kind: "write", name };
   if (kind === "blobs") {
-    if (!isDigest(ref)) throw new DistributionError(400, "DIGEST_INVALID", `invalid digest ${ref}`);
+    if (!isDigest(ref))
+      throw new DistributionError(404, "BLOB_UNKNOWN", `${ref} is not a digest`, {
+        detail: { digest: ref },
+      });
     return { kind: "blob", name, digest: ref, namespace };
   }
   if (!isDigest(ref) && !TAG.test(ref))
-    throw new DistributionError(400, "TAG_INVALID", `invalid tag ${ref}`);
+    throw new DistributionError(404, "MANIFEST_UNKNOWN", `${ref} is neither a tag nor a digest`, {
+      detail: { reference: ref },
+    });
   return { kind: "manifest", name, reference: ref, namespace };
+}
+
+/** For a read: a name no repository can have is unknown (404), as the spec's endpoint table has it. */
+function knownName(name: string): string {
+  try {
+    return checkName(name);
+  } catch {
+    throw new DistributionError(404, "NAME_UNKNOWN", `${name} is not a repository name`, {
+      detail: { name },
+    });
+  }
 }
 
 function checkName(name: string): string {

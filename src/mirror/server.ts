@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Mirror } from "./mirror.ts";
 import { createMirrorStatus } from "./status.ts";
 
@@ -15,6 +15,10 @@ export interface MirrorServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   mirror: Mirror;
   log: (entry: Record<string, unknown>) => void;
+  /** Client connections open at once; more are closed on arrival. Default 1024. */
+  maxConnections?: number;
+  /** A connection without a request in progress, or whose request head is still arriving, is closed after this. Default 30 s. */
+  idleTimeoutMs?: number;
 }
 
 export interface RunningMirror {
@@ -27,12 +31,16 @@ export interface RunningMirror {
 
 export async function startMirrorServer(options: MirrorServerOptions): Promise<RunningMirror> {
   const active = new Set<ServerResponse>();
+  /** Connections with a response in progress: never idle, however long the upstream takes. */
+  const busy = new Set<Socket>();
   const status = createMirrorStatus(options.mirror, options.log);
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     active.add(res);
+    busy.add(req.socket);
     res.on("close", () => {
       active.delete(res);
+      busy.delete(req.socket);
       options.log({
         level: "info",
         msg: "request",
@@ -46,12 +54,22 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
     if (status.handle(req, res)) return;
     void options.mirror.handle(req, res);
   };
+  const idleMs = options.idleTimeoutMs ?? 30_000;
+  // Expired heads are looked for this often (Node's default, 30 s, would outlive a short timeout).
+  const timing = { connectionsCheckingInterval: Math.min(idleMs, 5_000) };
   const server: Server = options.tls
-    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler)
-    : createHttpServer(handler);
-  server.keepAliveTimeout = 30_000;
-  server.headersTimeout = 60_000;
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ...timing }, handler)
+    : createHttpServer(timing, handler);
+  server.maxConnections = options.maxConnections ?? 1024;
+  server.keepAliveTimeout = idleMs;
+  // A client dribbling its request head (slowloris) or sending nothing is cut off here.
+  server.headersTimeout = idleMs;
   server.requestTimeout = 0; // blob responses may take long; idle sockets are closed by keepAliveTimeout
+  // Any connection quiet this long without a response in progress goes too, whatever Node's request timers cover.
+  server.timeout = idleMs;
+  server.on("timeout", (socket: Socket) => {
+    if (!busy.has(socket)) socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());

@@ -2,7 +2,7 @@ import { type FileHandle, open, stat } from "node:fs/promises";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import type { Repository } from "../registry/index.ts";
+import { type Repository, registryHostRefusal } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
 import type { PeerCounters } from "./metrics.ts";
@@ -67,29 +67,13 @@ export interface RunningPeerServer {
 
 const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
 
-/** A registry host as image references spell it: DNS labels or an IP, optional port. */
-const NAMESPACE =
-  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
-
 /**
- * Whether a peer may name `ns` as the registry this node should contact: a registry host
- * (no user info, path or other URL parts), and not an address no registry lives at —
- * link-local (cloud metadata services: 169.254.0.0/16, fe80::/10), unspecified or multicast.
- * The fleet key is still needed; this narrows what a key holder can make a node contact.
+ * Whether a peer may name `ns` as the registry this node should contact (see
+ * registryHostRefusal). The fleet key is still needed; this narrows what a key holder can
+ * make a node contact.
  */
 export function acceptableNamespace(ns: string): boolean {
-  if (!NAMESPACE.test(ns)) return false;
-  const host = ns.startsWith("[") ? ns.slice(1, ns.indexOf("]")) : ns.replace(/:[0-9]+$/, "");
-  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/i.exec(host);
-  if (v4 !== null) {
-    const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return !(a === 0 || (a === 169 && b === 254) || a >= 224);
-  }
-  if (ns.startsWith("[")) {
-    const h = host.toLowerCase();
-    return !(h === "::" || /^fe[89ab]/.test(h) || h.startsWith("ff"));
-  }
-  return true;
+  return registryHostRefusal(ns) === undefined;
 }
 
 /**

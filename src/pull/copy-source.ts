@@ -176,6 +176,7 @@ export class RegistrySource implements ImageSource {
             url: location.url,
             headers: location.headers,
             tls: location.tls,
+            guard: location.guard,
             path,
             digest: desc.digest,
             size: desc.size,

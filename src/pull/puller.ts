@@ -419,6 +419,7 @@ export class Puller {
           url: location.url,
           headers: location.headers,
           tls: location.tls,
+          guard: location.guard,
           path: this.#store.ingestPath(desc.digest),
           digest: desc.digest,
           size: desc.size,

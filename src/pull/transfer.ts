@@ -2,6 +2,7 @@ import { rm, stat } from "node:fs/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import {
   type BlobReadResult,
+  type AddressGuard,
   type BlobResponseHead,
   classify,
   parseErrorBody,
@@ -24,6 +25,8 @@ export interface TransferJob {
   readonly repository: string;
   /** No bytes for this long fails the attempt (FERRY_TIMEOUT); the reader's default otherwise. */
   readonly idleTimeoutMs?: number;
+  /** Where the connections may go (the registry client's guard). */
+  readonly guard?: AddressGuard | undefined;
 }
 
 export type TransferResult =
@@ -74,6 +77,7 @@ export async function transferBlob(
           url: job.url,
           headers: job.headers,
           tls: job.tls,
+          guard: job.guard,
           ...(start > 0 ? { range: { start } } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
           ...(job.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: job.idleTimeoutMs }),

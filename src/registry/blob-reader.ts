@@ -3,6 +3,7 @@ import { isIP, type OnReadOpts, connect as plainConnect, type Socket } from "nod
 import { Readable } from "node:stream";
 import type * as Tls from "node:tls";
 import { FerryError, isFerryError } from "../observe/index.ts";
+import type { AddressGuard } from "./address-guard.ts";
 import type { TlsSettings } from "./endpoint.ts";
 import { networkError, redact, USER_AGENT } from "./transport.ts";
 
@@ -26,6 +27,8 @@ export interface BlobRequest {
   idleTimeoutMs?: number | undefined;
   /** Default 5. */
   maxRedirects?: number | undefined;
+  /** Where connections may go (redirects included); unset: anywhere. */
+  guard?: AddressGuard | undefined;
 }
 
 export interface BlobResponseHead {
@@ -118,6 +121,7 @@ export interface OneShotRequest {
   tls?: TlsSettings | undefined;
   /** No bytes for this long (connect, head or body) fails with FERRY_TIMEOUT. */
   idleTimeoutMs: number;
+  guard?: AddressGuard | undefined;
 }
 
 export interface OneShotResponse {
@@ -180,7 +184,7 @@ export function requestOnce(req: OneShotRequest): Promise<OneShotResponse> {
       },
     );
     const onAbort = (): void => end(abortError(signal));
-    const socket = connect(target, req.tls, undefined);
+    const socket = connect(target, req.tls, req.guard, undefined);
     socket.on("data", (data: Buffer) => {
       if (ended) return;
       try {
@@ -262,7 +266,7 @@ function exchange(
       }
     };
     const onAbort = (): void => finish(networkError(abortError(signal), req.url));
-    const socket = connect(target, req.tls, {
+    const socket = connect(target, req.tls, req.guard, {
       buffer,
       callback(length, into) {
         if (settled) return false;
@@ -292,18 +296,21 @@ function exchange(
 function connect(
   target: URL,
   tls: TlsSettings | undefined,
+  guard: AddressGuard | undefined,
   onread: OnReadOpts | undefined,
 ): Socket {
   const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
+  const lookup = guard?.connectOptions(host);
   if (target.protocol === "http:") {
     const port = Number(target.port || 80);
-    return plainConnect(onread === undefined ? { host, port } : { host, port, onread });
+    return plainConnect({ host, port, ...lookup, ...(onread === undefined ? {} : { onread }) });
   }
   const options: Tls.ConnectionOptions & { onread?: OnReadOpts } = {
     host,
     port: Number(target.port || 443),
     ...(onread === undefined ? {} : { onread }),
     ...tls,
+    ...lookup,
   };
   if (isIP(host) === 0) options.servername = host;
   return tlsModule().connect(options);

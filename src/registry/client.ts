@@ -1,6 +1,7 @@
 import { digestOf, isDigest } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
+import type { AddressGuard } from "./address-guard.ts";
 import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
 import { type Challenge, parseChallenges } from "./challenge.ts";
 import {
@@ -50,6 +51,8 @@ export interface BlobLocation {
   readonly tls: TlsSettings | undefined;
   /** Base URL of the mirror serving it, when it is a mirror (so a failure can fall back). */
   readonly mirror: string | undefined;
+  /** Where the GET's connections may go (the client's own guard). */
+  readonly guard?: AddressGuard | undefined;
 }
 
 /** Something the client did that a user should hear about. */
@@ -68,6 +71,8 @@ export interface RegistryClientOptions {
   settings?: (host: string) => HostSettings | undefined;
   userAgent?: string;
   onEvent?: (event: RegistryEvent) => void;
+  /** Where this client's connections may go (a server connecting for its clients sets one). */
+  guard?: AddressGuard;
 }
 
 /** Manifests larger than this are refused (containerd uses the same bound) so a server cannot exhaust memory. */
@@ -85,6 +90,7 @@ export class RegistryClient {
   readonly #userAgent: string | undefined;
   readonly #auth: Authenticator;
   readonly #onEvent: (event: RegistryEvent) => void;
+  readonly #guard: AddressGuard | undefined;
   readonly #challenges = new Map<string, Promise<Challenge | undefined>>();
   /** Mirrors that failed in this process: not asked again. */
   readonly #down = new Set<string>();
@@ -97,6 +103,7 @@ export class RegistryClient {
     this.#settings = options.settings ?? (() => undefined);
     this.#userAgent = options.userAgent;
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#guard = options.guard;
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
       send: (req) => withRetry(() => this.#send(req), this.#retry, req.signal),
@@ -237,6 +244,7 @@ export class RegistryClient {
       headers,
       tls: endpoint.tls,
       mirror: endpoint.mirror ? endpoint.base : undefined,
+      guard: this.#guard,
     };
   }
 
@@ -459,7 +467,10 @@ export class RegistryClient {
   }
 
   #send(req: HttpRequest): Promise<HttpResponse> {
-    return send(req, { agents: this.#agents, userAgent: this.#userAgent });
+    return send(
+      { ...req, guard: this.#guard },
+      { agents: this.#agents, userAgent: this.#userAgent },
+    );
   }
 }
 

@@ -1,4 +1,10 @@
 export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
+export {
+  AddressGuard,
+  addressRefusal,
+  type ResolveHost,
+  registryHostRefusal,
+} from "./address-guard.ts";
 export { type Challenge, parseChallenges } from "./challenge.ts";
 export {
   type BlobLocation,

@@ -3,6 +3,7 @@ import type * as Https from "node:https";
 import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { FerryError } from "../observe/index.ts";
+import type { AddressGuard } from "./address-guard.ts";
 import { requestOnce } from "./blob-reader.ts";
 import type { TlsSettings } from "./endpoint.ts";
 
@@ -14,6 +15,8 @@ export interface HttpRequest {
   signal?: AbortSignal | undefined;
   /** TLS settings of the host (extra CA, client certificate, skip verification). */
   tls?: TlsSettings | undefined;
+  /** Where connections may go (redirects included); unset: anywhere. */
+  guard?: AddressGuard | undefined;
 }
 
 export interface HttpResponse {
@@ -137,7 +140,7 @@ export async function send(
   let tls = req.tls;
   for (let hop = 0; ; hop++) {
     const res = await once(
-      { method, url, headers, body, signal: req.signal, tls },
+      { method, url, headers, body, signal: req.signal, tls, guard: req.guard },
       agents,
       options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     );
@@ -172,6 +175,7 @@ function once(
     body: string | Buffer | undefined;
     signal: AbortSignal | undefined;
     tls: TlsSettings | undefined;
+    guard: AddressGuard | undefined;
   },
   agents: Agents,
   idleTimeoutMs: number,
@@ -200,6 +204,7 @@ function once(
       headers,
       agent: agents.https(req.tls),
       signal: req.signal,
+      ...req.guard?.connectOptions(target.hostname),
     };
     const request = https().request(target, options, (res) => {
       // The idle timeout keeps guarding the body after the headers arrive.

@@ -26,37 +26,9 @@ import {
   startFerry,
   tempDir,
 } from "./cli.ts";
+import { requestsOf } from "./mirror-process.ts";
 
 const execFileAsync = promisify(execFile);
-
-interface LoggedRequest {
-  method: string;
-  path: string;
-  ns: string | null;
-  status: number;
-}
-
-/** The mirror's JSON request log lines. */
-function requestsOf(log: string): LoggedRequest[] {
-  const out: LoggedRequest[] = [];
-  for (const line of log.split("\n")) {
-    let entry: Record<string, unknown>;
-    try {
-      entry = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      continue;
-    }
-    if (entry.msg !== "request") continue;
-    const url = new URL(String(entry.url), "http://mirror.invalid");
-    out.push({
-      method: String(entry.method),
-      path: url.pathname,
-      ns: url.searchParams.get("ns"),
-      status: Number(entry.status),
-    });
-  }
-  return out;
-}
 
 interface UpstreamGet {
   path: string;
@@ -122,6 +94,8 @@ describe("docker, containerd and skopeo pulling through ferry mirror", () => {
       "127.0.0.1:0",
       "--upstream",
       hub.url,
+      "--allow-ns",
+      far.host,
       "--store",
       join(work, "store"),
     ]);

@@ -12,15 +12,8 @@ import { promisify } from "node:util";
 import { type BuiltImage, MediaType, pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
-import {
-  describeRun,
-  type FerryProcess,
-  type FerryResult,
-  ferry,
-  removeDir,
-  startFerry,
-  tempDir,
-} from "./cli.ts";
+import { describeRun, ferry, removeDir, tempDir } from "./cli.ts";
+import { errorCodes, type Got, get, mirrors, startMirror } from "./mirror-process.ts";
 
 const execFileAsync = promisify(execFile);
 const MB = 1_000_000;
@@ -31,118 +24,8 @@ const ACCEPT = [
   MediaType.dockerManifestList,
 ].join(", ");
 
-// ---- a ferry mirror process ----
-
-interface MirrorProcess {
-  url: string;
-  host: string;
-  store: string;
-  proc: FerryProcess;
-  /** everything the process wrote to stderr so far (its JSON log) */
-  log(): string;
-  /** SIGTERM (once: a second one would kill it at once), then its result */
-  stop(): Promise<FerryResult>;
-}
-
-const mirrors: MirrorProcess[] = [];
-
-/** `ferry mirror --listen 127.0.0.1:0 ARGS`; resolves with the URL from its "mirror listening" log line. */
-async function startMirror(store: string, args: readonly string[]): Promise<MirrorProcess> {
-  const proc = startFerry(["mirror", "--listen", "127.0.0.1:0", "--store", store, ...args]);
-  let stderr = "";
-  proc.child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString("utf8");
-  });
-  let stopped: Promise<FerryResult> | undefined;
-  const stop = () => {
-    if (stopped === undefined) {
-      if (proc.child.exitCode === null && proc.child.signalCode === null)
-        proc.child.kill("SIGTERM");
-      stopped = proc.result;
-    }
-    return stopped;
-  };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const line = stderr
-      .split("\n")
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      })
-      .find((e) => e?.msg === "mirror listening");
-    if (line !== undefined) {
-      const url = String(line.url);
-      const m: MirrorProcess = {
-        url,
-        host: new URL(url).host,
-        store,
-        proc,
-        log: () => stderr,
-        stop,
-      };
-      mirrors.push(m);
-      return m;
-    }
-    if (proc.child.exitCode !== null || Date.now() > deadline) {
-      proc.child.kill("SIGKILL");
-      throw new Error(`ferry mirror did not start listening:\n${describeRun(await proc.result)}`);
-    }
-    await sleep(20);
-  }
-}
-
-// ---- plain HTTP clients ----
-
-interface Got {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  /** the body ended normally (not cut off) */
-  complete: boolean;
-  error: string | undefined;
-}
-
-/** One GET (or other method) on its own connection; a body cut short is reported, not thrown. */
-function get(
-  url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: options.method ?? "GET", headers: options.headers ?? {}, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        const finish = (complete: boolean, error?: string) =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks),
-            complete,
-            error,
-          });
-        res.on("end", () => finish(true));
-        res.on("error", (err) => finish(false, err.message));
-        res.on("aborted", () => finish(false, "aborted"));
-      },
-    );
-    req.on("error", reject);
-    req.end(options.body);
-  });
-}
-
 function sha256(data: Buffer): string {
   return `sha256:${createHash("sha256").update(data).digest("hex")}`;
-}
-
-function errorCodes(body: Buffer): string[] {
-  const parsed = JSON.parse(body.toString("utf8")) as { errors: Array<{ code: string }> };
-  return parsed.errors.map((e) => e.code);
 }
 
 /** `name{labels} value` lines of a Prometheus text page: the sum over series whose labels include `match`. */
@@ -610,7 +493,12 @@ describe("ferry mirror in front of a Distribution registry", () => {
     const other = await startRegistry();
     try {
       await tagMany(other, "lib/elsewhere", TAGS);
-      const m = await startMirror(newStore(), ["--upstream", upstream.url]);
+      const m = await startMirror(newStore(), [
+        "--upstream",
+        upstream.url,
+        "--allow-ns",
+        other.host,
+      ]);
       const ns = `ns=${encodeURIComponent(other.host)}`;
       const first = await get(`${m.url}/v2/lib/elsewhere/tags/list?n=3&${ns}`);
       assert.deepEqual(JSON.parse(first.body.toString("utf8")).tags, ["t0", "t1", "t2"]);

@@ -1,12 +1,23 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "../args.ts";
 import { anonymous, defaultCredentialSource } from "../../config/index.ts";
-import { loadAccessPolicy, Mirror, startMirrorServer } from "../../mirror/index.ts";
+import {
+  loadAccessPolicy,
+  Mirror,
+  parseServedList,
+  ServedRegistries,
+  startMirrorServer,
+} from "../../mirror/index.ts";
 import { Metrics } from "../../observe/index.ts";
 import { PEER_FLAGS_USAGE, PeerNode, peerSettings, withConfigDefaults } from "../../peer/index.ts";
 import { Puller } from "../../pull/index.ts";
 import { DEFAULT_DOMAIN } from "../../reference/index.ts";
-import { type HostSettings, RegistryClient } from "../../registry/index.ts";
+import {
+  AddressGuard,
+  type HostSettings,
+  RegistryClient,
+  registryHostRefusal,
+} from "../../registry/index.ts";
 import { parseDuration } from "../../store/index.ts";
 import { hostSettings, loadConfig, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
@@ -22,6 +33,10 @@ Options:
   --listen HOST:PORT   address to serve on (default 127.0.0.1:5000)
   --upstream URL       where requests without ?ns= go (default: Docker Hub); such
                        requests are recorded under that registry's name
+  --allow-ns HOST[:PORT],...
+                       registries a client may name with ?ns= besides the upstream
+                       (default: none; * for any, as containerd's own mirrors do);
+                       others get 403 DENIED. Config: mirror.namespaces
   --tag-ttl DURATION   how long a tag is answered from the store before the upstream is
                        asked again (default 5m); on upstream failure the last digest is served
   --tls-cert FILE      serve HTTPS with this certificate (and --tls-key FILE)
@@ -31,6 +46,13 @@ Options:
                        with its own credentials. Without it the mirror fetches anonymously
                        and serves only repositories proven public upstream
   --concurrency N      upstream blob downloads at once (default 16)
+  --upstream-requests N
+                       other upstream requests at once: manifests, blob checks, tag
+                       lists (default 32)
+  --max-connections N  client connections at once; more are closed on arrival (default 1024)
+  --idle-timeout DURATION
+                       close a client connection idle this long, or still sending its
+                       request head after it (default 30s)
   --store DIR          store directory
   --config FILE        ferry config file (with --auth-file, upstream credentials come
                        from Docker's config); its peers: (members, keyFile, listen) stand in
@@ -54,6 +76,10 @@ export async function mirrorCommand(
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       concurrency: { type: "string", default: "16" },
+      "allow-ns": { type: "string" },
+      "upstream-requests": { type: "string", default: "32" },
+      "max-connections": { type: "string", default: "1024" },
+      "idle-timeout": { type: "string", default: "30s" },
       "auth-file": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
@@ -68,9 +94,11 @@ export async function mirrorCommand(
   if (positionals.length > 0) throw usageError(`unexpected argument "${positionals[0]}"`);
   const listen = /^(\[[0-9a-f:.]+\]|[^:]+):(\d{1,5})$/i.exec(values.listen);
   if (listen === null) throw usageError(`--listen must be HOST:PORT, got "${values.listen}"`);
-  const concurrency = Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw usageError("--concurrency must be a positive whole number");
+  const concurrency = positive(values.concurrency, "--concurrency");
+  const upstreamRequests = positive(values["upstream-requests"], "--upstream-requests");
+  const maxConnections = positive(values["max-connections"], "--max-connections");
+  const idleTimeoutMs = parseDuration(values["idle-timeout"], "--idle-timeout");
+  if (idleTimeoutMs <= 0) throw usageError("--idle-timeout must be longer than zero");
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw usageError("--tls-cert and --tls-key go together");
   }
@@ -89,9 +117,18 @@ export async function mirrorCommand(
         `--upstream must be a URL like https://registry.example.com, got "${values.upstream}"`,
       );
     }
+    const refusal = registryHostRefusal(u.host);
+    if (refusal !== undefined)
+      throw usageError(`--upstream ${values.upstream}: the host is ${refusal}`);
     defaultNamespace = u.host;
     override = { host: u.host, endpoint: `${u.protocol}//${u.host}` };
   }
+  const served = new ServedRegistries(
+    defaultNamespace,
+    values["allow-ns"] === undefined
+      ? parseServedList(config.mirror?.namespaces ?? [], `mirror.namespaces in ${config.path}`)
+      : parseServedList(values["allow-ns"].split(","), "--allow-ns"),
+  );
   const fromConfig = hostSettings(config);
   const settings = (host: string): HostSettings => {
     const s = fromConfig(host);
@@ -108,11 +145,18 @@ export async function mirrorCommand(
     log({ level: "warn", msg: "mirror fallback", ...e });
   // Anonymous mode fetches without credentials, so nothing private reaches the store through
   // the mirror; with --auth-file the mirror uses its own credentials and its clients log in.
-  const anonymousRegistry = new RegistryClient({ credentials: anonymous, settings, onEvent });
+  // Whatever the configuration, no upstream connection goes to link-local or metadata addresses.
+  const guard = new AddressGuard();
+  const anonymousRegistry = new RegistryClient({
+    credentials: anonymous,
+    settings,
+    onEvent,
+    guard,
+  });
   const registry =
     access === undefined
       ? anonymousRegistry
-      : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent });
+      : new RegistryClient({ credentials: defaultCredentialSource(), settings, onEvent, guard });
   const metrics = new Metrics();
   const members =
     peering === undefined
@@ -139,10 +183,12 @@ export async function mirrorCommand(
     puller,
     registry,
     defaultNamespace,
+    served,
     tagTtlMs,
     metrics,
     log,
     anonymousRegistry,
+    upstreamRequests,
     ...(access === undefined ? {} : { access }),
   });
   const tls =
@@ -155,6 +201,8 @@ export async function mirrorCommand(
     ...(tls ? { tls } : {}),
     mirror,
     log,
+    maxConnections,
+    idleTimeoutMs,
   });
   if (peerNode !== undefined && peering?.listen !== undefined && members !== undefined) {
     const self = peering.listen.self;
@@ -203,4 +251,10 @@ export async function mirrorCommand(
   await registry.close();
   if (registry !== anonymousRegistry) await anonymousRegistry.close();
   return ExitCode.ok;
+}
+
+function positive(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`${flag} must be a positive whole number`);
+  return n;
 }
