@@ -54,11 +54,17 @@ export function hostSettings(config: FerryConfig): (host: string) => HostSetting
 }
 
 export function createRegistryClient(
-  options: GlobalOptions & { credentials?: CredentialSource; output?: Output },
+  options: GlobalOptions & {
+    credentials?: CredentialSource;
+    output?: Output;
+    /** `--timeout`: the deadline of each manifest and blob, over the config file's. */
+    timeoutMs?: number | undefined;
+  },
 ): RegistryClient {
   const config = loadConfig(options);
   const output = options.output;
   return new RegistryClient({
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     credentials: options.credentials ?? defaultCredentialSource(),
     settings: hostSettings(config),
     onEvent: (event: RegistryEvent) => {

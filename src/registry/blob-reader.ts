@@ -3,6 +3,7 @@ import { isIP, type OnReadOpts, connect as plainConnect, type Socket } from "nod
 import { Readable } from "node:stream";
 import type * as Tls from "node:tls";
 import { FerryError, isFerryError } from "../observe/index.ts";
+import { defaultIdleTimeoutMs } from "./deadline.ts";
 import type { TlsSettings } from "./endpoint.ts";
 import { networkError, redact, USER_AGENT } from "./transport.ts";
 
@@ -47,7 +48,6 @@ export interface BlobReadResult {
 // Measured on a 200 MB loopback blob (median of 7-9 runs, wall / CPU ms): 64 KiB 398/381,
 // 256 KiB 300/340, 1 MiB 254/293, 2 MiB 235/245 but reads no longer fill it; one per connection.
 const BUFFER_SIZE = 1024 * 1024;
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -277,7 +277,7 @@ function exchange(
       },
     });
     signal?.addEventListener("abort", onAbort, { once: true });
-    socket.setTimeout(req.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+    socket.setTimeout(req.idleTimeoutMs ?? defaultIdleTimeoutMs(), () => {
       const cause = Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" });
       finish(networkError(cause, req.url));
     });

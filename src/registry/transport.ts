@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { FerryError } from "../observe/index.ts";
 import { requestOnce } from "./blob-reader.ts";
+import { defaultIdleTimeoutMs } from "./deadline.ts";
 import type { TlsSettings } from "./endpoint.ts";
 
 export interface HttpRequest {
@@ -73,7 +74,6 @@ function https(): typeof Https {
 }
 
 export const USER_AGENT = "ferry/0.1";
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export function createAgents(): Agents {
   return new Agents();
@@ -99,11 +99,17 @@ export async function readText(res: HttpResponse, limit = 4 * 1024 * 1024): Prom
   return (await readBytes(res, limit)).toString("utf8");
 }
 
-export async function readBytes(res: HttpResponse, limit: number): Promise<Buffer> {
+/** `onBytes` hears the bytes read so far as each piece arrives (a deadline counts them as progress). */
+export async function readBytes(
+  res: HttpResponse,
+  limit: number,
+  onBytes: (size: number) => void = () => {},
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of res.body) {
     size += (chunk as Buffer).length;
+    onBytes(size);
     if (size > limit) {
       res.body.destroy();
       throw new FerryError(
@@ -139,7 +145,7 @@ export async function send(
     const res = await once(
       { method, url, headers, body, signal: req.signal, tls },
       agents,
-      options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      options.idleTimeoutMs ?? defaultIdleTimeoutMs(),
     );
     const location = header(res, "location");
     const status = res.status;

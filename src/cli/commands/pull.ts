@@ -3,7 +3,9 @@ import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import type { PeerNode } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
-import { parseReference, type Reference } from "../../reference/index.ts";
+import { formatReference, parseReference, type Reference } from "../../reference/index.ts";
+import { DEFAULT_RETRY } from "../../registry/index.ts";
+import { parseDuration } from "../../store/index.ts";
 import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
@@ -25,6 +27,8 @@ Options:
   --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image (default: this host's)
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
   --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
+  --timeout DURATION            give up on a manifest or blob after this long without a byte of it
+                                arriving, over all its retries (default ${DEFAULT_RETRY.maxElapsedMs / 1000}s), e.g. 30s, 5m
   --store DIR                   store directory (default: $FERRY_STORE or the default location)
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml);
                                 its peers.members and peers.keyFile stand in for --peers and --peer-key-file
@@ -47,6 +51,7 @@ export async function pullCommand(
       platform: { type: "string" },
       concurrency: { type: "string" },
       "hash-workers": { type: "string", default: "auto" },
+      timeout: { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
       quiet: { type: "boolean", short: "q" },
@@ -70,6 +75,7 @@ export async function pullCommand(
     throw usageError(`--hash-workers must be auto, always or never, got "${hashWorkers}"`);
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
+  const timeoutMs = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
   // The config file's peers.members and peers.keyFile stand in for flags not given (its
   // listen is the node's mirror's, not this command's).
   const peerConfig = loadConfig(values).peers;
@@ -107,7 +113,7 @@ export async function pullCommand(
         : "plain";
   const renderer = createRenderer(mode, output);
   const store = await openStore(values);
-  const registry = createRegistryClient({ config: values.config, output });
+  const registry = createRegistryClient({ config: values.config, output, timeoutMs });
   // A member without a listener: each blob is asked of its owner among the listed peers
   // (which fetches it from the registry once for the fleet), then the runner-ups, then the
   // registry. Peer trouble is reported on stderr and never fails the pull.
@@ -154,8 +160,8 @@ export async function pullCommand(
             signal,
           });
           const code =
-            mode === "json" ? exitFromJson(err) : renderError(err, output, positionals[i]);
-          if (mode === "json") renderer.failed(positionals[i] ?? "", err);
+            mode === "json" ? exitFromJson(err) : renderError(err, output, formatReference(ref));
+          if (mode === "json") renderer.failed(formatReference(ref), err);
           if (exit === ExitCode.ok) exit = code;
         }
       }),
@@ -168,6 +174,14 @@ export async function pullCommand(
     await registry.close();
   }
   return exit;
+}
+
+/** `--timeout`: a duration of at least one second. */
+export function parseTimeout(text: string): number {
+  const ms = parseDuration(text, "--timeout");
+  if (ms < 1000)
+    throw usageError(`--timeout must be at least 1s, got "${text}"`, "e.g. --timeout 30s");
+  return ms;
 }
 
 function exitFromJson(err: unknown): number {
