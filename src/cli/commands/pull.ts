@@ -8,7 +8,7 @@ import { DEFAULT_RETRY } from "../../registry/index.ts";
 import { parseDuration } from "../../store/index.ts";
 import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
-import { createRenderer, type RenderMode } from "../render-pull.ts";
+import { createRenderer, type PullRenderer, type RenderMode } from "../render-pull.ts";
 import type { PeerMembership } from "../peers.ts";
 
 /** The usage text of the flags of a member without a listener (`ferry pull`). */
@@ -159,9 +159,7 @@ export async function pullCommand(
             registry,
             signal,
           });
-          const code =
-            mode === "json" ? exitFromJson(err) : renderError(err, output, formatReference(ref));
-          if (mode === "json") renderer.failed(formatReference(ref), err);
+          const code = reportPullFailure(err, ref, output, mode === "json" ? renderer : undefined);
           if (exit === ExitCode.ok) exit = code;
         }
       }),
@@ -174,6 +172,23 @@ export async function pullCommand(
     await registry.close();
   }
   return exit;
+}
+
+/**
+ * Reports a failed pull under the fully resolved reference (`nosuchimage:1` fails as
+ * docker.io/library/nosuchimage:1): as a `--json` error event when `json` renders, else on
+ * stderr. Returns the exit code.
+ */
+export function reportPullFailure(
+  err: unknown,
+  ref: Reference,
+  output: Output,
+  json: PullRenderer | undefined,
+): number {
+  const name = formatReference(ref);
+  if (json === undefined) return renderError(err, output, name);
+  json.failed(name, err);
+  return exitFromJson(err);
 }
 
 /** `--timeout`: a duration of at least one second. */
