@@ -169,6 +169,10 @@ export class Puller {
         throw new FerryError(
           "FERRY_SIZE_MISMATCH",
           `manifest ${chosen.digest} of ${name} is ${child.bytes.length} bytes, the index says ${chosen.size}`,
+          {
+            hint: "the registry serves another manifest than its index describes; nothing was stored — report it to the registry's operator",
+            fields: { digest: chosen.digest, expected: chosen.size, received: child.bytes.length },
+          },
         );
       }
       parsed = parseManifest(child.bytes, chosen.mediaType);
