@@ -46,6 +46,7 @@ export function hostSettings(config: FerryConfig): (host: string) => HostSetting
         mirrors: [...s.mirrors],
         plainHttp: s.plainHttp,
         ...(Object.keys(tls).length > 0 ? { tls } : {}),
+        ...(s.timeoutMs === undefined ? {} : { timeoutMs: s.timeoutMs }),
       };
       cache.set(host, settings);
     }

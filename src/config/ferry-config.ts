@@ -34,6 +34,8 @@ export interface RegistryConfig {
   readonly ca?: string;
   readonly clientCert?: string;
   readonly clientKey?: string;
+  /** The deadline of each manifest and blob from this registry (see registry/deadline.ts). */
+  readonly timeoutSeconds?: number;
 }
 
 /** Peer sharing settings (`peers:`), used by `ferry mirror` and `ferry pull` where flags are absent. */
@@ -213,6 +215,7 @@ function toConfig(
       ca: file(entry?.ca),
       clientCert: file(entry?.clientCert),
       clientKey: file(entry?.clientKey),
+      ...(entry?.timeoutSeconds === undefined ? {} : { timeoutSeconds: entry.timeoutSeconds }),
     });
   }
   const p = data?.peers;

@@ -105,7 +105,7 @@ export class Deadline {
         "FERRY_TIMEOUT",
         `${what}: ${stalled}gave up after ${spent} (${last.message})`,
         {
-          hint: "the registry or the network stalled; retry later, or allow more time with --timeout (or `timeout:` for the registry in ferry's config file)",
+          hint: "the registry or the network stalled; retry later, or allow more time with --timeout (or registries.HOST.timeoutSeconds in ferry's config file)",
           fields,
           cause: last,
         },

@@ -1,6 +1,7 @@
 // `ferry pull --timeout`: one progress deadline per manifest and per blob, against a real
 // registry behind a proxy that stalls (no head, or a body held at a fixed offset).
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
@@ -117,6 +118,40 @@ describe("ferry pull --timeout", () => {
     );
     assert.ok(gets.length >= 2, `asked again: ${JSON.stringify(gets)}`);
     assert.deepEqual((await readStoreIndex(store)).manifests, []);
+  });
+
+  test("the config file's registries.HOST.timeoutSeconds sets the deadline; --timeout overrides it", {
+    timeout: 60_000,
+  }, async () => {
+    const silent = await proxy({ stall: { what: "all", at: "head" } });
+    const config = async (seconds: number) => {
+      const path = join(work, `config-${seconds}.yaml`);
+      await writeFile(path, `registries:\n  "${silent.host}":\n    timeoutSeconds: ${seconds}\n`);
+      return path;
+    };
+    const name = `${silent.host}/dl/img:v1`;
+    const configured = await ferry([
+      "pull",
+      "--json",
+      "--config",
+      await config(TIMEOUT_S),
+      "--store",
+      newStore(),
+      name,
+    ]);
+    assert.ok(gaveUp(configured, `manifest v1 of ${silent.host}/dl/img`).seconds >= TIMEOUT_S);
+    const overridden = await ferry([
+      "pull",
+      "--json",
+      "--timeout",
+      `${TIMEOUT_S}s`,
+      "--config",
+      await config(600),
+      "--store",
+      newStore(),
+      name,
+    ]);
+    assert.ok(gaveUp(overridden, `manifest v1 of ${silent.host}/dl/img`).seconds >= TIMEOUT_S);
   });
 
   test("--timeout must be a duration of at least 1s: exit 2 before any request", async () => {
