@@ -6,9 +6,28 @@ import {
   loadFerryConfig,
   registrySettingsResolver,
 } from "../config/index.ts";
-import { type HostSettings, RegistryClient, type RegistryEvent } from "../registry/index.ts";
-import { defaultStoreRoot, Store } from "../store/index.ts";
-import type { Output } from "./output.ts";
+import {
+  DEFAULT_RETRY,
+  type HostSettings,
+  RegistryClient,
+  type RegistryEvent,
+} from "../registry/index.ts";
+import { defaultStoreRoot, parseDuration, Store } from "../store/index.ts";
+import { type Output, usageError } from "./output.ts";
+
+/** The usage line of `--timeout`, for the commands that pull. */
+export const TIMEOUT_USAGE = `  --timeout DURATION            give up on a manifest or blob after this long without progress,
+                                over all its retries (default ${DEFAULT_RETRY.maxElapsedMs / 1000}s, or the registry's
+                                timeoutSeconds in the config file), e.g. 30s, 5m
+`;
+
+/** `--timeout`: a duration of at least one second. */
+export function parseTimeout(text: string): number {
+  const ms = parseDuration(text, "--timeout");
+  if (ms < 1000)
+    throw usageError(`--timeout must be at least 1s, got "${text}"`, "e.g. --timeout 30s");
+  return ms;
+}
 
 export interface GlobalOptions {
   store?: string | undefined;

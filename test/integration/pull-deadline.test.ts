@@ -97,6 +97,27 @@ describe("ferry pull --timeout", () => {
     assert.ok((await verifiedBlobs(store)).includes(layer));
   });
 
+  test("ferry copy --timeout: a source blob that stalls ends with the same deadline error", async () => {
+    const layer = image.layers[0]?.digest ?? "";
+    const stalling = await proxy({ stall: { what: "blobs", at: 1000 } });
+    const r = await ferry([
+      "copy",
+      "--json",
+      "--timeout",
+      `${TIMEOUT_S}s`,
+      "--store",
+      newStore(),
+      `${stalling.host}/dl/img:v1`,
+      `${registry.host}/dl/copy:v1`,
+    ]);
+    const { seconds } = gaveUp(r, `blob ${layer} of ${stalling.host}/dl/img`);
+    assert.ok(seconds >= TIMEOUT_S, `reported ${seconds} s`);
+    assert.ok(
+      stalling.requests.some((q) => q.range === "bytes=1000-"),
+      "resumed with Range",
+    );
+  });
+
   test("a registry that never answers: FERRY_TIMEOUT once the manifest's deadline passes", async () => {
     const silent = await proxy({ stall: { what: "all", at: "head" } });
     const store = newStore();

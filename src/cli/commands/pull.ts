@@ -4,9 +4,13 @@ import { parsePlatform } from "../../oci/index.ts";
 import type { PeerNode } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
 import { formatReference, parseReference, type Reference } from "../../reference/index.ts";
-import { DEFAULT_RETRY } from "../../registry/index.ts";
-import { parseDuration } from "../../store/index.ts";
-import { createRegistryClient, loadConfig, openStore } from "../context.ts";
+import {
+  createRegistryClient,
+  loadConfig,
+  openStore,
+  parseTimeout,
+  TIMEOUT_USAGE,
+} from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type PullRenderer, type RenderMode } from "../render-pull.ts";
 import type { PeerMembership } from "../peers.ts";
@@ -27,9 +31,7 @@ Options:
   --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image (default: this host's)
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
   --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
-  --timeout DURATION            give up on a manifest or blob after this long without a byte of it
-                                arriving, over all its retries (default ${DEFAULT_RETRY.maxElapsedMs / 1000}s), e.g. 30s, 5m
-  --store DIR                   store directory (default: $FERRY_STORE or the default location)
+${TIMEOUT_USAGE}  --store DIR                   store directory (default: $FERRY_STORE or the default location)
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml);
                                 its peers.members and peers.keyFile stand in for --peers and --peer-key-file
   -q, --quiet                   print only the pulled references
@@ -189,14 +191,6 @@ export function reportPullFailure(
   if (json === undefined) return renderError(err, output, name);
   json.failed(name, err);
   return exitFromJson(err);
-}
-
-/** `--timeout`: a duration of at least one second. */
-export function parseTimeout(text: string): number {
-  const ms = parseDuration(text, "--timeout");
-  if (ms < 1000)
-    throw usageError(`--timeout must be at least 1s, got "${text}"`, "e.g. --timeout 30s");
-  return ms;
 }
 
 function exitFromJson(err: unknown): number {
