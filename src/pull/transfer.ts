@@ -121,6 +121,7 @@ export async function transferBlob(
         "FERRY_REGISTRY_ERROR",
         `registry ${job.host} answered a range request for ${job.digest} with the wrong range`,
         {
+          hint: "the registry (or a proxy in between) answered a resumed download with other bytes than asked for; retry, or report it to the registry's operator",
           fields: {
             digest: job.digest,
             expected: start,

@@ -1,7 +1,7 @@
 import { anonymous, type CredentialSource } from "../config/index.ts";
 import { FerryError } from "../observe/index.ts";
 import type { Challenge } from "./challenge.ts";
-import { errorFromResponse } from "./errors.ts";
+import { errorFromResponse, PROTOCOL_HINT } from "./errors.ts";
 import { type HttpRequest, type HttpResponse, readText, redact } from "./transport.ts";
 
 export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
@@ -85,10 +85,20 @@ export class Authenticator {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `registry ${host} sent a Bearer challenge without a realm`,
+        { hint: PROTOCOL_HINT, fields: { host } },
       );
     }
     const cred = await this.#credentials.get(host);
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (cause) {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `registry ${host} named an invalid token realm ${JSON.stringify(realm)}`,
+        { hint: PROTOCOL_HINT, fields: { host }, cause },
+      );
+    }
     const service = challenge.params.service;
     let req: HttpRequest;
     if (cred !== undefined && "identityToken" in cred) {
@@ -147,6 +157,7 @@ export class Authenticator {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `token server for ${host} answered without a token`,
+        { hint: PROTOCOL_HINT, fields: { host } },
       );
     }
     const lifetimeS =

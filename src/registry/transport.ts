@@ -115,7 +115,10 @@ export async function readBytes(
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `response from ${redact(res.url)} is larger than ${limit} bytes`,
-        { fields: { limit } },
+        {
+          hint: "no registry response of this kind is that large; check the registry address, or report it to the registry's operator",
+          fields: { limit },
+        },
       );
     }
     chunks.push(chunk as Buffer);
