@@ -165,8 +165,14 @@ export class RegistrySource implements ImageSource {
     signal: AbortSignal | undefined,
   ): Promise<number> {
     const deadline = this.#registry.deadline(this.repo.domain);
+    const gaveUp = (err: unknown) =>
+      deadline.gaveUp(err, `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`);
     for (;;) {
-      const location = await this.#registry.blobLocation(this.repo, desc.digest, signal);
+      const location = await this.#registry
+        .blobLocation(this.repo, desc.digest, signal, deadline)
+        .catch((err: unknown) => {
+          throw isTransientError(err) ? gaveUp(err) : err;
+        });
       deadline.attempt();
       try {
         const result = await transferBlob(
@@ -206,10 +212,7 @@ export class RegistrySource implements ImageSource {
         if (!isTransientError(err)) throw err;
         const delay = deadline.nextDelay();
         if (!deadline.allows(delay)) {
-          throw deadline.gaveUp(
-            err,
-            `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`,
-          );
+          throw gaveUp(err);
         }
         await sleep(delay, undefined, { signal });
       }

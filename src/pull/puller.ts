@@ -405,7 +405,10 @@ export class Puller {
       const gaveUp = (err: unknown) =>
         deadline.gaveUp(err, `blob ${desc.digest} of ${repo.domain}/${repo.path}`);
       for (;;) {
-        const { location, peer } = await sources.next();
+        // Auth for the upstream (ping, token) counts against the blob's deadline as well.
+        const { location, peer } = await sources.next(deadline).catch((err: unknown) => {
+          throw isTransientError(err) ? gaveUp(err) : err;
+        });
         if (peer === undefined) deadline.attempt();
         const job: TransferJob = {
           idleTimeoutMs: peer === undefined ? deadline.idleTimeoutMs() : peer.idleTimeoutMs,

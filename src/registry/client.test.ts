@@ -122,3 +122,40 @@ describe("RegistryClient: a Bearer challenge the token flow cannot follow", () =
     }
   });
 });
+
+describe("RegistryClient: the deadline", () => {
+  it("covers the token request a manifest needs: a token server that never answers ends it", {
+    timeout: 30_000,
+  }, async () => {
+    const silent = createServer(() => {}); // reads requests, never answers
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const realm = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/token`;
+    const registry = createServer((_req, res) => {
+      res.writeHead(401, { "www-authenticate": `Bearer realm="${realm}",service="x"` }).end();
+    });
+    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
+    const host = `127.0.0.1:${(registry.address() as AddressInfo).port}`;
+    const client = new RegistryClient({ timeoutMs: 1000 });
+    try {
+      await assert.rejects(
+        client.fetchManifest({ domain: host, path: "x" }, "v1"),
+        (err: unknown) => {
+          assert.ok(isFerryError(err, "FERRY_TIMEOUT"), String(err));
+          assert.match(
+            err.message,
+            new RegExp(
+              `^manifest v1 of ${host}/x: no progress for 1 s, gave up after \\d+ attempts in `,
+            ),
+          );
+          assert.ok(Number(err.fields["elapsedMs"]) >= 1000);
+          return true;
+        },
+      );
+    } finally {
+      await client.close();
+      silent.closeAllConnections();
+      silent.close();
+      registry.close();
+    }
+  });
+});

@@ -104,10 +104,8 @@ export class RegistryClient {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
-      send: (req) => {
-        const deadline = new Deadline(this.#retry);
-        return withRetry(() => this.#send(req, deadline), deadline, req.signal);
-      },
+      send: (req, deadline = new Deadline(this.#retry)) =>
+        withRetry(() => this.#send(req, deadline), deadline, req.signal),
     });
   }
 
@@ -280,9 +278,10 @@ export class RegistryClient {
     repo: Repository,
     digest: string,
     signal?: AbortSignal,
+    deadline?: Deadline,
   ): Promise<BlobLocation> {
     const endpoint = this.#current(repo.domain);
-    const headers = await this.#authHeaders(endpoint, repo, signal, undefined);
+    const headers = await this.#authHeaders(endpoint, repo, signal, deadline);
     return {
       url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
       headers,
@@ -421,7 +420,7 @@ export class RegistryClient {
     scope = pullScope(repo),
   ): Promise<Record<string, string>> {
     const challenge = await this.ping(endpoint, signal, deadline);
-    const value = await this.#auth.header(endpoint.host, challenge, scope);
+    const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
     return value === undefined ? {} : { authorization: value };
   }
 
@@ -475,7 +474,7 @@ export class RegistryClient {
       else {
         // The registry wants credentials: what it said to the anonymous request decides nothing.
         discard(anonymous);
-        const value = await this.#auth.header(endpoint.host, challenge, scope);
+        const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
         res = await withRetry(
           () => request(value === undefined ? {} : { authorization: value }),
           deadline,
@@ -493,7 +492,7 @@ export class RegistryClient {
       throw await errorFromResponse(res, { ...ctx, host: endpoint.host });
     this.#challenges.set(endpoint.base, Promise.resolve(challenge));
     this.#auth.invalidate(endpoint.host, scope);
-    const value = await this.#auth.header(endpoint.host, challenge, scope);
+    const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
     res = await withRetry(
       () => request(value === undefined ? {} : { authorization: value }),
       deadline,
