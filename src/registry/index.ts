@@ -11,7 +11,7 @@ export {
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
-export { Deadline, idleTimeoutFor } from "./deadline.ts";
+export { Deadline } from "./deadline.ts";
 export { classify, errorFromResponse, parseErrorBody, type RequestContext } from "./errors.ts";
 export {
   DEFAULT_RETRY,
