@@ -6,9 +6,28 @@ import {
   loadFerryConfig,
   registrySettingsResolver,
 } from "../config/index.ts";
-import { type HostSettings, RegistryClient, type RegistryEvent } from "../registry/index.ts";
-import { defaultStoreRoot, Store } from "../store/index.ts";
-import type { Output } from "./output.ts";
+import {
+  DEFAULT_RETRY,
+  type HostSettings,
+  RegistryClient,
+  type RegistryEvent,
+} from "../registry/index.ts";
+import { defaultStoreRoot, parseDuration, Store } from "../store/index.ts";
+import { type Output, usageError } from "./output.ts";
+
+/** The usage line of `--timeout`, for the commands that pull. */
+export const TIMEOUT_USAGE = `  --timeout DURATION            give up on a manifest or blob after this long without progress,
+                                over all its retries (default ${DEFAULT_RETRY.maxElapsedMs / 1000}s, or the registry's
+                                timeoutSeconds in the config file), e.g. 30s, 5m
+`;
+
+/** `--timeout`: a duration of at least one second. */
+export function parseTimeout(text: string): number {
+  const ms = parseDuration(text, "--timeout");
+  if (ms < 1000)
+    throw usageError(`--timeout must be at least 1s, got "${text}"`, "e.g. --timeout 30s");
+  return ms;
+}
 
 export interface GlobalOptions {
   store?: string | undefined;
@@ -46,6 +65,7 @@ export function hostSettings(config: FerryConfig): (host: string) => HostSetting
         mirrors: [...s.mirrors],
         plainHttp: s.plainHttp,
         ...(Object.keys(tls).length > 0 ? { tls } : {}),
+        ...(s.timeoutMs === undefined ? {} : { timeoutMs: s.timeoutMs }),
       };
       cache.set(host, settings);
     }
@@ -54,11 +74,17 @@ export function hostSettings(config: FerryConfig): (host: string) => HostSetting
 }
 
 export function createRegistryClient(
-  options: GlobalOptions & { credentials?: CredentialSource; output?: Output },
+  options: GlobalOptions & {
+    credentials?: CredentialSource;
+    output?: Output;
+    /** `--timeout`: the deadline of each manifest and blob, over the config file's. */
+    timeoutMs?: number | undefined;
+  },
 ): RegistryClient {
   const config = loadConfig(options);
   const output = options.output;
   return new RegistryClient({
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     credentials: options.credentials ?? defaultCredentialSource(),
     settings: hostSettings(config),
     onEvent: (event: RegistryEvent) => {

@@ -18,6 +18,7 @@ export const REGISTRY_KEYS = [
   "ca",
   "clientCert",
   "clientKey",
+  "timeoutSeconds",
 ] as const;
 
 /** Hints by the last key of an issue's path. */
@@ -29,6 +30,8 @@ export const KEY_HINTS: Readonly<Record<string, string>> = {
   ca: "ca is the path of a PEM file of CA certificates (relative to the config file)",
   clientCert: "clientCert and clientKey are paths of PEM files, given together",
   clientKey: "clientCert and clientKey are paths of PEM files, given together",
+  timeoutSeconds:
+    "timeoutSeconds is a whole number of seconds, at least 1: how long a manifest or blob may go without progress (ferry pull --timeout overrides it)",
   peers: "peers has members, keyFile and listen (docs/peers.md)",
   members:
     "members is a list of peer listeners as HOST:PORT, or kubernetes (kubernetes:SERVICE) for a Service's endpoints",
@@ -56,6 +59,11 @@ function buildSchema(z: typeof Zod.z) {
       ca: file.optional(),
       clientCert: file.optional(),
       clientKey: file.optional(),
+      timeoutSeconds: z
+        .number({ error: "expected a whole number of seconds" })
+        .int("expected a whole number of seconds")
+        .min(1, "must be at least 1")
+        .optional(),
     })
     .superRefine((value, ctx) => {
       if ((value.clientCert === undefined) === (value.clientKey === undefined)) return;

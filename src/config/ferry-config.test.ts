@@ -105,6 +105,7 @@ describe("ferry config: a valid file", () => {
         "    clientKey: certs/client.key",
         "  plain.example:",
         "    plainHttp: true",
+        "    timeoutSeconds: 300",
         "  empty.example:",
         "",
       ].join("\n"),
@@ -136,6 +137,7 @@ describe("ferry config: a valid file", () => {
     assert.equal(internal.clientCert?.toString(), PEM);
     assert.match(internal.clientKey?.toString() ?? "", /PRIVATE KEY/);
     assert.equal(registrySettings(config, "plain.example").plainHttp, true);
+    assert.equal(registrySettings(config, "plain.example").timeoutMs, 300_000);
     assert.deepEqual(registrySettings(config, "empty.example").mirrors, []);
 
     const resolve = registrySettingsResolver(config);
@@ -238,6 +240,24 @@ describe("ferry config: errors say file:line:column and the key", () => {
       err.message,
       `config ${path}:3:16: registries.ghcr.io.plainHttp: expected true or false`,
     );
+  });
+
+  it("a timeout that is not a whole number of seconds, at least 1", async (t) => {
+    for (const [value, reason] of [
+      ["0", "must be at least 1"],
+      ["1.5", "expected a whole number of seconds"],
+      ["60s", "expected a whole number of seconds"],
+    ]) {
+      const { path, err } = await loadError(
+        t,
+        `registries:\n  ghcr.io:\n    timeoutSeconds: ${value}\n`,
+      );
+      assert.equal(
+        err.message,
+        `config ${path}:3:21: registries.ghcr.io.timeoutSeconds: ${reason}`,
+      );
+      assert.match(err.hint ?? "", /whole number of seconds/);
+    }
   });
 
   it("a client certificate without its key", async (t) => {

@@ -35,6 +35,8 @@ export interface RegistryConfig {
   readonly ca?: string;
   readonly clientCert?: string;
   readonly clientKey?: string;
+  /** The deadline of each manifest and blob from this registry (see registry/deadline.ts). */
+  readonly timeoutSeconds?: number;
 }
 
 /** Peer sharing settings (`peers:`), used by `ferry mirror` and `ferry pull` where flags are absent. */
@@ -223,6 +225,7 @@ function toConfig(
       ca: file(entry?.ca),
       clientCert: file(entry?.clientCert),
       clientKey: file(entry?.clientKey),
+      ...(entry?.timeoutSeconds === undefined ? {} : { timeoutSeconds: entry.timeoutSeconds }),
     });
   }
   const m = data?.mirror;

@@ -19,6 +19,8 @@ export interface RegistrySettings {
   /** Client certificate and key (PEM) for mTLS; both or neither. */
   readonly clientCert?: Buffer;
   readonly clientKey?: Buffer;
+  /** How long a manifest or blob may go without progress (`timeoutSeconds`); unset: the default. */
+  readonly timeoutMs?: number;
 }
 
 const PEM_BEGIN = "-----BEGIN ";
@@ -40,8 +42,10 @@ export function registrySettings(config: FerryConfig, host: string): RegistrySet
   const ca = pem("ca");
   const clientCert = pem("clientCert");
   const clientKey = pem("clientKey");
+  const timeoutSeconds = entry?.timeoutSeconds;
   return {
     ...settings,
+    ...(timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 }),
     ...(ca === undefined ? {} : { ca }),
     ...(clientCert === undefined ? {} : { clientCert }),
     ...(clientKey === undefined ? {} : { clientKey }),

@@ -80,7 +80,7 @@ export class DigestVerifier {
   update(chunk: Uint8Array): void {
     this.#bytes += chunk.byteLength;
     if (this.expectedSize !== undefined && this.#bytes > this.expectedSize) {
-      throw sizeMismatch(this.expected, this.expectedSize, this.#bytes, "more than");
+      throw sizeMismatch(this.expected, this.expectedSize, this.#bytes);
     }
     this.#hash.update(chunk);
   }
@@ -88,7 +88,7 @@ export class DigestVerifier {
   /** Finishes hashing; throws FERRY_SIZE_MISMATCH or FERRY_DIGEST_MISMATCH. */
   verify(): string {
     if (this.expectedSize !== undefined && this.#bytes !== this.expectedSize) {
-      throw sizeMismatch(this.expected, this.expectedSize, this.#bytes, "only");
+      throw sizeMismatch(this.expected, this.expectedSize, this.#bytes);
     }
     const actual = `${SHA256}:${this.#hash.digest("hex")}`;
     if (actual !== this.expected) {
@@ -105,13 +105,14 @@ export class DigestVerifier {
   }
 }
 
-function sizeMismatch(digest: string, expected: number, got: number, how: string): FerryError {
-  return new FerryError(
-    "FERRY_SIZE_MISMATCH",
-    `content of ${digest} has the wrong size: expected ${expected} bytes, received ${how} ${got}`,
-    {
-      hint: "the registry served a truncated or oversized body; nothing was stored — retry the pull",
-      fields: { digest, expected, received: got },
-    },
-  );
+/** How many bytes arrived past the expected size depends on read sizes: only "longer" is said. */
+function sizeMismatch(digest: string, expected: number, got: number): FerryError {
+  const what =
+    got > expected
+      ? `is longer than the ${expected} bytes its descriptor gives`
+      : `ended after ${got} of the ${expected} bytes its descriptor gives`;
+  return new FerryError("FERRY_SIZE_MISMATCH", `content of ${digest} ${what}`, {
+    hint: "the registry served a truncated or oversized body; nothing was stored — retry the pull",
+    fields: { digest, expected, received: got },
+  });
 }

@@ -2,6 +2,7 @@ import type { Descriptor } from "../oci/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
   type BlobLocation,
+  type Deadline,
   isTransientError,
   type RegistryClient,
   type Repository,
@@ -90,11 +91,17 @@ export class SourcePicker {
     this.#signal = signal;
   }
 
-  async next(): Promise<AttemptLocation> {
+  /** `deadline`: the blob's, which the upstream's auth (ping, token) counts against too. */
+  async next(deadline?: Deadline): Promise<AttemptLocation> {
     let upstream: BlobLocation | undefined;
     let upstreamError: unknown;
     try {
-      upstream = await this.#registry.blobLocation(this.#repo, this.#desc.digest, this.#signal);
+      upstream = await this.#registry.blobLocation(
+        this.#repo,
+        this.#desc.digest,
+        this.#signal,
+        deadline,
+      );
     } catch (err) {
       if (this.#source === undefined || !isTransientError(err) || this.#signal?.aborted) throw err;
       upstreamError = err;

@@ -4,12 +4,10 @@ import { FerryError, isFerryError } from "../observe/index.ts";
 import { type Descriptor, formatPlatform, parseManifest } from "../oci/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
 import {
-  backoffDelay,
   isTransientError,
   type ReadRange,
   type RegistryClient,
   type Repository,
-  type RetryPolicy,
 } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { LocalSink } from "./sink.ts";
@@ -109,14 +107,12 @@ export class RegistrySource implements ImageSource {
   readonly #ref: Reference;
   readonly #registry: RegistryClient;
   readonly #store: Store;
-  readonly #retry: RetryPolicy;
 
-  constructor(registry: RegistryClient, store: Store, ref: Reference, retry: RetryPolicy) {
+  constructor(registry: RegistryClient, store: Store, ref: Reference) {
     this.repo = { domain: ref.domain, path: ref.path };
     this.#ref = ref;
     this.#registry = registry;
     this.#store = store;
-    this.#retry = retry;
   }
 
   async top(_all: boolean, signal?: AbortSignal): Promise<SourceManifest> {
@@ -161,15 +157,23 @@ export class RegistrySource implements ImageSource {
     }
   }
 
-  /** Into the ingest file, verified; retries resume from what arrived (as the puller does). */
+  /** Into the ingest file, verified; retries resume from what arrived, under one deadline (as the puller does). */
   async #download(
     desc: Descriptor,
     path: string,
     onProgress: (bytes: number) => void,
     signal: AbortSignal | undefined,
   ): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      const location = await this.#registry.blobLocation(this.repo, desc.digest, signal);
+    const deadline = this.#registry.deadline(this.repo.domain);
+    const gaveUp = (err: unknown) =>
+      deadline.gaveUp(err, `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`);
+    for (;;) {
+      const location = await this.#registry
+        .blobLocation(this.repo, desc.digest, signal, deadline)
+        .catch((err: unknown) => {
+          throw isTransientError(err) ? gaveUp(err) : err;
+        });
+      deadline.attempt();
       try {
         const result = await transferBlob(
           {
@@ -182,13 +186,17 @@ export class RegistrySource implements ImageSource {
             size: desc.size,
             host: this.repo.domain,
             repository: this.repo.path,
+            idleTimeoutMs: deadline.idleTimeoutMs(),
           },
           new LocalSink(),
-          onProgress,
+          (bytes) => {
+            deadline.progress(bytes);
+            onProgress(bytes);
+          },
           { signal },
         );
         if (result.kind === "complete") return result.fetched;
-        if (attempt + 1 >= this.#retry.maxAttempts) {
+        if (!deadline.allows(0)) {
           throw new FerryError(
             "FERRY_AUTH_REQUIRED",
             `registry ${this.repo.domain} refused access to blob ${desc.digest} of ${this.repo.path}`,
@@ -202,8 +210,12 @@ export class RegistrySource implements ImageSource {
           this.#registry.mirrorFailed(this.repo.domain, location.mirror, reason);
           continue;
         }
-        if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
-        await sleep(backoffDelay(this.#retry, attempt), undefined, { signal });
+        if (!isTransientError(err)) throw err;
+        const delay = deadline.nextDelay();
+        if (!deadline.allows(delay)) {
+          throw gaveUp(err);
+        }
+        await sleep(delay, undefined, { signal });
       }
     }
   }

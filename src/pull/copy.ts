@@ -1,7 +1,7 @@
 import { FerryError } from "../observe/index.ts";
 import type { Platform } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
-import { DEFAULT_RETRY, type RegistryClient, type RetryPolicy } from "../registry/index.ts";
+import type { RegistryClient } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { BlobCopy, planCopy } from "./copy-blobs.ts";
 import type { CopyEvent, CopySummary } from "./copy-events.ts";
@@ -32,7 +32,6 @@ export interface CopierOptions {
   store: Store;
   /** Blobs in flight at once. */
   concurrency?: number;
-  retry?: RetryPolicy;
 }
 
 export interface CopyOptions {
@@ -55,13 +54,11 @@ export class Copier {
   readonly #registry: RegistryClient;
   readonly #store: Store;
   readonly #concurrency: number;
-  readonly #retry: RetryPolicy;
 
   constructor(options: CopierOptions) {
     this.#registry = options.registry;
     this.#store = options.store;
     this.#concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-    this.#retry = options.retry ?? DEFAULT_RETRY;
   }
 
   async copy(from: Place, to: Place, options: CopyOptions = {}): Promise<CopySummary> {
@@ -89,7 +86,7 @@ export class Copier {
     const source: ImageSource =
       from.kind === "store"
         ? new StoreSource(this.#store, from.ref)
-        : new RegistrySource(this.#registry, this.#store, from.ref, this.#retry);
+        : new RegistrySource(this.#registry, this.#store, from.ref);
     const { top, images } = await planCopy(source, options);
     const destination = formatReference(to);
     if (to.digest !== undefined && to.digest !== top.digest) {

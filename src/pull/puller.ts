@@ -13,14 +13,11 @@ import {
 } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import {
-  backoffDelay,
-  DEFAULT_RETRY,
   isTransientError,
   type KnownManifest,
   MAX_MANIFEST_BYTES,
   type RegistryClient,
   type Repository,
-  type RetryPolicy,
 } from "../registry/index.ts";
 import type { ImageRecord, Store } from "../store/index.ts";
 import type { PullEvent, PullSummary } from "./events.ts";
@@ -50,7 +47,6 @@ export interface PullerOptions {
   hashWorkers?: "auto" | "always" | "never";
   /** Even with hash workers, blobs smaller than this stay on the main thread (a worker round trip costs more). */
   inlineBelow?: number;
-  retry?: RetryPolicy;
   /** Asked before the upstream for each blob (node-to-node sharing); see blob-source.ts. */
   blobSource?: BlobSource;
 }
@@ -91,7 +87,6 @@ export class Puller {
   readonly #inlineBelowOption: number | undefined;
   /** Blobs smaller than this are hashed on this thread; decided at the first download. */
   #inlineBelowCached: number | undefined;
-  readonly #retry: RetryPolicy;
   readonly #blobSource: BlobSource | undefined;
   readonly #inflight = new Map<string, Promise<BlobOutcome>>();
   /** Listeners for the bytes an ingest file holds, per digest (the mirror streams from it). */
@@ -108,7 +103,6 @@ export class Puller {
       new SinkPool(Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, availableParallelism()));
     this.#hashWorkers = options.hashWorkers ?? "auto";
     this.#inlineBelowOption = options.inlineBelow;
-    this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#blobSource = options.blobSource;
   }
 
@@ -184,6 +178,10 @@ export class Puller {
         throw new FerryError(
           "FERRY_SIZE_MISMATCH",
           `manifest ${chosen.digest} of ${name} is ${child.bytes.length} bytes, the index says ${chosen.size}`,
+          {
+            hint: "the registry serves another manifest than its index describes; nothing was stored — report it to the registry's operator",
+            fields: { digest: chosen.digest, expected: chosen.size, received: child.bytes.length },
+          },
         );
       }
       parsed = parseManifest(child.bytes, chosen.mediaType);
@@ -412,10 +410,18 @@ export class Puller {
       let fetched = 0;
       const sources = new SourcePicker(this.#blobSource, this.#registry, repo, desc, signal);
       settle = (ok) => sources.settle(ok);
-      for (let attempt = 0; ; attempt++) {
-        const { location, peer } = await sources.next();
+      // One deadline for the blob: every attempt, wait and resumed request counts against it.
+      const deadline = this.#registry.deadline(repo.domain);
+      const gaveUp = (err: unknown) =>
+        deadline.gaveUp(err, `blob ${desc.digest} of ${repo.domain}/${repo.path}`);
+      for (;;) {
+        // Auth for the upstream (ping, token) counts against the blob's deadline as well.
+        const { location, peer } = await sources.next(deadline).catch((err: unknown) => {
+          throw isTransientError(err) ? gaveUp(err) : err;
+        });
+        if (peer === undefined) deadline.attempt();
         const job: TransferJob = {
-          ...(peer === undefined ? {} : { idleTimeoutMs: peer.idleTimeoutMs }),
+          idleTimeoutMs: peer === undefined ? deadline.idleTimeoutMs() : peer.idleTimeoutMs,
           url: location.url,
           headers: location.headers,
           tls: location.tls,
@@ -427,6 +433,7 @@ export class Puller {
           repository: repo.path,
         };
         const onProgress = (current: number) => {
+          deadline.progress(current);
           emit({ status: "downloading", current });
           for (const watch of this.#watchers.get(desc.digest) ?? []) watch(current);
         };
@@ -443,13 +450,12 @@ export class Puller {
         } catch (err) {
           if (isIntegrityError(err) && !signal?.aborted && sources.verificationFailed(peer, err)) {
             // Wrong bytes (this source's, or a peer's prefix it resumed over): start over from zero.
-            attempt--;
+            deadline.restart();
             continue;
           }
           if (peer !== undefined && !signal?.aborted) {
             // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
             sources.peerFailed(peer, err, (await fileState(job.path)) !== held);
-            attempt--;
             continue;
           }
           if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
@@ -461,7 +467,7 @@ export class Puller {
             );
             continue;
           }
-          if (!isTransientError(err) || attempt + 1 >= this.#retry.maxAttempts) throw err;
+          if (!isTransientError(err)) throw err;
           sources.upstreamFailed();
           failure = err;
         }
@@ -472,11 +478,11 @@ export class Puller {
         }
         if (result?.kind === "unauthorized" && peer !== undefined) {
           sources.peerFailed(peer, new Error(`peer ${peer.peer} refused the request (401)`));
-          attempt--;
           continue;
         }
+        const delay = deadline.nextDelay();
         if (result?.kind === "unauthorized") {
-          if (attempt + 1 >= this.#retry.maxAttempts) {
+          if (!deadline.allows(0)) {
             throw new FerryError(
               "FERRY_AUTH_REQUIRED",
               `registry ${repo.domain} refused access to blob ${desc.digest} of ${repo.path}`,
@@ -488,13 +494,14 @@ export class Puller {
           this.#registry.invalidateAuth(repo);
           continue;
         }
+        if (!deadline.allows(delay)) throw gaveUp(failure);
         // The ingest file keeps what arrived; the next attempt resumes from it with a Range request.
         emit({
           status: "retrying",
-          attempt: attempt + 1,
+          attempt: deadline.attempts,
           reason: isFerryError(failure) ? failure.message : String(failure),
         });
-        await sleep(backoffDelay(this.#retry, attempt), undefined, { signal });
+        await sleep(delay, undefined, { signal });
       }
       await this.#store.commitIngest(desc.digest);
       ok = true;

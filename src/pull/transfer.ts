@@ -82,8 +82,12 @@ export async function transferBlob(
           ...(options.signal ? { signal: options.signal } : {}),
           ...(job.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: job.idleTimeoutMs }),
         },
-        (head) =>
-          start === 0 ? head.status === 200 : head.status === 206 && rangeStart(head) === start,
+        (head) => {
+          const accepted =
+            start === 0 ? head.status === 200 : head.status === 206 && rangeStart(head) === start;
+          if (accepted) checkLength(head, job, start);
+          return accepted;
+        },
         (chunk) => {
           fetched += chunk.byteLength;
           const now = Date.now();
@@ -121,6 +125,7 @@ export async function transferBlob(
         "FERRY_REGISTRY_ERROR",
         `registry ${job.host} answered a range request for ${job.digest} with the wrong range`,
         {
+          hint: "the registry (or a proxy in between) answered a resumed download with other bytes than asked for; retry, or report it to the registry's operator",
           fields: {
             digest: job.digest,
             expected: start,
@@ -136,6 +141,23 @@ export async function transferBlob(
       (name) => result.head.headers[name],
     );
   }
+}
+
+/** A body announced at another length than the descriptor gives is refused before a byte of it is read. */
+function checkLength(head: BlobResponseHead, job: TransferJob, start: number): void {
+  const value = head.headers["content-length"];
+  if (value === undefined) return;
+  // Repeats were checked to agree by the reader: the first stands for all.
+  const announced = Number(value.split(",")[0]);
+  if (announced === job.size - start) return;
+  throw new FerryError(
+    "FERRY_SIZE_MISMATCH",
+    `blob ${job.digest} is ${job.size} bytes by its descriptor, but the registry announced ${announced}${start > 0 ? ` from offset ${start}` : ""}`,
+    {
+      hint: "the registry serves other content than the image's manifest describes (or something in between altered it); nothing was stored — report it to the registry's operator",
+      fields: { digest: job.digest, expected: job.size, announced },
+    },
+  );
 }
 
 function rangeStart(head: BlobResponseHead): number | undefined {

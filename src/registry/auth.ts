@@ -1,12 +1,14 @@
 import { anonymous, type CredentialSource } from "../config/index.ts";
 import { FerryError } from "../observe/index.ts";
 import type { Challenge } from "./challenge.ts";
-import { errorFromResponse } from "./errors.ts";
+import type { Deadline } from "./deadline.ts";
+import { errorFromResponse, PROTOCOL_HINT } from "./errors.ts";
 import { type HttpRequest, type HttpResponse, readText, redact } from "./transport.ts";
 
 export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
 
-export type Sender = (req: HttpRequest) => Promise<HttpResponse>;
+/** Sends a token request within `deadline` (the manifest's or blob's that needs the token), else its own. */
+export type Sender = (req: HttpRequest, deadline?: Deadline) => Promise<HttpResponse>;
 
 interface CachedToken {
   header: string;
@@ -39,6 +41,7 @@ export class Authenticator {
     host: string,
     challenge: Challenge | undefined,
     scope: string,
+    deadline?: Deadline,
   ): Promise<string | undefined> {
     if (challenge === undefined) return undefined;
     if (challenge.scheme === "basic") {
@@ -60,7 +63,9 @@ export class Authenticator {
     if (cached !== undefined && cached.expiresAt > this.#now()) return cached.header;
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
-      pending = this.#fetchToken(host, challenge, scope).finally(() => this.#inflight.delete(key));
+      pending = this.#fetchToken(host, challenge, scope, deadline).finally(() =>
+        this.#inflight.delete(key),
+      );
       this.#inflight.set(key, pending);
     }
     return pending;
@@ -79,16 +84,27 @@ export class Authenticator {
     host: string,
     challenge: Challenge,
     scope: string,
+    deadline: Deadline | undefined,
   ): Promise<string | undefined> {
     const realm = challenge.params.realm;
     if (realm === undefined) {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `registry ${host} sent a Bearer challenge without a realm`,
+        { hint: PROTOCOL_HINT, fields: { host } },
       );
     }
     const cred = await this.#credentials.get(host);
-    const url = new URL(realm);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (cause) {
+      throw new FerryError(
+        "FERRY_REGISTRY_ERROR",
+        `registry ${host} named an invalid token realm ${JSON.stringify(realm)}`,
+        { hint: PROTOCOL_HINT, fields: { host }, cause },
+      );
+    }
     const service = challenge.params.service;
     let req: HttpRequest;
     if (cred !== undefined && "identityToken" in cred) {
@@ -115,7 +131,7 @@ export class Authenticator {
       }
       req = { method: "GET", url: url.toString(), headers };
     }
-    const res = await this.#send(req);
+    const res = await this.#send(req, deadline);
     if (res.status === 401 || res.status === 403) {
       res.body.resume();
       if (cred !== undefined) {
@@ -147,6 +163,7 @@ export class Authenticator {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `token server for ${host} answered without a token`,
+        { hint: PROTOCOL_HINT, fields: { host } },
       );
     }
     const lifetimeS =

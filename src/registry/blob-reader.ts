@@ -4,8 +4,9 @@ import { Readable } from "node:stream";
 import type * as Tls from "node:tls";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
+import { defaultIdleTimeoutMs } from "./deadline.ts";
 import type { TlsSettings } from "./endpoint.ts";
-import { networkError, redact, USER_AGENT } from "./transport.ts";
+import { networkError, redact, redirectTarget, USER_AGENT } from "./transport.ts";
 
 /**
  * ferry's own small HTTP/1.1 client, one request per connection, over one response
@@ -50,7 +51,6 @@ export interface BlobReadResult {
 // Measured on a 200 MB loopback blob (median of 7-9 runs, wall / CPU ms): 64 KiB 398/381,
 // 256 KiB 300/340, 1 MiB 254/293, 2 MiB 235/245 but reads no longer fill it; one per connection.
 const BUFFER_SIZE = 1024 * 1024;
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -87,20 +87,7 @@ export async function readBlob(
     };
     const result = await exchange({ ...req, url, headers, tls }, buffer, decide, onData);
     if (location === undefined) return result;
-    if (hop >= maxRedirects) {
-      throw new FerryError(
-        "FERRY_REGISTRY_ERROR",
-        `too many redirects fetching ${redact(req.url)}`,
-      );
-    }
-    let next: URL;
-    try {
-      next = new URL(location, url);
-    } catch (cause) {
-      throw new FerryError("FERRY_REGISTRY_ERROR", `${redact(url)} redirected to an invalid URL`, {
-        cause,
-      });
-    }
+    const next = redirectTarget(req.url, url, location, hop, maxRedirects);
     if (next.origin !== new URL(url).origin) {
       // Credentials (and a client certificate) belong to the registry, not to where it redirects.
       const { authorization: _a, cookie: _c, ...rest } = headers;
@@ -159,6 +146,7 @@ export function requestOnce(req: OneShotRequest): Promise<OneShotResponse> {
       else response.destroy(networkError(err, req.url));
     };
     const parser = new ResponseParser(
+      target.host,
       (status, responseHeaders) => {
         response = new Readable({
           highWaterMark: 1024 * 1024,
@@ -226,6 +214,7 @@ function exchange(
     let textBytes = 0;
     let settled = false;
     const parser = new ResponseParser(
+      target.host,
       (status, headers) => {
         head = { status, headers, url: req.url };
         mode = decide(head);
@@ -281,7 +270,7 @@ function exchange(
       },
     });
     signal?.addEventListener("abort", onAbort, { once: true });
-    socket.setTimeout(req.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => {
+    socket.setTimeout(req.idleTimeoutMs ?? defaultIdleTimeoutMs(), () => {
       const cause = Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" });
       finish(networkError(cause, req.url));
     });
@@ -434,14 +423,29 @@ class ResponseParser {
   #expected: number | undefined;
   readonly #onHead: (status: number, headers: Record<string, string>) => boolean;
   readonly #onBody: (chunk: Buffer) => boolean;
+  /** host[:port] that answers, for messages. */
+  readonly #host: string;
 
   /** `onHead` returns whether to read the body; `onBody` whether to read more of it. */
   constructor(
+    host: string,
     onHead: (status: number, headers: Record<string, string>) => boolean,
     onBody: (chunk: Buffer) => boolean,
   ) {
+    this.#host = host;
     this.#onHead = onHead;
     this.#onBody = onBody;
+  }
+
+  #invalid(what: string): FerryError {
+    return new FerryError(
+      "FERRY_REGISTRY_ERROR",
+      `${this.#host} sent an invalid HTTP response: ${what}`,
+      {
+        hint: "the registry, or a proxy or storage service between it and ferry, answered with malformed HTTP; check the registry address and whether it speaks http or https (registries.HOST.plainHttp), or report it to its operator",
+        fields: { host: this.#host },
+      },
+    );
   }
 
   get done(): boolean {
@@ -471,7 +475,7 @@ class ResponseParser {
     const all = this.#head.length === 0 ? data : Buffer.concat([this.#head, data]);
     const end = headEnd(all, from);
     if (end < 0) {
-      if (all.length > MAX_HEAD_BYTES) throw protocolError("response head too large");
+      if (all.length > MAX_HEAD_BYTES) throw this.#invalid("response head too large");
       this.#head = all === data ? Buffer.from(data) : all; // the receive buffer is reused
       return;
     }
@@ -485,7 +489,7 @@ class ResponseParser {
   #begin(text: string): void {
     const lines = text.split(/\r?\n/);
     const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "")?.[1];
-    if (status === undefined) throw protocolError("malformed status line");
+    if (status === undefined) throw this.#invalid("malformed status line");
     const headers: Record<string, string> = Object.create(null);
     let last = "";
     for (const line of lines.slice(1)) {
@@ -495,7 +499,7 @@ class ResponseParser {
         continue;
       }
       const colon = line.indexOf(":");
-      if (colon <= 0) throw protocolError("malformed header line");
+      if (colon <= 0) throw this.#invalid("malformed header line");
       last = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (headers[last] === undefined) headers[last] = value;
@@ -519,7 +523,7 @@ class ResponseParser {
     const values = new Set(length.split(",").map((v) => v.trim()));
     const [only] = values;
     if (values.size !== 1 || only === undefined || !/^\d{1,15}$/.test(only)) {
-      throw protocolError(`invalid Content-Length ${JSON.stringify(length)}`);
+      throw this.#invalid(`invalid Content-Length ${JSON.stringify(length)}`);
     }
     this.#left = Number(only);
     this.#expected = this.#left;
@@ -562,11 +566,11 @@ class ResponseParser {
   #lineDone(line: string): void {
     if (this.#state === "chunk-size") {
       const hex = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/.exec(line)?.[1];
-      if (hex === undefined) throw protocolError(`invalid chunk size line ${JSON.stringify(line)}`);
+      if (hex === undefined) throw this.#invalid(`invalid chunk size line ${JSON.stringify(line)}`);
       this.#left = Number.parseInt(hex, 16);
       this.#state = this.#left === 0 ? "trailer" : "chunk-data";
     } else if (this.#state === "chunk-end") {
-      if (line !== "") throw protocolError("missing CRLF after chunk data");
+      if (line !== "") throw this.#invalid("missing CRLF after chunk data");
       this.#state = "chunk-size";
     } else if (line === "") {
       this.#state = "done"; // the empty line after the trailers
@@ -577,7 +581,7 @@ class ResponseParser {
   #scanLine(data: Buffer, pos: number): number {
     const lf = data.indexOf(10, pos);
     this.#line += data.toString("latin1", pos, lf < 0 ? data.length : lf);
-    if (this.#line.length > MAX_LINE_BYTES) throw protocolError("chunk line too long");
+    if (this.#line.length > MAX_LINE_BYTES) throw this.#invalid("chunk line too long");
     return lf < 0 ? -1 : lf + 1;
   }
 
@@ -594,8 +598,4 @@ function headEnd(buf: Buffer, from: number): number {
     if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
   }
   return -1;
-}
-
-function protocolError(what: string): FerryError {
-  return new FerryError("FERRY_REGISTRY_ERROR", `invalid HTTP response: ${what}`);
 }

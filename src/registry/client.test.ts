@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
+import { isFerryError } from "../observe/index.ts";
 import { RegistryClient } from "./client.ts";
 
 const MANIFEST = JSON.stringify({
@@ -91,5 +92,70 @@ describe("RegistryClient: the first request to an endpoint", () => {
       manifestRequests.some((s) => s.authorized),
       "the manifest was fetched with credentials",
     );
+  });
+});
+
+describe("RegistryClient: a Bearer challenge the token flow cannot follow", () => {
+  it("without a realm, or with one that is not a URL: FERRY_REGISTRY_ERROR naming the host, with a hint", async () => {
+    for (const [challenge, message] of [
+      ['Bearer service="x"', "sent a Bearer challenge without a realm"],
+      ['Bearer realm="::not a url",service="x"', 'named an invalid token realm "::not a url"'],
+    ]) {
+      const server = createServer((_req, res) => {
+        res.writeHead(401, { "www-authenticate": challenge }).end();
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const client = new RegistryClient();
+      try {
+        await assert.rejects(
+          client.fetchManifest({ domain: host, path: "x" }, "v1"),
+          (err: unknown) =>
+            isFerryError(err, "FERRY_REGISTRY_ERROR") &&
+            err.message === `registry ${host} ${message}` &&
+            /operator/.test(err.hint ?? ""),
+        );
+      } finally {
+        await client.close();
+        server.close();
+      }
+    }
+  });
+});
+
+describe("RegistryClient: the deadline", () => {
+  it("covers the token request a manifest needs: a token server that never answers ends it", {
+    timeout: 30_000,
+  }, async () => {
+    const silent = createServer(() => {}); // reads requests, never answers
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const realm = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/token`;
+    const registry = createServer((_req, res) => {
+      res.writeHead(401, { "www-authenticate": `Bearer realm="${realm}",service="x"` }).end();
+    });
+    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
+    const host = `127.0.0.1:${(registry.address() as AddressInfo).port}`;
+    const client = new RegistryClient({ timeoutMs: 1000 });
+    try {
+      await assert.rejects(
+        client.fetchManifest({ domain: host, path: "x" }, "v1"),
+        (err: unknown) => {
+          assert.ok(isFerryError(err, "FERRY_TIMEOUT"), String(err));
+          assert.match(
+            err.message,
+            new RegExp(
+              `^manifest v1 of ${host}/x: no progress for 1 s, gave up after \\d+ attempts in `,
+            ),
+          );
+          assert.ok(Number(err.fields["elapsedMs"]) >= 1000);
+          return true;
+        },
+      );
+    } finally {
+      await client.close();
+      silent.closeAllConnections();
+      silent.close();
+      registry.close();
+    }
   });
 });

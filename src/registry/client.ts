@@ -12,8 +12,9 @@ import {
   type TlsSettings,
   upstreamEndpoint,
 } from "./endpoint.ts";
+import { Deadline } from "./deadline.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
-import { DEFAULT_RETRY, type RetryPolicy, withRetry } from "./retry.ts";
+import { DEFAULT_RETRY, isTransientError, type RetryPolicy, sleep, withRetry } from "./retry.ts";
 import {
   type Agents,
   createAgents,
@@ -66,6 +67,8 @@ export type RegistryEvent = {
 export interface RegistryClientOptions {
   credentials?: CredentialSource;
   retry?: RetryPolicy;
+  /** The deadline of every manifest and blob (`--timeout`), over any host's `timeoutMs` setting. */
+  timeoutMs?: number;
   agents?: Agents;
   /** Per-host settings (mirrors, plain HTTP, TLS); loopback hosts always may use plain HTTP, as Docker allows. */
   settings?: (host: string) => HostSettings | undefined;
@@ -86,6 +89,7 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export class RegistryClient {
   readonly #agents: Agents;
   readonly #retry: RetryPolicy;
+  readonly #timeoutMs: number | undefined;
   readonly #settings: (host: string) => HostSettings | undefined;
   readonly #userAgent: string | undefined;
   readonly #auth: Authenticator;
@@ -100,14 +104,23 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions = {}) {
     this.#agents = options.agents ?? createAgents();
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#timeoutMs = options.timeoutMs;
     this.#settings = options.settings ?? (() => undefined);
     this.#userAgent = options.userAgent;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#guard = options.guard;
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
-      send: (req) => withRetry(() => this.#send(req), this.#retry, req.signal),
+      send: (req, deadline = new Deadline(this.#retry)) =>
+        withRetry(() => this.#send(req, deadline), deadline, req.signal),
     });
+  }
+
+  /** A fresh deadline for one manifest or blob of `domain`: --timeout, else the host's setting, else the default. */
+  deadline(domain: string): Deadline {
+    const timeoutMs =
+      this.#timeoutMs ?? this.#settings(domain)?.timeoutMs ?? this.#retry.maxElapsedMs;
+    return new Deadline({ ...this.#retry, maxElapsedMs: timeoutMs });
   }
 
   /** Where a registry's repositories are read from, in order: live mirrors, then the registry. */
@@ -129,21 +142,29 @@ export class RegistryClient {
   }
 
   /** GET /v2/: learns (once per host) whether and how an endpoint wants authentication. */
-  ping(endpoint: Endpoint, signal?: AbortSignal): Promise<Challenge | undefined> {
+  ping(
+    endpoint: Endpoint,
+    signal?: AbortSignal,
+    deadline?: Deadline,
+  ): Promise<Challenge | undefined> {
     let known = this.#challenges.get(endpoint.base);
     if (known === undefined) {
-      known = this.#ping(endpoint, signal);
+      known = this.#ping(endpoint, signal, deadline ?? new Deadline(this.#retry));
       this.#challenges.set(endpoint.base, known);
       known.catch(() => this.#challenges.delete(endpoint.base));
     }
     return known;
   }
 
-  async #ping(endpoint: Endpoint, signal?: AbortSignal): Promise<Challenge | undefined> {
+  async #ping(
+    endpoint: Endpoint,
+    signal: AbortSignal | undefined,
+    deadline: Deadline,
+  ): Promise<Challenge | undefined> {
     const url = endpointUrl(endpoint, "");
     const res = await withRetry(
-      () => this.#send({ method: "GET", url, signal, tls: endpoint.tls }),
-      this.#retry,
+      () => this.#send({ method: "GET", url, signal, tls: endpoint.tls }, deadline),
+      deadline,
       signal,
     );
     res.body.resume();
@@ -166,36 +187,61 @@ export class RegistryClient {
     // Not awaited on every path (a request that fails first): a rejection is no answer.
     const knownOrNot = known?.catch(() => undefined);
     return this.#firstAnswer(repo.domain, signal, async (endpoint) => {
-      const ctx = context(repo, "manifest", { reference });
-      const res = await this.#authorized(endpoint, repo, ctx, signal, (headers) => ({
-        method: "GET",
-        url: endpointUrl(endpoint, `${repo.path}/manifests/${reference}`),
-        headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
-      }));
-      if (res.status !== 200) throw await errorFromResponse(res, ctx);
-      if (Number(header(res, "content-length") ?? "0") > MAX_MANIFEST_BYTES) {
-        res.body.destroy();
-        throw tooLarge(repo, reference);
+      // One deadline for everything this manifest takes from this endpoint: ping, retries,
+      // and a body that breaks off or stalls (asked for again: manifests are small).
+      const deadline = this.deadline(repo.domain);
+      for (;;) {
+        try {
+          return await this.#manifestOnce(endpoint, repo, reference, knownOrNot, deadline, signal);
+        } catch (err) {
+          if (!isTransientError(err) || signal?.aborted) throw err;
+          const delay = deadline.nextDelay();
+          if (!deadline.allows(delay)) {
+            throw deadline.gaveUp(err, `manifest ${reference} of ${repo.domain}/${repo.path}`);
+          }
+          await sleep(delay, signal);
+        }
       }
-      const bytes = await readBytes(res, MAX_MANIFEST_BYTES).catch((err: unknown) => {
+    });
+  }
+
+  async #manifestOnce(
+    endpoint: Endpoint,
+    repo: Repository,
+    reference: string,
+    known: Promise<KnownManifest | undefined> | undefined,
+    deadline: Deadline,
+    signal: AbortSignal | undefined,
+  ): Promise<FetchedManifest> {
+    const ctx = context(repo, "manifest", { reference });
+    const res = await this.#authorized(endpoint, repo, ctx, signal, deadline, (headers) => ({
+      method: "GET",
+      url: endpointUrl(endpoint, `${repo.path}/manifests/${reference}`),
+      headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
+    }));
+    if (res.status !== 200) throw await errorFromResponse(res, ctx);
+    if (Number(header(res, "content-length") ?? "0") > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw tooLarge(repo, reference);
+    }
+    const bytes = await readBytes(res, MAX_MANIFEST_BYTES, (size) => deadline.progress(size)).catch(
+      (err: unknown) => {
         // readBytes refuses a long body naming the limit; a broken, cancelled or malformed
         // response keeps its own error.
         const long = isFerryError(err, "FERRY_REGISTRY_ERROR") && err.fields["limit"] !== undefined;
         throw long ? tooLarge(repo, reference) : err;
-      });
-      const held = await knownOrNot;
-      const digest =
-        held !== undefined && Buffer.compare(bytes, held.bytes) === 0
-          ? held.digest
-          : digestOf(bytes);
-      const claimed = header(res, "docker-content-digest");
-      if (isDigest(reference) && reference !== digest)
-        throw manifestMismatch(repo, endpoint, reference, digest);
-      if (claimed?.startsWith("sha256:") && claimed !== digest)
-        throw manifestMismatch(repo, endpoint, claimed, digest);
-      const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
-      return { bytes, mediaType: contentType, digest };
-    });
+      },
+    );
+    const held = await known;
+    const digest =
+      held !== undefined && Buffer.compare(bytes, held.bytes) === 0 ? held.digest : digestOf(bytes);
+    const claimed = header(res, "docker-content-digest");
+    if (isDigest(reference) && reference !== digest)
+      throw manifestMismatch(repo, endpoint, reference, digest);
+    if (claimed?.startsWith("sha256:") && claimed !== digest)
+      throw manifestMismatch(repo, endpoint, claimed, digest);
+    const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
+    return { bytes, mediaType: contentType, digest };
   }
 
   /**
@@ -209,13 +255,16 @@ export class RegistryClient {
     if (challenge === undefined) return; // the registry asks for no authentication
     const value = await this.#auth.header(endpoint.host, challenge, "");
     if (challenge.scheme !== "basic") return; // the token server accepted the credentials
-    const res = await this.#send({
-      method: "GET",
-      url: endpointUrl(endpoint, ""),
-      headers: value === undefined ? {} : { authorization: value },
-      signal,
-      tls: endpoint.tls,
-    });
+    const res = await this.#send(
+      {
+        method: "GET",
+        url: endpointUrl(endpoint, ""),
+        headers: value === undefined ? {} : { authorization: value },
+        signal,
+        tls: endpoint.tls,
+      },
+      this.deadline(domain),
+    );
     res.body.resume();
     if (res.status === 401 || res.status === 403) {
       throw new FerryError(
@@ -236,9 +285,10 @@ export class RegistryClient {
     repo: Repository,
     digest: string,
     signal?: AbortSignal,
+    deadline?: Deadline,
   ): Promise<BlobLocation> {
     const endpoint = this.#current(repo.domain);
-    const headers = await this.#authHeaders(endpoint, repo, signal);
+    const headers = await this.#authHeaders(endpoint, repo, signal, deadline);
     return {
       url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
       headers,
@@ -270,11 +320,19 @@ export class RegistryClient {
     const offset = options.offset ?? 0;
     return this.#firstAnswer(repo.domain, options.signal, async (endpoint) => {
       const ctx = context(repo, "blob", { digest });
-      const res = await this.#authorized(endpoint, repo, ctx, options.signal, (headers) => ({
-        method: "GET",
-        url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
-        headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
-      }));
+      const deadline = this.deadline(repo.domain);
+      const res = await this.#authorized(
+        endpoint,
+        repo,
+        ctx,
+        options.signal,
+        deadline,
+        (headers) => ({
+          method: "GET",
+          url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+          headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
+        }),
+      );
       if (res.status === 200 || res.status === 206) return res;
       throw await errorFromResponse(res, ctx);
     });
@@ -289,11 +347,19 @@ export class RegistryClient {
     const ctx = context(repo, "tags", {});
     const query =
       options.n === undefined ? undefined : new URLSearchParams({ n: String(options.n) });
-    const res = await this.#authorized(endpoint, repo, ctx, options.signal, (headers) => ({
-      method: "GET",
-      url: endpointUrl(endpoint, `${repo.path}/tags/list`, query),
-      headers,
-    }));
+    const deadline = this.deadline(repo.domain);
+    const res = await this.#authorized(
+      endpoint,
+      repo,
+      ctx,
+      options.signal,
+      deadline,
+      (headers) => ({
+        method: "GET",
+        url: endpointUrl(endpoint, `${repo.path}/tags/list`, query),
+        headers,
+      }),
+    );
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
     const body = JSON.parse(await readText(res)) as { tags?: unknown };
     return Array.isArray(body.tags)
@@ -320,6 +386,7 @@ export class RegistryClient {
       repo,
       ctx,
       options.signal,
+      this.deadline(repo.domain),
       (headers) => build(endpoint.base, headers),
       options.scope,
     );
@@ -356,11 +423,12 @@ export class RegistryClient {
   async #authHeaders(
     endpoint: Endpoint,
     repo: Repository,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    deadline: Deadline | undefined,
     scope = pullScope(repo),
   ): Promise<Record<string, string>> {
-    const challenge = await this.ping(endpoint, signal);
-    const value = await this.#auth.header(endpoint.host, challenge, scope);
+    const challenge = await this.ping(endpoint, signal, deadline);
+    const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
     return value === undefined ? {} : { authorization: value };
   }
 
@@ -376,13 +444,14 @@ export class RegistryClient {
     endpoint: Endpoint,
     build: (headers: Record<string, string>) => HttpRequest,
     signal: AbortSignal | undefined,
+    deadline: Deadline,
   ): Promise<HttpResponse> | undefined {
     if (this.#challenges.has(endpoint.base)) return undefined;
     const req = build({});
     if (req.method !== "GET" && req.method !== "HEAD") return undefined;
     const res = withRetry(
-      () => this.#send({ ...req, signal, tls: endpoint.tls }),
-      this.#retry,
+      () => this.#send({ ...req, signal, tls: endpoint.tls }, deadline),
+      deadline,
       signal,
     );
     res.catch(() => {}); // its failure matters only if it is used, and then it is awaited
@@ -395,16 +464,17 @@ export class RegistryClient {
     repo: Repository,
     ctx: RequestContext,
     signal: AbortSignal | undefined,
+    deadline: Deadline,
     build: (headers: Record<string, string>) => HttpRequest,
     scope = pullScope(repo),
   ): Promise<HttpResponse> {
     const request = (headers: Record<string, string>) =>
-      this.#send({ ...build(headers), signal, tls: endpoint.tls });
+      this.#send({ ...build(headers), signal, tls: endpoint.tls }, deadline);
     // Auth is resolved once, outside the retry loop: ping and token requests retry on their own.
     let res: HttpResponse;
-    const anonymous = this.#anonymousAlongsidePing(endpoint, build, signal);
+    const anonymous = this.#anonymousAlongsidePing(endpoint, build, signal, deadline);
     if (anonymous !== undefined) {
-      const challenge = await this.ping(endpoint, signal).catch((err: unknown) => {
+      const challenge = await this.ping(endpoint, signal, deadline).catch((err: unknown) => {
         discard(anonymous);
         throw err;
       });
@@ -412,16 +482,16 @@ export class RegistryClient {
       else {
         // The registry wants credentials: what it said to the anonymous request decides nothing.
         discard(anonymous);
-        const value = await this.#auth.header(endpoint.host, challenge, scope);
+        const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
         res = await withRetry(
           () => request(value === undefined ? {} : { authorization: value }),
-          this.#retry,
+          deadline,
           signal,
         );
       }
     } else {
-      const headers = await this.#authHeaders(endpoint, repo, signal, scope);
-      res = await withRetry(() => request(headers), this.#retry, signal);
+      const headers = await this.#authHeaders(endpoint, repo, signal, deadline, scope);
+      res = await withRetry(() => request(headers), deadline, signal);
     }
     if (res.status !== 401) return res;
     const challenge = pickChallenge(header(res, "www-authenticate"));
@@ -430,10 +500,10 @@ export class RegistryClient {
       throw await errorFromResponse(res, { ...ctx, host: endpoint.host });
     this.#challenges.set(endpoint.base, Promise.resolve(challenge));
     this.#auth.invalidate(endpoint.host, scope);
-    const value = await this.#auth.header(endpoint.host, challenge, scope);
+    const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
     res = await withRetry(
       () => request(value === undefined ? {} : { authorization: value }),
-      this.#retry,
+      deadline,
       signal,
     );
     if (
@@ -466,10 +536,10 @@ export class RegistryClient {
     return res;
   }
 
-  #send(req: HttpRequest): Promise<HttpResponse> {
+  #send(req: HttpRequest, deadline: Deadline): Promise<HttpResponse> {
     return send(
       { ...req, guard: this.#guard },
-      { agents: this.#agents, userAgent: this.#userAgent },
+      { agents: this.#agents, userAgent: this.#userAgent, idleTimeoutMs: deadline.idleTimeoutMs() },
     );
   }
 }

@@ -21,6 +21,8 @@ export interface HostSettings {
   mirrors?: string[];
   plainHttp?: boolean;
   tls?: TlsSettings;
+  /** The deadline of each manifest and blob from this registry (see deadline.ts). */
+  timeoutMs?: number;
 }
 
 /** One place a repository can be read from: a mirror, or the registry itself. */

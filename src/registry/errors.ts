@@ -11,6 +11,10 @@ export interface RequestContext {
   what: "manifest" | "blob" | "tags" | "ping" | "token";
 }
 
+/** The hint of an answer no registry following the Distribution API gives. */
+export const PROTOCOL_HINT =
+  "the registry answered something the Distribution API does not allow; check the registry address, or report it to the registry's operator";
+
 interface RegistryErrorBody {
   code?: string;
   message?: string;

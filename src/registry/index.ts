@@ -17,6 +17,7 @@ export {
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
+export { Deadline } from "./deadline.ts";
 export { classify, errorFromResponse, parseErrorBody, type RequestContext } from "./errors.ts";
 export {
   DEFAULT_RETRY,

@@ -2,7 +2,7 @@ import { digestOf } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
 import type { RegistryClient, Repository } from "./client.ts";
-import { errorFromResponse, type RequestContext } from "./errors.ts";
+import { errorFromResponse, PROTOCOL_HINT, type RequestContext } from "./errors.ts";
 import { header, type HttpRequest, type HttpResponse } from "./transport.ts";
 
 // The write side of the distribution API, as functions over RegistryClient.request
@@ -152,7 +152,10 @@ export async function uploadBlob(
         throw new FerryError(
           "FERRY_REGISTRY_ERROR",
           `registry ${repo.domain} holds ${range} of the upload of ${desc.digest}, expected 0-${end - 1}`,
-          { fields: { host: repo.domain, repository: repo.path, digest: desc.digest, range } },
+          {
+            hint: PROTOCOL_HINT,
+            fields: { host: repo.domain, repository: repo.path, digest: desc.digest, range },
+          },
         );
       }
       location = sessionOf(res, repo);
@@ -167,7 +170,10 @@ export async function uploadBlob(
     throw new FerryError(
       "FERRY_DIGEST_MISMATCH",
       `registry ${repo.domain} stored the upload of ${desc.digest} as ${answered}`,
-      { fields: { expected: desc.digest, actual: answered, host: repo.domain } },
+      {
+        hint: "the registry stored other bytes than ferry sent (or changed them); report it to the registry's operator",
+        fields: { expected: desc.digest, actual: answered, host: repo.domain },
+      },
     );
   }
   options.onProgress?.(desc.size);
@@ -236,7 +242,10 @@ function sessionOf(res: HttpResponse, repo: Repository): string {
     throw new FerryError(
       "FERRY_REGISTRY_ERROR",
       `registry ${repo.domain} opened an upload without a Location header`,
-      { fields: { host: repo.domain, repository: repo.path, status: res.status } },
+      {
+        hint: PROTOCOL_HINT,
+        fields: { host: repo.domain, repository: repo.path, status: res.status },
+      },
     );
   }
   return location;

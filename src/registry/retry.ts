@@ -1,12 +1,13 @@
 import { FerryError, isFerryError } from "../observe/index.ts";
+import type { Deadline } from "./deadline.ts";
 import { header, type HttpResponse } from "./transport.ts";
 
 export interface RetryPolicy {
-  /** Attempts in all, including the first. */
+  /** Attempts in a row without progress, including the first. */
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
-  /** Give up once this much time has passed since the first attempt. */
+  /** Give up once this long passes without progress (`--timeout`; see deadline.ts). */
   maxElapsedMs: number;
 }
 
@@ -52,32 +53,29 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 
 /**
  * Runs `attempt` until it yields a response whose status is not retryable, the
- * policy is spent, or it throws a final error. The last retryable response is
- * returned (not thrown) so the caller can turn it into a precise error.
+ * deadline is spent, or it throws a final error. The last retryable response is
+ * returned (not thrown) so the caller can turn it into a precise error; the last
+ * transient error is thrown as it is (the caller knows what was asked for, and says
+ * so with `deadline.gaveUp`). Each attempt should use `deadline.idleTimeoutMs()`.
  */
 export async function withRetry(
   attempt: () => Promise<HttpResponse>,
-  policy: RetryPolicy,
+  deadline: Deadline,
   signal?: AbortSignal,
 ): Promise<HttpResponse> {
-  const started = Date.now();
-  for (let n = 0; ; n++) {
+  for (;;) {
     let res: HttpResponse | undefined;
     let error: unknown;
+    deadline.attempt();
     try {
       res = await attempt();
     } catch (err) {
       if (!isTransientError(err)) throw err;
       error = err;
     }
-    const last = n + 1 >= policy.maxAttempts;
-    if (res !== undefined && (!isRetryableStatus(res.status) || last)) return res;
-    const delay = backoffDelay(
-      policy,
-      n,
-      res === undefined ? undefined : header(res, "retry-after"),
-    );
-    if (last || Date.now() - started + delay > policy.maxElapsedMs) {
+    if (res !== undefined && !isRetryableStatus(res.status)) return res;
+    const delay = deadline.nextDelay(res === undefined ? undefined : header(res, "retry-after"));
+    if (!deadline.allows(delay)) {
       if (res !== undefined) return res;
       throw error;
     }

@@ -68,8 +68,30 @@ describe("send", () => {
   it("gives up on redirect loops", async () => {
     await assert.rejects(
       send({ method: "GET", url: `${a.url}/loop` }, { agents, maxRedirects: 3 }),
-      (e) => isFerryError(e, "FERRY_REGISTRY_ERROR") && /too many redirects/.test(e.message),
+      (e) =>
+        isFerryError(e, "FERRY_REGISTRY_ERROR") &&
+        e.message ===
+          `${new URL(a.url).host} redirected ${a.url}/loop more than 3 times (a redirect loop)` &&
+        /operator/.test(e.hint ?? ""),
     );
+  });
+
+  it("refuses a redirect to anything but http(s), naming the scheme and not the target", async () => {
+    const to = await listen((_req, res) => {
+      res.writeHead(302, { location: "file:///etc/passwd" }).end();
+    });
+    try {
+      await assert.rejects(
+        send({ method: "GET", url: `${to.url}/v2/` }, { agents }),
+        (e) =>
+          isFerryError(e, "FERRY_REGISTRY_ERROR") &&
+          e.message ===
+            `${new URL(to.url).host} redirected ${to.url}/v2/ to a file: URL; only http and https redirects are followed` &&
+          e.hint !== undefined,
+      );
+    } finally {
+      await new Promise((r) => to.server.close(r));
+    }
   });
 
   it("maps a refused connection to FERRY_UNREACHABLE naming the host", async () => {

@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { FerryError } from "../observe/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
 import { requestOnce } from "./blob-reader.ts";
+import { defaultIdleTimeoutMs } from "./deadline.ts";
 import type { TlsSettings } from "./endpoint.ts";
 
 export interface HttpRequest {
@@ -76,7 +77,6 @@ function https(): typeof Https {
 }
 
 export const USER_AGENT = "ferry/0.1";
-const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export function createAgents(): Agents {
   return new Agents();
@@ -102,17 +102,26 @@ export async function readText(res: HttpResponse, limit = 4 * 1024 * 1024): Prom
   return (await readBytes(res, limit)).toString("utf8");
 }
 
-export async function readBytes(res: HttpResponse, limit: number): Promise<Buffer> {
+/** `onBytes` hears the bytes read so far as each piece arrives (a deadline counts them as progress). */
+export async function readBytes(
+  res: HttpResponse,
+  limit: number,
+  onBytes: (size: number) => void = () => {},
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of res.body) {
     size += (chunk as Buffer).length;
+    onBytes(size);
     if (size > limit) {
       res.body.destroy();
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
         `response from ${redact(res.url)} is larger than ${limit} bytes`,
-        { fields: { limit } },
+        {
+          hint: "no registry response of this kind is that large; check the registry address, or report it to the registry's operator",
+          fields: { limit },
+        },
       );
     }
     chunks.push(chunk as Buffer);
@@ -142,15 +151,13 @@ export async function send(
     const res = await once(
       { method, url, headers, body, signal: req.signal, tls, guard: req.guard },
       agents,
-      options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      options.idleTimeoutMs ?? defaultIdleTimeoutMs(),
     );
     const location = header(res, "location");
     const status = res.status;
     if (status >= 300 && status < 400 && status !== 304 && location) {
       res.body.resume();
-      if (hop >= maxRedirects)
-        throw new FerryError("FERRY_REGISTRY_ERROR", `too many redirects fetching ${redact(url)}`);
-      const next = new URL(location, url);
+      const next = redirectTarget(req.url, url, location, hop, maxRedirects);
       if (next.origin !== new URL(url).origin) {
         // Credentials (and a client certificate) belong to the registry, not to where it redirects.
         headers = dropCredentials(headers);
@@ -217,6 +224,53 @@ function once(
     request.on("error", (err) => reject(networkError(err, req.url)));
     request.end(req.body);
   });
+}
+
+const REDIRECT_HINT =
+  "the registry (or the storage it redirects to) is misconfigured; report it to the registry's operator";
+
+/**
+ * Where a redirect from `url` to `location` leads, checked: at most `max` hops from
+ * `first` (the URL asked for), and only to http(s), so a registry cannot point ferry
+ * at a local file or another scheme.
+ */
+export function redirectTarget(
+  first: string,
+  url: string,
+  location: string,
+  hop: number,
+  max: number,
+): URL {
+  const host = safeHost(url);
+  if (hop >= max) {
+    throw new FerryError(
+      "FERRY_REGISTRY_ERROR",
+      `${host} redirected ${redact(first)} more than ${max} times (a redirect loop)`,
+      { hint: REDIRECT_HINT, fields: { host, url: redact(first), maxRedirects: max } },
+    );
+  }
+  let next: URL;
+  try {
+    next = new URL(location, url);
+  } catch (cause) {
+    throw new FerryError(
+      "FERRY_REGISTRY_ERROR",
+      `${host} redirected ${redact(url)} to an invalid URL`,
+      {
+        hint: REDIRECT_HINT,
+        fields: { host },
+        cause,
+      },
+    );
+  }
+  if (next.protocol !== "http:" && next.protocol !== "https:") {
+    throw new FerryError(
+      "FERRY_REGISTRY_ERROR",
+      `${host} redirected ${redact(url)} to a ${next.protocol} URL; only http and https redirects are followed`,
+      { hint: REDIRECT_HINT, fields: { host, scheme: next.protocol } },
+    );
+  }
+  return next;
 }
 
 function lowerKeys(h: Record<string, string>): Record<string, string> {

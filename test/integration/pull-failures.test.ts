@@ -127,6 +127,17 @@ describe("ferry pull failures", () => {
     );
   });
 
+  test("errors name the fully resolved reference, not the text typed", async () => {
+    const port = await freePort();
+    const typed = `127.0.0.1:${port}/fail/small`;
+    const r = await ferry(["pull", "--store", newStore(), typed]);
+    assertExit(r, 5);
+    assert.ok(r.stderr.startsWith(`ferry: ${typed}:latest: `), r.stderr);
+    const json = await ferry(["pull", "--json", "--store", newStore(), typed]);
+    assertExit(json, 5);
+    assert.equal(ndjson(json.stdout).at(-1)?.reference, `${typed}:latest`, describeRun(json));
+  });
+
   test("invalid references: exit 2 with the reason, before the store is touched", async () => {
     const cases: Array<[string, RegExp]> = [
       ["Foo/Bar", /invalid reference "Foo\/Bar": repository name must be lowercase/],

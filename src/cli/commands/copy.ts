@@ -18,13 +18,13 @@ import {
   repositoryName,
 } from "../../reference/index.ts";
 import type { RegistryClient } from "../../registry/index.ts";
-import { createRegistryClient, openStore } from "../context.ts";
+import { createRegistryClient, openStore, parseTimeout, TIMEOUT_USAGE } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 
 const COMMON_OPTIONS = `  --all                         every platform of a multi-platform image (each image, then the index)
   --platform OS/ARCH[/VARIANT]  without --all, the platform taken from a multi-platform image (default: this host's)
   --concurrency N               blobs in flight at once (default ${DEFAULT_CONCURRENCY})
-  --store DIR                   store directory (default: $FERRY_STORE or the default location)
+${TIMEOUT_USAGE}  --store DIR                   store directory (default: $FERRY_STORE or the default location)
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)
   --json                        newline-delimited JSON events, ending with a "done" summary
 `;
@@ -56,6 +56,7 @@ const OPTIONS = {
   all: { type: "boolean" },
   platform: { type: "string" },
   concurrency: { type: "string" },
+  timeout: { type: "string" },
   store: { type: "string" },
   config: { type: "string" },
   json: { type: "boolean" },
@@ -100,6 +101,7 @@ interface Values {
   all?: boolean | undefined;
   platform?: string | undefined;
   concurrency?: string | undefined;
+  timeout?: string | undefined;
   store?: string | undefined;
   config?: string | undefined;
   json?: boolean | undefined;
@@ -121,10 +123,11 @@ async function copyBetween(
     );
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
+  const timeoutMs = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
   const to: Place = parsePlace(dstText);
   const renderer = values.json ? new JsonRenderer(output) : new PlainRenderer(output);
   const store = await openStore(values);
-  const registry = createRegistryClient({ config: values.config, output });
+  const registry = createRegistryClient({ config: values.config, output, timeoutMs });
   const copier = new Copier({ registry, store, concurrency });
   try {
     const summary = await copier.copy(from, to, {

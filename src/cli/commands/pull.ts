@@ -3,10 +3,16 @@ import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import type { PeerNode } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
-import { parseReference, type Reference } from "../../reference/index.ts";
-import { createRegistryClient, loadConfig, openStore } from "../context.ts";
+import { formatReference, parseReference, type Reference } from "../../reference/index.ts";
+import {
+  createRegistryClient,
+  loadConfig,
+  openStore,
+  parseTimeout,
+  TIMEOUT_USAGE,
+} from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
-import { createRenderer, type RenderMode } from "../render-pull.ts";
+import { createRenderer, type PullRenderer, type RenderMode } from "../render-pull.ts";
 import type { PeerMembership } from "../peers.ts";
 
 /** The usage text of the flags of a member without a listener (`ferry pull`). */
@@ -25,7 +31,7 @@ Options:
   --platform OS/ARCH[/VARIANT]  platform to pick from a multi-platform image (default: this host's)
   --concurrency N               blobs downloading at once (default ${DEFAULT_CONCURRENCY})
   --hash-workers MODE           hash on worker threads: auto (when the CPU lacks SHA instructions), always, never
-  --store DIR                   store directory (default: $FERRY_STORE or the default location)
+${TIMEOUT_USAGE}  --store DIR                   store directory (default: $FERRY_STORE or the default location)
   --config FILE                 ferry config file (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml);
                                 its peers.members and peers.keyFile stand in for --peers and --peer-key-file
   -q, --quiet                   print only the pulled references
@@ -47,6 +53,7 @@ export async function pullCommand(
       platform: { type: "string" },
       concurrency: { type: "string" },
       "hash-workers": { type: "string", default: "auto" },
+      timeout: { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
       quiet: { type: "boolean", short: "q" },
@@ -70,6 +77,7 @@ export async function pullCommand(
     throw usageError(`--hash-workers must be auto, always or never, got "${hashWorkers}"`);
   }
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform);
+  const timeoutMs = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
   // The config file's peers.members and peers.keyFile stand in for flags not given (its
   // listen is the node's mirror's, not this command's).
   const peerConfig = loadConfig(values).peers;
@@ -107,7 +115,7 @@ export async function pullCommand(
         : "plain";
   const renderer = createRenderer(mode, output);
   const store = await openStore(values);
-  const registry = createRegistryClient({ config: values.config, output });
+  const registry = createRegistryClient({ config: values.config, output, timeoutMs });
   // A member without a listener: each blob is asked of its owner among the listed peers
   // (which fetches it from the registry once for the fleet), then the runner-ups, then the
   // registry. Peer trouble is reported on stderr and never fails the pull.
@@ -153,9 +161,7 @@ export async function pullCommand(
             registry,
             signal,
           });
-          renderer.failed(positionals[i] ?? "", err);
-          const code =
-            mode === "json" ? exitFromJson(err) : renderError(err, output, positionals[i]);
+          const code = reportPullFailure(err, ref, output, renderer, mode === "json");
           if (exit === ExitCode.ok) exit = code;
         }
       }),
@@ -168,6 +174,25 @@ export async function pullCommand(
     await registry.close();
   }
   return exit;
+}
+
+/**
+ * Reports a failed pull under the fully resolved reference (`nosuchimage:1` fails as
+ * docker.io/library/nosuchimage:1): as a `--json` error event when `json` renders, else on
+ * stderr. Returns the exit code.
+ */
+export function reportPullFailure(
+  err: unknown,
+  ref: Reference,
+  output: Output,
+  renderer: PullRenderer | undefined,
+  json = false,
+): number {
+  const name = formatReference(ref);
+  // Every renderer closes the image first (the terminal one draws its last frame), so nothing
+  // about it prints after the error; the JSON renderer's failed() is the error event itself.
+  renderer?.failed(name, err);
+  return json ? exitFromJson(err) : renderError(err, output, name);
 }
 
 function exitFromJson(err: unknown): number {

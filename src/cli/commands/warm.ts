@@ -98,7 +98,11 @@ async function warmMirror(
         } catch (err) {
           failed++;
           const quiet = { out() {}, err() {}, isTTY: false, columns: 80 };
-          const code = renderError(err, json ? quiet : output, `FAILED ${entry.text}`);
+          const code = renderError(
+            err,
+            json ? quiet : output,
+            `FAILED ${formatReference(entry.ref)}`,
+          );
           if (json)
             output.out(
               `${JSON.stringify({ event: "failed", reference: formatReference(entry.ref), message: (err as Error).message })}\n`,
