@@ -21,6 +21,8 @@ export class Deadline {
   /** Attempts since bytes last arrived. */
   #idleAttempts = 0;
   #spent = false;
+  /** Why the budget was spent: the deadline (now or before the next attempt could start) or the attempts. */
+  #spentBy: "deadline" | "attempts" | undefined;
 
   constructor(policy: RetryPolicy, now: () => number = Date.now) {
     this.#policy = policy;
@@ -81,8 +83,9 @@ export class Deadline {
   /** Whether another attempt may start after waiting `delayMs`; once false, always false. */
   allows(delayMs: number): boolean {
     if (this.#spent) return false;
-    this.#spent =
-      this.#idleAttempts >= this.#policy.maxAttempts || this.remainingMs() - delayMs <= 0;
+    if (this.remainingMs() - delayMs <= 0) this.#spentBy = "deadline";
+    else if (this.#idleAttempts >= this.#policy.maxAttempts) this.#spentBy = "attempts";
+    this.#spent = this.#spentBy !== undefined;
     return !this.#spent;
   }
 
@@ -100,7 +103,12 @@ export class Deadline {
       timeoutMs: this.timeoutMs,
     };
     if (last.code === "FERRY_TIMEOUT") {
-      const stalled = this.remainingMs() <= 0 ? `no progress for ${seconds(this.timeoutMs)}, ` : "";
+      const stalled =
+        this.remainingMs() <= 0
+          ? `no progress for ${seconds(this.timeoutMs)}, `
+          : this.#spentBy === "deadline"
+            ? `no progress, and the next attempt would start past the ${seconds(this.timeoutMs)} deadline, `
+            : "";
       return new FerryError(
         "FERRY_TIMEOUT",
         `${what}: ${stalled}gave up after ${spent} (${last.message})`,
