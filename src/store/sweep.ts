@@ -1,8 +1,8 @@
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isProcessAlive, TEMP_NAME } from "./atomic.ts";
 import { leaseDir } from "./lease.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock, isLockHeld } from "./lock.ts";
 
 // Working files that nothing will use again: temp files and lock asides of dead
 // processes, and ingest partials nobody resumed for a day (with their locks).
@@ -27,6 +27,8 @@ export async function findStaleTemp(root: string): Promise<StaleFile[]> {
     join(root, "blobs", "sha256"),
     join(root, "ferry"),
     leaseDir(root),
+    // Ingest locks moved aside by a lock breaker that was killed.
+    join(root, "ferry", "ingest"),
     // ferry mount's chunk cache (src/lazy/mount/chunks.ts): temp files of a mount killed mid-write.
     join(root, "ferry", "lazy-chunks"),
   ];
@@ -55,7 +57,7 @@ export async function findStaleFiles(
     const m = INGEST_FILE.exec(name);
     if (m === null || options.leased.has(`sha256:${m[1]}`)) continue;
     const path = join(ingest, name);
-    if (await lockHeld(join(ingest, `${m[1]}.lock`))) continue;
+    if (await isLockHeld(join(ingest, `${m[1]}.lock`))) continue;
     if (m[2] === "lock") {
       out.push({ path, bytes: 0, kind: "lock" });
       continue;
@@ -98,11 +100,6 @@ export async function removeStaleFiles(files: readonly StaleFile[], now: number)
     }
   }
   return freed;
-}
-
-async function lockHeld(path: string): Promise<boolean> {
-  const content = await readFile(path, "utf8").catch(() => undefined);
-  return content !== undefined && isProcessAlive(Number(content.split(" ")[0]));
 }
 
 async function sizeOf(path: string): Promise<number> {
