@@ -1,0 +1,194 @@
+// A full disk, for real: the store (and the mirror's store) on a tmpfs of a chosen size.
+// A pull that does not fit fails with exit 7 and leaves nothing behind; a partial left by a
+// killed pull is shown by `df` and removed by `prune`.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { type BuiltImage, pushImage } from "../fixtures/images.ts";
+import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
+import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import {
+  describeRun,
+  entriesFor,
+  type FerryResult,
+  ferry,
+  ingestFiles,
+  ndjson,
+  readStoreIndex,
+  removeDir,
+  startFerry,
+  tempDir,
+  until,
+} from "./cli.ts";
+
+const run = promisify(execFile);
+const MB = 1_000_000;
+const DISK_FULL = 7;
+
+function assertExit(r: FerryResult, code: number): void {
+  assert.equal(r.code, code, describeRun(r));
+}
+
+/** Every file under `dir` whose name marks a temp file (a half-done write). */
+async function tempFiles(dir: string): Promise<string[]> {
+  const all = (await readdir(dir, { recursive: true })) as string[];
+  return all.filter((p) => /\.tmp-\d+-[0-9a-f]{8}$/.test(p));
+}
+
+/** Fills the filesystem holding `path` to its last byte with one file (removed to free the space). */
+async function fillDisk(path: string): Promise<void> {
+  const file = await open(path, "w");
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (let size = chunk.length; size >= 1; size = Math.floor(size / 2)) {
+      for (;;) {
+        try {
+          await file.write(chunk, 0, size);
+        } catch (err) {
+          if ((err as { code?: string }).code !== "ENOSPC") throw err;
+          break;
+        }
+      }
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+describe("a full disk (tmpfs)", () => {
+  let registry: RunningRegistry;
+  let work: string;
+  let big: BuiltImage;
+  const mounts: string[] = [];
+  const proxies: RunningProxy[] = [];
+  let ref: (name: string) => string;
+
+  /** A fresh tmpfs of `mib` MiB; unmounted after the tests. */
+  async function tmpfs(mib: number): Promise<string> {
+    const dir = join(work, `fs-${mounts.length}`);
+    await mkdir(dir);
+    await run("mount", ["-t", "tmpfs", "-o", `size=${mib}m`, "tmpfs", dir]);
+    mounts.push(dir);
+    return dir;
+  }
+
+  before(async () => {
+    registry = await startRegistry();
+    work = await tempDir("disk-full");
+    ref = (name) => `${registry.host}/${name}`;
+    [big] = await Promise.all([
+      pushImage(registry.host, "full/big", "v1", {
+        layers: [[{ path: "big.bin", size: 24 * MB }]],
+        compression: "none",
+      }),
+      pushImage(registry.host, "full/small", "v1", {
+        layers: [[{ path: "small.bin", size: 2 * MB }]],
+        compression: "none",
+      }),
+    ]);
+    // The same image under a second tag: pulling it downloads nothing, only records a name.
+    await pushImage(registry.host, "full/small", "v2", {
+      layers: [[{ path: "small.bin", size: 2 * MB }]],
+      compression: "none",
+    });
+  });
+
+  after(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
+    for (const dir of mounts) await run("umount", [dir]).catch(() => undefined);
+    await registry?.stop();
+    await removeDir(work);
+  });
+
+  test("a pull larger than the disk fails with exit 7, keeps no partial, and the next pull works", async () => {
+    const store = join(await tmpfs(16), "store");
+    const r = await ferry(["pull", "--store", store, ref("full/big:v1")]);
+    assertExit(r, DISK_FULL);
+    assert.match(r.stderr, /no space left on the device holding /);
+    assert.match(r.stderr, /hint: run `ferry prune`/);
+    assert.doesNotMatch(r.stderr, /bug in ferry|FERRY_INTERNAL|\n\s+at /);
+    assert.deepEqual(
+      (await ingestFiles(store)).filter((f) => f.endsWith(".partial")),
+      [],
+      "the failed pull's partials are gone",
+    );
+    assert.deepEqual(await entriesFor(store, ref("full/big:v1")), []);
+    assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v1")]), 0);
+  });
+
+  test("a killed pull's partial fills the disk: df shows it, prune removes it, the small pull then works", async () => {
+    const store = join(await tmpfs(16), "store");
+    const layer = big.layers[0];
+    assert.ok(layer);
+    const stallAt = 15_200_000;
+    const stalling = await startProxy({ target: registry.host, stallAfterBytes: stallAt });
+    proxies.push(stalling);
+    const partial = join(store, "ferry", "ingest", `${layer.digest.slice(7)}.partial`);
+    const killed = startFerry(["pull", "--store", store, `${stalling.host}/full/big:v1`]);
+    await until(
+      "the partial to reach the stall",
+      async () => {
+        if (killed.child.exitCode !== null)
+          assert.fail(`the pull ended first:\n${describeRun(await killed.result)}`);
+        const size = await stat(partial).then(
+          (s) => s.size,
+          () => 0,
+        );
+        return size >= stallAt ? true : undefined;
+      },
+      60_000,
+    );
+    killed.child.kill("SIGKILL");
+    await killed.result;
+
+    const failed = await ferry(["pull", "--store", store, ref("full/small:v1")]);
+    assertExit(failed, DISK_FULL);
+    assert.deepEqual(
+      (await ingestFiles(store)).filter((f) => f.endsWith(".partial")),
+      [`${layer.digest.slice(7)}.partial`],
+      "only the killed pull's partial is left",
+    );
+
+    const df = await ferry(["df", "--json", "--store", store]);
+    assertExit(df, 0);
+    const usage = JSON.parse(df.stdout) as {
+      partials: { count: number; bytes: number };
+      reclaimableBytes: number;
+    };
+    assert.deepEqual(usage.partials, { count: 1, bytes: stallAt });
+    assert.ok(usage.reclaimableBytes >= stallAt, df.stdout);
+    const dfText = await ferry(["df", "--store", store]);
+    assert.match(dfText.stdout, /^Partial downloads: 1 \(15\.2MB\)/m);
+
+    const pruned = await ferry(["prune", "--store", store]);
+    assertExit(pruned, 0);
+    assert.deepEqual(await ingestFiles(store), []);
+    assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v1")]), 0);
+    assert.equal((await entriesFor(store, ref("full/small:v1"))).length, 1);
+  });
+
+  test("a disk full to the last byte: recording a name is FERRY_DISK_FULL (exit 7), nothing half-written", async () => {
+    const fs = await tmpfs(8);
+    const store = join(fs, "store");
+    assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v1")]), 0);
+    const indexBefore = await readStoreIndex(store);
+    await fillDisk(join(fs, "filler"));
+
+    // Every blob is stored already: only the lease, index.json and the use record are written.
+    const r = await ferry(["pull", "--json", "--store", store, ref("full/small:v2")]);
+    assertExit(r, DISK_FULL);
+    const error = ndjson(r.stdout).find((e) => e.event === "error");
+    assert.equal(error?.code, "FERRY_DISK_FULL", describeRun(r));
+    assert.match(String(error?.hint), /ferry prune/);
+    assert.deepEqual(await readStoreIndex(store), indexBefore, "index.json is whole and unchanged");
+    assert.deepEqual(await tempFiles(store), []);
+    assert.deepEqual(await readdir(join(store, "ferry", "leases")), []);
+
+    await rm(join(fs, "filler"));
+    assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v2")]), 0);
+    assert.equal((await entriesFor(store, ref("full/small:v2"))).length, 1);
+  });
+});
