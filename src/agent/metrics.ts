@@ -18,6 +18,7 @@ export class AgentMetrics {
   readonly #storeBytes;
   readonly #storeUsed;
   readonly #reclaimed;
+  readonly #diskFull;
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
@@ -64,6 +65,10 @@ export class AgentMetrics {
       "ferry_agent_prune_reclaimed_bytes_total",
       "Bytes the retention policy freed.",
     );
+    this.#diskFull = m.gauge(
+      "ferry_agent_store_disk_full",
+      "1 while writes to ferry's store find its disk full.",
+    );
   }
 
   pull(r: WarmResult): void {
@@ -101,6 +106,10 @@ export class AgentMetrics {
   store(bytes: number, usedPercent: number): void {
     this.#storeBytes(bytes);
     this.#storeUsed(usedPercent);
+  }
+
+  storeDiskFull(full: boolean): void {
+    this.#diskFull(full ? 1 : 0);
   }
 
   reclaimed(bytes: number): void {

@@ -1,15 +1,17 @@
 // A full disk, for real: the store (and the mirror's store) on a tmpfs of a chosen size.
 // A pull that does not fit fails with exit 7 and leaves nothing behind; a partial left by a
-// killed pull is shown by `df` and removed by `prune`.
+// killed pull is shown by `df` and removed by `prune`; the mirror and the agent keep serving,
+// report it and recover when space returns.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
-import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import {
   describeRun,
   entriesFor,
@@ -58,10 +60,31 @@ async function fillDisk(path: string): Promise<void> {
   }
 }
 
+/** One GET on its own connection; a body cut short (or a reset) is reported, not thrown. */
+function fetchText(url: string): Promise<{ status: number; body: string; complete: boolean }> {
+  return new Promise((resolve) => {
+    httpGet(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      const done = (complete: boolean) =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString("utf8"),
+          complete,
+        });
+      res.on("end", () => done(true));
+      res.on("error", () => done(false));
+      res.on("aborted", () => done(false));
+    }).on("error", () => resolve({ status: 0, body: "", complete: false }));
+  });
+}
+
 describe("a full disk (tmpfs)", () => {
   let registry: RunningRegistry;
   let work: string;
   let big: BuiltImage;
+  let small: BuiltImage;
+  let medium: BuiltImage;
   const mounts: string[] = [];
   const proxies: RunningProxy[] = [];
   let ref: (name: string) => string;
@@ -79,13 +102,17 @@ describe("a full disk (tmpfs)", () => {
     registry = await startRegistry();
     work = await tempDir("disk-full");
     ref = (name) => `${registry.host}/${name}`;
-    [big] = await Promise.all([
+    [big, small, medium] = await Promise.all([
       pushImage(registry.host, "full/big", "v1", {
         layers: [[{ path: "big.bin", size: 24 * MB }]],
         compression: "none",
       }),
       pushImage(registry.host, "full/small", "v1", {
         layers: [[{ path: "small.bin", size: 2 * MB }]],
+        compression: "none",
+      }),
+      pushImage(registry.host, "full/medium", "v1", {
+        layers: [[{ path: "medium.bin", size: 3 * MB }]],
         compression: "none",
       }),
     ]);
@@ -190,5 +217,126 @@ describe("a full disk (tmpfs)", () => {
     await rm(join(fs, "filler"));
     assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v2")]), 0);
     assert.equal((await entriesFor(store, ref("full/small:v2"))).length, 1);
+  });
+
+  test("the mirror on a full disk keeps serving what it holds, reports it, and recovers when space returns", async () => {
+    const fs = await tmpfs(16);
+    const store = join(fs, "store");
+    const mirror = startFerry([
+      "mirror",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      store,
+      "--upstream",
+      registry.url,
+    ]);
+    let log = "";
+    mirror.child.stderr?.on("data", (c: Buffer) => {
+      log += c.toString("utf8");
+    });
+    try {
+      const url = await until("the mirror to listen", async () => {
+        if (mirror.child.exitCode !== null)
+          assert.fail(`the mirror did not start\n${describeRun(await mirror.result)}`);
+        return /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
+      });
+      const blob = (image: BuiltImage, name: string) =>
+        fetchText(`${url}/v2/full/${name}/blobs/${image.layers[0]?.digest}`);
+      const disk = async (path: string) =>
+        (JSON.parse((await fetchText(`${url}${path}`)).body) as { disk: { full: boolean } }).disk;
+      const gauge = async () =>
+        /^ferry_mirror_store_disk_full (\d)$/m.exec((await fetchText(`${url}/metrics`)).body)?.[1];
+
+      // A miss that fits: now in the store.
+      assert.equal((await fetchText(`${url}/v2/full/small/manifests/v1`)).status, 200);
+      assert.equal((await blob(small, "small")).status, 200);
+      assert.equal((await disk("/readyz")).full, false);
+
+      await fillDisk(join(fs, "filler"));
+      const miss = await blob(medium, "medium");
+      assert.ok(miss.status !== 200 || !miss.complete, "a miss cannot be stored on a full disk");
+      await until("the mirror to notice", async () =>
+        (await disk("/readyz")).full ? true : undefined,
+      );
+      const ready = await fetchText(`${url}/readyz`);
+      assert.equal(ready.status, 200, "a full mirror still serves what it holds");
+      assert.equal((await disk("/status")).full, true);
+      assert.equal(await gauge(), "1");
+      const hit = await blob(small, "small");
+      assert.equal(hit.status, 200);
+      assert.ok(hit.complete);
+      assert.deepEqual(
+        (await ingestFiles(store)).filter((f) => f.endsWith(".partial")),
+        [],
+        "the failed miss left no partial",
+      );
+
+      await rm(join(fs, "filler"));
+      await until("the mirror to recover", async () =>
+        (await disk("/readyz")).full ? undefined : true,
+      );
+      assert.equal((await disk("/status")).full, false);
+      assert.equal(await gauge(), "0");
+      const after = await blob(medium, "medium");
+      assert.equal(after.status, 200);
+      assert.ok(after.complete);
+    } finally {
+      mirror.child.kill("SIGTERM");
+      await mirror.result;
+    }
+  });
+
+  test("the agent on a full disk reports it and recovers when space returns", async () => {
+    const fs = await tmpfs(16);
+    const store = join(fs, "store");
+    assertExit(await ferry(["df", "--store", store]), 0); // creates the store while there is room
+    const list = join(work, "agent-list.yaml");
+    await writeFile(list, `images:\n  - ${ref("full/small:v1")}\n`);
+    await fillDisk(join(fs, "filler"));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const agent = startFerry([
+      "agent",
+      "-f",
+      list,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--store",
+      store,
+      "--schedule",
+      "*/1 * * * * *",
+    ]);
+    try {
+      const readyz = async () => {
+        const r = await fetchText(`${url}/readyz`);
+        if (r.status === 0) return undefined;
+        return { status: r.status, ...(JSON.parse(r.body) as { disk: { full: boolean } }) };
+      };
+      const full = await until("the agent to find the disk full", async () => {
+        if (agent.child.exitCode !== null)
+          assert.fail(`the agent ended\n${describeRun(await agent.result)}`);
+        const r = await readyz();
+        return r?.disk.full ? r : undefined;
+      });
+      assert.equal(full.status, 503, "the required image is missing");
+      const status = JSON.parse((await fetchText(`${url}/status`)).body) as {
+        disk: { full: boolean; message: string };
+      };
+      assert.equal(status.disk.full, true);
+      assert.match(status.disk.message, /no space left/);
+      assert.match((await fetchText(`${url}/metrics`)).body, /^ferry_agent_store_disk_full 1$/m);
+
+      await rm(join(fs, "filler"));
+      const recovered = await until("the agent to recover", async () => {
+        const r = await readyz();
+        return r !== undefined && r.status === 200 && !r.disk.full ? r : undefined;
+      });
+      assert.equal(recovered.disk.full, false);
+      assert.match((await fetchText(`${url}/metrics`)).body, /^ferry_agent_store_disk_full 0$/m);
+    } finally {
+      agent.child.kill("SIGTERM");
+      await agent.result;
+    }
   });
 });
