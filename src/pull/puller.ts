@@ -230,51 +230,42 @@ export class Puller {
       descriptor.digest,
       ...blobs.map((b) => b.desc.digest),
     ]);
-    // A full disk stops the pull's other downloads too, and waits for their partials to go.
-    const diskFull = new AbortController();
-    const blobSignal =
-      signal === undefined ? diskFull.signal : AbortSignal.any([signal, diskFull.signal]);
     try {
-      const downloads = blobs.map(async ({ desc, kind }) => {
-        const base = {
-          type: "blob" as const,
-          reference: name,
-          digest: desc.digest,
-          kind,
-          size: desc.size,
-        };
-        if (await this.#store.hasBlob(desc.digest, desc.size)) {
-          emit({ ...base, status: "exists" });
-          return { downloaded: false, fetched: 0 };
-        }
-        emit({ ...base, status: "waiting" });
-        const outcome = await this.#fetchOnce(
-          repo,
-          desc,
-          (u) =>
-            emit(
-              u.status === "retrying"
-                ? {
-                    type: "retry",
-                    reference: name,
-                    digest: desc.digest,
-                    attempt: u.attempt,
-                    reason: u.reason,
-                  }
-                : { ...base, status: u.status, current: u.current },
-            ),
-          blobSignal,
-        );
-        emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
-        return outcome;
-      });
-      const outcomes = await Promise.all(downloads).catch(async (err: unknown) => {
-        if (isFerryError(err, "FERRY_DISK_FULL")) {
-          diskFull.abort(err);
-          await Promise.allSettled(downloads);
-        }
-        throw err;
-      });
+      const outcomes = await Promise.all(
+        blobs.map(async ({ desc, kind }) => {
+          const base = {
+            type: "blob" as const,
+            reference: name,
+            digest: desc.digest,
+            kind,
+            size: desc.size,
+          };
+          if (await this.#store.hasBlob(desc.digest, desc.size)) {
+            emit({ ...base, status: "exists" });
+            return { downloaded: false, fetched: 0 };
+          }
+          emit({ ...base, status: "waiting" });
+          const outcome = await this.#fetchOnce(
+            repo,
+            desc,
+            (u) =>
+              emit(
+                u.status === "retrying"
+                  ? {
+                      type: "retry",
+                      reference: name,
+                      digest: desc.digest,
+                      attempt: u.attempt,
+                      reason: u.reason,
+                    }
+                  : { ...base, status: u.status, current: u.current },
+              ),
+            signal,
+          );
+          emit({ ...base, status: outcome.downloaded ? "complete" : "exists", current: desc.size });
+          return outcome;
+        }),
+      );
 
       const existing = await this.#store.findImage(name);
       const hadManifest = await this.#store.hasBlob(descriptor.digest, descriptor.size);
@@ -499,22 +490,15 @@ export class Puller {
       return { downloaded: true, fetched, fromPeers: sources.fromPeers };
     } catch (err) {
       // A partial on a full disk would only keep it full: resuming it needs the space it lacks.
-      const full = isFerryError(err, "FERRY_DISK_FULL") ? err : diskFullReason(signal);
-      if (full === undefined) throw err;
-      this.#store.pressure.observe(full);
+      if (!isFerryError(err, "FERRY_DISK_FULL")) throw err;
+      this.#store.pressure.observe(err);
       await this.#store.discardIngest(desc.digest);
-      throw full;
+      throw err;
     } finally {
       settle?.(ok);
       await lock.release();
     }
   }
-}
-
-/** The full-disk error a pull was stopped for, if that is why `signal` aborted. */
-function diskFullReason(signal: AbortSignal | undefined): FerryError | undefined {
-  const reason: unknown = signal?.aborted ? signal.reason : undefined;
-  return isFerryError(reason, "FERRY_DISK_FULL") ? reason : undefined;
 }
 
 /** The ingest file's identity and length ("" when absent): a change means an attempt wrote to it. */
