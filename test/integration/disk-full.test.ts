@@ -219,6 +219,28 @@ describe("a full disk (tmpfs)", () => {
     assert.equal((await entriesFor(store, ref("full/small:v2"))).length, 1);
   });
 
+  test("ferry load into a full store: FERRY_DISK_FULL (exit 7), no temp file or partial left", async () => {
+    const roomy = join(work, "roomy-store");
+    const archive = join(work, "small.tar");
+    assertExit(await ferry(["pull", "-q", "--store", roomy, ref("full/small:v1")]), 0);
+    assertExit(await ferry(["save", ref("full/small:v1"), "-o", archive, "--store", roomy]), 0);
+    const fs = await tmpfs(8);
+    const store = join(fs, "store");
+    assertExit(await ferry(["df", "--store", store]), 0); // creates the store while there is room
+    await fillDisk(join(fs, "filler"));
+
+    const r = await ferry(["load", "--json", "-i", archive, "--store", store]);
+    assertExit(r, DISK_FULL);
+    const error = ndjson(r.stdout).find((e) => e.event === "error");
+    assert.equal(error?.code, "FERRY_DISK_FULL", describeRun(r));
+    assert.deepEqual(await tempFiles(store), []);
+    assert.deepEqual(
+      (await ingestFiles(store)).filter((f) => f.endsWith(".partial")),
+      [],
+    );
+    assert.deepEqual((await readStoreIndex(store)).manifests, []);
+  });
+
   test("the mirror on a full disk keeps serving what it holds, reports it, and recovers when space returns", async () => {
     const fs = await tmpfs(16);
     const store = join(fs, "store");
