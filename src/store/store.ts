@@ -222,8 +222,14 @@ export class Store {
   }
 
   /** Marks an image used now (a pull of a present image, a mirror or agent read); cheap: one utimes. */
-  touch(reference: string, at = new Date()): Promise<void> {
-    return this.pressure.track(touchUse(this.root, reference, at));
+  async touch(reference: string, at = new Date()): Promise<void> {
+    try {
+      await touchUse(this.root, reference, at);
+    } catch (err) {
+      // Only a failure counts: a utimes succeeds on a full disk, so it says nothing of the space.
+      this.pressure.observe(err);
+      throw err;
+    }
   }
 
   /** When the image was last used; its pull time when nothing used it since. */

@@ -281,7 +281,10 @@ describe("a full disk (tmpfs)", () => {
       await until("the mirror to notice", async () =>
         (await disk("/readyz")).full ? true : undefined,
       );
+      // A hit marks the image used (a utimes, which a full disk allows): still full.
+      assert.equal((await fetchText(`${url}/v2/full/small/manifests/v1`)).status, 200);
       const ready = await fetchText(`${url}/readyz`);
+      assert.equal((JSON.parse(ready.body) as { disk: { full: boolean } }).disk.full, true);
       assert.equal(ready.status, 200, "a full mirror still serves what it holds");
       assert.equal((await disk("/status")).full, true);
       assert.equal(await gauge(), "1");
