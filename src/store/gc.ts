@@ -95,8 +95,10 @@ async function apply(store: Store, inventory: Inventory, plan: PrunePlan): Promi
   const named = new Set(inventory.images.flatMap((i) => i.digests));
   const remove = (digests: readonly string[]) =>
     forEachLimited(digests, 16, (digest) => rm(store.blobPath(digest), { force: true }));
-  // Blobs no entry names go before index.json is rewritten: on a full disk, that makes room for it.
+  // Blobs no entry names and the removed names' use records (an image without one counts as
+  // used when pulled) go before index.json is rewritten: on a full disk, that makes room for it.
   await remove(plan.blobs.filter((d) => !named.has(d)));
+  for (const reference of removed) await removeUse(store.root, reference);
   if (removed.size > 0) {
     const entries = await readIndexEntries(store.root);
     const kept = entries.filter((e) => {
@@ -106,7 +108,6 @@ async function apply(store: Store, inventory: Inventory, plan: PrunePlan): Promi
     await writeIndexEntries(store.root, kept);
   }
   await remove(plan.blobs.filter((d) => named.has(d)));
-  for (const reference of removed) await removeUse(store.root, reference);
   const remaining = inventory.images.map((i) => i.reference).filter((r) => !removed.has(r));
   await removeOrphanUses(store.root, remaining);
 }

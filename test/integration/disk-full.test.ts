@@ -219,6 +219,18 @@ describe("a full disk (tmpfs)", () => {
     assert.equal((await entriesFor(store, ref("full/small:v2"))).length, 1);
   });
 
+  test("prune --all on a disk full to the last byte of stored images makes room and works", async () => {
+    const fs = await tmpfs(8);
+    const store = join(fs, "store");
+    assertExit(await ferry(["pull", "-q", "--store", store, ref("full/small:v1")]), 0);
+    await fillDisk(join(fs, "filler"));
+    const pruned = await ferry(["prune", "--all", "--store", store]);
+    assertExit(pruned, 0);
+    assert.deepEqual((await readStoreIndex(store)).manifests, []);
+    assert.deepEqual(await readdir(join(store, "blobs", "sha256")), []);
+    assert.deepEqual(await tempFiles(store), []);
+  });
+
   test("ferry load into a full store: FERRY_DISK_FULL (exit 7), no temp file or partial left", async () => {
     const roomy = join(work, "roomy-store");
     const archive = join(work, "small.tar");
