@@ -252,7 +252,9 @@ export async function runAgent(options: AgentOptions): Promise<void> {
               samples: storeUsage.samples(),
             },
     }),
-    ...(store === undefined ? {} : { refreshMetrics: createStoreMeter(store, metrics) }),
+    ...(store === undefined
+      ? {}
+      : { refreshMetrics: createStoreMeter(store, metrics), diskPressure: store.pressure }),
     page,
     log,
   };

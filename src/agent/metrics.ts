@@ -20,6 +20,7 @@ export class AgentMetrics {
   readonly #reclaimed;
   readonly #retries;
   readonly #retriesPending;
+  readonly #diskFull;
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
@@ -74,6 +75,10 @@ export class AgentMetrics {
       "ferry_agent_pull_retries_pending",
       "Image × target pairs waiting for the agent's next attempt after a failure.",
     );
+    this.#diskFull = m.gauge(
+      "ferry_agent_store_disk_full",
+      "1 while writes to ferry's store find its disk full.",
+    );
   }
 
   pull(r: WarmResult): void {
@@ -119,6 +124,10 @@ export class AgentMetrics {
   store(bytes: number, usedPercent: number): void {
     this.#storeBytes(bytes);
     this.#storeUsed(usedPercent);
+  }
+
+  storeDiskFull(full: boolean): void {
+    this.#diskFull(full ? 1 : 0);
   }
 
   reclaimed(bytes: number): void {

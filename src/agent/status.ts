@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isFerryError } from "../observe/index.ts";
 import { formatReference } from "../reference/index.ts";
+import type { DiskPressure } from "../store/index.ts";
 import { redactSecrets, type StatusPage } from "../web/index.ts";
 import type { AgentState } from "./state.ts";
 import type { AgentMetrics } from "./metrics.ts";
@@ -32,6 +33,8 @@ export interface AgentRoutesOptions {
   readonly refreshMetrics?: () => Promise<void>;
   /** Adds to the document before it is served (Kubernetes mode: the fleet, images × nodes). */
   readonly extend?: ((doc: Record<string, unknown>) => Record<string, unknown>) | undefined;
+  /** ferry's store's disk condition, reported by /readyz, /status and /metrics. */
+  readonly diskPressure?: DiskPressure | undefined;
   /** The status page (`/`, its assets, `/events`), rendering statusDocument. */
   readonly page?: StatusPage;
   readonly log: (entry: Record<string, unknown>) => void;
@@ -65,12 +68,16 @@ async function route(o: AgentRoutesOptions, req: IncomingMessage, res: ServerRes
       return send(res, 200, { ok: true });
     case "/readyz": {
       const readiness = o.state.readiness();
-      return send(res, readiness.ready ? 200 : 503, readiness);
+      const disk = await o.diskPressure?.check();
+      return send(res, readiness.ready ? 200 : 503, { ...readiness, ...(disk ? { disk } : {}) });
     }
     case "/status":
+      await o.diskPressure?.check();
       return send(res, 200, statusDocument(o));
     case "/metrics": {
       await o.refreshMetrics?.();
+      if (o.diskPressure !== undefined)
+        o.metrics.storeDiskFull((await o.diskPressure.check()).full);
       o.metrics.queueDepth(o.queueDepth());
       o.metrics.ready(o.state.readiness().ready);
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
@@ -98,6 +105,7 @@ export function statusDocument(o: AgentRoutesOptions): Record<string, unknown> {
     missing: readiness.missing,
     targets: o.state.targets,
     images: o.state.images(),
+    ...(o.diskPressure === undefined ? {} : { disk: o.diskPressure.condition() }),
     ...o.details(),
   };
   return redactSecrets(o.extend === undefined ? doc : o.extend(doc)) as Record<string, unknown>;

@@ -1,4 +1,5 @@
 import { FerryError } from "../observe/index.ts";
+import { diskError, isNoSpace } from "../store/index.ts";
 import { exitCodeFor, ExitCode } from "./exit-codes.ts";
 import { stderr, stdout } from "./stdio.ts";
 
@@ -24,6 +25,9 @@ export const processOutput: Output = {
 
 export function asFerryError(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
+  // A full disk is never a bug, whichever write met it first.
+  if (isNoSpace(err))
+    return diskError(err, String((err as { path?: unknown }).path ?? "the store"));
   const message = err instanceof Error ? err.message : String(err);
   return new FerryError("FERRY_INTERNAL", `unexpected error: ${message}`, {
     hint: "this is a bug in ferry; please report it with the command you ran",

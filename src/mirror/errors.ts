@@ -84,6 +84,8 @@ export function toDistributionError(err: unknown): DistributionError {
       return new DistributionError(429, "TOOMANYREQUESTS", "upstream rate limit", { detail });
     case "FERRY_INVALID_REFERENCE":
       return new DistributionError(400, "NAME_INVALID", err.message);
+    case "FERRY_DISK_FULL":
+      return new DistributionError(503, "UNAVAILABLE", "the mirror's store is full", { detail });
     case "FERRY_DIGEST_MISMATCH":
     case "FERRY_SIZE_MISMATCH":
       return new DistributionError(

@@ -49,6 +49,10 @@ export function mirrorCounters(m: Metrics) {
       "ferry_mirror_coalesced_waits_total",
       "Misses that joined a fetch already under way.",
     ),
+    diskFull: m.gauge(
+      "ferry_mirror_store_disk_full",
+      "1 while writes to the store find its disk full (what it holds is still served).",
+    ),
     stale: m.counter(
       "ferry_mirror_stale_serves_total",
       "Tags answered from the store because the upstream failed.",

@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Metrics } from "../observe/index.ts";
+import { isFerryError, type Metrics } from "../observe/index.ts";
 import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import { sendFileRange } from "../peer/index.ts";
@@ -147,7 +147,16 @@ export class Mirror {
       case "health":
         res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
         return;
+      case "ready": {
+        // Ready while full too: what the store holds is still served; the condition says why misses fail.
+        const disk = await this.#o.store.pressure.check();
+        const body = `${JSON.stringify({ ready: true, disk }, null, 2)}\n`;
+        res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+        res.end(method === "HEAD" ? undefined : body);
+        return;
+      }
       case "metrics":
+        this.#count.diskFull((await this.#o.store.pressure.check()).full ? 1 : 0);
         res
           .writeHead(200, { "content-type": "text/plain; version=0.0.4" })
           .end(this.#o.metrics.render());
@@ -277,17 +286,19 @@ export class Mirror {
         );
         this.#count.upstream({ kind: "manifest" });
         this.#count.upstreamBytes({ kind: "manifest" }, fetched.bytes.length);
-        await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
         const mediaType = mediaTypeOf(fetched.bytes, fetched.mediaType);
-        if (record?.sourceDigest !== fetched.digest) {
-          await this.#o.store.recordImage(
-            name,
-            { mediaType, digest: fetched.digest, size: fetched.bytes.length },
-            fetched.digest,
-          );
-        } else {
-          await this.#o.store.touch(name);
-        }
+        await this.#storeUnlessFull(name, async () => {
+          await this.#o.store.writeBlob(fetched.digest, fetched.bytes);
+          if (record?.sourceDigest !== fetched.digest) {
+            await this.#o.store.recordImage(
+              name,
+              { mediaType, digest: fetched.digest, size: fetched.bytes.length },
+              fetched.digest,
+            );
+          } else {
+            await this.#o.store.touch(name);
+          }
+        });
         this.#validated.set(name, Date.now());
         this.#failed.delete(name);
         return { bytes: fetched.bytes, digest: fetched.digest, mediaType, stale: false };
@@ -305,6 +316,16 @@ export class Mirror {
         return this.#fromStore(record.sourceDigest, true);
       }
     });
+  }
+
+  /** A verified manifest is served even when the store is full (the store notes the condition). */
+  async #storeUnlessFull(reference: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      if (!isFerryError(err, "FERRY_DISK_FULL")) throw err;
+      this.#o.log({ level: "warn", msg: "store full: serving without storing", reference });
+    }
   }
 
   async #fromStore(digest: string, stale: boolean): Promise<Served> {

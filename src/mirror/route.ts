@@ -6,6 +6,7 @@ import { DistributionError } from "./errors.ts";
 export type MirrorRequest =
   | { kind: "base" }
   | { kind: "health" }
+  | { kind: "ready" }
   | { kind: "metrics" }
   | { kind: "manifest"; name: string; reference: string; namespace: string | undefined }
   | { kind: "blob"; name: string; digest: string; namespace: string | undefined }
@@ -32,6 +33,7 @@ export function parseRequest(method: string, rawUrl: string): MirrorRequest {
   const path = url.pathname;
   const namespace = url.searchParams.get("ns") ?? undefined;
   if (path === "/healthz") return { kind: "health" };
+  if (path === "/readyz") return { kind: "ready" };
   if (path === "/metrics") return { kind: "metrics" };
   if (path === "/v2/" || path === "/v2") return { kind: "base" };
   if (!path.startsWith("/v2/"))

@@ -52,6 +52,7 @@ export function createMirrorStatus(
         samples: [...counters.samples(), { ...mirror.totals, t: Date.now() }],
       },
       storeUsage: { samples: store.samples() },
+      disk: mirror.store.pressure.condition(),
     };
   };
   const page = createStatusPage({ status: document, log });
@@ -60,13 +61,19 @@ export function createMirrorStatus(
       const path = new URL(req.url ?? "/", "http://mirror.invalid").pathname;
       if (path !== "/status") return page.handle(req, res);
       if (req.method !== "GET" && req.method !== "HEAD") return page.handle(req, res); // 405
-      const body = `${JSON.stringify(redactSecrets(document()), null, 2)}\n`;
-      res.writeHead(200, {
-        "content-type": "application/json; charset=utf-8",
-        "content-length": Buffer.byteLength(body),
-        "cache-control": "no-store",
-      });
-      res.end(req.method === "HEAD" ? undefined : body);
+      // The disk condition is measured first, so a full disk that has space again reads as recovered.
+      void mirror.store.pressure
+        .check()
+        .catch(() => undefined)
+        .then(() => {
+          const body = `${JSON.stringify(redactSecrets(document()), null, 2)}\n`;
+          res.writeHead(200, {
+            "content-type": "application/json; charset=utf-8",
+            "content-length": Buffer.byteLength(body),
+            "cache-control": "no-store",
+          });
+          res.end(req.method === "HEAD" ? undefined : body);
+        });
       return true;
     },
     close() {

@@ -506,6 +506,12 @@ export class Puller {
       await this.#store.commitIngest(desc.digest);
       ok = true;
       return { downloaded: true, fetched, fromPeers: sources.fromPeers };
+    } catch (err) {
+      // A partial on a full disk would only keep it full: resuming it needs the space it lacks.
+      if (!isFerryError(err, "FERRY_DISK_FULL")) throw err;
+      this.#store.pressure.observe(err);
+      await this.#store.discardIngest(desc.digest);
+      throw err;
     } finally {
       settle?.(ok);
       await lock.release();

@@ -21,24 +21,42 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes a whole file so that readers see the old content or the new, never a mix, even after kill -9 or power loss. */
+export interface AtomicWriteOptions {
+  /** Default 0o644. */
+  readonly mode?: number;
+  /** Fsync the file and its directory (default): false for files that are void after a crash anyway. */
+  readonly durable?: boolean;
+  /** The file's mtime, set before it appears (last-use records are their mtime). */
+  readonly mtime?: Date;
+}
+
+/**
+ * Writes a whole file so that readers see the old content or the new, never a mix, even after
+ * kill -9 or power loss. On failure (a full disk) the temp file goes: nothing half-written stays.
+ */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
-  mode = 0o644,
+  options: AtomicWriteOptions | number = {},
 ): Promise<void> {
+  const {
+    mode = 0o644,
+    durable = true,
+    mtime,
+  } = typeof options === "number" ? { mode: options } : options;
   const tmp = tempPathFor(path);
-  await mkdir(dirname(path), { recursive: true });
   try {
+    await mkdir(dirname(path), { recursive: true });
     const handle = await open(tmp, "wx", mode);
     try {
       await handle.writeFile(data);
-      await handle.sync();
+      if (mtime !== undefined) await handle.utimes(mtime, mtime);
+      if (durable) await handle.sync();
     } finally {
       await handle.close();
     }
     await rename(tmp, path);
-    await fsyncDir(dirname(path));
+    if (durable) await fsyncDir(dirname(path));
   } catch (err) {
     await rm(tmp, { force: true });
     throw diskError(err, path);
@@ -48,12 +66,12 @@ export async function writeFileAtomic(
 /** Turns a failed file operation into a FerryError that says what to do (ENOSPC → FERRY_DISK_FULL). */
 export function diskError(err: unknown, path: string): FerryError {
   const code = (err as { code?: string } | null)?.code;
-  if (code === "ENOSPC" || code === "EDQUOT") {
+  if (isNoSpace(err)) {
     return new FerryError(
       "FERRY_DISK_FULL",
       `no space left on the device holding ${dirname(path)}`,
       {
-        hint: "free space (e.g. `ferry prune`) or point --store at a larger filesystem; nothing partial was recorded",
+        hint: "run `ferry prune` (it removes interrupted downloads and unused blobs; `ferry df` shows them), free space on that filesystem, or point --store at a larger one; nothing partial was recorded",
         cause: err,
         fields: { path },
       },
@@ -72,6 +90,12 @@ export function diskError(err: unknown, path: string): FerryError {
     cause: err,
     fields: { path },
   });
+}
+
+/** A file operation that failed for lack of space (or quota). */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
 }
 
 export function isProcessAlive(pid: number): boolean {

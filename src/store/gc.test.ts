@@ -128,7 +128,7 @@ describe("store lifecycle", () => {
     assert.deepEqual(await blobs(store), [...a].sort());
   });
 
-  it("sweeps dead processes' temp files and day-old partials nobody holds", async () => {
+  it("sweeps dead processes' temp files and every partial nobody holds, however new", async () => {
     const store = await newStore();
     const dead = deadPid();
     const tmp = join(store.root, "blobs", "sha256", `${"a".repeat(64)}.tmp-${dead}-01234567`);
@@ -150,11 +150,12 @@ describe("store lifecycle", () => {
     const held = await store.lockIngest(`sha256:${"e".repeat(64)}`);
     await writeFile(deadLock, `${dead} token`);
 
+    const usage = await diskUsage(store);
+    assert.deepEqual(usage.partials, { count: 3, bytes: 15 });
     const report = await prune(store);
-    assert.equal(report.staleFiles.count, 3);
-    assert.equal(report.reclaimedBytes, 10);
+    assert.equal(report.staleFiles.count, 4);
+    assert.equal(report.reclaimedBytes, 15);
     assert.deepEqual((await readdir(ingest)).sort(), [
-      `${"d".repeat(64)}.partial`,
       `${"e".repeat(64)}.lock`,
       `${"e".repeat(64)}.partial`,
     ]);

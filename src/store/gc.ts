@@ -1,6 +1,7 @@
 import { rm, statfs } from "node:fs/promises";
 import { readIndexEntries, refNameOf, withIndexLock, writeIndexEntries } from "./index-file.ts";
 import { type Inventory, readInventory } from "./inventory.ts";
+import { readLeases } from "./lease.ts";
 import { forEachLimited } from "./parallel.ts";
 import {
   decidePolicy,
@@ -10,7 +11,7 @@ import {
 } from "./policy.ts";
 import { type PrunePlan, type PruneRule, planPrune, type RemovedImage } from "./prune-plan.ts";
 import type { Store } from "./store.ts";
-import { findStaleFiles, removeStaleFiles, type StaleFile } from "./sweep.ts";
+import { findStaleFiles, removeStaleFiles } from "./sweep.ts";
 import { removeOrphanUses, removeUse } from "./use.ts";
 
 export interface PruneOptions {
@@ -27,7 +28,7 @@ export interface PruneReport {
   readonly dryRun: boolean;
   readonly images: readonly RemovedImage[];
   readonly blobs: { readonly count: number; readonly bytes: number };
-  /** Dead processes' temp files, day-old unused ingest partials, dead locks. */
+  /** Dead processes' temp files, ingest partials no live process holds, dead locks. */
   readonly staleFiles: { readonly count: number; readonly bytes: number };
   readonly reclaimedBytes: number;
   readonly storeBytesBefore: number;
@@ -45,19 +46,20 @@ export interface PruneReport {
 export async function prune(store: Store, options: PruneOptions = {}): Promise<PruneReport> {
   const now = options.now ?? Date.now();
   const dryRun = options.dryRun === true;
-  let stale: StaleFile[] = [];
+  // Working files first, under their own ingest locks (pulls are not held up): on a full
+  // disk they are often what fills it, and the index rewrite below needs some room.
+  const leased = new Set((await readLeases(store.root, false)).flatMap((l) => l.digests));
+  const stale = await findStaleFiles(store.root, { leased });
+  const staleBytes = dryRun
+    ? stale.reduce((sum, f) => sum + f.bytes, 0)
+    : await removeStaleFiles(stale);
   const sweep = async () => {
     const inventory = await readInventory(store, { cleanLeases: !dryRun });
     const decided = await decide(store, inventory, options, now);
-    stale = await findStaleFiles(store.root, { now, leased: inventory.graph.keep });
     if (!dryRun) await apply(store, inventory, decided.plan);
     return decided;
   };
   const { plan, policy } = dryRun ? await sweep() : await withIndexLock(store.root, sweep);
-  // Ingest files have their own locks: removed outside the index lock so pulls are not held up.
-  const staleBytes = dryRun
-    ? stale.reduce((sum, f) => sum + f.bytes, 0)
-    : await removeStaleFiles(stale, now);
   return {
     dryRun,
     images: plan.images,
@@ -90,6 +92,13 @@ export async function measureFilesystem(path: string): Promise<FilesystemUsage> 
 /** Runs under the index lock, in the order that keeps the store valid if killed at any point. */
 async function apply(store: Store, inventory: Inventory, plan: PrunePlan): Promise<void> {
   const removed = new Set(plan.images.map((i) => i.reference));
+  const named = new Set(inventory.images.flatMap((i) => i.digests));
+  const remove = (digests: readonly string[]) =>
+    forEachLimited(digests, 16, (digest) => rm(store.blobPath(digest), { force: true }));
+  // Blobs no entry names and the removed names' use records (an image without one counts as
+  // used when pulled) go before index.json is rewritten: on a full disk, that makes room for it.
+  await remove(plan.blobs.filter((d) => !named.has(d)));
+  for (const reference of removed) await removeUse(store.root, reference);
   if (removed.size > 0) {
     const entries = await readIndexEntries(store.root);
     const kept = entries.filter((e) => {
@@ -98,8 +107,7 @@ async function apply(store: Store, inventory: Inventory, plan: PrunePlan): Promi
     });
     await writeIndexEntries(store.root, kept);
   }
-  await forEachLimited(plan.blobs, 16, (digest) => rm(store.blobPath(digest), { force: true }));
-  for (const reference of removed) await removeUse(store.root, reference);
+  await remove(plan.blobs.filter((d) => named.has(d)));
   const remaining = inventory.images.map((i) => i.reference).filter((r) => !removed.has(r));
   await removeOrphanUses(store.root, remaining);
 }

@@ -1,4 +1,11 @@
-export { diskError, fsyncDir, isProcessAlive, tempPathFor, writeFileAtomic } from "./atomic.ts";
+export {
+  diskError,
+  fsyncDir,
+  isNoSpace,
+  isProcessAlive,
+  tempPathFor,
+  writeFileAtomic,
+} from "./atomic.ts";
 export {
   type CorruptBlob,
   checkStore,
@@ -9,7 +16,7 @@ export {
 export { measureFilesystem, type PruneOptions, type PruneReport, prune } from "./gc.ts";
 export { OCI_LAYOUT_VERSION } from "./layout.ts";
 export { Lease, type LeaseRecord } from "./lease.ts";
-export { acquireLock, type Lock, type LockOptions } from "./lock.ts";
+export { acquireLock, type Lock, type LockOptions, type LockOwner } from "./lock.ts";
 export {
   DEFAULT_RETENTION,
   decidePolicy,
@@ -29,6 +36,7 @@ export {
   type RemovedImage,
   type StoreGraph,
 } from "./prune-plan.ts";
+export { type DiskCondition, DiskPressure } from "./pressure.ts";
 export { parseDuration, parsePercent, parseSize } from "./quantity.ts";
 export { defaultStoreRoot, FerryAnnotation, type ImageRecord, Store } from "./store.ts";
 export { type DiskUsage, diskUsage, type ImageDiskUsage } from "./usage.ts";

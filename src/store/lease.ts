@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { FerryError } from "../observe/index.ts";
-import { isProcessAlive, tempPathFor } from "./atomic.ts";
+import { isProcessAlive, writeFileAtomic } from "./atomic.ts";
 import { withIndexLock } from "./index-file.ts";
 
 // A lease keeps content alive while a pull (or any other writer) is between "I need
@@ -50,7 +50,6 @@ export class Lease {
     digests: Iterable<string>,
   ): Promise<Lease> {
     const lease = new Lease(root, reference);
-    await mkdir(leaseDir(root), { recursive: true });
     await lease.add(digests);
     return lease;
   }
@@ -69,30 +68,16 @@ export class Lease {
       digests: [...this.#digests],
       createdAt: this.#createdAt,
     };
-    await withIndexLock(this.#root, () => writeReplacing(this.#path, JSON.stringify(record)));
+    // Without fsync: a lease is void after a crash anyway.
+    await withIndexLock(this.#root, () =>
+      writeFileAtomic(this.#path, JSON.stringify(record), { durable: false }),
+    );
   }
 
   /** Ends the lease; do so only after what it protected is recorded in index.json (or abandoned). */
   async release(): Promise<void> {
     this.#released = true;
     await rm(this.#path, { force: true });
-  }
-}
-
-/** Replaces a file atomically for readers, without fsync: a lease is void after a crash anyway. */
-async function writeReplacing(path: string, text: string): Promise<void> {
-  const tmp = tempPathFor(path);
-  try {
-    const handle = await open(tmp, "wx");
-    try {
-      await handle.writeFile(text);
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
   }
 }
 

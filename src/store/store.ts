@@ -16,6 +16,7 @@ import {
 import { Lease } from "./lease.ts";
 import { initLayout } from "./layout.ts";
 import { acquireLock, type Lock } from "./lock.ts";
+import { DiskPressure } from "./pressure.ts";
 import { findStaleTemp } from "./sweep.ts";
 import { lastUse, removeUse, touchUse } from "./use.ts";
 
@@ -56,9 +57,12 @@ export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
  */
 export class Store {
   readonly root: string;
+  /** Whether writes find the disk full: servers report it and keep serving what is stored. */
+  readonly pressure: DiskPressure;
 
   private constructor(root: string) {
     this.root = root;
+    this.pressure = new DiskPressure(root);
   }
 
   static async open(root: string): Promise<Store> {
@@ -100,12 +104,20 @@ export class Store {
   /** Moves a verified partial into the blob store (the caller verified it while writing and holds the ingest lock). */
   async commitIngest(digest: string): Promise<void> {
     const target = this.blobPath(digest);
-    try {
-      await rename(this.ingestPath(digest), target);
-      await fsyncDir(join(this.root, "blobs", "sha256"));
-    } catch (err) {
-      throw diskError(err, target);
-    }
+    const commit = async () => {
+      try {
+        await rename(this.ingestPath(digest), target);
+        await fsyncDir(join(this.root, "blobs", "sha256"));
+      } catch (err) {
+        throw diskError(err, target);
+      }
+    };
+    await this.pressure.track(commit());
+  }
+
+  /** Removes a download's partial (the caller holds its ingest lock): on a full disk it cannot be resumed usefully. */
+  async discardIngest(digest: string): Promise<void> {
+    await rm(this.ingestPath(digest), { force: true });
   }
 
   /** Stores small content (manifests, configs) after checking its digest. */
@@ -121,7 +133,7 @@ export class Store {
       );
     }
     if (await this.hasBlob(digest, bytes.byteLength)) return;
-    await writeFileAtomic(this.blobPath(digest), bytes, 0o444);
+    await this.pressure.track(writeFileAtomic(this.blobPath(digest), bytes, 0o444));
   }
 
   async readBlob(digest: string): Promise<Buffer> {
@@ -179,7 +191,7 @@ export class Store {
         [FerryAnnotation.pulledAt]: pulledAt.toISOString(),
       },
     };
-    await withIndexLock(this.root, async () => {
+    const record = withIndexLock(this.root, async () => {
       const all = await readIndexEntries(this.root);
       const before = all.find((m) => refNameOf(m) === reference);
       if (annotationsOf(before)?.[FerryAnnotation.pinned] === "true") {
@@ -190,6 +202,7 @@ export class Store {
       await writeIndexEntries(this.root, manifests);
       await touchUse(this.root, reference, pulledAt);
     });
+    await this.pressure.track(record);
   }
 
   /** Pins or unpins a stored image; returns false when there is no such image. */
@@ -209,8 +222,14 @@ export class Store {
   }
 
   /** Marks an image used now (a pull of a present image, a mirror or agent read); cheap: one utimes. */
-  touch(reference: string, at = new Date()): Promise<void> {
-    return touchUse(this.root, reference, at);
+  async touch(reference: string, at = new Date()): Promise<void> {
+    try {
+      await touchUse(this.root, reference, at);
+    } catch (err) {
+      // Only a failure counts: a utimes succeeds on a full disk, so it says nothing of the space.
+      this.pressure.observe(err);
+      throw err;
+    }
   }
 
   /** When the image was last used; its pull time when nothing used it since. */
@@ -223,7 +242,7 @@ export class Store {
    * released. Take it before checking for any of the blobs; release it after recordImage.
    */
   lease(reference: string | undefined, digests: Iterable<string>): Promise<Lease> {
-    return Lease.take(this.root, reference, digests);
+    return this.pressure.track(Lease.take(this.root, reference, digests));
   }
 
   /** Removes a name; returns false when it was not there. Blobs stay until garbage collection. */

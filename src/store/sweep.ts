@@ -1,14 +1,14 @@
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isProcessAlive, TEMP_NAME } from "./atomic.ts";
 import { leaseDir } from "./lease.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock, isLockHeld } from "./lock.ts";
+import { useDir } from "./use.ts";
 
 // Working files that nothing will use again: temp files and lock asides of dead
-// processes, and ingest partials nobody resumed for a day (with their locks).
-
-/** A partial is kept this long after its last write, so a later pull can resume it. */
-export const PARTIAL_MAX_AGE_MS = 24 * 60 * 60_000;
+// processes, and ingest partials no live process holds (with their locks). An interrupted
+// download's partial is one of them: a later pull would resume it, but pruning is asked
+// for space, and a partial may be most of a full disk.
 
 export interface StaleFile {
   readonly path: string;
@@ -27,6 +27,9 @@ export async function findStaleTemp(root: string): Promise<StaleFile[]> {
     join(root, "blobs", "sha256"),
     join(root, "ferry"),
     leaseDir(root),
+    useDir(root),
+    // Ingest locks moved aside by a lock breaker that was killed.
+    join(root, "ferry", "ingest"),
     // ferry mount's chunk cache (src/lazy/mount/chunks.ts): temp files of a mount killed mid-write.
     join(root, "ferry", "lazy-chunks"),
   ];
@@ -42,12 +45,12 @@ export async function findStaleTemp(root: string): Promise<StaleFile[]> {
 }
 
 /**
- * Stale temp files, plus ingest partials older than PARTIAL_MAX_AGE_MS that no live
- * process holds (by lock or lease), plus ingest locks of dead processes.
+ * Stale temp files, plus ingest partials that no live process holds (by lock or lease),
+ * plus ingest locks of dead processes.
  */
 export async function findStaleFiles(
   root: string,
-  options: { now: number; leased: ReadonlySet<string> },
+  options: { leased: ReadonlySet<string> },
 ): Promise<StaleFile[]> {
   const out = await findStaleTemp(root);
   const ingest = join(root, "ferry", "ingest");
@@ -55,21 +58,31 @@ export async function findStaleFiles(
     const m = INGEST_FILE.exec(name);
     if (m === null || options.leased.has(`sha256:${m[1]}`)) continue;
     const path = join(ingest, name);
-    if (await lockHeld(join(ingest, `${m[1]}.lock`))) continue;
+    if (await isLockHeld(join(ingest, `${m[1]}.lock`))) continue;
     if (m[2] === "lock") {
       out.push({ path, bytes: 0, kind: "lock" });
       continue;
     }
-    const s = await stat(path).catch(() => undefined);
-    if (s !== undefined && options.now - s.mtimeMs >= PARTIAL_MAX_AGE_MS) {
-      out.push({ path, bytes: s.size, kind: "partial" });
-    }
+    out.push({ path, bytes: await sizeOf(path), kind: "partial" });
+  }
+  return out;
+}
+
+/** Every ingest partial and its size, held or not (`df`). */
+export async function listPartials(root: string): Promise<StaleFile[]> {
+  const ingest = join(root, "ferry", "ingest");
+  const out: StaleFile[] = [];
+  for (const name of await readdir(ingest).catch(() => [] as string[])) {
+    const m = INGEST_FILE.exec(name);
+    if (m?.[2] !== "partial") continue;
+    const path = join(ingest, name);
+    out.push({ path, bytes: await sizeOf(path), kind: "partial" });
   }
   return out;
 }
 
 /** Removes what findStaleFiles found, re-checking each ingest file under its lock; returns bytes freed. */
-export async function removeStaleFiles(files: readonly StaleFile[], now: number): Promise<number> {
+export async function removeStaleFiles(files: readonly StaleFile[]): Promise<number> {
   let freed = 0;
   for (const f of files) {
     if (f.kind === "temp") {
@@ -87,22 +100,15 @@ export async function removeStaleFiles(files: readonly StaleFile[], now: number)
     }
     try {
       if (f.kind === "partial") {
-        const s = await stat(f.path).catch(() => undefined);
-        if (s !== undefined && now - s.mtimeMs >= PARTIAL_MAX_AGE_MS) {
-          await rm(f.path, { force: true });
-          freed += s.size;
-        }
+        const bytes = await sizeOf(f.path);
+        await rm(f.path, { force: true });
+        freed += bytes;
       }
     } finally {
       await lock.release(); // removes the lock file: a lock kind is done here
     }
   }
   return freed;
-}
-
-async function lockHeld(path: string): Promise<boolean> {
-  const content = await readFile(path, "utf8").catch(() => undefined);
-  return content !== undefined && isProcessAlive(Number(content.split(" ")[0]));
 }
 
 async function sizeOf(path: string): Promise<number> {

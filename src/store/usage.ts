@@ -1,7 +1,7 @@
 import { readInventory } from "./inventory.ts";
 import { imageUsage, planPrune, storeBytes } from "./prune-plan.ts";
 import type { Store } from "./store.ts";
-import { findStaleFiles } from "./sweep.ts";
+import { findStaleFiles, listPartials } from "./sweep.ts";
 
 export interface ImageDiskUsage {
   readonly reference: string;
@@ -22,21 +22,25 @@ export interface DiskUsage {
   readonly bytes: number;
   /** What `prune` (no options) would free: dangling blobs and stale working files. */
   readonly reclaimableBytes: number;
+  /** Downloads not yet verified (ingest partials), those of running pulls included; not in `bytes`. */
+  readonly partials: { readonly count: number; readonly bytes: number };
   readonly images: readonly ImageDiskUsage[];
 }
 
 /** `df`: a read-only snapshot (no lock); numbers may lag a concurrent pull or prune. */
-export async function diskUsage(store: Store, now = Date.now()): Promise<DiskUsage> {
+export async function diskUsage(store: Store): Promise<DiskUsage> {
   const inventory = await readInventory(store, { cleanLeases: false });
   const { graph } = inventory;
   const plan = planPrune(graph);
-  const stale = await findStaleFiles(store.root, { now, leased: graph.keep });
+  const stale = await findStaleFiles(store.root, { leased: graph.keep });
+  const partials = await listPartials(store.root);
   const usage = imageUsage(graph);
   return {
     imageCount: graph.images.length,
     blobCount: graph.blobs.size,
     bytes: storeBytes(graph),
     reclaimableBytes: plan.bytes + stale.reduce((sum, f) => sum + f.bytes, 0),
+    partials: { count: partials.length, bytes: partials.reduce((sum, f) => sum + f.bytes, 0) },
     images: inventory.images.map((image, i) => ({
       ...(usage[i] as (typeof usage)[number]),
       pinned: image.pinned,

@@ -1,6 +1,7 @@
-import { mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { readdir, rm, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { digestOf, SMALL_SHA256_MAX, smallSha256Hex } from "../digest/index.ts";
+import { diskError, writeFileAtomic } from "./atomic.ts";
 
 // Last-use records: one empty-ish file per reference, `ferry/use/<sha256 of the reference>`,
 // whose mtime is the last use. A use is a utimes, so marking an image used never rewrites
@@ -27,12 +28,10 @@ export async function touchUse(root: string, reference: string, at = new Date())
     await utimes(path, at, at);
     return;
   } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw err;
+    if ((err as { code?: string }).code !== "ENOENT") throw diskError(err, path);
   }
-  await mkdir(useDir(root), { recursive: true });
   // The content names the reference, for humans; only the mtime is read.
-  await writeFile(path, `${reference}\n`);
-  await utimes(path, at, at);
+  await writeFileAtomic(path, `${reference}\n`, { durable: false, mtime: at });
 }
 
 /** When `reference` was last used: its record's mtime, else `pulledAt`, else undefined. */

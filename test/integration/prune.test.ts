@@ -1,7 +1,7 @@
 // Store lifecycle end to end: prune, pins, last use, df, fsck, GC racing a pull, kill -9.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -413,7 +413,7 @@ describe("ferry prune, pin, df and fsck", () => {
     prune.child.kill("SIGKILL");
     assert.equal((await prune.result).signal, "SIGKILL");
     assert.ok((await readdir(dir)).length > blobsOf(a).length, "killed mid-sweep");
-    assert.ok(await stat(join(store, "ferry", "index.lock")), "holding the index lock");
+    assert.ok(await lstat(join(store, "ferry", "index.lock")), "holding the index lock");
 
     // Every name index.json holds still has all its blobs; a pull and a prune then work.
     await ok(["fsck", "--store", store]);

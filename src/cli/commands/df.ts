@@ -6,7 +6,8 @@ import { ExitCode, formatBytes, type Output } from "../output.ts";
 export const dfUsage = `Usage: ferry df [-v] [--json] [--store DIR]
 
 Show the store's disk usage: its size (each blob once, however many images share it),
-what \`ferry prune\` would reclaim, and the number of images.
+what \`ferry prune\` would reclaim, and the number of images; partial downloads (interrupted,
+or of pulls running now) on a line of their own.
 
 Options:
   -v, --verbose   per image: size, size shared with other images, size only it uses
@@ -43,10 +44,13 @@ export function renderDf(usage: DiskUsage, verbose: boolean): string {
       String(usage.imageCount),
       String(usage.blobCount),
       formatBytes(usage.bytes),
-      `${formatBytes(usage.reclaimableBytes)} (${percentOf(usage.reclaimableBytes, usage.bytes)})`,
+      `${formatBytes(usage.reclaimableBytes)} (${percentOf(usage.reclaimableBytes, usage.bytes + usage.partials.bytes)})`,
     ],
   ];
   let text = table(summary);
+  if (usage.partials.count > 0) {
+    text += `Partial downloads: ${usage.partials.count} (${formatBytes(usage.partials.bytes)}), not counted in SIZE; \`ferry prune\` removes those no running pull holds\n`;
+  }
   if (verbose && usage.images.length > 0) {
     const rows = [["REFERENCE", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "PINNED", "LAST USED"]];
     const images = [...usage.images].sort((a, b) => a.reference.localeCompare(b.reference));
