@@ -1,7 +1,5 @@
 import { ExitCode, type Output, processOutput, renderError } from "./output.ts";
 
-const VERSION = "0.1.0";
-
 interface CommandModule {
   usage: string;
   run(args: string[], output: Output, signal: AbortSignal): Promise<number>;
@@ -175,6 +173,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.umountUsage, run: m.umountCommand };
     },
   },
+  version: {
+    summary: "show the version, commit, build date, Node version and platform",
+    load: async () => {
+      const m = await import("./commands/version.ts");
+      return { usage: m.versionUsage, run: m.versionCommand };
+    },
+  },
   fsck: {
     summary: "re-hash every blob; quarantine corrupt ones, list missing ones",
     load: async () => {
@@ -204,11 +209,7 @@ export async function main(argv: string[], output: Output = processOutput): Prom
     output.out(mainUsage());
     return name === undefined ? ExitCode.usage : ExitCode.ok;
   }
-  if (name === "--version" || name === "version") {
-    output.out(`ferry ${VERSION}\n`);
-    return ExitCode.ok;
-  }
-  const entry = COMMANDS[name];
+  const entry = COMMANDS[name === "--version" ? "version" : name];
   if (entry === undefined) {
     output.err(
       `ferry: unknown command "${name}"\n  hint: run \`ferry --help\` to list the commands\n`,
