@@ -53,9 +53,18 @@ async function runUnder(node) {
   });
 }
 
-/** The bundle is used only if no source it was built from changed (or vanished) since. */
+/**
+ * The bundle is used only if no source it was built from changed (or vanished) since, and
+ * always in an installed package: npm ships no sources (package.json "files") and sets
+ * every file's mtime to the time of install.
+ */
 function bundleIsCurrent() {
   if (process.env.FERRY_FROM_SOURCE) return false;
+  try {
+    statSync(`${root}src`);
+  } catch {
+    return true;
+  }
   try {
     const { builtAt, inputs } = JSON.parse(readFileSync(`${root}dist/cli/inputs.json`, "utf8"));
     for (const file of inputs) {
