@@ -5,7 +5,7 @@
 // Distribution registry. Needs the npm registry (npm ci, and the tarball's dependencies).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { readdir, readFile, realpath } from "node:fs/promises";
+import { mkdir, readdir, readFile, realpath } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -161,10 +161,12 @@ describe("installing ferry from a fresh clone", () => {
   });
 
   test("npm install -g of the npm pack tarball: no sources, the bundle, its own Node 24", async () => {
-    const tarball = (
-      await sh("npm", ["pack", "--pack-destination", work, "--json"], { cwd: clone })
-    ).trim();
-    const [{ filename }] = JSON.parse(tarball) as [{ filename: string }];
+    // npm pack runs `prepare` (the build) first, whose output shares stdout: list the directory.
+    const packed = join(work, "packed");
+    await mkdir(packed);
+    await sh("npm", ["pack", "--pack-destination", packed], { cwd: clone });
+    const [filename] = await readdir(packed);
+    assert.equal(filename, "ferry-0.1.0.tgz");
     const prefix = join(work, "global-tarball");
     await sh("npm", [
       "install",
@@ -174,7 +176,7 @@ describe("installing ferry from a fresh clone", () => {
       "--allow-scripts=node",
       "--no-audit",
       "--no-fund",
-      join(work, filename),
+      join(packed, filename),
     ]);
     const installed = join(prefix, "lib", "node_modules", "ferry");
     const shipped = await readdir(installed);
