@@ -5,12 +5,13 @@
 // Distribution registry. Needs the npm registry (npm ci, and the tarball's dependencies).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdir, readdir, readFile, realpath } from "node:fs/promises";
+import { mkdir, readdir, readFile, realpath, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
+import { startContainerd } from "../fixtures/runtimes.ts";
 import { type FerryProcess, type FerryResult, ndjson, removeDir, tempDir, until } from "./cli.ts";
 
 const execFileAsync = promisify(execFile);
@@ -173,7 +174,6 @@ describe("installing ferry from a fresh clone", () => {
       "-g",
       "--prefix",
       prefix,
-      "--allow-scripts=node",
       "--no-audit",
       "--no-fund",
       join(packed, filename),
@@ -224,6 +224,29 @@ describe("installing ferry from a fresh clone", () => {
     } finally {
       mirror.child.kill("SIGTERM");
       await mirror.result;
+    }
+
+    // The CRI and containerd .proto definitions are embedded: warm a real containerd.
+    const containerd = await startContainerd();
+    try {
+      const list = join(work, "sea-images.yaml");
+      await writeFile(list, `images:\n  - ${reference}\n`);
+      const warmed = await runFerry(bin, [
+        "warm",
+        "-f",
+        list,
+        "--target",
+        "containerd",
+        "--cri-endpoint",
+        `unix://${containerd.socket}`,
+        "--store",
+        store,
+      ]);
+      assert.equal(warmed.code, 0, `${warmed.stdout}\n${warmed.stderr}`);
+      const images = await containerd.ctr(["-n", "k8s.io", "images", "ls", "-q"]);
+      assert.ok(images.stdout.split("\n").includes(reference), images.stdout);
+    } finally {
+      await containerd.stop();
     }
 
     // The unit names the installed executable, and systemd accepts it.
