@@ -97,7 +97,11 @@ describe("installing ferry from a fresh clone", () => {
       registry = await startRegistry();
       reference = `${registry.host}/install/app:v1`;
       image = await pushImage(registry.host, "install/app", "v1", {
-        layers: [[{ path: "etc/app-release", content: "app 1.0\n" }]],
+        // 2 MB: above the size pull hashes inline, so --hash-workers always starts the worker.
+        layers: [
+          [{ path: "etc/app-release", content: "app 1.0\n" }],
+          [{ path: "app/data.bin", size: 2_000_000, seed: "install" }],
+        ],
       });
     })();
     await sh("git", ["clone", "--quiet", ROOT, clone]);
