@@ -50,10 +50,50 @@ const commonJs: Plugin = {
   },
 };
 
+/**
+ * Packages compiled only when first required, from their own asset: @kubernetes/client-node is
+ * most of the executable's JavaScript (17 MB of sources) and only `ferry agent --kubernetes`
+ * uses it; compiling it into the main script would slow every command's start-up.
+ */
+const LAZY_PACKAGES: Readonly<Record<string, string>> = {
+  "@kubernetes/client-node": "lib/kubernetes-client-node.cjs",
+};
+
+/** A stand-in for a LAZY_PACKAGES package: compiles its asset on first require (CommonJS). */
+function lazyPackageLoader(key: string): string {
+  return `const { dirname, join } = require("node:path");
+const filename = join(dirname(process.execPath), ${JSON.stringify(key)});
+const compiled = require("node:vm").compileFunction(
+  require("node:sea").getAsset(${JSON.stringify(key)}, "utf8"),
+  ["exports", "require", "module", "__filename", "__dirname"],
+  { filename },
+);
+const loaded = { exports: {} };
+compiled(loaded.exports, require("node:module").createRequire(process.execPath), loaded, filename, dirname(filename));
+module.exports = loaded.exports;
+`;
+}
+
+const lazyPackages: Plugin = {
+  name: "ferry-lazy-packages",
+  setup(b) {
+    const names = Object.keys(LAZY_PACKAGES).map((n) => n.replace(/[/.]/g, "\\$&"));
+    b.onResolve({ filter: new RegExp(`^(${names.join("|")})$`) }, (args) => ({
+      path: args.path,
+      namespace: "ferry-lazy",
+    }));
+    b.onLoad({ filter: /.*/, namespace: "ferry-lazy" }, (args) => ({
+      contents: lazyPackageLoader(LAZY_PACKAGES[args.path] as string),
+      loader: "js",
+    }));
+  },
+};
+
 async function bundle(
   entry: { stdin: string } | { file: string },
   outfile: string,
   define: Record<string, string>,
+  lazy = true,
 ): Promise<void> {
   await build({
     absWorkingDir: ROOT,
@@ -74,7 +114,7 @@ async function bundle(
     target: "node24",
     define: { ...define, "import.meta.url": "__ferryModuleUrl" },
     banner: { js: 'var __ferryModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [commonJs],
+    plugins: lazy ? [commonJs, lazyPackages] : [commonJs],
     legalComments: "none",
     logLevel: "error",
   });
@@ -114,16 +154,22 @@ export async function buildSea(out = OUT, codeCache = true): Promise<BuiltSea> {
     const define = buildStampDefine();
     const main = join(tmp, "ferry.cjs");
     const worker = join(tmp, "sink-worker.js");
+    const assets: Record<string, string> = {
+      [EMBEDDED_PROTOS]: join(tmp, "protos.json"),
+      [EMBEDDED_WORKER]: worker,
+    };
+    const lazy = Object.entries(LAZY_PACKAGES).map(([name, key]) => {
+      assets[key] = join(tmp, key);
+      const reexport = `export * from ${JSON.stringify(name)};`;
+      return bundle({ stdin: reexport }, assets[key], define, false);
+    });
     const [webFiles] = await Promise.all([
       buildWeb(join(tmp, "web"), false),
       bundle({ stdin: ENTRY }, main, define),
       bundle({ file: "src/pull/sink-worker.ts" }, worker, define),
       writeFile(join(tmp, "protos.json"), protosJson()),
+      ...lazy,
     ]);
-    const assets: Record<string, string> = {
-      [EMBEDDED_PROTOS]: join(tmp, "protos.json"),
-      [EMBEDDED_WORKER]: worker,
-    };
     for (const name of webFiles) assets[`web/${name}`] = join(tmp, "web", name);
     const blob = join(tmp, "sea-prep.blob");
     const config = {
