@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
+import { startFakeApiServer } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { startContainerd } from "../fixtures/runtimes.ts";
 import { type FerryProcess, type FerryResult, ndjson, removeDir, tempDir, until } from "./cli.ts";
@@ -40,8 +41,17 @@ async function sh(
 }
 
 /** Starts the installed `ferry` found on PATH (`bin` first), as a user's shell would. */
-function startFerry(bin: string, args: readonly string[]): FerryProcess {
-  const env = { ...process.env, PATH: `${bin}:${SYSTEM_PATH}`, FERRY_STORE: undefined };
+function startFerry(
+  bin: string,
+  args: readonly string[],
+  extraEnv: Record<string, string> = {},
+): FerryProcess {
+  const env = {
+    ...process.env,
+    PATH: `${bin}:${SYSTEM_PATH}`,
+    FERRY_STORE: undefined,
+    ...extraEnv,
+  };
   const child = spawn("ferry", args, { env, stdio: ["ignore", "pipe", "pipe"] });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
@@ -251,6 +261,29 @@ describe("installing ferry from a fresh clone", () => {
       assert.ok(images.stdout.split("\n").includes(reference), images.stdout);
     } finally {
       await containerd.stop();
+    }
+
+    // @kubernetes/client-node is compiled from its own asset at first use: the agent's
+    // Kubernetes mode reaches the (in-memory) API server through it.
+    const api = await startFakeApiServer();
+    try {
+      const { path: kubeconfig } = await api.kubeconfigFor("sea-agent");
+      const agent = startFerry(
+        bin,
+        ["agent", "--kubernetes", "--target", "store", "--store", store, "--listen", "127.0.0.1:0"],
+        { NODE_NAME: "sea-node", POD_NAMESPACE: "ferry-system", KUBECONFIG: kubeconfig },
+      );
+      try {
+        await until("the agent's first Kubernetes API call", async () => {
+          if (agent.child.exitCode !== null) assert.fail((await agent.result).stderr);
+          return api.calls.some((c) => c.user === "sea-agent") ? true : undefined;
+        });
+      } finally {
+        agent.child.kill("SIGTERM");
+        await agent.result;
+      }
+    } finally {
+      await api.stop();
     }
 
     // The unit names the installed executable, and systemd accepts it.
