@@ -52,8 +52,8 @@ const commonJs: Plugin = {
 
 /**
  * Packages compiled only when first required, from their own asset: @kubernetes/client-node is
- * most of the executable's JavaScript (17 MB of sources) and only `ferry agent --kubernetes`
- * uses it; compiling it into the main script would slow every command's start-up.
+ * most of the executable's JavaScript (17 MB of sources), and only `ferry agent` loads it (for
+ * --kubernetes); in the main script it would slow every command's start-up.
  */
 const LAZY_PACKAGES: Readonly<Record<string, string>> = {
   "@kubernetes/client-node": "lib/kubernetes-client-node.cjs",
