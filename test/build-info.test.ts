@@ -21,11 +21,14 @@ describe("ferry version (src/cli/build-info.ts)", () => {
 
   it("from the sources, reports the checkout's version and HEAD commit, and Node and the platform", async () => {
     const head = (await run("git", ["-C", ROOT, "rev-parse", "HEAD"])).stdout.trim();
-    const { stdout } = await run(process.execPath, [
-      join(ROOT, "bin/ferry.js"),
-      "--version",
-      "--json",
-    ]);
+    // FERRY_FROM_SOURCE: a bundle (npm run build) reports the commit it was built at instead.
+    const { stdout } = await run(
+      process.execPath,
+      [join(ROOT, "bin/ferry.js"), "--version", "--json"],
+      {
+        env: { ...process.env, FERRY_FROM_SOURCE: "1" },
+      },
+    );
     const report = JSON.parse(stdout) as Record<string, string>;
     assert.equal(report.version, "0.1.0");
     assert.match(report.commit ?? "", new RegExp(`^${head}(-dirty)?$`));
