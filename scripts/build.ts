@@ -10,6 +10,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { build } from "esbuild";
+import { type BuildInfo, sourceBuildInfo } from "../src/cli/build-info.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const OUT = join(ROOT, "dist", "cli");
@@ -35,6 +36,7 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
     chunkNames: "chunk-[hash]",
     metafile: true,
     logLevel: "warning",
+    define: buildStampDefine(),
   });
   for (const file of (await readdir(tmp)).filter((f) => f.endsWith(".js"))) {
     const path = join(tmp, file);
@@ -47,7 +49,7 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
     await copyFile(join(ROOT, "src", "runtime", proto), join(tmp, proto));
   }
   const inputs = Object.keys(result.metafile.inputs)
-    .filter((f) => !f.includes("node_modules"))
+    .filter((f) => !f.includes("node_modules") && !f.startsWith("<define:"))
     .map((f) => relative(ROOT, resolve(ROOT, f)))
     .sort();
   // The sources' mtimes are compared with this: anything edited after the build started is newer.
@@ -56,6 +58,18 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
   await rm(out, { recursive: true, force: true });
   await rename(tmp, out);
   return { files: (await readdir(out)).length, inputs: inputs.length };
+}
+
+/** The version, commit and build date that `ferry version` reports, recorded in the build. */
+export function buildStamp(): BuildInfo {
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  const date = new Date(epoch === undefined ? Date.now() : Number(epoch) * 1000).toISOString();
+  return { ...sourceBuildInfo(ROOT), date };
+}
+
+/** esbuild's `define` that puts buildStamp() in place of src/cli/build-info.ts's FERRY_BUILD. */
+export function buildStampDefine(stamp: BuildInfo = buildStamp()): Record<string, string> {
+  return { FERRY_BUILD: JSON.stringify(stamp) };
 }
 
 /**

@@ -93,7 +93,7 @@ describe("ferry's command line", () => {
     for (const flag of ["-v", "--version", "version"]) {
       const r = await run(flag);
       assert.equal(r.code, 0, flag);
-      assert.match(r.out, /^ferry \d+\.\d+\.\d+\n$/);
+      assert.match(r.out, /^ferry \d+\.\d+\.\d+\n {2}commit: +\S+\n/);
     }
   });
 });

@@ -1,8 +1,6 @@
 import { ExitCode, type Output, processOutput, renderError } from "./output.ts";
 import { closest } from "./suggest.ts";
 
-const VERSION = "0.1.0";
-
 interface CommandModule {
   usage: string;
   run(args: string[], output: Output, signal: AbortSignal): Promise<number>;
@@ -176,6 +174,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.umountUsage, run: m.umountCommand };
     },
   },
+  version: {
+    summary: "show the version, commit, build date, Node version and platform",
+    load: async () => {
+      const m = await import("./commands/version.ts");
+      return { usage: m.versionUsage, run: m.versionCommand };
+    },
+  },
   fsck: {
     summary: "re-hash every blob; quarantine corrupt ones, list missing ones",
     load: async () => {
@@ -215,10 +220,6 @@ export async function main(argv: string[], output: Output = processOutput): Prom
     output.out(mainUsage());
     return name === undefined ? ExitCode.usage : ExitCode.ok;
   }
-  if (name === "--version" || name === "-v" || name === "version") {
-    output.out(`ferry ${VERSION}\n`);
-    return ExitCode.ok;
-  }
   if (name === "help") {
     // `ferry help CMD` is `ferry CMD --help`.
     const [topic] = rest;
@@ -231,7 +232,7 @@ export async function main(argv: string[], output: Output = processOutput): Prom
     output.out((await entry.load()).usage);
     return ExitCode.ok;
   }
-  const entry = COMMANDS[name];
+  const entry = COMMANDS[name === "--version" || name === "-v" ? "version" : name];
   if (entry === undefined) return unknownCommand(name, output);
   const command = await entry.load();
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -1,2 +1,3 @@
 export { type ErrorCode, FerryError, type FerryErrorOptions, isFerryError } from "./errors.ts";
 export { Metrics } from "./metrics.ts";
+export { embeddedAsset, embeddedAssetKeys } from "./embedded.ts";

@@ -1,11 +1,15 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
+import { embeddedAsset } from "../observe/index.ts";
 import { deserializeError, type SinkReply, type SinkRequest } from "./protocol.ts";
 import type { BlobSink } from "./sink.ts";
 
 /** worker_threads is loaded with the first worker: a pull that needs none should not pay for it. */
 const requireBuiltin = createRequire(import.meta.url);
+
+/** The key of the bundled sink-worker in the single executable (scripts/build-sea.ts). */
+export const EMBEDDED_WORKER = "pull/sink-worker.js";
 
 /** Bytes gathered before one message to a worker: fewer, larger messages and writes. */
 const BATCH_BYTES = 256 * 1024;
@@ -57,7 +61,12 @@ export class SinkPool {
     const { Worker } = requireBuiltin(
       "node:worker_threads",
     ) as typeof import("node:worker_threads");
-    const thread = new Worker(workerUrl());
+    // The single executable carries the worker as code, not as a file beside it.
+    const embedded = embeddedAsset(EMBEDDED_WORKER);
+    const thread =
+      embedded === undefined
+        ? new Worker(workerUrl())
+        : new Worker(embedded.toString("utf8"), { eval: true });
     const worker: PoolWorker = { thread, sinks: new Map() };
     thread.unref();
     thread.on("message", (reply: SinkReply) => worker.sinks.get(reply.id)?.receive(reply));

@@ -6,11 +6,23 @@
 import { fileURLToPath } from "node:url";
 import type { Client, ServiceError } from "@grpc/grpc-js";
 import type { MethodDefinition, PackageDefinition } from "@grpc/proto-loader";
+import { embeddedAsset } from "../observe/index.ts";
 
-const PROTO_FILES = [
+export const PROTO_FILES = [
   fileURLToPath(new URL("./cri.proto", import.meta.url)),
   fileURLToPath(new URL("./containerd-images.proto", import.meta.url)),
 ];
+
+/** The key of PROTO_FILES, parsed with keepCase into protobufjs JSON, in the single executable. */
+export const EMBEDDED_PROTOS = "runtime/protos.json";
+
+const LOADER_OPTIONS = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
 
 /** gRPC status codes ferry tells apart (grpc-js is not loaded when these are read). */
 export const GrpcStatus = {
@@ -63,13 +75,12 @@ export class GrpcConnection {
       import("@grpc/grpc-js"),
       import("@grpc/proto-loader"),
     ]);
-    const definition = await loader.load(PROTO_FILES, {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
+    // The single executable has no .proto files on disk: it carries them parsed, as JSON.
+    const embedded = embeddedAsset(EMBEDDED_PROTOS);
+    const definition =
+      embedded === undefined
+        ? await loader.load(PROTO_FILES, LOADER_OPTIONS)
+        : loader.fromJSON(JSON.parse(embedded.toString("utf8")), LOADER_OPTIONS);
     const client = new grpc.Client(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     return new GrpcConnection(grpc, client, definition);
   }

@@ -8,6 +8,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { embeddedAsset, embeddedAssetKeys } from "../observe/index.ts";
 
 export interface Asset {
   readonly body: Buffer;
@@ -46,6 +47,9 @@ const TYPES: Readonly<Record<string, string>> = {
   ".txt": "text/plain; charset=utf-8",
 };
 
+/** Hashed names never change content. */
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
 /** A safe asset name: one path segment, no dot-files. */
 const ASSET_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
 
@@ -66,6 +70,19 @@ export async function loadAssets(dirs: readonly string[]): Promise<AssetSet | un
   return undefined;
 }
 
+/** The bundle built into the single executable (node:sea assets under web/), else as loadAssets(DEFAULT_ASSETS_DIRS). */
+export async function loadDefaultAssets(): Promise<AssetSet | undefined> {
+  const index = embeddedAsset("web/index.html");
+  if (index === undefined) return loadAssets(DEFAULT_ASSETS_DIRS);
+  const files = new Map<string, Asset>();
+  for (const key of embeddedAssetKeys("web/assets/") ?? []) {
+    const name = key.slice("web/assets/".length);
+    const body = embeddedAsset(key);
+    if (isAssetName(name) && body !== undefined) files.set(name, asset(body, name, IMMUTABLE));
+  }
+  return { index: asset(index, "index.html", "no-cache"), files };
+}
+
 /** The bundle in `dir`, or undefined when it has not been built there (no index.html). */
 async function loadAssetsFrom(dir: string): Promise<AssetSet | undefined> {
   let indexBody: Buffer;
@@ -81,7 +98,7 @@ async function loadAssetsFrom(dir: string): Promise<AssetSet | undefined> {
   for (const name of names) {
     if (!isAssetName(name)) continue;
     const body = await readFile(path.join(assetsDir, name));
-    files.set(name, asset(body, name, "public, max-age=31536000, immutable"));
+    files.set(name, asset(body, name, IMMUTABLE));
   }
   return { index: asset(indexBody, "index.html", "no-cache"), files };
 }

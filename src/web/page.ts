@@ -4,13 +4,7 @@
  * a page is open). Read-only; every document passes through redactSecrets first.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  type Asset,
-  type AssetSet,
-  DEFAULT_ASSETS_DIRS,
-  isAssetName,
-  loadAssets,
-} from "./assets.ts";
+import { type Asset, type AssetSet, isAssetName, loadAssets, loadDefaultAssets } from "./assets.ts";
 import { redactSecrets } from "./redact.ts";
 
 export interface StatusPageOptions {
@@ -45,10 +39,11 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 const KEEPALIVE_MS = 15_000;
 
 export function createStatusPage(options: StatusPageOptions): StatusPage {
-  const dirs = options.assetsDir === undefined ? DEFAULT_ASSETS_DIRS : [options.assetsDir];
+  const { assetsDir } = options;
+  const load = assetsDir === undefined ? loadDefaultAssets : () => loadAssets([assetsDir]);
   let assets: Promise<AssetSet | undefined> | undefined;
   const loaded = async (): Promise<AssetSet | undefined> => {
-    assets ??= loadAssets(dirs);
+    assets ??= load();
     const set = await assets;
     if (set === undefined) assets = undefined; // built later: look again next time
     return set;

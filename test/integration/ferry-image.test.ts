@@ -101,8 +101,15 @@ describe("ferry's container image", () => {
       "/tmp",
       TAG,
       "--version",
+      "--json",
     ]);
-    assert.equal(ran.stdout, `ferry ${version}\n`);
+    // The image has no .git: the commit is the one recorded at build time (build-info.json).
+    const repo = new URL("../..", import.meta.url).pathname;
+    const head = (await run("git", ["-C", repo, "log", "-1", "--format=%H"])).stdout.trim();
+    const reported = JSON.parse(ran.stdout) as Record<string, string>;
+    assert.equal(reported.version, version);
+    assert.equal(reported.commit, head);
+    assert.match(reported.node ?? "", /^v24\./);
     assert.equal(ran.stderr, "");
 
     // The production modules resolve from /app and Node trusts the image's CA bundle.
