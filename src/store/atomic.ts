@@ -1,12 +1,12 @@
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { FerryError } from "../observe/index.ts";
+import { uniqueHex } from "./unique.ts";
 
 /** A temp-file name beside `path` that names its writer, so leftovers of dead processes can be recognised. */
 export function tempPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  return `${path}.tmp-${process.pid}-${uniqueHex()}`;
 }
 
 /** Matches names made by tempPathFor; captures the writer's pid. */

@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { FerryError } from "../observe/index.ts";
 import { isProcessAlive, writeFileAtomic } from "./atomic.ts";
 import { withIndexLock } from "./index-file.ts";
+import { uniqueHex } from "./unique.ts";
 
 // A lease keeps content alive while a pull (or any other writer) is between "I need
 // these digests" and "they are reachable from index.json". It is a file
@@ -40,7 +40,7 @@ export class Lease {
   private constructor(root: string, reference: string | undefined) {
     this.#root = root;
     this.#reference = reference;
-    this.#path = join(leaseDir(root), `${process.pid}-${randomBytes(4).toString("hex")}.json`);
+    this.#path = join(leaseDir(root), `${process.pid}-${uniqueHex()}.json`);
   }
 
   /** Takes a lease on `digests` (and `reference`); returns once garbage collection will honour it. */

@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { link, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import { resolve } from "node:path";
 import { FerryError } from "../observe/index.ts";
 import { diskError, isProcessAlive } from "./atomic.ts";
 import { Turns } from "./turns.ts";
+import { uniqueHex } from "./unique.ts";
 
 export interface Lock {
   readonly path: string;
@@ -23,7 +23,7 @@ export interface LockOwner {
 }
 
 // Tells this process's lock files from another's with the same pid (another pid namespace).
-const PROCESS_TAG = randomBytes(4).toString("hex");
+const PROCESS_TAG = uniqueHex();
 
 // Process-wide on purpose: the lock file is one per process, so the queue in front of it is too.
 const turns = new Turns();
@@ -46,7 +46,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
     timedOut: () => lockedError(path, timeoutMs, { pid: process.pid, thisProcess: true }),
   });
   try {
-    const token = `${process.pid} ${PROCESS_TAG} ${randomBytes(8).toString("hex")}`;
+    const token = `${process.pid} ${PROCESS_TAG} ${uniqueHex()}${uniqueHex()}`;
     await createLockFile(path, token, deadline, timeoutMs, options.signal);
     return {
       path,
@@ -142,7 +142,7 @@ async function breakIfStale(path: string): Promise<LockOwner | undefined> {
   if (owner.alive) return { pid: owner.pid, thisProcess: false };
   // Move the stale lock aside atomically; if what we moved is not what we judged stale
   // (another process replaced it meanwhile), put it back.
-  const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const aside = `${path}.stale-${process.pid}-${uniqueHex()}`;
   try {
     await rename(path, aside);
   } catch {
