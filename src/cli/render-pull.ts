@@ -1,6 +1,7 @@
 import type { PullEvent, PullSummary } from "../pull/index.ts";
 import { familiarName, formatReference, parseReference } from "../reference/index.ts";
 import { errorJson, formatBytes, type Output } from "./output.ts";
+import { QuietRenderer } from "./render-quiet.ts";
 
 /** Renders pull events: Docker-like plain lines, live TTY progress, or NDJSON. */
 export interface PullRenderer {
@@ -12,14 +13,19 @@ export interface PullRenderer {
 
 export type RenderMode = "tty" | "plain" | "json" | "quiet";
 
-export function createRenderer(mode: RenderMode, output: Output): PullRenderer {
+/** `references`: the command line's, formatted, for output that follows their order. */
+export function createRenderer(
+  mode: RenderMode,
+  output: Output,
+  references: readonly string[] = [],
+): PullRenderer {
   switch (mode) {
     case "json":
       return new JsonRenderer(output);
     case "tty":
       return new TtyRenderer(output);
     case "quiet":
-      return { event() {}, done: (s) => output.out(`${s.reference}\n`), failed() {}, close() {} };
+      return new QuietRenderer(output, references);
     default:
       return new PlainRenderer(output);
   }

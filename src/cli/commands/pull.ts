@@ -3,7 +3,7 @@ import { Metrics } from "../../observe/index.ts";
 import { parsePlatform } from "../../oci/index.ts";
 import type { PeerNode } from "../../peer/index.ts";
 import { DEFAULT_CONCURRENCY, explainPullError, Puller } from "../../pull/index.ts";
-import { parseReference, type Reference } from "../../reference/index.ts";
+import { formatReference, parseReference, type Reference } from "../../reference/index.ts";
 import { createRegistryClient, loadConfig, openStore } from "../context.ts";
 import { ExitCode, errorJson, type Output, renderError, usageError } from "../output.ts";
 import { createRenderer, type RenderMode } from "../render-pull.ts";
@@ -105,7 +105,11 @@ export async function pullCommand(
       : output.isTTY
         ? "tty"
         : "plain";
-  const renderer = createRenderer(mode, output);
+  const renderer = createRenderer(
+    mode,
+    output,
+    refs.map((r) => formatReference(r)),
+  );
   const store = await openStore(values);
   const registry = createRegistryClient({ config: values.config, output });
   // A member without a listener: each blob is asked of its owner among the listed peers
