@@ -29,6 +29,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.pushUsage, run: m.pushCommand };
     },
   },
+  tag: {
+    summary: "give a stored image another name (to push it elsewhere)",
+    load: async () => {
+      const m = await import("./commands/tag.ts");
+      return { usage: m.tagUsage, run: m.tagCommand };
+    },
+  },
   copy: {
     summary: "copy an image between registries, or between a registry and the store",
     load: async () => {
