@@ -6,7 +6,7 @@ import {
   parseReference,
   type Reference,
 } from "../reference/index.ts";
-import type { ImageRecord, Store } from "../store/index.ts";
+import { diskUsage, type ImageRecord, type Store } from "../store/index.ts";
 
 /** Finds a stored image by reference (normalized like a pull) or by a digest prefix. */
 export async function findLocalImage(store: Store, text: string): Promise<ImageRecord> {
@@ -64,6 +64,10 @@ export async function readImageManifest(store: Store, record: ImageRecord): Prom
   return parsed.manifest;
 }
 
-export function imageSize(manifest: ImageManifest): number {
-  return manifest.config.size + manifest.layers.reduce((sum, l) => sum + l.size, 0);
+/**
+ * Each stored image's SIZE, as \`images\`, \`inspect\` and \`df -v\` all show it: the bytes of its
+ * blobs in the store (manifest, config, layers, the index it came from), each blob once.
+ */
+export async function imageSizes(store: Store): Promise<Map<string, number>> {
+  return new Map((await diskUsage(store)).images.map((u) => [u.reference, u.bytes]));
 }

@@ -118,7 +118,7 @@ describe("images, inspect, tag and pull -q", () => {
       assert.match(row[4] ?? "", /^(Less than a second|\d+ seconds|About a minute) ago$/);
   });
 
-  it("SIZE is the same in images and df -v, the index a multi-platform image came from included", async () => {
+  it("SIZE is the same in images, inspect and df -v, the index a multi-platform image came from included", async () => {
     const images = JSON.parse((await ok(["images", "--json", "--store", store])).stdout) as Array<{
       reference: string;
       size: number;
@@ -127,6 +127,10 @@ describe("images, inspect, tag and pull -q", () => {
       images: Array<{ reference: string; bytes: number }>;
     };
     const fromDf = Object.fromEntries(df.images.map((i) => [i.reference, i.bytes]));
+    const inspected = JSON.parse(
+      (await ok(["inspect", "--store", store, ref("feel/multi:v1")])).stdout,
+    ) as { size: number };
+    assert.equal(inspected.size, fromDf[ref("feel/multi:v1")], "inspect's size too");
     assert.deepEqual(Object.fromEntries(images.map((i) => [i.reference, i.size])), fromDf);
     const tableSizes = (text: string, column: number) =>
       lines(text)

@@ -1,7 +1,7 @@
 import { parseArgs } from "../args.ts";
 import { familiarName, parseReference } from "../../reference/index.ts";
-import { diskUsage } from "../../store/index.ts";
 import { openStore } from "../context.ts";
+import { imageSizes } from "../local.ts";
 import { ExitCode, formatBytes, type Output } from "../output.ts";
 import { timeAgo } from "../relative-time.ts";
 import { compileRowTemplate } from "../row-template.ts";
@@ -52,8 +52,7 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
       ? undefined
       : compileRowTemplate(values.format, TEMPLATE_FIELDS);
   const store = await openStore(values);
-  // One definition of an image's size for `images` and `df -v`: the store's own accounting.
-  const sizes = new Map((await diskUsage(store)).images.map((u) => [u.reference, u.bytes]));
+  const sizes = await imageSizes(store);
   const rows = [];
   for (const record of await store.images()) {
     rows.push({
