@@ -133,7 +133,7 @@ export class TtyRenderer implements PullRenderer {
     // One row stays free: a block as tall as the screen scrolls when its last newline is written.
     // A pty may report a size of 0 (nobody set it): then the size is unknown.
     const rows = this.#output.rows ?? 0;
-    const height = rows > 0 ? Math.max(3, rows - 1) : 23;
+    const height = rows > 0 ? Math.max(1, rows - 1) : 23;
     // A line wider than the terminal wraps onto two rows, and cursor-up would count one.
     const width = this.#output.columns > 0 ? Math.max(20, this.#output.columns - 1) : undefined;
     const lines = live ? this.#live(height).map((l) => l.slice(0, width)) : [];
