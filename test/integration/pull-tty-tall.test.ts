@@ -42,46 +42,59 @@ describe("pull on a terminal shorter than the layer list", () => {
     await removeDir(dir);
   });
 
-  it("keeps the live region on screen: each header once, each layer under its own image", async () => {
-    const names = ["tall/one:v1", "tall/two:v1"].map((n) => `${proxy.host}/${n}`);
-    const pull = `${process.execPath} ${FERRY_BIN} pull --store ${join(dir, "s")} ${names.join(" ")}`;
-    // `exec cat` keeps the pane (and its scrollback) after ferry exits.
-    await tmux(
-      "new-session",
-      "-d",
-      "-x",
-      "80",
-      "-y",
-      "10",
-      `sh -c '${pull}; echo "exit=$?"; exec cat'`,
-    );
-    const screen = await until("ferry to exit", async () => {
-      const { stdout } = await tmux("capture-pane", "-p", "-J", "-S", "-", "-E", "-");
-      return /exit=\d+/.test(stdout) ? stdout : undefined;
-    });
-    assert.match(screen, /exit=0/, screen);
-    const lines = screen.split("\n");
-    for (const [i, image] of images.entries()) {
-      const head = `v1: Pulling from tall/${i === 0 ? "one" : "two"}`;
-      const at = lines.flatMap((l, n) => (l === head ? [n] : []));
-      assert.equal(
-        at.length,
-        1,
-        `"${head}" once in the scrollback, not ${at.length} times:\n${screen}`,
+  for (const rows of [10, 3])
+    it(`${rows} rows: the live region stays on screen, each header once, each layer under its own image`, async () => {
+      const names = ["tall/one:v1", "tall/two:v1"].map((n) => `${proxy.host}/${n}`);
+      const pull = `${process.execPath} ${FERRY_BIN} pull --store ${join(dir, `s${rows}`)} ${names.join(" ")}`;
+      // `exec cat` keeps the pane (and its scrollback) after ferry exits.
+      await tmux(
+        "new-session",
+        "-d",
+        "-s",
+        `rows${rows}`,
+        "-x",
+        "80",
+        "-y",
+        String(rows),
+        `sh -c '${pull}; echo "exit=$?"; exec cat'`,
       );
-      const start = at[0] as number;
-      const end = lines.findIndex((l, n) => n > start && l.startsWith("Digest: "));
-      const block = lines.slice(start + 1, end);
-      for (const layer of image.layers) {
-        const done = `${shortId(layer.digest)}: Pull complete`;
-        assert.equal(
-          lines.filter((l) => l === done).length,
-          1,
-          `${done} once in the scrollback:\n${screen}`,
+      const screen = await until("ferry to exit", async () => {
+        const { stdout } = await tmux(
+          "capture-pane",
+          "-t",
+          `rows${rows}`,
+          "-p",
+          "-J",
+          "-S",
+          "-",
+          "-E",
+          "-",
         );
-        assert.ok(block.includes(done), `${done} under its image's header:\n${screen}`);
+        return /exit=\d+/.test(stdout) ? stdout : undefined;
+      });
+      assert.match(screen, /exit=0/, screen);
+      const lines = screen.split("\n");
+      for (const [i, image] of images.entries()) {
+        const head = `v1: Pulling from tall/${i === 0 ? "one" : "two"}`;
+        const at = lines.flatMap((l, n) => (l === head ? [n] : []));
+        assert.equal(
+          at.length,
+          1,
+          `"${head}" once in the scrollback, not ${at.length} times:\n${screen}`,
+        );
+        const start = at[0] as number;
+        const end = lines.findIndex((l, n) => n > start && l.startsWith("Digest: "));
+        const block = lines.slice(start + 1, end);
+        for (const layer of image.layers) {
+          const done = `${shortId(layer.digest)}: Pull complete`;
+          assert.equal(
+            lines.filter((l) => l === done).length,
+            1,
+            `${done} once in the scrollback:\n${screen}`,
+          );
+          assert.ok(block.includes(done), `${done} under its image's header:\n${screen}`);
+        }
+        assert.equal(block.length, LAYERS, `only ${head}'s layers under it:\n${screen}`);
       }
-      assert.equal(block.length, LAYERS, `only ${head}'s layers under it:\n${screen}`);
-    }
-  });
+    });
 });
