@@ -101,6 +101,33 @@ describe("images, inspect, tag and pull -q", () => {
     assert.match(json[0]?.["PulledSince"] ?? "", / ago$/);
   });
 
+  it('images --format "table …" adds a header row and aligns the columns, as docker does', async () => {
+    const custom = await ok([
+      "images",
+      "--format",
+      "table {{.Repository}}\\t{{.Size}}",
+      "--store",
+      store,
+    ]);
+    const rows = lines(custom.stdout).map((l) => l.split(/ {3,}/));
+    assert.deepEqual(rows[0], ["REPOSITORY", "SIZE"]);
+    assert.deepEqual(
+      rows.slice(1).map((r) => r[0]),
+      [ref("feel/app"), ref("feel/app"), ref("feel/multi")],
+    );
+    const sizeColumn = (lines(custom.stdout)[0] ?? "").indexOf("SIZE");
+    for (const line of lines(custom.stdout).slice(1))
+      assert.match(line.slice(sizeColumn), /^\d+(\.\d+)?[kM]?B$/, "SIZE values line up under it");
+    const plain = await ok(["images", "--format", "table", "--store", store]);
+    assert.deepEqual(lines(plain.stdout)[0]?.split(/ {3,}/), [
+      "REPOSITORY",
+      "TAG",
+      "IMAGE ID",
+      "SIZE",
+      "PULLED",
+    ]);
+  });
+
   it("images --format with an unknown field is a usage error naming the fields", async () => {
     const r = await ferry(["images", "--format", "{{.Created}}", "--store", store]);
     assert.equal(r.code, 2, describeRun(r));
@@ -115,7 +142,10 @@ describe("images, inspect, tag and pull -q", () => {
     );
     assert.deepEqual(table[0], ["REPOSITORY", "TAG", "DIGEST", "SIZE", "PULLED"]);
     for (const row of table.slice(1))
-      assert.match(row[4] ?? "", /^(Less than a second|\d+ seconds|About a minute) ago$/);
+      assert.match(
+        row[4] ?? "",
+        /^(Less than a second|\d+ seconds?|About an? (minute|hour)|\d+ (minutes|hours|days|weeks|months|years)) ago$/,
+      );
   });
 
   it("SIZE is the same in images, inspect and df -v, the index a multi-platform image came from included", async () => {

@@ -5,6 +5,7 @@ import { imageSizes } from "../local.ts";
 import { ExitCode, formatBytes, type Output } from "../output.ts";
 import { timeAgo } from "../relative-time.ts";
 import { compileRowTemplate } from "../row-template.ts";
+import { alignColumns } from "../table.ts";
 
 export const imagesUsage = `Usage: ferry images [-q] [--format FORMAT | --json] [--store DIR]
 
@@ -19,7 +20,8 @@ Options:
   -q, --quiet       print only references, one a line (\`ferry rm $(ferry images -q)\`)
   --format FORMAT   one line per image from a template: {{.Repository}}:{{.Tag}}; fields
                     Repository Tag Reference Digest ID Size PulledAt PulledSince Pinned;
-                    \`--format json\` prints one JSON object per line
+                    \`--format json\` prints one JSON object per line; \`--format "table
+                    {{.Repository}}\\t{{.Size}}"\` adds a header row and aligns the columns
   --json            one JSON array, with \`pinned\` and \`lastUsedAt\` (the last pull or use;
                     pruning goes by it)
   --store DIR       store directory
@@ -37,6 +39,20 @@ const TEMPLATE_FIELDS = [
   "Pinned",
 ] as const;
 
+/** The column titles of a `--format "table …"` header row. */
+const HEADERS: Record<(typeof TEMPLATE_FIELDS)[number], string> = {
+  Repository: "REPOSITORY",
+  Tag: "TAG",
+  Reference: "REFERENCE",
+  Digest: "DIGEST",
+  ID: "IMAGE ID",
+  Size: "SIZE",
+  PulledAt: "PULLED AT",
+  PulledSince: "PULLED",
+  Pinned: "PINNED",
+};
+const DEFAULT_TABLE = "{{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.Size}}\\t{{.PulledSince}}";
+
 export async function imagesCommand(args: string[], output: Output): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -47,10 +63,12 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
       store: { type: "string" },
     },
   });
+  const tabular = values.format?.startsWith("table") === true;
+  const text = tabular ? (values.format ?? "").slice("table".length).trim() : values.format;
   const template =
-    values.format === undefined || values.format === "json"
+    text === undefined || text === "json"
       ? undefined
-      : compileRowTemplate(values.format, TEMPLATE_FIELDS);
+      : compileRowTemplate(text === "" ? DEFAULT_TABLE : text, TEMPLATE_FIELDS);
   const store = await openStore(values);
   const sizes = await imageSizes(store);
   const rows = [];
@@ -94,6 +112,12 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
     for (const c of cells) output.out(`${JSON.stringify(c)}\n`);
     return ExitCode.ok;
   }
+  if (template !== undefined && tabular) {
+    // Docker's `table` templates: a header row of the fields' titles, tab-separated cells aligned.
+    const rows = [HEADERS, ...cells].map((c) => template(c).split("\t"));
+    output.out(alignColumns(rows));
+    return ExitCode.ok;
+  }
   if (template !== undefined) {
     for (const c of cells) output.out(`${template(c)}\n`);
     return ExitCode.ok;
@@ -113,14 +137,6 @@ export async function imagesCommand(args: string[], output: Output): Promise<num
       ...(anyPinned ? [c.Pinned === "true" ? "pinned" : ""] : []),
     ]);
   }
-  const widths =
-    table[0]?.map((_, i) => Math.max(...table.map((row) => (row[i] ?? "").length))) ?? [];
-  for (const row of table)
-    output.out(
-      `${row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("   ")
-        .trimEnd()}\n`,
-    );
+  output.out(alignColumns(table));
   return ExitCode.ok;
 }
