@@ -27,6 +27,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.pushUsage, run: m.pushCommand };
     },
   },
+  tag: {
+    summary: "give a stored image another name (to push it elsewhere)",
+    load: async () => {
+      const m = await import("./commands/tag.ts");
+      return { usage: m.tagUsage, run: m.tagCommand };
+    },
+  },
   copy: {
     summary: "copy an image between registries, or between a registry and the store",
     load: async () => {
@@ -188,7 +195,32 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.fsckUsage, run: m.fsckCommand };
     },
   },
+  completion: {
+    summary: "print a shell completion script (bash, zsh, fish)",
+    load: async () => {
+      const m = await import("./commands/completion.ts");
+      return { usage: m.completionUsage, run: m.completionCommand };
+    },
+  },
+  man: {
+    summary: "print ferry's man page (roff), made from the help text",
+    load: async () => {
+      const m = await import("./commands/man.ts");
+      return { usage: m.manUsage, run: m.manCommand };
+    },
+  },
 };
+
+/** Every command with its help text, for completion scripts and the man page. */
+export async function commandHelp(): Promise<
+  Array<{ name: string; summary: string; usage: string }>
+> {
+  const entries = Object.entries(COMMANDS);
+  const usages = await Promise.all(entries.map(async ([, c]) => (await c.load()).usage));
+  return entries.map(([name, c], i) => ({ name, summary: c.summary, usage: usages[i] ?? "" }));
+}
+
+export { mainUsage };
 
 function unknownCommand(name: string, output: Output): number {
   const match = closest(name, [...Object.keys(COMMANDS), "help", "--help", "--version"]);

@@ -9,6 +9,8 @@ export interface Output {
   err(text: string): void;
   readonly isTTY: boolean;
   readonly columns: number;
+  /** The terminal's height, when known: live progress stays within it. */
+  readonly rows?: number | undefined;
 }
 
 /** The process's own streams: a reader that goes away loses the text, and the work goes on. */
@@ -20,6 +22,9 @@ export const processOutput: Output = {
   },
   get columns() {
     return stdout.stream.columns ?? 80;
+  },
+  get rows() {
+    return stdout.stream.rows;
   },
 };
 

@@ -1,11 +1,12 @@
 import { parseArgs } from "../args.ts";
 import { openStore } from "../context.ts";
-import { findLocalImage, imageSize, readImageManifest } from "../local.ts";
+import { findLocalImage, imageSizes, readImageManifest } from "../local.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
 
 export const inspectUsage = `Usage: ferry inspect REF [--store DIR]
 
-Print a stored image's manifest, config and layers as JSON.
+Print a stored image's manifest, config and layers as JSON. \`size\` is the SIZE of
+\`ferry images\` and \`ferry df -v\` (its blobs in the store, the index it came from included).
 `;
 
 export async function inspectCommand(args: string[], output: Output): Promise<number> {
@@ -27,7 +28,7 @@ export async function inspectCommand(args: string[], output: Output): Promise<nu
     manifestDigest: record.descriptor.digest,
     mediaType: record.descriptor.mediaType,
     platform: record.descriptor.platform,
-    size: imageSize(manifest),
+    size: (await imageSizes(store)).get(record.reference) ?? 0,
     pulledAt: record.pulledAt,
     layers: manifest.layers.map((l) => ({
       digest: l.digest,

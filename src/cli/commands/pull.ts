@@ -113,7 +113,11 @@ export async function pullCommand(
       : output.isTTY
         ? "tty"
         : "plain";
-  const renderer = createRenderer(mode, output);
+  const renderer = createRenderer(
+    mode,
+    output,
+    refs.map((r) => formatReference(r)),
+  );
   const store = await openStore(values);
   const registry = createRegistryClient({ config: values.config, output, timeoutMs });
   // A member without a listener: each blob is asked of its owner among the listed peers
