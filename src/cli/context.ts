@@ -23,6 +23,13 @@ export const TIMEOUT_USAGE = `  --timeout DURATION            give up on a manif
 
 /** `--timeout`: a duration of at least one second. */
 export function parseTimeout(text: string): number {
+  // A bare number is most likely seconds here (the shared duration hint speaks of hours and days).
+  if (/^\d+$/.test(text.trim())) {
+    throw usageError(
+      `--timeout "${text}" has no unit`,
+      `e.g. --timeout ${text.trim()}s (s, m or h)`,
+    );
+  }
   const ms = parseDuration(text, "--timeout");
   if (ms < 1000)
     throw usageError(`--timeout must be at least 1s, got "${text}"`, "e.g. --timeout 30s");

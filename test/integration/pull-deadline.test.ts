@@ -179,7 +179,8 @@ describe("ferry pull --timeout", () => {
     const store = newStore();
     for (const [value, reason] of [
       ["0s", /--timeout must be at least 1s, got "0s"/],
-      ["5", /--timeout "5" is not a duration/],
+      ["5", /--timeout "5" has no unit\n {2}hint: e\.g\. --timeout 5s/],
+      ["soon", /--timeout "soon" is not a duration/],
     ] as const) {
       const r = await ferry([
         "pull",
