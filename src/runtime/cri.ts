@@ -31,6 +31,8 @@ const IMAGE_SERVICE = "runtime.v1.ImageService";
 const RUNTIME_SERVICE = "runtime.v1.RuntimeService";
 const CONTAINERD_IMAGES = "containerd.services.images.v1.Images";
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** containerd's CRI answers this between its socket appearing and its state being loaded. */
+const STARTING = /server is not initiali[sz]ed yet/;
 const WHERE = "point ferry at its socket (CONTAINER_RUNTIME_ENDPOINT=unix:///path/containerd.sock)";
 
 export interface CriTargetOptions {
@@ -176,6 +178,13 @@ export class CriTarget implements Target {
     }
   }
 
+  /** Closes `opening`'s channel unless another call has replaced it already. */
+  #drop(opening: Promise<GrpcConnection>): void {
+    if (this.#connection !== opening) return;
+    this.#connection = undefined;
+    void opening.then((connection) => connection.close());
+  }
+
   #connect(): Promise<GrpcConnection> {
     this.#connection ??= GrpcConnection.open(this.#grpcTarget).catch((err: unknown) => {
       this.#connection = undefined;
@@ -195,7 +204,8 @@ export class CriTarget implements Target {
     signal: AbortSignal | undefined,
     options: CallOptions = {},
   ): Promise<unknown> {
-    const connection = await this.#connect();
+    const opening = this.#connect();
+    const connection = await opening;
     try {
       return await connection.call(service, method, request, {
         signal,
@@ -206,6 +216,9 @@ export class CriTarget implements Target {
       if (isFerryError(err) || !isServiceError(err)) throw err;
       if (err.code === GrpcStatus.CANCELLED && signal?.aborted) throw interrupted(RUNTIME, err);
       if (err.code === GrpcStatus.UNAVAILABLE) {
+        // A fresh channel connects at once when the runtime is back; this one may sit out its
+        // reconnect backoff (up to max_reconnect_backoff_ms) failing every call meanwhile.
+        this.#drop(opening);
         const code = /\b(E[A-Z]{3,})\b/.exec(err.details)?.[1];
         throw runtimeUnavailable(RUNTIME, this.#endpoint, unavailableReason(err.details), {
           hint: connectionHint(code, "containerd", WHERE),
@@ -222,6 +235,12 @@ export class CriTarget implements Target {
             cause: err,
           },
         );
+      }
+      if (STARTING.test(err.details)) {
+        throw runtimeUnavailable(RUNTIME, this.#endpoint, "it is still starting", {
+          hint: "containerd has just started and is loading its state; try again in a moment",
+          cause: err,
+        });
       }
       if (method === "PullImage" || method === "Update") throw err;
       if (err.code === GrpcStatus.UNIMPLEMENTED) {

@@ -30,6 +30,25 @@ const CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 5000,
 };
 
+let protos: Promise<PackageDefinition> | undefined;
+
+/** The .proto files, parsed once per process: a target reconnecting opens a channel again. */
+function loadProtos(): Promise<PackageDefinition> {
+  protos ??= import("@grpc/proto-loader").then((loader) =>
+    loader.load(PROTO_FILES, {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    }),
+  );
+  protos.catch(() => {
+    protos = undefined;
+  });
+  return protos;
+}
+
 export interface GrpcCallOptions {
   readonly signal?: AbortSignal | undefined;
   /** Deadline for the call; none when absent. */
@@ -59,17 +78,7 @@ export class GrpcConnection {
 
   /** Loads the protos and makes a channel to `target` ("unix:///path" or "host:port"); connects lazily. */
   static async open(target: string): Promise<GrpcConnection> {
-    const [grpc, loader] = await Promise.all([
-      import("@grpc/grpc-js"),
-      import("@grpc/proto-loader"),
-    ]);
-    const definition = await loader.load(PROTO_FILES, {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
+    const [grpc, definition] = await Promise.all([import("@grpc/grpc-js"), loadProtos()]);
     const client = new grpc.Client(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     return new GrpcConnection(grpc, client, definition);
   }
