@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import type { CredentialSource } from "../config/index.ts";
 import { Metrics } from "../observe/index.ts";
-import { formatReference, parseReference } from "../reference/index.ts";
+import { formatReference } from "../reference/index.ts";
 import type { Target, TargetKind } from "../runtime/index.ts";
 import type { RetentionPolicy, Store } from "../store/index.ts";
 import { notifySystemdReady } from "./bootstrap.ts";
@@ -26,6 +26,7 @@ import { type AgentRoutesOptions, createAgentRoutes, statusDocument } from "./st
 import { ActivityLog } from "./activity.ts";
 import { type BackoffPolicy, OPTIONAL_IMAGE_BACKOFF, REQUIRED_IMAGE_BACKOFF } from "./backoff.ts";
 import { PullRetries } from "./retries.ts";
+import { PendingUnpins, type UnpinTarget } from "./unpins.ts";
 import { createStatusPage, Sampler } from "../web/index.ts";
 import type { ImageList } from "./types.ts";
 import { createWarmFunction } from "./warm.ts";
@@ -182,6 +183,20 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       : AllowList.ofRepositories(refs);
   };
   let allow = allowFor(list);
+  // Images taken off the list lose their pins in every target, however long that takes.
+  const unpinTargets: UnpinTarget[] = opened.targets.flatMap((t) =>
+    t.kind === "store" || t.unpin === undefined
+      ? []
+      : [{ name: t.name, unpin: (r) => t.unpin!(r) }],
+  );
+  if (store !== undefined) {
+    unpinTargets.push({ name: "store", unpin: (r) => store.setPinned(formatReference(r), false) });
+  }
+  const unpins = new PendingUnpins({
+    targets: unpinTargets,
+    backoff: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
+    log,
+  });
   const onPush = createPushHandler({ queue, state, gate, targets, list: () => list, log });
 
   const warmSchedule =
@@ -190,7 +205,10 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       : new Schedule({
           cron: options.schedule,
           jitterMs: options.jitterMs ?? 0,
-          run: async () => void (await queue.run(list.images, "schedule")),
+          run: async () => {
+            void unpins.reconcile();
+            await queue.run(list.images, "schedule");
+          },
           onSkip: (tick) => {
             metrics.scheduleSkipped("warm");
             log({
@@ -231,6 +249,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       queue: { depth: queue.depth, ...queue.stats() },
       retries: {
         pending: retries.pending,
+        unpinsPending: unpins.pending,
         required: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
         optional: options.retry?.optional ?? OPTIONAL_IMAGE_BACKOFF,
       },
@@ -306,30 +325,19 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     allow = allowFor(next);
     const change = state.setList(next.images);
     for (const image of change.removed) retries.forget(image);
-    for (const image of change.unrequired) {
-      if (store !== undefined) await store.setPinned(image, false).catch(() => false);
-      // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
-      for (const target of opened.targets) {
-        if (target.kind === "store" || target.unpin === undefined) continue;
-        await target.unpin(parseReference(image)).catch((err: unknown) =>
-          log({
-            level: "warn",
-            msg: "unpin failed",
-            image,
-            target: target.name,
-            error: (err as Error).message,
-          }),
-        );
-      }
-    }
+    // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
+    for (const image of change.unrequired) unpins.add(image);
+    for (const entry of next.images) if (entry.required) unpins.keep(formatReference(entry.ref));
     for (const entry of [...change.added, ...change.changed]) queue.add(entry, "list");
+    // What is to be unpinned; each target's outcome is logged as it comes ("unpinned", "unpin failed").
     log({
       level: "info",
       msg: "image list reloaded",
       added: change.added.map((e) => e.text),
       removed: change.removed,
-      unpinned: change.unrequired,
+      unpinning: change.unrequired,
     });
+    await unpins.reconcile();
   };
   const watch = watchList(options.listFile, listHash, () => {
     reload().catch((err: unknown) =>
@@ -344,6 +352,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   log({ level: "info", msg: "shutting down: finishing pulls in flight", queued: queue.depth });
   watch.stop();
   retries.stop();
+  unpins.stop();
   page.close();
   storeUsage?.stop();
   await Promise.all([
