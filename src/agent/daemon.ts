@@ -24,7 +24,12 @@ import { AgentMetrics } from "./metrics.ts";
 import { listen } from "./server.ts";
 import { type AgentRoutesOptions, createAgentRoutes, statusDocument } from "./status.ts";
 import { ActivityLog } from "./activity.ts";
-import { type BackoffPolicy, OPTIONAL_IMAGE_BACKOFF, REQUIRED_IMAGE_BACKOFF } from "./backoff.ts";
+import type { RetrySettings } from "./agent-config.ts";
+import {
+  OPTIONAL_IMAGE_BACKOFF,
+  REQUIRED_IMAGE_BACKOFF,
+  WEBHOOK_IMAGE_ATTEMPTS,
+} from "./backoff.ts";
 import { PullRetries } from "./retries.ts";
 import { PendingUnpins, type UnpinTarget } from "./unpins.ts";
 import { createStatusPage, Sampler } from "../web/index.ts";
@@ -70,7 +75,7 @@ export interface AgentOptions {
   /** The registry /metrics renders; others (kube/) add their families to it. */
   readonly metrics?: Metrics | undefined;
   /** The waits before the agent tries a failed image again (defaults: backoff.ts). */
-  readonly retry?: { readonly required?: BackoffPolicy; readonly optional?: BackoffPolicy };
+  readonly retry?: RetrySettings | undefined;
   /** How long pulls in flight may take to finish at shutdown (default 20 s). */
   readonly graceMs?: number | undefined;
   /** Opens the targets (the CLI's composition); hooks feed the agent's metrics. */
@@ -113,12 +118,26 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   let ready = false;
   const gate = new FreshnessGate();
   const targets = opened.targets.map((t) => gate.wrap(t));
-  // A failed listed image is tried again on its own, not only at the next schedule.
+  // A failed image is tried again on its own, not only at the next schedule.
   const retries = new PullRetries({
     ...(options.retry?.required === undefined ? {} : { required: options.retry.required }),
     ...(options.retry?.optional === undefined ? {} : { optional: options.retry.optional }),
+    // An image only a webhook named is tried a bounded number of times: nothing lists it.
+    maxAttempts: (r) =>
+      state.isListed(r.image)
+        ? undefined
+        : (options.retry?.webhookAttempts ?? WEBHOOK_IMAGE_ATTEMPTS),
+    onGiveUp: (image, target, attempts) =>
+      log({
+        level: "warn",
+        msg: "giving up on an image only a webhook named",
+        image,
+        target,
+        failures: attempts,
+      }),
     retry: (image, target) => {
-      const entry = list.images.find((e) => formatReference(e.ref) === image);
+      const entry =
+        list.images.find((e) => formatReference(e.ref) === image) ?? state.webhookEntry(image);
       if (entry === undefined) return retries.forget(image);
       metrics.retry(target);
       log({
@@ -149,7 +168,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     onResult: (r) => {
       gate.settle(r);
       state.record(r);
-      if (state.isListed(r.image)) retries.record(r);
+      if (state.isListed(r.image) || state.webhookEntry(r.image) !== undefined) retries.record(r);
       metrics.pull(r);
       activity.record(r);
       if (r.state === "pulled" && r.target === "store") void storeUsage?.sample();
@@ -197,7 +216,12 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     backoff: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
     log,
   });
-  const onPush = createPushHandler({ queue, state, gate, targets, list: () => list, log });
+  const pushHandler = createPushHandler({ queue, state, gate, targets, list: () => list, log });
+  // A push is news: an image given up on (or waiting out its backoff) is tried afresh.
+  const onPush: typeof pushHandler = (images, kind) => {
+    for (const pushed of images) retries.forget(formatReference(pushed.ref));
+    pushHandler(images, kind);
+  };
 
   const warmSchedule =
     options.schedule === undefined
