@@ -215,6 +215,14 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     targets: unpinTargets,
     backoff: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
     log,
+    // Warming a present required image pins it again (another tag of an image just unpinned).
+    onUnpinned: () => {
+      for (const entry of list.images) {
+        try {
+          if (entry.required) queue.add(entry, "repin");
+        } catch {} // the agent is shutting down
+      }
+    },
   });
   const pushHandler = createPushHandler({ queue, state, gate, targets, list: () => list, log });
   // A push is news: an image given up on (or waiting out its backoff) is tried afresh.

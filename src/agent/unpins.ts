@@ -18,6 +18,9 @@ export interface PendingUnpinsOptions {
   readonly targets: readonly UnpinTarget[];
   readonly backoff: BackoffPolicy;
   readonly log: (entry: Record<string, unknown>) => void;
+  /** After a pass that took a pin off: a runtime's names of one image share its pin, so a
+   * required image sharing it is pinned again. */
+  readonly onUnpinned?: () => void;
   readonly random?: () => number;
 }
 
@@ -78,6 +81,7 @@ export class PendingUnpins {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     let failed = false;
+    let unpinned = false;
     for (const [image, names] of [...this.#due]) {
       for (const target of this.#o.targets) {
         if (this.#stopped) return;
@@ -85,6 +89,7 @@ export class PendingUnpins {
         try {
           const removed = await target.unpin(parseReference(image));
           names.delete(target.name);
+          unpinned ||= removed;
           this.#o.log({ level: "info", msg: "unpinned", image, target: target.name, removed });
         } catch (err) {
           failed = true;
@@ -100,6 +105,7 @@ export class PendingUnpins {
       }
       if (names.size === 0 && this.#due.get(image) === names) this.#due.delete(image);
     }
+    if (unpinned) this.#o.onUnpinned?.();
     if (!failed) {
       this.#failedPasses = 0;
       return;

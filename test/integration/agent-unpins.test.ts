@@ -29,11 +29,16 @@ describe("the agent unpins images taken off its list, whatever fails on the way"
     work = await tempDir("agent-unpins");
     const base = await busyboxLayer(["sh"]);
     [registry, containerd] = await Promise.all([startRegistry(), startContainerd()]);
-    // Distinct images: containerd's names of one image share its pin.
+    // gone and kept are distinct images; old and alias one image under two names.
     await Promise.all(
-      ["gone", "kept"].map((name) =>
+      [
+        ["gone", "gone"],
+        ["kept", "kept"],
+        ["old", "shared"],
+        ["alias", "shared"],
+      ].map(([name, content]) =>
         pushImage(registry.host, `unpin/${name}`, "v1", {
-          layers: [[...base, { path: "etc/name", content: `${name}\n` }]],
+          layers: [[...base, { path: "etc/name", content: `${content}\n` }]],
         }),
       ),
     );
@@ -129,6 +134,56 @@ describe("the agent unpins images taken off its list, whatever fails on the way"
       assert.equal(await pinnedInContainerd(kept), true, "the image still listed keeps its pin");
       const reloaded = lines.find((l) => l.msg === "image list reloaded");
       assert.deepEqual(reloaded?.unpinning, [gone]);
+    } finally {
+      abort.abort();
+      await running;
+    }
+  });
+
+  test("a name taken off the list whose image another required name shares: that name stays pinned", async () => {
+    const old = `${registry.host}/unpin/old:v1`;
+    const alias = `${registry.host}/unpin/alias:v1`;
+    const listFile = join(work, "shared.yaml");
+    await writeFile(listFile, `images:\n  - ${old}\n  - ${alias}\n`);
+    const lines: Record<string, unknown>[] = [];
+    const cri = new CriTarget({ endpoint: `unix://${containerd.socket}` });
+    const abort = new AbortController();
+    const running = runAgent({
+      listFile,
+      targets: ["containerd"],
+      host: "127.0.0.1",
+      port: 0,
+      retry: RETRY,
+      openTargets: async () => ({
+        targets: [cri],
+        credentials: anonymous,
+        store: undefined,
+        close: () => cri.close(),
+      }),
+      log: (entry) => lines.push(entry),
+      signal: abort.signal,
+    });
+    const pinned = async (image: string) => {
+      const { stdout } = await containerd.ctr(["-n", "k8s.io", "images", "ls"]);
+      return stdout
+        .split("\n")
+        .find((l) => l.startsWith(`${image} `))
+        ?.includes(PINNED_LABEL);
+    };
+    try {
+      await until("both names pinned", async () =>
+        (await pinned(old)) && (await pinned(alias)) ? true : undefined,
+      );
+      await writeFile(listFile, `images:\n  - ${alias}\n`);
+      // Unpinning old takes the label off every name of the image, alias's too.
+      await until("old unpinned", () =>
+        lines.some((l) => l.msg === "unpinned" && l.image === old && l.removed === true)
+          ? true
+          : undefined,
+      );
+      await until("alias, still required, pinned again", async () =>
+        (await pinned(alias)) ? true : undefined,
+      );
     } finally {
       abort.abort();
       await running;
