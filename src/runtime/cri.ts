@@ -17,6 +17,7 @@ import { criEndpoint } from "./endpoint.ts";
 import {
   connectionHint,
   interrupted,
+  isStartingUp,
   pullFailed,
   runtimeError,
   runtimeUnavailable,
@@ -31,8 +32,6 @@ const IMAGE_SERVICE = "runtime.v1.ImageService";
 const RUNTIME_SERVICE = "runtime.v1.RuntimeService";
 const CONTAINERD_IMAGES = "containerd.services.images.v1.Images";
 const DEFAULT_TIMEOUT_MS = 30_000;
-/** containerd's CRI answers this between its socket appearing and its state being loaded. */
-const STARTING = /server is not initiali[sz]ed yet/;
 const WHERE = "point ferry at its socket (CONTAINER_RUNTIME_ENDPOINT=unix:///path/containerd.sock)";
 
 export interface CriTargetOptions {
@@ -236,7 +235,7 @@ export class CriTarget implements Target {
           },
         );
       }
-      if (STARTING.test(err.details)) {
+      if (isStartingUp(err.details)) {
         throw runtimeUnavailable(RUNTIME, this.#endpoint, "it is still starting", {
           hint: "containerd has just started and is loading its state; try again in a moment",
           cause: err,

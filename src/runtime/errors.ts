@@ -93,6 +93,11 @@ function pullHint(message: string): string {
   return "the runtime's message says why; check that it can reach the registry";
 }
 
+/** containerd's CRI answers this between its socket appearing and its state being loaded. */
+export function isStartingUp(message: string): boolean {
+  return /server is not initiali[sz]ed yet/.test(message);
+}
+
 /** The runtime answered a call with an error other than a failed pull. */
 export function runtimeError(
   runtime: string,
