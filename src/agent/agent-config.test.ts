@@ -116,10 +116,14 @@ policy:
       },
     });
     const mistakes: Array<[string, RegExp, RegExp]> = [
-      ["  required: {initial: 0s}\n", /a\.yaml:2:13: retry\.required: .*at least 1s/, /5s and 5m/],
+      [
+        "  required: {initial: 0s}\n",
+        /a\.yaml:2:13: retry\.required: the first wait must be at least 1s$/,
+        /5s and 5m/,
+      ],
       [
         "  required: {initial: 10m}\n",
-        /retry\.required: .*cap \(300s\) is shorter than the first wait \(600s\)/,
+        /retry\.required: the cap \(300s\) is shorter than the first wait \(600s\)$/,
         /5s and 5m/,
       ],
       ["  optional: {max: 2d}\n", /retry\.optional: .*at most 1d/, /5s and 5m/],

@@ -14,6 +14,7 @@ import { parseDuration, type RetentionPolicy, validatePolicy } from "../store/in
 import {
   type BackoffPolicy,
   backoffPolicy,
+  backoffProblem,
   OPTIONAL_IMAGE_BACKOFF,
   REQUIRED_IMAGE_BACKOFF,
 } from "./backoff.ts";
@@ -214,16 +215,15 @@ function buildSchema(z: typeof Zod.z) {
   const duration = checked((t) => parseDuration(t));
   const percent = z.int({ error: "expected a whole percentage" }).min(0).max(100);
   const path = z.string({ error: "expected a file path" }).min(1, "empty path");
-  const backoff = (what: string, defaults: BackoffPolicy) =>
+  const backoff = (defaults: BackoffPolicy) =>
     z
       .strictObject({ initial: duration.optional(), max: duration.optional() })
       .superRefine((b, ctx) => {
-        try {
-          backoffPolicy(what, defaults, ms(b.initial), ms(b.max));
-        } catch (err) {
-          // A duration that did not parse has its own issue already.
-          if (isFerryError(err)) ctx.addIssue({ code: "custom", message: err.message });
-        }
+        const problem = backoffProblem({
+          initialMs: ms(b.initial) ?? defaults.initialMs,
+          maxMs: ms(b.max) ?? defaults.maxMs,
+        });
+        if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
       });
   const policy = z
     .strictObject({
@@ -269,8 +269,8 @@ function buildSchema(z: typeof Zod.z) {
         policy: policy.optional(),
         retry: z
           .strictObject({
-            required: backoff("retry.required", REQUIRED_IMAGE_BACKOFF).optional(),
-            optional: backoff("retry.optional", OPTIONAL_IMAGE_BACKOFF).optional(),
+            required: backoff(REQUIRED_IMAGE_BACKOFF).optional(),
+            optional: backoff(OPTIONAL_IMAGE_BACKOFF).optional(),
             webhookAttempts: z
               .int({ error: "expected a whole number of attempts" })
               .min(1)

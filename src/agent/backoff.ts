@@ -48,8 +48,8 @@ const MIN_INITIAL_MS = 1_000;
 const MAX_CAP_MS = 86_400_000;
 
 /**
- * `initialMs`/`maxMs` laid over `defaults`, checked: the first wait at least 1 s, the cap no
- * shorter than it and at most 1 d. `what` names the setting in the error (e.g. "--retry-required").
+ * `initialMs`/`maxMs` laid over `defaults`, checked (see backoffProblem). `what` names the
+ * setting in the error (e.g. "--retry-required").
  */
 export function backoffPolicy(
   what: string,
@@ -58,18 +58,21 @@ export function backoffPolicy(
   maxMs: number | undefined,
 ): BackoffPolicy {
   const policy = { initialMs: initialMs ?? defaults.initialMs, maxMs: maxMs ?? defaults.maxMs };
-  const problem =
-    policy.initialMs < MIN_INITIAL_MS
-      ? "the first wait must be at least 1s"
-      : policy.maxMs < policy.initialMs
-        ? `the cap (${policy.maxMs / 1000}s) is shorter than the first wait (${policy.initialMs / 1000}s)`
-        : policy.maxMs > MAX_CAP_MS
-          ? "the cap must be at most 1d"
-          : undefined;
+  const problem = backoffProblem(policy);
   if (problem !== undefined) {
     throw new FerryError("FERRY_INVALID_ARGUMENT", `${what}: ${problem}`, {
       hint: "give the first wait and the cap as durations, e.g. 5s and 5m (the cap at least the first wait)",
     });
   }
   return policy;
+}
+
+/** What is wrong with a configured policy: the first wait under 1 s, the cap under it or past 1 d. */
+export function backoffProblem(policy: BackoffPolicy): string | undefined {
+  if (policy.initialMs < MIN_INITIAL_MS) return "the first wait must be at least 1s";
+  if (policy.maxMs < policy.initialMs) {
+    return `the cap (${policy.maxMs / 1000}s) is shorter than the first wait (${policy.initialMs / 1000}s)`;
+  }
+  if (policy.maxMs > MAX_CAP_MS) return "the cap must be at most 1d";
+  return undefined;
 }
