@@ -102,6 +102,47 @@ policy:
     );
   });
 
+  it("retry: the backoff of failed images and the webhook-only cap, checked", () => {
+    const settings = parseAgentSettings(
+      "a.yaml",
+      "retry:\n  required: {initial: 2s, max: 1m}\n  optional: {max: 30m}\n  webhookAttempts: 4\n",
+    );
+    assert.deepEqual(settings, {
+      retry: {
+        required: { initialMs: 2_000, maxMs: 60_000 },
+        // the first wait not given: the default's (30 s)
+        optional: { initialMs: 30_000, maxMs: 1_800_000 },
+        webhookAttempts: 4,
+      },
+    });
+    const mistakes: Array<[string, RegExp, RegExp]> = [
+      [
+        "  required: {initial: 0s}\n",
+        /a\.yaml:2:13: retry\.required: the first wait must be at least 1s$/,
+        /5s and 5m/,
+      ],
+      [
+        "  required: {initial: 10m}\n",
+        /retry\.required: the cap \(300s\) is shorter than the first wait \(600s\)$/,
+        /5s and 5m/,
+      ],
+      ["  optional: {max: 2d}\n", /retry\.optional: .*at most 1d/, /5s and 5m/],
+      ["  optional: {max: soon}\n", /retry\.optional\.max: .*not a duration/, /./],
+      ["  optional: {cap: 5m}\n", /retry\.optional\.cap: unknown key/, /retry/],
+      ["  webhookAttempts: 0\n", /a\.yaml:2:20: retry\.webhookAttempts: /, /1 to 1000/],
+    ];
+    for (const [line, message, hint] of mistakes)
+      assert.throws(
+        () => parseAgentSettings("a.yaml", `retry:\n${line}`),
+        (e: Error & { code?: string; hint?: string }) => {
+          assert.equal(e.code, "FERRY_CONFIG_INVALID", line);
+          assert.match(e.message, message, line);
+          assert.match(e.hint ?? "", hint, line);
+          return true;
+        },
+      );
+  });
+
   it("an empty file means no settings", () => {
     assert.deepEqual(parseAgentSettings("a.yaml", ""), {});
   });

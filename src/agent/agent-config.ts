@@ -11,6 +11,13 @@ import type * as Zod from "zod";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { TargetKind } from "../runtime/index.ts";
 import { parseDuration, type RetentionPolicy, validatePolicy } from "../store/index.ts";
+import {
+  type BackoffPolicy,
+  backoffPolicy,
+  backoffProblem,
+  OPTIONAL_IMAGE_BACKOFF,
+  REQUIRED_IMAGE_BACKOFF,
+} from "./backoff.ts";
 import { validateCron } from "./schedule.ts";
 import { normalizePrefix } from "./webhooks.ts";
 
@@ -31,8 +38,17 @@ export interface AgentSettings {
   readonly allow?: readonly string[];
   readonly registryHost?: string;
   readonly policy?: { readonly schedule: string; readonly retention: RetentionPolicy };
+  /** The agent's own retries of failed images (flags override). */
+  readonly retry?: RetrySettings;
   /** `ferry agent --kubernetes` settings (kube/ reads them; flags override). */
   readonly kubernetes?: KubernetesSettings;
+}
+
+export interface RetrySettings {
+  readonly required?: BackoffPolicy;
+  readonly optional?: BackoffPolicy;
+  /** Failed attempts in a row after which an image only a webhook named is forgotten. */
+  readonly webhookAttempts?: number;
 }
 
 export interface KubernetesSettings {
@@ -52,7 +68,7 @@ export interface KubernetesSettings {
 
 const require = createRequire(import.meta.url);
 const KEYS =
-  "images, targets, listen, schedule, jitter, grace, concurrency, store, dockerHost, criEndpoint, webhooks, policy, kubernetes";
+  "images, targets, listen, schedule, jitter, grace, concurrency, store, dockerHost, criEndpoint, webhooks, policy, retry, kubernetes";
 const HINTS: Readonly<Record<string, string>> = {
   images: "images is the path of the image list (relative to this file)",
   targets: "targets is a list of: docker, containerd, store",
@@ -67,6 +83,11 @@ const HINTS: Readonly<Record<string, string>> = {
   low: "high and low are whole percentages, low below high",
   maxAge: "maxAge is a duration such as 30d",
   taintMode: "taintMode is bootstrap or continuous",
+  required:
+    "required and optional take initial and max, durations such as 5s and 5m (max at least initial)",
+  optional:
+    "required and optional take initial and max, durations such as 5s and 5m (max at least initial)",
+  webhookAttempts: "webhookAttempts is a whole number from 1 to 1000 (default 8)",
   imageGCHighThresholdPercent:
     "imageGCHighThresholdPercent is kubelet's, a whole percentage (default 85)",
   prePullBudget:
@@ -125,6 +146,9 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
   const file = (p: string | undefined) => (p === undefined ? undefined : resolve(base, p));
   const policy = d.policy ?? undefined;
   const kube = d.kubernetes ?? undefined;
+  const retry = d.retry ?? undefined;
+  const policyOf = (what: string, defaults: BackoffPolicy, b: BackoffSettings | undefined) =>
+    b === undefined ? undefined : backoffPolicy(what, defaults, ms(b.initial), ms(b.max));
   return strip({
     listFile: file(d.images),
     targets: d.targets,
@@ -150,6 +174,14 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
               maxAgeMs: policy.maxAge === undefined ? undefined : parseDuration(policy.maxAge),
             },
           },
+    retry:
+      retry === undefined
+        ? undefined
+        : strip({
+            required: policyOf("retry.required", REQUIRED_IMAGE_BACKOFF, retry.required),
+            optional: policyOf("retry.optional", OPTIONAL_IMAGE_BACKOFF, retry.optional),
+            webhookAttempts: retry.webhookAttempts,
+          }),
     kubernetes:
       kube === undefined
         ? undefined
@@ -183,6 +215,16 @@ function buildSchema(z: typeof Zod.z) {
   const duration = checked((t) => parseDuration(t));
   const percent = z.int({ error: "expected a whole percentage" }).min(0).max(100);
   const path = z.string({ error: "expected a file path" }).min(1, "empty path");
+  const backoff = (defaults: BackoffPolicy) =>
+    z
+      .strictObject({ initial: duration.optional(), max: duration.optional() })
+      .superRefine((b, ctx) => {
+        const problem = backoffProblem({
+          initialMs: ms(b.initial) ?? defaults.initialMs,
+          maxMs: ms(b.max) ?? defaults.maxMs,
+        });
+        if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+      });
   const policy = z
     .strictObject({
       schedule: cron,
@@ -225,6 +267,17 @@ function buildSchema(z: typeof Zod.z) {
           })
           .optional(),
         policy: policy.optional(),
+        retry: z
+          .strictObject({
+            required: backoff(REQUIRED_IMAGE_BACKOFF).optional(),
+            optional: backoff(OPTIONAL_IMAGE_BACKOFF).optional(),
+            webhookAttempts: z
+              .int({ error: "expected a whole number of attempts" })
+              .min(1)
+              .max(1000)
+              .optional(),
+          })
+          .optional(),
         kubernetes: z
           .strictObject({
             enabled: z.boolean({ error: "expected true or false" }).optional(),
@@ -249,6 +302,21 @@ function buildSchema(z: typeof Zod.z) {
       { error: "expected a mapping of agent settings" },
     )
     .nullish();
+}
+
+interface BackoffSettings {
+  readonly initial?: string | undefined;
+  readonly max?: string | undefined;
+}
+
+/** A duration setting in ms; undefined when absent or not a duration (its own issue says so). */
+function ms(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
+  }
 }
 
 let cached: ReturnType<typeof buildSchema> | undefined;

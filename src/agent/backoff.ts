@@ -5,6 +5,7 @@
  * that failed together does not retry together. Defaults follow kubelet's image pull backoff
  * (10 s doubling to 5 min).
  */
+import { FerryError } from "../observe/index.ts";
 
 export interface BackoffPolicy {
   /** The delay before the first retry, before jitter. */
@@ -37,4 +38,41 @@ export function backoffDelay(
   // 2 ** 40 × any positive initial delay is past every cap: no overflow to Infinity.
   const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 40));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** The fewest failed attempts in a row after which a webhook-only image is forgotten (default). */
+export const WEBHOOK_IMAGE_ATTEMPTS = 8;
+
+/** The bounds of a configured policy: no hammering under a second, no wait past a day. */
+const MIN_INITIAL_MS = 1_000;
+const MAX_CAP_MS = 86_400_000;
+
+/**
+ * `initialMs`/`maxMs` laid over `defaults`, checked (see backoffProblem). `what` names the
+ * setting in the error (e.g. "--retry-required").
+ */
+export function backoffPolicy(
+  what: string,
+  defaults: BackoffPolicy,
+  initialMs: number | undefined,
+  maxMs: number | undefined,
+): BackoffPolicy {
+  const policy = { initialMs: initialMs ?? defaults.initialMs, maxMs: maxMs ?? defaults.maxMs };
+  const problem = backoffProblem(policy);
+  if (problem !== undefined) {
+    throw new FerryError("FERRY_INVALID_ARGUMENT", `${what}: ${problem}`, {
+      hint: "give the first wait and the cap as durations, e.g. 5s and 5m (the cap at least the first wait)",
+    });
+  }
+  return policy;
+}
+
+/** What is wrong with a configured policy: the first wait under 1 s, the cap under it or past 1 d. */
+export function backoffProblem(policy: BackoffPolicy): string | undefined {
+  if (policy.initialMs < MIN_INITIAL_MS) return "the first wait must be at least 1s";
+  if (policy.maxMs < policy.initialMs) {
+    return `the cap (${policy.maxMs / 1000}s) is shorter than the first wait (${policy.initialMs / 1000}s)`;
+  }
+  if (policy.maxMs > MAX_CAP_MS) return "the cap must be at most 1d";
+  return undefined;
 }

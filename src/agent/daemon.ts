@@ -8,7 +8,7 @@
 import { hostname } from "node:os";
 import type { CredentialSource } from "../config/index.ts";
 import { Metrics } from "../observe/index.ts";
-import { formatReference, parseReference } from "../reference/index.ts";
+import { formatReference } from "../reference/index.ts";
 import type { Target, TargetKind } from "../runtime/index.ts";
 import type { RetentionPolicy, Store } from "../store/index.ts";
 import { notifySystemdReady } from "./bootstrap.ts";
@@ -24,8 +24,14 @@ import { AgentMetrics } from "./metrics.ts";
 import { listen } from "./server.ts";
 import { type AgentRoutesOptions, createAgentRoutes, statusDocument } from "./status.ts";
 import { ActivityLog } from "./activity.ts";
-import { type BackoffPolicy, OPTIONAL_IMAGE_BACKOFF, REQUIRED_IMAGE_BACKOFF } from "./backoff.ts";
+import type { RetrySettings } from "./agent-config.ts";
+import {
+  OPTIONAL_IMAGE_BACKOFF,
+  REQUIRED_IMAGE_BACKOFF,
+  WEBHOOK_IMAGE_ATTEMPTS,
+} from "./backoff.ts";
 import { PullRetries } from "./retries.ts";
+import { PendingUnpins, type UnpinTarget } from "./unpins.ts";
 import { createStatusPage, Sampler } from "../web/index.ts";
 import type { ImageList } from "./types.ts";
 import { createWarmFunction } from "./warm.ts";
@@ -69,7 +75,7 @@ export interface AgentOptions {
   /** The registry /metrics renders; others (kube/) add their families to it. */
   readonly metrics?: Metrics | undefined;
   /** The waits before the agent tries a failed image again (defaults: backoff.ts). */
-  readonly retry?: { readonly required?: BackoffPolicy; readonly optional?: BackoffPolicy };
+  readonly retry?: RetrySettings | undefined;
   /** How long pulls in flight may take to finish at shutdown (default 20 s). */
   readonly graceMs?: number | undefined;
   /** Opens the targets (the CLI's composition); hooks feed the agent's metrics. */
@@ -112,12 +118,26 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   let ready = false;
   const gate = new FreshnessGate();
   const targets = opened.targets.map((t) => gate.wrap(t));
-  // A failed listed image is tried again on its own, not only at the next schedule.
+  // A failed image is tried again on its own, not only at the next schedule.
   const retries = new PullRetries({
     ...(options.retry?.required === undefined ? {} : { required: options.retry.required }),
     ...(options.retry?.optional === undefined ? {} : { optional: options.retry.optional }),
+    // An image only a webhook named is tried a bounded number of times: nothing lists it.
+    maxAttempts: (r) =>
+      state.isListed(r.image)
+        ? undefined
+        : (options.retry?.webhookAttempts ?? WEBHOOK_IMAGE_ATTEMPTS),
+    onGiveUp: (image, target, attempts) =>
+      log({
+        level: "warn",
+        msg: "giving up on an image only a webhook named",
+        image,
+        target,
+        failures: attempts,
+      }),
     retry: (image, target) => {
-      const entry = list.images.find((e) => formatReference(e.ref) === image);
+      const entry =
+        list.images.find((e) => formatReference(e.ref) === image) ?? state.webhookEntry(image);
       if (entry === undefined) return retries.forget(image);
       metrics.retry(target);
       log({
@@ -148,7 +168,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     onResult: (r) => {
       gate.settle(r);
       state.record(r);
-      if (state.isListed(r.image)) retries.record(r);
+      if (state.isListed(r.image) || state.webhookEntry(r.image) !== undefined) retries.record(r);
       metrics.pull(r);
       activity.record(r);
       if (r.state === "pulled" && r.target === "store") void storeUsage?.sample();
@@ -182,7 +202,34 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       : AllowList.ofRepositories(refs);
   };
   let allow = allowFor(list);
-  const onPush = createPushHandler({ queue, state, gate, targets, list: () => list, log });
+  // Images taken off the list lose their pins in every target, however long that takes.
+  const unpinTargets: UnpinTarget[] = opened.targets.flatMap((t) =>
+    t.kind === "store" || t.unpin === undefined
+      ? []
+      : [{ name: t.name, unpin: (r) => t.unpin!(r) }],
+  );
+  if (store !== undefined) {
+    unpinTargets.push({ name: "store", unpin: (r) => store.setPinned(formatReference(r), false) });
+  }
+  const unpins = new PendingUnpins({
+    targets: unpinTargets,
+    backoff: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
+    log,
+    // Warming a present required image pins it again (another tag of an image just unpinned).
+    onUnpinned: () => {
+      for (const entry of list.images) {
+        try {
+          if (entry.required) queue.add(entry, "repin");
+        } catch {} // the agent is shutting down
+      }
+    },
+  });
+  const pushHandler = createPushHandler({ queue, state, gate, targets, list: () => list, log });
+  // A push is news: an image given up on (or waiting out its backoff) is tried afresh.
+  const onPush: typeof pushHandler = (images, kind) => {
+    for (const pushed of images) retries.forget(formatReference(pushed.ref));
+    pushHandler(images, kind);
+  };
 
   const warmSchedule =
     options.schedule === undefined
@@ -190,7 +237,10 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       : new Schedule({
           cron: options.schedule,
           jitterMs: options.jitterMs ?? 0,
-          run: async () => void (await queue.run(list.images, "schedule")),
+          run: async () => {
+            void unpins.reconcile();
+            await queue.run(list.images, "schedule");
+          },
           onSkip: (tick) => {
             metrics.scheduleSkipped("warm");
             log({
@@ -231,6 +281,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       queue: { depth: queue.depth, ...queue.stats() },
       retries: {
         pending: retries.pending,
+        unpinsPending: unpins.pending,
         required: options.retry?.required ?? REQUIRED_IMAGE_BACKOFF,
         optional: options.retry?.optional ?? OPTIONAL_IMAGE_BACKOFF,
       },
@@ -308,30 +359,19 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     allow = allowFor(next);
     const change = state.setList(next.images);
     for (const image of change.removed) retries.forget(image);
-    for (const image of change.unrequired) {
-      if (store !== undefined) await store.setPinned(image, false).catch(() => false);
-      // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
-      for (const target of opened.targets) {
-        if (target.kind === "store" || target.unpin === undefined) continue;
-        await target.unpin(parseReference(image)).catch((err: unknown) =>
-          log({
-            level: "warn",
-            msg: "unpin failed",
-            image,
-            target: target.name,
-            error: (err as Error).message,
-          }),
-        );
-      }
-    }
+    // Runtimes too: containerd's pin label goes, so kubelet's image GC may reclaim it again.
+    for (const image of change.unrequired) unpins.add(image);
+    for (const entry of next.images) if (entry.required) unpins.keep(formatReference(entry.ref));
     for (const entry of [...change.added, ...change.changed]) queue.add(entry, "list");
+    // What is to be unpinned; each target's outcome is logged as it comes ("unpinned", "unpin failed").
     log({
       level: "info",
       msg: "image list reloaded",
       added: change.added.map((e) => e.text),
       removed: change.removed,
-      unpinned: change.unrequired,
+      unpinning: change.unrequired,
     });
+    await unpins.reconcile();
   };
   const watch = watchList(options.listFile, listHash, () => {
     reload().catch((err: unknown) =>
@@ -346,6 +386,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   log({ level: "info", msg: "shutting down: finishing pulls in flight", queued: queue.depth });
   watch.stop();
   retries.stop();
+  unpins.stop();
   page.close();
   storeUsage?.stop();
   await Promise.all([

@@ -27,8 +27,16 @@ export {
   type UnavailableTarget,
 } from "./bootstrap.ts";
 export {
+  type BackoffPolicy,
+  backoffPolicy,
+  OPTIONAL_IMAGE_BACKOFF,
+  REQUIRED_IMAGE_BACKOFF,
+  WEBHOOK_IMAGE_ATTEMPTS,
+} from "./backoff.ts";
+export {
   type AgentSettings,
   type KubernetesSettings,
+  type RetrySettings,
   loadAgentSettings,
   parseAgentSettings,
 } from "./agent-config.ts";

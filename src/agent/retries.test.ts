@@ -71,6 +71,38 @@ describe("PullRetries (the agent tries failed images again on its own)", () => {
     assert.equal(tried.length, 1);
   });
 
+  it("with a cap on attempts (a webhook-only image) it gives up, until forget() or a success", () => {
+    const givenUp: number[] = [];
+    const capped = new PullRetries({
+      random: () => 0,
+      retry: (image, target) => tried.push([image, target]),
+      maxAttempts: (r) => (r.required ? undefined : 3),
+      onGiveUp: (_image, _target, attempts) => givenUp.push(attempts),
+    });
+    try {
+      capped.record(failed(false));
+      capped.record(failed(false));
+      assert.equal(capped.get(IMAGE, "containerd")?.attempts, 2);
+      capped.record(failed(false));
+      assert.deepEqual(givenUp, [3]);
+      assert.equal(capped.pending, 0);
+      // Later failures (the push handler's own attempts) schedule nothing.
+      capped.record(failed(false));
+      assert.equal(capped.pending, 0);
+      mock.timers.tick(3_600_000);
+      assert.deepEqual(tried, []);
+      // Pushed again: tried afresh.
+      capped.forget(IMAGE);
+      capped.record(failed(false));
+      assert.equal(capped.get(IMAGE, "containerd")?.attempts, 1);
+      // Required images have no cap.
+      for (let i = 0; i < 10; i++) capped.record({ ...failed(true), image: "req:1" });
+      assert.equal(capped.get("req:1", "containerd")?.attempts, 10);
+    } finally {
+      capped.stop();
+    }
+  });
+
   it("per image × target; a shutdown's interruption, forget() and stop() schedule nothing", () => {
     retries.record(failed(true));
     retries.record({ ...failed(true), target: "store" });

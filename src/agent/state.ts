@@ -59,6 +59,8 @@ const UNKNOWN: TargetStatus = { state: "unknown", present: false };
 export class AgentState {
   #targets: readonly TargetKind[];
   readonly #images = new Map<string, ImageStatus>();
+  /** Entries of the images only webhooks named, as their pushes made them. */
+  readonly #webhookEntries = new Map<string, ImageEntry>();
 
   constructor(targets: readonly TargetKind[]) {
     this.#targets = targets;
@@ -96,6 +98,7 @@ export class AgentState {
         source: "list",
         targets: before?.targets ?? {},
       });
+      this.#webhookEntries.delete(image);
     }
     return { added, changed, removed, unrequired };
   }
@@ -104,6 +107,7 @@ export class AgentState {
   addWebhookImage(entry: ImageEntry): void {
     const image = formatReference(entry.ref);
     if (this.#images.has(image)) return;
+    this.#webhookEntries.set(image, entry);
     this.#images.set(image, {
       image,
       required: false,
@@ -111,6 +115,13 @@ export class AgentState {
       source: "webhook",
       targets: {},
     });
+  }
+
+  /** How a webhook-only image is pulled again (its retries); undefined once the list names it. */
+  webhookEntry(image: string): ImageEntry | undefined {
+    return this.#images.get(image)?.source === "webhook"
+      ? this.#webhookEntries.get(image)
+      : undefined;
   }
 
   /** The listed entry for a reference, if listed. */

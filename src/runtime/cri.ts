@@ -17,6 +17,7 @@ import { criEndpoint } from "./endpoint.ts";
 import {
   connectionHint,
   interrupted,
+  isStartingUp,
   pullFailed,
   runtimeError,
   runtimeUnavailable,
@@ -176,6 +177,13 @@ export class CriTarget implements Target {
     }
   }
 
+  /** Closes `opening`'s channel unless another call has replaced it already. */
+  #drop(opening: Promise<GrpcConnection>): void {
+    if (this.#connection !== opening) return;
+    this.#connection = undefined;
+    void opening.then((connection) => connection.close());
+  }
+
   #connect(): Promise<GrpcConnection> {
     this.#connection ??= GrpcConnection.open(this.#grpcTarget).catch((err: unknown) => {
       this.#connection = undefined;
@@ -195,7 +203,8 @@ export class CriTarget implements Target {
     signal: AbortSignal | undefined,
     options: CallOptions = {},
   ): Promise<unknown> {
-    const connection = await this.#connect();
+    const opening = this.#connect();
+    const connection = await opening;
     try {
       return await connection.call(service, method, request, {
         signal,
@@ -206,6 +215,9 @@ export class CriTarget implements Target {
       if (isFerryError(err) || !isServiceError(err)) throw err;
       if (err.code === GrpcStatus.CANCELLED && signal?.aborted) throw interrupted(RUNTIME, err);
       if (err.code === GrpcStatus.UNAVAILABLE) {
+        // A fresh channel connects at once when the runtime is back; this one may sit out its
+        // reconnect backoff (up to max_reconnect_backoff_ms) failing every call meanwhile.
+        this.#drop(opening);
         const code = /\b(E[A-Z]{3,})\b/.exec(err.details)?.[1];
         throw runtimeUnavailable(RUNTIME, this.#endpoint, unavailableReason(err.details), {
           hint: connectionHint(code, "containerd", WHERE),
@@ -222,6 +234,12 @@ export class CriTarget implements Target {
             cause: err,
           },
         );
+      }
+      if (isStartingUp(err.details)) {
+        throw runtimeUnavailable(RUNTIME, this.#endpoint, "it is still starting", {
+          hint: "containerd has just started and is loading its state; try again in a moment",
+          cause: err,
+        });
       }
       if (method === "PullImage" || method === "Update") throw err;
       if (err.code === GrpcStatus.UNIMPLEMENTED) {

@@ -38,22 +38,45 @@ export function connectionHint(code: string | undefined, runtime: string, where:
   return `check that ${runtime} is running and healthy, or ${where}`;
 }
 
-/** The runtime tried and failed to pull; `message` is the runtime's own words (never holds credentials). */
+/** A registry (or mirror) down, overloaded or cut off, in a runtime's words: Go's net errors and HTTP 5xx. */
+const REGISTRY_DOWN =
+  /connection refused|connection reset|i\/o timeout|TLS handshake timeout|no route to host|unexpected EOF|\b50[0234] [A-Z][a-z]/;
+
+/** "Too Many Requests", in a runtime's words. */
+const RATE_LIMITED = /\b429 Too Many Requests|toomanyrequests/i;
+
+/**
+ * The runtime tried and failed to pull; `message` is the runtime's own words (never holds
+ * credentials). A registry down or rate limiting gets the registry's transient code, so the
+ * pull is tried again as ferry's own would be.
+ */
 export function pullFailed(
   runtime: string,
   image: string,
   message: string,
   cause?: unknown,
 ): FerryError {
-  return new FerryError(
-    "FERRY_RUNTIME_PULL_FAILED",
-    `${runtime} could not pull ${image}: ${message}`,
-    {
-      hint: pullHint(message),
-      fields: { runtime, image, runtimeMessage: message },
+  const text = `${runtime} could not pull ${image}: ${message}`;
+  const fields = { runtime, image, runtimeMessage: message };
+  if (RATE_LIMITED.test(message)) {
+    return new FerryError("FERRY_TOO_MANY_REQUESTS", text, {
+      hint: "the registry is rate limiting the runtime's pulls: ferry tries again later, or wait and run it again",
+      fields,
       cause,
-    },
-  );
+    });
+  }
+  if (REGISTRY_DOWN.test(message)) {
+    return new FerryError("FERRY_REGISTRY_UNAVAILABLE", text, {
+      hint: "the registry (or the mirror the runtime pulls through) is down or unreachable: ferry tries again later; check that the runtime can reach it",
+      fields,
+      cause,
+    });
+  }
+  return new FerryError("FERRY_RUNTIME_PULL_FAILED", text, {
+    hint: pullHint(message),
+    fields,
+    cause,
+  });
 }
 
 // The runtime reports failures as text only; the hint is a guess from it, the code stays the same.
@@ -68,6 +91,11 @@ function pullHint(message: string): string {
     return "the image has no build for the runtime's platform";
   }
   return "the runtime's message says why; check that it can reach the registry";
+}
+
+/** containerd's CRI answers this between its socket appearing and its state being loaded. */
+export function isStartingUp(message: string): boolean {
+  return /server is not initiali[sz]ed yet/.test(message);
 }
 
 /** The runtime answered a call with an error other than a failed pull. */

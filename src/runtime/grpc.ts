@@ -42,6 +42,23 @@ const CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 5000,
 };
 
+let protos: Promise<PackageDefinition> | undefined;
+
+/** The .proto files, parsed once per process: a target reconnecting opens a channel again. */
+function loadProtos(): Promise<PackageDefinition> {
+  protos ??= import("@grpc/proto-loader").then((loader) => {
+    // The single executable has no .proto files on disk: it carries them parsed, as JSON.
+    const embedded = embeddedAsset(EMBEDDED_PROTOS);
+    return embedded === undefined
+      ? loader.load(PROTO_FILES, LOADER_OPTIONS)
+      : loader.fromJSON(JSON.parse(embedded.toString("utf8")), LOADER_OPTIONS);
+  });
+  protos.catch(() => {
+    protos = undefined;
+  });
+  return protos;
+}
+
 export interface GrpcCallOptions {
   readonly signal?: AbortSignal | undefined;
   /** Deadline for the call; none when absent. */
@@ -71,16 +88,7 @@ export class GrpcConnection {
 
   /** Loads the protos and makes a channel to `target` ("unix:///path" or "host:port"); connects lazily. */
   static async open(target: string): Promise<GrpcConnection> {
-    const [grpc, loader] = await Promise.all([
-      import("@grpc/grpc-js"),
-      import("@grpc/proto-loader"),
-    ]);
-    // The single executable has no .proto files on disk: it carries them parsed, as JSON.
-    const embedded = embeddedAsset(EMBEDDED_PROTOS);
-    const definition =
-      embedded === undefined
-        ? await loader.load(PROTO_FILES, LOADER_OPTIONS)
-        : loader.fromJSON(JSON.parse(embedded.toString("utf8")), LOADER_OPTIONS);
+    const [grpc, definition] = await Promise.all([import("@grpc/grpc-js"), loadProtos()]);
     const client = new grpc.Client(target, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     return new GrpcConnection(grpc, client, definition);
   }

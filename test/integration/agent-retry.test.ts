@@ -132,6 +132,88 @@ describe("the agent retries failed images on its own", () => {
     }
   });
 
+  test("an image only a webhook named is retried with the backoff too, and given up after its cap", async () => {
+    const listed = `${registry.host}/hook/base:v1`;
+    const late = `${registry.host}/hook/late:v1`;
+    const never = `${registry.host}/hook/never:v1`;
+    await pushImage(registry.host, "hook/base", "v1", { layers });
+    const listFile = join(work, "hook-images.yaml");
+    await writeFile(listFile, `images:\n  - ${listed}\n`);
+    const lines: Record<string, unknown>[] = [];
+    const abort = new AbortController();
+    let url = "";
+    const cri = new CriTarget({ endpoint: `unix://${containerd.socket}` });
+    const running = runAgent({
+      listFile,
+      targets: ["containerd"],
+      host: "127.0.0.1",
+      port: 0,
+      webhookSecret: "hook-secret",
+      allow: [`${registry.host}/hook`],
+      retry: { optional: { initialMs: 200, maxMs: 1_000 }, webhookAttempts: 12 },
+      openTargets: async () => ({
+        targets: [cri],
+        credentials: anonymous,
+        store: undefined,
+        close: () => cri.close(),
+      }),
+      log: (entry) => lines.push(entry),
+      signal: abort.signal,
+      onListening: (u) => {
+        url = u;
+      },
+    });
+    // Harbor's push event: the simplest that names a whole reference.
+    const announce = (image: string) =>
+      fetch(`${url}/webhooks/harbor`, {
+        method: "POST",
+        headers: { authorization: "Bearer hook-secret", "content-type": "application/json" },
+        body: JSON.stringify({
+          type: "PUSH_ARTIFACT",
+          occur_at: 1,
+          operator: "ci",
+          event_data: {
+            resources: [{ digest: "", tag: "v1", resource_url: image }],
+            repository: { name: image.split("/")[2]?.split(":")[0], namespace: "hook" },
+          },
+        }),
+      });
+    try {
+      await until("the agent listening", () => (url === "" ? undefined : true));
+      // Announced before its tag is there: the push handler's quick attempts all fail.
+      assert.equal((await announce(late)).status, 202);
+      await until("the agent's own retry of the webhook-only image", () =>
+        lines.some((l) => l.msg === "retrying" && l.image === late) ? true : undefined,
+      );
+      await pushImage(registry.host, "hook/late", "v1", { layers });
+      await until(
+        "the late image in containerd",
+        async () => ((await cri.status(parseReference(late))).present ? true : undefined),
+        MINUTE,
+      );
+
+      assert.equal((await announce(never)).status, 202);
+      const gaveUp = await until(
+        "giving up on the image never pushed",
+        () =>
+          lines.find(
+            (l) => l.msg === "giving up on an image only a webhook named" && l.image === never,
+          ),
+        MINUTE,
+      );
+      assert.equal(gaveUp.failures, 12);
+      const doc = JSON.parse((await get(`${url}/status`)).body) as {
+        images: { image: string; targets: { containerd: TargetState } }[];
+      };
+      const entry = doc.images.find((i) => i.image === never)?.targets.containerd;
+      assert.equal(entry?.state, "failed");
+      assert.equal(entry?.retry, undefined, "no attempt pending once given up");
+    } finally {
+      abort.abort();
+      await running;
+    }
+  });
+
   test("in Kubernetes mode the startup taint goes once the late image is in containerd", async () => {
     const image = `${registry.host}/late/node:v1`;
     api.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "ferry-system" } });

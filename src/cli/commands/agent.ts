@@ -34,6 +34,7 @@ import {
 import { createRegistryClient, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
 import { openTargets, positiveInteger, type TargetFlags } from "../targets.ts";
+import { retryFrom } from "./agent-retry.ts";
 
 export const agentUsage = `Usage: ferry agent -c agent.yaml [options]
        ferry agent -f images.yaml [--target KIND] [--listen HOST:PORT] [--schedule CRON]
@@ -67,6 +68,11 @@ Options (flags override agent.yaml):
     --max-age DURATION         and remove unpinned images not used for this long
   --concurrency N            images warmed at once (default 4)
   --grace DURATION           how long pulls in flight may finish at shutdown (default 20s)
+  --retry-required INITIAL,MAX  waits before a failed required image is tried again: the first,
+                             doubling up to the cap (default 5s,5m)
+  --retry-optional INITIAL,MAX  the same for optional images and webhook-only ones (default 30s,10m)
+  --retry-webhook-attempts N failed attempts in a row after which an image only a webhook named
+                             is given up (default 8)
   --docker-host URL, --cri-endpoint URL, --store DIR, --config FILE
   -v, --verbose              debug log lines too
 
@@ -113,6 +119,9 @@ export async function agentCommand(
       "max-age": { type: "string" },
       concurrency: { type: "string" },
       grace: { type: "string" },
+      "retry-required": { type: "string" },
+      "retry-optional": { type: "string" },
+      "retry-webhook-attempts": { type: "string" },
       "docker-host": { type: "string" },
       "cri-endpoint": { type: "string" },
       store: { type: "string" },
@@ -152,6 +161,7 @@ export async function agentCommand(
     "cri-endpoint": values["cri-endpoint"] ?? file.criEndpoint,
   };
   const policy = policyFrom(values, file);
+  const retry = retryFrom(values, file.retry);
   const log = (entry: Record<string, unknown>) => {
     if (entry.level === "debug" && values.verbose !== true) return;
     output.err(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
@@ -186,6 +196,7 @@ export async function agentCommand(
     policy,
     store: policy === undefined ? undefined : await openStore(flags),
     graceMs: values.grace === undefined ? file.graceMs : parseDuration(values.grace, "--grace"),
+    retry,
     openTargets: async (kinds, hooks) => {
       const opened = await openAgentTargets(kinds, flags, output, hooks);
       return kube === undefined ? opened : kube.wrap(opened);
