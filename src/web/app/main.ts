@@ -98,5 +98,13 @@ function connect(): void {
   }, 1_000);
 }
 
+/** The document the server rendered the page with: shown at once, before the stream delivers. */
+function renderInitial(): void {
+  const data = document.getElementById("initial-status");
+  document.getElementById("snapshot")?.remove();
+  if (data?.textContent) render(JSON.parse(data.textContent) as StatusDocument);
+}
+
 setConnection("connecting");
+renderInitial();
 connect();
