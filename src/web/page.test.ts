@@ -127,7 +127,7 @@ describe("status page route", () => {
     assert.match(r.body, /<title>ferry<\/title>/);
     assert.match(
       r.body,
-      /<section id="snapshot"[^]*<th scope="row"><span class="image-name">r\.test\/app:1/,
+      /<section id="snapshot"[\s\S]*<th scope="row"><span class="image-name">r\.test\/app:1/,
     );
     const data = /<script type="application\/json" id="initial-status">(.*?)<\/script>/.exec(
       r.body,
