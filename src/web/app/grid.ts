@@ -156,7 +156,11 @@ function rowHeader(image: ImageRow): HTMLTableCellElement {
           { class: "badge required", title: "required: readiness waits for it" },
           "required",
         )
-      : null,
+      : h(
+          "span",
+          { class: "badge optional", title: "optional: readiness does not wait for it" },
+          "optional",
+        ),
     image.source === "webhook"
       ? h(
           "span",
