@@ -326,6 +326,8 @@ describe("the status page in headless Chromium against ferry agent", () => {
     const header = (image: string) => page.locator(`tr[data-image="${image}"] th`);
     assert.match(await header(images.present).innerText(), /required/);
     assert.doesNotMatch(await header(images.queued).innerText(), /required/);
+    assert.match(await header(images.queued).innerText(), /optional/);
+    assert.doesNotMatch(await header(images.present).innerText(), /optional/);
     for (const target of ["store", "containerd"]) {
       assert.match(await cell(images.present, target).innerText(), /pinned/);
       assert.doesNotMatch(await cell(images.queued, target).innerText(), /pinned/);
@@ -357,6 +359,63 @@ describe("the status page in headless Chromium against ferry agent", () => {
     );
     assert.equal(await page.locator("#chart-store canvas").count(), 1);
     assert.equal(await page.locator("#chart-durations canvas").count(), 1);
+    // Away from the cursor the legends show the newest values, never blanks.
+    const legend = await page.locator("#chart-store .u-legend").innerText();
+    assert.match(
+      legend,
+      /filesystem used:?\s*\d+%[\s\S]*prune starts:?\s*95%[\s\S]*prune stops:?\s*90%/,
+    );
+    // The newest sample: what the summary under the chart says the store holds.
+    const holds = /Store holds (\S+ \S+);/.exec(
+      await page.locator("#chart-store-summary").innerText(),
+    )?.[1];
+    assert.match(legend, new RegExp(`store size:?\\s*${holds}`));
+    assert.doesNotMatch(legend, /--|–/);
+  });
+
+  test("the first paint has the data: without JavaScript, and before the event stream delivers", async () => {
+    const html = await get(`${url}/`);
+    assert.match(
+      html,
+      new RegExp(`data-image="${images.absent}"[^<]*<th[\\s\\S]*?data-state="failed"`),
+    );
+    assert.doesNotMatch(html, new RegExp(SECRET));
+
+    const noScript = await browser.newContext({ javaScriptEnabled: false });
+    await noScript.route("**/*", (route) =>
+      route.request().url().startsWith(`${url}/`) ? route.continue() : route.abort(),
+    );
+    const plain = await noScript.newPage();
+    await plain.goto(`${url}/`);
+    const snapshotCell = (image: string, target: string) =>
+      plain.locator(`#snapshot tr[data-image="${image}"] td[data-column="${target}"]`);
+    assert.equal(await snapshotCell(images.absent, "store").getAttribute("data-state"), "failed");
+    assert.match(await snapshotCell(images.absent, "store").innerText(), /failed FERRY_/);
+    assert.match(await snapshotCell(images.big, "containerd").innerText(), /present/);
+    assert.match(await plain.locator("#snapshot").innerText(), /Recent activity[\s\S]*team\/big:1/);
+    assert.match(await plain.locator("#title").innerText(), /^ferry agent$/);
+    await noScript.close();
+
+    // With JavaScript but no event stream: the page renders the document it came with.
+    const noStream = await browser.newContext();
+    await noStream.route("**/*", (route) => {
+      const target = route.request().url();
+      return target.startsWith(`${url}/`) && !target.endsWith("/events")
+        ? route.continue()
+        : route.abort();
+    });
+    const early = await noStream.newPage();
+    await early.goto(`${url}/`);
+    await early.waitForSelector(`#grid tr[data-image="${images.absent}"]`);
+    assert.equal(
+      await early
+        .locator(`#grid tr[data-image="${images.absent}"] td[data-column="store"]`)
+        .getAttribute("data-state"),
+      "failed",
+    );
+    assert.equal(await early.locator("#snapshot").count(), 0);
+    assert.notEqual(await early.locator("#connection").getAttribute("data-state"), "live");
+    await noStream.close();
   });
 
   test("the keyboard reaches the filter and the rows; the filter narrows the grid", async () => {
@@ -436,6 +495,44 @@ describe("the status page in headless Chromium against ferry agent", () => {
     await page.close();
   });
 
+  test("an agent without a store shows no store chart", async () => {
+    const port = await freePort();
+    const storeless = startFerry([
+      "agent",
+      "-f",
+      join(work, "images.yaml"),
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--target",
+      "containerd",
+      "--cri-endpoint",
+      `unix://${containerd.socket}`,
+    ]);
+    let log = "";
+    storeless.child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString("utf8");
+    });
+    try {
+      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
+        if (storeless.child.exitCode !== null || i > 600)
+          assert.fail(`the agent did not start\n${describeRun(await storeless.result)}`);
+        await sleep(25);
+      }
+      const origin = `http://127.0.0.1:${port}`;
+      allowed.push(`${origin}/`);
+      const p = await context.newPage();
+      await p.goto(`${origin}/`);
+      await p.waitForSelector("#grid tbody tr");
+      assert.equal(await p.locator("#chart-store").isVisible(), false);
+      assert.equal(await p.locator("#chart-durations").isVisible(), true);
+      assert.doesNotMatch(await p.locator("#charts").innerText(), /no store/);
+      await p.close();
+    } finally {
+      storeless.child.kill("SIGTERM");
+      await storeless.result;
+    }
+  });
+
   test("ferry mirror serves the page too: hit ratio, bytes served and fetched upstream", async () => {
     const mirror = startFerry([
       "mirror",
@@ -495,6 +592,12 @@ describe("the status page in headless Chromium against ferry agent", () => {
         /^\d+% of \d+ requests answered from the store; 20\.\d MB served, 10\.\d MB fetched upstream\.$/,
       );
       assert.equal(await mirrorPage.locator("#chart-mirror canvas").count(), 1);
+      // No retention policy: no watermark lines, so no legend entries for them; no blanks.
+      const storeLegend = await mirrorPage.locator("#chart-store .u-legend").innerText();
+      assert.doesNotMatch(storeLegend, /prune/);
+      const mirrorLegend = await mirrorPage.locator("#chart-mirror .u-legend").innerText();
+      assert.match(mirrorLegend, /hit ratio:?\s*\d+%[\s\S]*bytes served:?\s*20\.\d MB/);
+      assert.doesNotMatch(`${storeLegend}\n${mirrorLegend}`, /--|–/);
       assert.equal(await mirrorPage.locator("#images").isVisible(), false);
       assert.match(await mirrorPage.title(), /^ferry mirror/);
       await mirrorPage.screenshot({
