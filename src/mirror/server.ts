@@ -7,6 +7,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Mirror } from "./mirror.ts";
+import { RequestLog } from "./request-log.ts";
 import { createMirrorStatus } from "./status.ts";
 
 export interface MirrorServerOptions {
@@ -27,7 +28,8 @@ export interface RunningMirror {
 
 export async function startMirrorServer(options: MirrorServerOptions): Promise<RunningMirror> {
   const active = new Set<ServerResponse>();
-  const status = createMirrorStatus(options.mirror, options.log);
+  const requests = new RequestLog();
+  const status = createMirrorStatus(options.mirror, options.log, requests);
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     active.add(res);
@@ -44,7 +46,7 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
       });
     });
     if (status.handle(req, res)) return;
-    void options.mirror.handle(req, res);
+    void requests.track(req, res, () => options.mirror.handle(req, res));
   };
   const server: Server = options.tls
     ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler)
