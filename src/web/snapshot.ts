@@ -47,6 +47,19 @@ function snapshotSection(doc: StatusDocument): string {
     parts.push(
       `<p>${m.hits} hits, ${m.misses} misses; ${escapeHtml(bytes(m.bytesServed))} served, ${escapeHtml(bytes(m.bytesUpstream))} fetched upstream.</p>`,
     );
+    if (m.upstream) parts.push(`<p>Upstream: ${escapeHtml(m.upstream.state)}.</p>`);
+    if (m.repositories) {
+      const rows = m.repositories.map((r) =>
+        row([r.image, bytes(r.bytes), r.lastUsed ?? "–", String(r.hits)]),
+      );
+      parts.push(table("activity", "Cached tags", ["Image", "Size", "Last use", "Hits"], rows));
+    }
+    if (m.requests) {
+      const rows = m.requests.map((r) => row([r.at, r.client, r.image, r.result, bytes(r.bytes)]));
+      parts.push(
+        table("activity", "Recent requests", ["When", "Client", "Image", "Result", "Bytes"], rows),
+      );
+    }
   }
   return `<section id="snapshot" aria-label="Current state">\n${parts.join("\n")}\n</section>`;
 }

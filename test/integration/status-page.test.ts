@@ -592,6 +592,20 @@ describe("the status page in headless Chromium against ferry agent", () => {
         /^\d+% of \d+ requests answered from the store; 20\.\d MB served, 10\.\d MB fetched upstream\.$/,
       );
       assert.equal(await mirrorPage.locator("#chart-mirror canvas").count(), 1);
+      // The tags it holds, the requests it answered, the upstream's health.
+      const cachedRow = mirrorPage.locator("#cached-body tr", { hasText: "team/big:1" });
+      await cachedRow.waitFor();
+      assert.match(await cachedRow.innerText(), /team\/big:1\s+10\.\d MB\s+\d\d:\d\d:\d\d\s+[1-9]/);
+      const requestRows = await mirrorPage.locator("#requests-body tr").allInnerTexts();
+      assert.ok(
+        requestRows.some((r) => /127\.0\.0\.1\s+team\/big@sha256:\w+\s+miss\s+10\.\d MB/.test(r)),
+        requestRows.join("\n"),
+      );
+      assert.ok(
+        requestRows.some((r) => /127\.0\.0\.1\s+team\/big@sha256:\w+\s+hit\s+10\.\d MB/.test(r)),
+        requestRows.join("\n"),
+      );
+      assert.match(await mirrorPage.locator("#upstream").innerText(), /^Upstream answering/);
       // No retention policy: no watermark lines, so no legend entries for them; no blanks.
       const storeLegend = await mirrorPage.locator("#chart-store .u-legend").innerText();
       assert.doesNotMatch(storeLegend, /prune/);
