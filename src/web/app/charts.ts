@@ -312,8 +312,12 @@ export class Charts {
 }
 
 /** A single sample still gets a readable time axis: a minute either side. */
-function timeRange(_u: uPlot, min: number, max: number): uPlot.Range.MinMax {
-  return min === max ? [min - 60, max + 60] : [min, max];
+function timeRange(u: uPlot, min: number, max: number): uPlot.Range.MinMax {
+  // uPlot widens a single point's range by years; the data's own ends are what we want.
+  const xs = u.data[0] ?? [];
+  const lo = xs[0] ?? min;
+  const hi = xs[xs.length - 1] ?? max;
+  return lo === hi ? [lo - 60, hi + 60] : [lo, hi];
 }
 
 function pct(v: number | null): string {
