@@ -614,10 +614,14 @@ describe("the status page in headless Chromium against ferry agent", () => {
       assert.doesNotMatch(`${storeLegend}\n${mirrorLegend}`, /--|–/);
       assert.equal(await mirrorPage.locator("#images").isVisible(), false);
       assert.match(await mirrorPage.title(), /^ferry mirror/);
-      await mirrorPage.screenshot({
-        path: join(ARTIFACTS, "status-page-mirror.png"),
-        fullPage: true,
-      });
+      const mirrorShot = join(ARTIFACTS, "status-page-mirror.png");
+      await mirrorPage.screenshot({ path: mirrorShot, fullPage: true });
+      const docsMirrorShot = join(ROOT, "docs/status-page-mirror.png");
+      if (
+        process.env.UPDATE_DOCS_SCREENSHOT ||
+        !(await stat(docsMirrorShot).catch(() => undefined))
+      )
+        await copyFile(mirrorShot, docsMirrorShot);
       await mirrorPage.close();
       assert.deepEqual(blocked, []);
       assert.deepEqual(errors, []);
