@@ -6,7 +6,10 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Metrics } from "../observe/index.ts";
+import type { PeerNode } from "../peer/index.ts";
 import type { Mirror } from "./mirror.ts";
+import { peerStatus } from "./peer-status.ts";
 import { RequestLog } from "./request-log.ts";
 import { createMirrorStatus } from "./status.ts";
 
@@ -16,6 +19,8 @@ export interface MirrorServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   mirror: Mirror;
   log: (entry: Record<string, unknown>) => void;
+  /** The status page's peers: the node that shares blobs and the registry it counts in. */
+  peers?: { node: PeerNode; metrics: Metrics };
 }
 
 export interface RunningMirror {
@@ -29,7 +34,13 @@ export interface RunningMirror {
 export async function startMirrorServer(options: MirrorServerOptions): Promise<RunningMirror> {
   const active = new Set<ServerResponse>();
   const requests = new RequestLog();
-  const status = createMirrorStatus(options.mirror, options.log, requests);
+  const peers = options.peers;
+  const status = createMirrorStatus(
+    options.mirror,
+    options.log,
+    requests,
+    peers === undefined ? undefined : () => peerStatus(peers.node, peers.metrics),
+  );
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     active.add(res);

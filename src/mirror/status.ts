@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import { type DiskUsage, diskUsage, measureFilesystem } from "../store/index.ts";
 import { createStatusPage, redactSecrets, Sampler } from "../web/index.ts";
 import type { Mirror } from "./mirror.ts";
+import type { PeerStatus } from "./peer-status.ts";
 import type { RequestLog } from "./request-log.ts";
 
 /** How often the history is sampled (an hour of samples kept). */
@@ -25,6 +26,7 @@ export function createMirrorStatus(
   mirror: Mirror,
   log: (entry: Record<string, unknown>) => void,
   requests: RequestLog,
+  peers?: () => PeerStatus,
 ): MirrorStatus {
   /** The store's images at the last measurement: the cached tags the page lists. */
   let cached: DiskUsage["images"] = [];
@@ -70,6 +72,7 @@ export function createMirrorStatus(
         }),
         requests: requests.requests().slice(-REQUESTS_SHOWN).reverse(),
         upstream: requests.upstream(),
+        ...(peers === undefined ? {} : { peers: peers() }),
       },
       storeUsage: { samples: store.samples() },
     };

@@ -155,6 +155,7 @@ export async function mirrorCommand(
     ...(tls ? { tls } : {}),
     mirror,
     log,
+    ...(peerNode === undefined ? {} : { peers: { node: peerNode, metrics } }),
   });
   if (peerNode !== undefined && peering?.listen !== undefined && members !== undefined) {
     const self = peering.listen.self;
