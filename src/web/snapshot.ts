@@ -54,6 +54,13 @@ function snapshotSection(doc: StatusDocument): string {
       );
       parts.push(table("activity", "Cached tags", ["Image", "Size", "Last use", "Hits"], rows));
     }
+    if (m.peers) {
+      const rows = m.peers.members.map((p) => row([p.peer, p.live ? "live" : "down"]));
+      parts.push(
+        `<p>Peers: ${escapeHtml(bytes(m.peers.bytesFromPeers))} received from peers, ${escapeHtml(bytes(m.peers.bytesToPeers))} sent to peers.</p>`,
+        table("peers", "Peers", ["Peer", "State"], rows),
+      );
+    }
     if (m.requests) {
       const rows = m.requests.map((r) => row([r.at, r.client, r.image, r.result, bytes(r.bytes)]));
       parts.push(

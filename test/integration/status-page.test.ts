@@ -631,4 +631,61 @@ describe("the status page in headless Chromium against ferry agent", () => {
       assert.equal(result.code, 0, describeRun(result));
     }
   });
+
+  test("a mirror that shares blobs lists its peers, live or down, and its peer traffic", async () => {
+    const [portA, portB, portGone] = await Promise.all([freePort(), freePort(), freePort()]);
+    const key = join(work, "peer.key");
+    await writeFile(key, "a fleet key of thirty-two bytes!\n");
+    const members = [portA, portB, portGone].map((p) => `127.0.0.1:${p}`).join(",");
+    const start = (name: string, port: number) =>
+      startFerry([
+        "mirror",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        join(work, `peer-mirror-${name}`),
+        "--upstream",
+        `http://${reg}`,
+        "--peers",
+        members,
+        "--peer-listen",
+        `127.0.0.1:${port}`,
+        "--peer-key-file",
+        key,
+      ]);
+    const mirrors = [start("a", portA), start("b", portB)];
+    let log = "";
+    mirrors[0]?.child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString("utf8");
+    });
+    try {
+      let mirrorUrl: string | undefined;
+      for (let i = 0; mirrorUrl === undefined; i++) {
+        if (mirrors[0]?.child.exitCode !== null || i > 600)
+          assert.fail(`the mirror did not start\n${log}`);
+        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
+        await sleep(25);
+      }
+      allowed.push(`${mirrorUrl}/`);
+      const p = await context.newPage();
+      await p.goto(`${mirrorUrl}/`);
+      const peerRow = (port: number) =>
+        p.locator("#peers-body tr", { hasText: `127.0.0.1:${port}` });
+      // The member nobody listens on is down once a probe has found it so; the other is live.
+      await peerRow(portGone).filter({ hasText: "down" }).waitFor({ timeout: 30_000 });
+      assert.match(await peerRow(portGone).innerText(), /down/);
+      assert.match(await peerRow(portB).innerText(), /live/);
+      assert.equal(await peerRow(portA).count(), 0); // itself is not a peer
+      assert.match(
+        await p.locator("#peer-traffic").innerText(),
+        /^This node received \d[\d.]* k?B from peers and \d[\d.]* k?B from upstreams, and sent \d[\d.]* k?B to peers; 0 transfers from peers abandoned\.$/,
+      );
+      await p.close();
+    } finally {
+      for (const m of mirrors) {
+        m.child.kill("SIGTERM");
+        await m.result;
+      }
+    }
+  });
 });

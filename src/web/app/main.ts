@@ -7,7 +7,7 @@ import { Charts } from "./charts.ts";
 import { byId } from "./dom.ts";
 import { formatBytes, formatTime } from "./format.ts";
 import { ImageGrid } from "./grid.ts";
-import { renderCached, renderRequests, renderUpstream } from "./mirror-tables.ts";
+import { renderCached, renderPeers, renderRequests, renderUpstream } from "./mirror-tables.ts";
 import "./style.css";
 import type { StatusDocument } from "./types.ts";
 
@@ -72,6 +72,8 @@ function render(doc: StatusDocument): void {
     renderUpstream(byId("upstream"), mirror.upstream ?? { state: "unknown" });
     renderCached(byId("cached-body"), mirror.repositories ?? []);
     renderRequests(byId("requests-body"), mirror.requests ?? []);
+    byId("peers").hidden = mirror.peers === undefined;
+    if (mirror.peers) renderPeers(byId("peers-body"), byId("peer-traffic"), mirror.peers);
   }
   charts.store(doc.storeUsage);
   charts.mirror(doc.mirror);

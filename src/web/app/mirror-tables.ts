@@ -1,7 +1,10 @@
-/** The mirror's tables: the tags it holds, the recent requests, and the upstream's health. */
+/**
+ * The mirror's tables: the tags it holds, the recent requests, the upstream's health and,
+ * when sharing is on, the peers and this node's peer traffic.
+ */
 import { h } from "./dom.ts";
 import { formatBytes, formatTime } from "./format.ts";
-import type { MirrorRepository, MirrorRequest, UpstreamHealth } from "./types.ts";
+import type { MirrorRepository, MirrorRequest, PeerStatus, UpstreamHealth } from "./types.ts";
 
 /** Requests shown; the document carries up to 50. */
 const REQUESTS_SHOWN = 25;
@@ -58,6 +61,26 @@ export function renderUpstream(el: HTMLElement, upstream: UpstreamHealth): void 
   ]
     .filter(Boolean)
     .join(" · ");
+}
+
+export function renderPeers(
+  body: HTMLTableSectionElement,
+  traffic: HTMLElement,
+  peers: PeerStatus,
+): void {
+  const rows = peers.members.map((m) =>
+    h(
+      "tr",
+      {},
+      h("th", { scope: "row" }, m.peer),
+      h("td", { class: m.live ? "result-hit" : "result-error" }, m.live ? "live" : "down"),
+    ),
+  );
+  body.replaceChildren(...(rows.length > 0 ? rows : [empty(2, "No other members.")]));
+  traffic.textContent =
+    `This node received ${formatBytes(peers.bytesFromPeers)} from peers and ` +
+    `${formatBytes(peers.bytesFromUpstream)} from upstreams, and sent ${formatBytes(peers.bytesToPeers)} to peers; ` +
+    `${peers.transfersAbandoned} transfer${peers.transfersAbandoned === 1 ? "" : "s"} from peers abandoned.`;
 }
 
 function empty(columns: number, text: string): HTMLTableRowElement {

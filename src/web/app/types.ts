@@ -91,6 +91,15 @@ export interface UpstreamHealth {
   readonly lastFailure?: string;
 }
 
+/** The peers a mirror shares blobs with (mirror, sharing on); traffic is this node's. */
+export interface PeerStatus {
+  readonly members: readonly { readonly peer: string; readonly live: boolean }[];
+  readonly bytesFromPeers: number;
+  readonly bytesFromUpstream: number;
+  readonly bytesToPeers: number;
+  readonly transfersAbandoned: number;
+}
+
 export interface StatusDocument {
   readonly kind?: "agent" | "mirror" | string;
   readonly node?: string;
@@ -116,5 +125,6 @@ export interface StatusDocument {
     /** Newest first. */
     readonly requests?: readonly MirrorRequest[];
     readonly upstream?: UpstreamHealth;
+    readonly peers?: PeerStatus;
   } | null;
 }
