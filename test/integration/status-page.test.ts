@@ -533,6 +533,78 @@ describe("the status page in headless Chromium against ferry agent", () => {
     }
   });
 
+  test("an agent pulling through a ferry mirror its config names says 'via mirror'", async () => {
+    const mirror = startFerry([
+      "mirror",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      join(work, "via-mirror-store"),
+      "--upstream",
+      `http://${reg}`,
+    ]);
+    let mirrorLog = "";
+    mirror.child.stderr?.on("data", (d: Buffer) => {
+      mirrorLog += d.toString("utf8");
+    });
+    const port = await freePort();
+    const dir = join(work, "via-mirror");
+    await mkdir(dir, { recursive: true });
+    let viaAgent: FerryProcess | undefined;
+    try {
+      let mirrorUrl: string | undefined;
+      for (let i = 0; mirrorUrl === undefined; i++) {
+        if (mirror.child.exitCode !== null || i > 600)
+          assert.fail(`the mirror did not start\n${mirrorLog}`);
+        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(mirrorLog)?.[1];
+        await sleep(25);
+      }
+      await writeFile(
+        join(dir, "config.yaml"),
+        `registries:\n  "${reg}":\n    mirrors: ["${mirrorUrl}"]\n`,
+      );
+      await writeFile(join(dir, "images.yaml"), `images:\n  - ${images.present}\n`);
+      viaAgent = startFerry([
+        "agent",
+        "--config",
+        join(dir, "config.yaml"),
+        "-f",
+        join(dir, "images.yaml"),
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--store",
+        join(dir, "store"),
+        "--target",
+        "store",
+      ]);
+      let log = "";
+      viaAgent.child.stderr?.on("data", (d: Buffer) => {
+        log += d.toString("utf8");
+      });
+      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
+        if (viaAgent.child.exitCode !== null || i > 600)
+          assert.fail(`the agent did not start\n${describeRun(await viaAgent.result)}`);
+        await sleep(25);
+      }
+      const origin = `http://127.0.0.1:${port}`;
+      allowed.push(`${origin}/`);
+      const p = await context.newPage();
+      await p.goto(`${origin}/`);
+      const row = p.locator("#activity-body tr", { hasText: "team/present:1" });
+      await row.filter({ hasText: "pulled" }).waitFor({ timeout: 60_000 });
+      assert.match(await row.innerText(), new RegExp(`via mirror ${new URL(mirrorUrl).host}`));
+      assert.doesNotMatch(await row.innerText(), /upstream/);
+      await p.close();
+    } finally {
+      if (viaAgent !== undefined) {
+        viaAgent.child.kill("SIGTERM");
+        await viaAgent.result;
+      }
+      mirror.child.kill("SIGTERM");
+      await mirror.result;
+    }
+  });
+
   test("ferry mirror serves the page too: hit ratio, bytes served and fetched upstream", async () => {
     const mirror = startFerry([
       "mirror",
