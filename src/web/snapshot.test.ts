@@ -57,6 +57,11 @@ describe("the server-rendered snapshot", () => {
     assert.deepEqual(JSON.parse(json ?? ""), { node: evil });
   });
 
+  it("takes a `$&` in the document as text", () => {
+    const html = renderSnapshot(INDEX, { kind: "agent", node: "n$&$'", images: [] });
+    assert.match(html, /<span id="node">n\$&amp;\$&#39;<\/span>/);
+  });
+
   it("renders the mirror's totals", () => {
     const html = renderSnapshot(INDEX, {
       kind: "mirror",

@@ -19,10 +19,13 @@ export const SNAPSHOT_MARKERS = {
 /** index.html with the document rendered in and embedded as data. */
 export function renderSnapshot(index: string, doc: StatusDocument): string {
   const kind = doc.kind ?? (doc.mirror ? "mirror" : "agent");
-  return index
-    .replace(SNAPSHOT_MARKERS.kind, ` ${escapeHtml(kind)}`)
-    .replace(SNAPSHOT_MARKERS.node, escapeHtml(doc.node ?? ""))
-    .replace(SNAPSHOT_MARKERS.body, () => `${snapshotSection(doc)}\n${dataBlock(doc)}`);
+  return (
+    index
+      // Functions, so a `$&` in the document is text, not a replacement pattern.
+      .replace(SNAPSHOT_MARKERS.kind, () => ` ${escapeHtml(kind)}`)
+      .replace(SNAPSHOT_MARKERS.node, () => escapeHtml(doc.node ?? ""))
+      .replace(SNAPSHOT_MARKERS.body, () => `${snapshotSection(doc)}\n${dataBlock(doc)}`)
+  );
 }
 
 /** The document as a JSON data block; `<` escaped so no text in it can close the element. */
