@@ -15,8 +15,8 @@ export interface ActivityEntry {
   readonly seconds?: number;
   readonly bytes?: number;
   /**
-   * Where the bytes came from: `peers`, `peers + upstream HOST`, or `upstream HOST` (the
-   * image's registry, or a mirror the registry settings put in front of it).
+   * Where the bytes came from: `peers`, `peers + upstream HOST`, `upstream HOST` (the image's
+   * registry), or `via mirror HOST` (a mirror the registry settings put in front of it answered).
    */
   readonly source: string;
   readonly error?: { readonly code: string; readonly message: string };
@@ -51,7 +51,10 @@ export class ActivityLog {
 }
 
 function sourceOf(result: WarmResult): string {
-  const upstream = `upstream ${registryOf(result.image)}`;
+  const upstream =
+    result.via === undefined
+      ? `upstream ${registryOf(result.image)}`
+      : `via mirror ${hostOf(result.via)}`;
   const peers = result.bytesFromPeers ?? 0;
   if (peers <= 0) return upstream;
   return peers >= (result.bytes ?? 0) ? "peers" : `peers + ${upstream}`;
@@ -61,4 +64,13 @@ function sourceOf(result: WarmResult): string {
 function registryOf(image: string): string {
   const slash = image.indexOf("/");
   return slash < 0 ? image : image.slice(0, slash);
+}
+
+/** `host:port` of a mirror's base URL (as the status page names registries). */
+function hostOf(base: string): string {
+  try {
+    return new URL(base).host;
+  } catch {
+    return base;
+  }
 }

@@ -26,10 +26,17 @@ export interface StoreTargetOptions {
   store: Store;
   /** Pulls into `store`; its registry client brings the credentials (TargetPullOptions.credential is not used). */
   puller: Puller;
+  /** The puller's registry client: it tells which mirror, if any, a pull went through. */
+  registry?: MirrorAnswers;
+}
+
+/** The part of registry/'s client the store target reads (agent/ does not import registry/). */
+export interface MirrorAnswers {
+  answeredFrom(domain: string): string | undefined;
 }
 
 export function createStoreTarget(options: StoreTargetOptions): Target {
-  return new StoreTarget(options.store, options.puller);
+  return new StoreTarget(options.store, options.puller, options.registry);
 }
 
 class StoreTarget implements Target {
@@ -37,10 +44,12 @@ class StoreTarget implements Target {
   readonly name: string;
   readonly #store: Store;
   readonly #puller: Puller;
+  readonly #registry: MirrorAnswers | undefined;
 
-  constructor(store: Store, puller: Puller) {
+  constructor(store: Store, puller: Puller, registry: MirrorAnswers | undefined) {
     this.#store = store;
     this.#puller = puller;
+    this.#registry = registry;
     this.name = `store (${store.root})`;
   }
 
@@ -109,6 +118,7 @@ class StoreTarget implements Target {
       ...tracker.progress(Date.now()),
       downloaded: summary.bytesDownloaded,
       fromPeers: summary.bytesFromPeers ?? 0,
+      ...viaMirror(this.#registry?.answeredFrom(ref.domain)),
     });
     // A single-platform image is taken whatever its platform: one for another is not a success.
     const record = await this.#store.findImage(summary.reference);
@@ -161,4 +171,8 @@ function unavailable(root: string, reason: string, cause?: unknown): FerryError 
       cause,
     },
   );
+}
+
+function viaMirror(mirror: string | undefined): { via?: string } {
+  return mirror === undefined ? {} : { via: mirror };
 }

@@ -37,6 +37,8 @@ export interface WarmResult {
   readonly bytes?: number;
   /** Of `bytes`, those that other nodes (peers) delivered. */
   readonly bytesFromPeers?: number;
+  /** The mirror (base URL) the pull went through, where a target can tell (ferry's store). */
+  readonly via?: string;
   /** The warm pinned the image in the target (required images, targets that pin). */
   readonly pinned?: boolean;
 }
@@ -57,6 +59,8 @@ export interface PullProgress {
   readonly downloaded: number;
   /** Of `downloaded`, bytes peers delivered (known when the pull ends). */
   readonly fromPeers?: number;
+  /** The mirror (base URL) the pull went through, when one answered instead of the registry. */
+  readonly via?: string;
   readonly bytesPerSecond: number;
 }
 

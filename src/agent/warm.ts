@@ -71,6 +71,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
       let pulled = false;
       let bytes: number | undefined;
       let fromPeers: number | undefined;
+      let via: string | undefined;
       const presence = await withRetries(retries, backoff, signal, async () => {
         const found = await target.status(entry.ref, signal, entry.platform);
         if (found.present) return found;
@@ -84,6 +85,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
           onProgress: (progress) => {
             bytes = progress.downloaded;
             fromPeers = progress.fromPeers;
+            via = progress.via;
             options.onProgress?.({ ...base, state: "pulling", progress });
           },
         };
@@ -100,6 +102,7 @@ export function createWarmFunction(options: WarmOptions): WarmFunction {
         ...(pulled ? { seconds: Math.round(performance.now() - started) / 1000 } : {}),
         ...(pulled && bytes !== undefined ? { bytes } : {}),
         ...(pulled && fromPeers ? { bytesFromPeers: fromPeers } : {}),
+        ...(pulled && via !== undefined ? { via } : {}),
         ...(pinned ? { pinned } : {}),
       };
     });

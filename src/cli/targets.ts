@@ -107,7 +107,7 @@ export async function openTargets(
         const registry = createRegistryClient({ config: flags.config, credentials, output });
         const puller = new Puller({ registry, store });
         closers.push(() => puller.close());
-        targets.push(createStoreTarget({ store, puller }));
+        targets.push(createStoreTarget({ store, puller, registry }));
       } else {
         // Without a flag, the runtime module reads DOCKER_HOST / CONTAINER_RUNTIME_ENDPOINT from env.
         const endpoint = kind === "docker" ? flags["docker-host"] : flags["cri-endpoint"];

@@ -1,4 +1,5 @@
 import type { Metrics } from "../observe/index.ts";
+import { creditRequest } from "./request-log.ts";
 
 /** Sums over every label of the counters the status page shows. */
 export interface MirrorTotals {
@@ -10,6 +11,14 @@ export interface MirrorTotals {
 
 type Counter = (labels?: Record<string, string>, by?: number) => void;
 
+/** A counter that also credits the request it counts for (the status page's request log). */
+const credited =
+  (counter: Counter): Counter =>
+  (labels, by = 1) => {
+    creditRequest("stale", by);
+    counter(labels, by);
+  };
+
 /** The mirror's Prometheus counters (`/metrics`), some also summed for the status page. */
 export function mirrorCounters(m: Metrics) {
   const totals: MirrorTotals = { hits: 0, misses: 0, bytesServed: 0, bytesUpstream: 0 };
@@ -17,6 +26,7 @@ export function mirrorCounters(m: Metrics) {
     (counter: Counter, key: keyof MirrorTotals): Counter =>
     (labels, by = 1) => {
       totals[key] += by;
+      if (key !== "bytesUpstream") creditRequest(key, by);
       counter(labels, by);
     };
   return {
@@ -53,9 +63,11 @@ export function mirrorCounters(m: Metrics) {
       "ferry_mirror_store_disk_full",
       "1 while writes to the store find its disk full (what it holds is still served).",
     ),
-    stale: m.counter(
-      "ferry_mirror_stale_serves_total",
-      "Tags answered from the store because the upstream failed.",
+    stale: credited(
+      m.counter(
+        "ferry_mirror_stale_serves_total",
+        "Tags answered from the store because the upstream failed.",
+      ),
     ),
   };
 }

@@ -6,7 +6,11 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import type { Metrics } from "../observe/index.ts";
+import type { PeerNode } from "../peer/index.ts";
 import type { Mirror } from "./mirror.ts";
+import { peerStatus } from "./peer-status.ts";
+import { RequestLog } from "./request-log.ts";
 import { createMirrorStatus } from "./status.ts";
 
 export interface MirrorServerOptions {
@@ -19,6 +23,8 @@ export interface MirrorServerOptions {
   maxConnections?: number;
   /** A connection without a request in progress, or whose request head is still arriving, is closed after this. Default 30 s. */
   idleTimeoutMs?: number;
+  /** The status page's peers: the node that shares blobs and the registry it counts in. */
+  peers?: { node: PeerNode; metrics: Metrics };
 }
 
 export interface RunningMirror {
@@ -33,7 +39,14 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
   const active = new Set<ServerResponse>();
   /** Connections with a response in progress: never idle, however long the upstream takes. */
   const busy = new Set<Socket>();
-  const status = createMirrorStatus(options.mirror, options.log);
+  const requests = new RequestLog();
+  const peers = options.peers;
+  const status = createMirrorStatus(
+    options.mirror,
+    options.log,
+    requests,
+    peers === undefined ? undefined : () => peerStatus(peers.node, peers.metrics),
+  );
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     active.add(res);
@@ -52,7 +65,7 @@ export async function startMirrorServer(options: MirrorServerOptions): Promise<R
       });
     });
     if (status.handle(req, res)) return;
-    void options.mirror.handle(req, res);
+    void requests.track(req, res, () => options.mirror.handle(req, res));
   };
   const idleMs = options.idleTimeoutMs ?? 30_000;
   // Expired heads are looked for this often (Node's default, 30 s, would outlive a short timeout).

@@ -1,15 +1,20 @@
 /**
  * The mirror's status page and `/status`: hits, misses, bytes served and fetched upstream
- * (totals and a sampled history), and the store's size over time. Read-only.
+ * (totals and a sampled history), the store's size over time, the cached tags, the recent
+ * requests and how the upstream answered lately. Read-only.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { hostname } from "node:os";
-import { diskUsage, measureFilesystem } from "../store/index.ts";
+import { type DiskUsage, diskUsage, measureFilesystem } from "../store/index.ts";
 import { createStatusPage, redactSecrets, Sampler } from "../web/index.ts";
 import type { Mirror } from "./mirror.ts";
+import type { PeerStatus } from "./peer-status.ts";
+import type { RequestLog } from "./request-log.ts";
 
 /** How often the history is sampled (an hour of samples kept). */
 const SAMPLE_EVERY_MS = 10_000;
+/** Requests the document carries (newest first); the log keeps more. */
+const REQUESTS_SHOWN = 50;
 
 export interface MirrorStatus {
   /** Answers `/status` and the page's paths; false for anything else (the registry API). */
@@ -20,7 +25,11 @@ export interface MirrorStatus {
 export function createMirrorStatus(
   mirror: Mirror,
   log: (entry: Record<string, unknown>) => void,
+  requests: RequestLog,
+  peers?: () => PeerStatus,
 ): MirrorStatus {
+  /** The store's images at the last measurement: the cached tags the page lists. */
+  let cached: DiskUsage["images"] = [];
   const counters = new Sampler({ measure: () => ({ ...mirror.totals }), everyMs: SAMPLE_EVERY_MS });
   const store = new Sampler({
     measure: async () => {
@@ -30,6 +39,7 @@ export function createMirrorStatus(
       ]);
       const usedPercent =
         fs.capacity > 0 ? 100 - Math.floor((fs.available * 100) / fs.capacity) : 0;
+      cached = usage.images;
       return { bytes: usage.bytes, usedPercent };
     },
     everyMs: SAMPLE_EVERY_MS,
@@ -50,6 +60,19 @@ export function createMirrorStatus(
       mirror: {
         ...mirror.totals,
         samples: [...counters.samples(), { ...mirror.totals, t: Date.now() }],
+        repositories: cached.map((image) => {
+          const seen =
+            requests.tag(image.reference) ?? requests.tag(withoutRegistry(image.reference));
+          return {
+            image: image.reference,
+            bytes: image.bytes,
+            lastUsed: seen?.lastUsed ?? image.lastUsedAt,
+            hits: seen?.hits ?? 0,
+          };
+        }),
+        requests: requests.requests().slice(-REQUESTS_SHOWN).reverse(),
+        upstream: requests.upstream(),
+        ...(peers === undefined ? {} : { peers: peers() }),
       },
       storeUsage: { samples: store.samples() },
       disk: mirror.store.pressure.condition(),
@@ -82,4 +105,10 @@ export function createMirrorStatus(
       store.stop();
     },
   };
+}
+
+/** A stored reference as a client without `?ns=` names it: the default registry is implied. */
+function withoutRegistry(reference: string): string {
+  const slash = reference.indexOf("/");
+  return slash < 0 ? reference : reference.slice(slash + 1);
 }

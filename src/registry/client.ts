@@ -298,6 +298,12 @@ export class RegistryClient {
     };
   }
 
+  /** The mirror that last answered for a registry's repositories; undefined when the registry itself did. */
+  answeredFrom(domain: string): string | undefined {
+    const endpoint = this.#preferred.get(domain);
+    return endpoint?.mirror ? endpoint.base : undefined;
+  }
+
   /** A mirror failed mid-pull: stop using it in this process and say so. */
   mirrorFailed(domain: string, mirrorBase: string, reason: string): void {
     if (this.#down.has(mirrorBase)) return;

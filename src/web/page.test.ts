@@ -86,7 +86,10 @@ describe("status page route", () => {
     dir = await mkdtemp(join(tmpdir(), "ferry-web-"));
     const assets = join(dir, "web");
     await mkdir(join(assets, "assets"), { recursive: true });
-    await writeFile(join(assets, "index.html"), "<!doctype html><title>ferry</title>");
+    await writeFile(
+      join(assets, "index.html"),
+      "<!doctype html><title>ferry</title><main><!--ferry:snapshot--></main>",
+    );
     await writeFile(join(assets, "assets", "main-AB12.js"), "console.log(1)");
     await writeFile(join(assets, "assets", "main-AB12.css"), "body{}");
     await writeFile(join(dir, "outside.txt"), "not for the page");
@@ -110,22 +113,30 @@ describe("status page route", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("serves index.html to be revalidated, with a strict content security policy", async () => {
+  it("serves index.html with the current document rendered in, never cached, with a strict content security policy", async () => {
+    doc = { node: "n1", images: [{ image: "r.test/app:1" }], webhooks: { secret: "s3cr3t-value" } };
     const r = await get(`${base}/`);
     assert.equal(r.status, 200);
     assert.equal(r.headers["content-type"], "text/html; charset=utf-8");
-    assert.equal(r.headers["cache-control"], "no-cache");
+    assert.equal(r.headers["cache-control"], "no-store");
     assert.equal(r.headers["x-content-type-options"], "nosniff");
     assert.match(
       String(r.headers["content-security-policy"]),
       /default-src 'none'; script-src 'self'/,
     );
     assert.match(r.body, /<title>ferry<\/title>/);
-    const again = await get(`${base}/index.html`, {
-      headers: { "if-none-match": String(r.headers.etag) },
-    });
-    assert.equal(again.status, 304);
-    assert.equal(again.body, "");
+    assert.match(
+      r.body,
+      /<section id="snapshot"[\s\S]*<th scope="row"><span class="image-name">r\.test\/app:1/,
+    );
+    const data = /<script type="application\/json" id="initial-status">(.*?)<\/script>/.exec(
+      r.body,
+    );
+    assert.equal((JSON.parse(data?.[1] ?? "{}") as { node?: string }).node, "n1");
+    assert.doesNotMatch(r.body, /s3cr3t-value/);
+    const head = await get(`${base}/index.html`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
   });
 
   it("serves hashed assets as immutable, with their content types; HEAD has no body", async () => {

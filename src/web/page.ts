@@ -6,6 +6,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Asset, type AssetSet, isAssetName, loadAssets, loadDefaultAssets } from "./assets.ts";
 import { redactSecrets } from "./redact.ts";
+import { renderSnapshot } from "./snapshot.ts";
+import type { StatusDocument } from "./app/types.ts";
 
 export interface StatusPageOptions {
   /** The document the page renders: the same one `/status` serves. */
@@ -63,7 +65,8 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
         "The status page is not built: run `npm run build:web` in ferry's directory.\n",
       );
     }
-    const found = name === undefined ? set.index : set.files.get(name);
+    if (name === undefined) return sendIndex(req, res, set.index, await options.status());
+    const found = set.files.get(name);
     if (found === undefined) return text(res, 404, "no such asset\n");
     sendAsset(req, res, found);
   };
@@ -126,6 +129,24 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, asset: Asset): voi
     ...headers,
     ...(asset.gzipped === undefined ? {} : { vary: "accept-encoding" }),
     ...(gzip ? { "content-encoding": "gzip" } : {}),
+    "content-length": body.length,
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * index.html with the current document rendered in (and embedded as data for the front end's
+ * first render), so the first paint shows data. Never cached: it is the state of now.
+ */
+function sendIndex(req: IncomingMessage, res: ServerResponse, index: Asset, doc: unknown): void {
+  const safe = redactSecrets(doc);
+  const body = Buffer.from(
+    renderSnapshot(index.body.toString("utf8"), (isRecord(safe) ? safe : {}) as StatusDocument),
+  );
+  res.writeHead(200, {
+    ...SECURITY_HEADERS,
+    "content-type": index.type,
+    "cache-control": "no-store",
     "content-length": body.length,
   });
   res.end(req.method === "HEAD" ? undefined : body);

@@ -326,6 +326,8 @@ describe("the status page in headless Chromium against ferry agent", () => {
     const header = (image: string) => page.locator(`tr[data-image="${image}"] th`);
     assert.match(await header(images.present).innerText(), /required/);
     assert.doesNotMatch(await header(images.queued).innerText(), /required/);
+    assert.match(await header(images.queued).innerText(), /optional/);
+    assert.doesNotMatch(await header(images.present).innerText(), /optional/);
     for (const target of ["store", "containerd"]) {
       assert.match(await cell(images.present, target).innerText(), /pinned/);
       assert.doesNotMatch(await cell(images.queued, target).innerText(), /pinned/);
@@ -357,6 +359,63 @@ describe("the status page in headless Chromium against ferry agent", () => {
     );
     assert.equal(await page.locator("#chart-store canvas").count(), 1);
     assert.equal(await page.locator("#chart-durations canvas").count(), 1);
+    // Away from the cursor the legends show the newest values, never blanks.
+    const legend = await page.locator("#chart-store .u-legend").innerText();
+    assert.match(
+      legend,
+      /filesystem used:?\s*\d+%[\s\S]*prune starts:?\s*95%[\s\S]*prune stops:?\s*90%/,
+    );
+    // The newest sample: what the summary under the chart says the store holds.
+    const holds = /Store holds (\S+ \S+);/.exec(
+      await page.locator("#chart-store-summary").innerText(),
+    )?.[1];
+    assert.match(legend, new RegExp(`store size:?\\s*${holds}`));
+    assert.doesNotMatch(legend, /--|–/);
+  });
+
+  test("the first paint has the data: without JavaScript, and before the event stream delivers", async () => {
+    const html = await get(`${url}/`);
+    assert.match(
+      html,
+      new RegExp(`data-image="${images.absent}"[^<]*<th[\\s\\S]*?data-state="failed"`),
+    );
+    assert.doesNotMatch(html, new RegExp(SECRET));
+
+    const noScript = await browser.newContext({ javaScriptEnabled: false });
+    await noScript.route("**/*", (route) =>
+      route.request().url().startsWith(`${url}/`) ? route.continue() : route.abort(),
+    );
+    const plain = await noScript.newPage();
+    await plain.goto(`${url}/`);
+    const snapshotCell = (image: string, target: string) =>
+      plain.locator(`#snapshot tr[data-image="${image}"] td[data-column="${target}"]`);
+    assert.equal(await snapshotCell(images.absent, "store").getAttribute("data-state"), "failed");
+    assert.match(await snapshotCell(images.absent, "store").innerText(), /failed FERRY_/);
+    assert.match(await snapshotCell(images.big, "containerd").innerText(), /present/);
+    assert.match(await plain.locator("#snapshot").innerText(), /Recent activity[\s\S]*team\/big:1/);
+    assert.match(await plain.locator("#title").innerText(), /^ferry agent$/);
+    await noScript.close();
+
+    // With JavaScript but no event stream: the page renders the document it came with.
+    const noStream = await browser.newContext();
+    await noStream.route("**/*", (route) => {
+      const target = route.request().url();
+      return target.startsWith(`${url}/`) && !target.endsWith("/events")
+        ? route.continue()
+        : route.abort();
+    });
+    const early = await noStream.newPage();
+    await early.goto(`${url}/`);
+    await early.waitForSelector(`#grid tr[data-image="${images.absent}"]`);
+    assert.equal(
+      await early
+        .locator(`#grid tr[data-image="${images.absent}"] td[data-column="store"]`)
+        .getAttribute("data-state"),
+      "failed",
+    );
+    assert.equal(await early.locator("#snapshot").count(), 0);
+    assert.notEqual(await early.locator("#connection").getAttribute("data-state"), "live");
+    await noStream.close();
   });
 
   test("the keyboard reaches the filter and the rows; the filter narrows the grid", async () => {
@@ -436,6 +495,116 @@ describe("the status page in headless Chromium against ferry agent", () => {
     await page.close();
   });
 
+  test("an agent without a store shows no store chart", async () => {
+    const port = await freePort();
+    const storeless = startFerry([
+      "agent",
+      "-f",
+      join(work, "images.yaml"),
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--target",
+      "containerd",
+      "--cri-endpoint",
+      `unix://${containerd.socket}`,
+    ]);
+    let log = "";
+    storeless.child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString("utf8");
+    });
+    try {
+      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
+        if (storeless.child.exitCode !== null || i > 600)
+          assert.fail(`the agent did not start\n${describeRun(await storeless.result)}`);
+        await sleep(25);
+      }
+      const origin = `http://127.0.0.1:${port}`;
+      allowed.push(`${origin}/`);
+      const p = await context.newPage();
+      await p.goto(`${origin}/`);
+      await p.waitForSelector("#grid tbody tr");
+      assert.equal(await p.locator("#chart-store").isVisible(), false);
+      assert.equal(await p.locator("#chart-durations").isVisible(), true);
+      assert.doesNotMatch(await p.locator("#charts").innerText(), /no store/);
+      await p.close();
+    } finally {
+      storeless.child.kill("SIGTERM");
+      await storeless.result;
+    }
+  });
+
+  test("an agent pulling through a ferry mirror its config names says 'via mirror'", async () => {
+    const mirror = startFerry([
+      "mirror",
+      "--listen",
+      "127.0.0.1:0",
+      "--store",
+      join(work, "via-mirror-store"),
+      "--upstream",
+      `http://${reg}`,
+    ]);
+    let mirrorLog = "";
+    mirror.child.stderr?.on("data", (d: Buffer) => {
+      mirrorLog += d.toString("utf8");
+    });
+    const port = await freePort();
+    const dir = join(work, "via-mirror");
+    await mkdir(dir, { recursive: true });
+    let viaAgent: FerryProcess | undefined;
+    try {
+      let mirrorUrl: string | undefined;
+      for (let i = 0; mirrorUrl === undefined; i++) {
+        if (mirror.child.exitCode !== null || i > 600)
+          assert.fail(`the mirror did not start\n${mirrorLog}`);
+        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(mirrorLog)?.[1];
+        await sleep(25);
+      }
+      await writeFile(
+        join(dir, "config.yaml"),
+        `registries:\n  "${reg}":\n    mirrors: ["${mirrorUrl}"]\n`,
+      );
+      await writeFile(join(dir, "images.yaml"), `images:\n  - ${images.present}\n`);
+      viaAgent = startFerry([
+        "agent",
+        "--config",
+        join(dir, "config.yaml"),
+        "-f",
+        join(dir, "images.yaml"),
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--store",
+        join(dir, "store"),
+        "--target",
+        "store",
+      ]);
+      let log = "";
+      viaAgent.child.stderr?.on("data", (d: Buffer) => {
+        log += d.toString("utf8");
+      });
+      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
+        if (viaAgent.child.exitCode !== null || i > 600)
+          assert.fail(`the agent did not start\n${describeRun(await viaAgent.result)}`);
+        await sleep(25);
+      }
+      const origin = `http://127.0.0.1:${port}`;
+      allowed.push(`${origin}/`);
+      const p = await context.newPage();
+      await p.goto(`${origin}/`);
+      const row = p.locator("#activity-body tr", { hasText: "team/present:1" });
+      await row.filter({ hasText: "pulled" }).waitFor({ timeout: 60_000 });
+      assert.match(await row.innerText(), new RegExp(`via mirror ${new URL(mirrorUrl).host}`));
+      assert.doesNotMatch(await row.innerText(), /upstream/);
+      await p.close();
+    } finally {
+      if (viaAgent !== undefined) {
+        viaAgent.child.kill("SIGTERM");
+        await viaAgent.result;
+      }
+      mirror.child.kill("SIGTERM");
+      await mirror.result;
+    }
+  });
+
   test("ferry mirror serves the page too: hit ratio, bytes served and fetched upstream", async () => {
     const mirror = startFerry([
       "mirror",
@@ -495,12 +664,36 @@ describe("the status page in headless Chromium against ferry agent", () => {
         /^\d+% of \d+ requests answered from the store; 20\.\d MB served, 10\.\d MB fetched upstream\.$/,
       );
       assert.equal(await mirrorPage.locator("#chart-mirror canvas").count(), 1);
+      // The tags it holds, the requests it answered, the upstream's health.
+      const cachedRow = mirrorPage.locator("#cached-body tr", { hasText: "team/big:1" });
+      await cachedRow.waitFor();
+      assert.match(await cachedRow.innerText(), /team\/big:1\s+10\.\d MB\s+\d\d:\d\d:\d\d\s+[1-9]/);
+      const requestRows = await mirrorPage.locator("#requests-body tr").allInnerTexts();
+      assert.ok(
+        requestRows.some((r) => /127\.0\.0\.1\s+team\/big@sha256:\w+\s+miss\s+10\.\d MB/.test(r)),
+        requestRows.join("\n"),
+      );
+      assert.ok(
+        requestRows.some((r) => /127\.0\.0\.1\s+team\/big@sha256:\w+\s+hit\s+10\.\d MB/.test(r)),
+        requestRows.join("\n"),
+      );
+      assert.match(await mirrorPage.locator("#upstream").innerText(), /^Upstream answering/);
+      // No retention policy: no watermark lines, so no legend entries for them; no blanks.
+      const storeLegend = await mirrorPage.locator("#chart-store .u-legend").innerText();
+      assert.doesNotMatch(storeLegend, /prune/);
+      const mirrorLegend = await mirrorPage.locator("#chart-mirror .u-legend").innerText();
+      assert.match(mirrorLegend, /hit ratio:?\s*\d+%[\s\S]*bytes served:?\s*20\.\d MB/);
+      assert.doesNotMatch(`${storeLegend}\n${mirrorLegend}`, /--|–/);
       assert.equal(await mirrorPage.locator("#images").isVisible(), false);
       assert.match(await mirrorPage.title(), /^ferry mirror/);
-      await mirrorPage.screenshot({
-        path: join(ARTIFACTS, "status-page-mirror.png"),
-        fullPage: true,
-      });
+      const mirrorShot = join(ARTIFACTS, "status-page-mirror.png");
+      await mirrorPage.screenshot({ path: mirrorShot, fullPage: true });
+      const docsMirrorShot = join(ROOT, "docs/status-page-mirror.png");
+      if (
+        process.env.UPDATE_DOCS_SCREENSHOT ||
+        !(await stat(docsMirrorShot).catch(() => undefined))
+      )
+        await copyFile(mirrorShot, docsMirrorShot);
       await mirrorPage.close();
       assert.deepEqual(blocked, []);
       assert.deepEqual(errors, []);
@@ -508,6 +701,63 @@ describe("the status page in headless Chromium against ferry agent", () => {
       mirror.child.kill("SIGTERM");
       const result = await mirror.result;
       assert.equal(result.code, 0, describeRun(result));
+    }
+  });
+
+  test("a mirror that shares blobs lists its peers, live or down, and its peer traffic", async () => {
+    const [portA, portB, portGone] = await Promise.all([freePort(), freePort(), freePort()]);
+    const key = join(work, "peer.key");
+    await writeFile(key, "a fleet key of thirty-two bytes!\n");
+    const members = [portA, portB, portGone].map((p) => `127.0.0.1:${p}`).join(",");
+    const start = (name: string, port: number) =>
+      startFerry([
+        "mirror",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        join(work, `peer-mirror-${name}`),
+        "--upstream",
+        `http://${reg}`,
+        "--peers",
+        members,
+        "--peer-listen",
+        `127.0.0.1:${port}`,
+        "--peer-key-file",
+        key,
+      ]);
+    const mirrors = [start("a", portA), start("b", portB)];
+    let log = "";
+    mirrors[0]?.child.stderr?.on("data", (d: Buffer) => {
+      log += d.toString("utf8");
+    });
+    try {
+      let mirrorUrl: string | undefined;
+      for (let i = 0; mirrorUrl === undefined; i++) {
+        if (mirrors[0]?.child.exitCode !== null || i > 600)
+          assert.fail(`the mirror did not start\n${log}`);
+        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
+        await sleep(25);
+      }
+      allowed.push(`${mirrorUrl}/`);
+      const p = await context.newPage();
+      await p.goto(`${mirrorUrl}/`);
+      const peerRow = (port: number) =>
+        p.locator("#peers-body tr", { hasText: `127.0.0.1:${port}` });
+      // The member nobody listens on is down once a probe has found it so; the other is live.
+      await peerRow(portGone).filter({ hasText: "down" }).waitFor({ timeout: 30_000 });
+      assert.match(await peerRow(portGone).innerText(), /down/);
+      assert.match(await peerRow(portB).innerText(), /live/);
+      assert.equal(await peerRow(portA).count(), 0); // itself is not a peer
+      assert.match(
+        await p.locator("#peer-traffic").innerText(),
+        /^This node received \d[\d.]* k?B from peers and \d[\d.]* k?B from upstreams, and sent \d[\d.]* k?B to peers; 0 transfers from peers abandoned\.$/,
+      );
+      await p.close();
+    } finally {
+      for (const m of mirrors) {
+        m.child.kill("SIGTERM");
+        await m.result;
+      }
     }
   });
 });

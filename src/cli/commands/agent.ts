@@ -295,7 +295,7 @@ async function openAgentTargets(
   const puller = new MeteredPuller({ registry, store }, (bytes) =>
     hooks.onPulledBytes("store", bytes),
   );
-  const storeTarget = createStoreTarget({ store, puller });
+  const storeTarget = createStoreTarget({ store, puller, registry });
   return {
     targets: kinds.map((k) =>
       k === "store" ? storeTarget : (runtimes.targets.find((t) => t.kind === k) as Target),

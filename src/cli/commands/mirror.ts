@@ -203,6 +203,7 @@ export async function mirrorCommand(
     log,
     maxConnections,
     idleTimeoutMs,
+    ...(peerNode === undefined ? {} : { peers: { node: peerNode, metrics } }),
   });
   if (peerNode !== undefined && peering?.listen !== undefined && members !== undefined) {
     const self = peering.listen.self;

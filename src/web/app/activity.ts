@@ -1,24 +1,15 @@
 /** Recent activity: the last pulls, failures first, newest first within each. */
 import { h } from "./dom.ts";
 import { formatBytes, formatSeconds, formatTime } from "./format.ts";
+import { ACTIVITY_SHOWN, orderActivity } from "./order.ts";
 import type { ActivityEntry } from "./types.ts";
-
-const SHOWN = 25;
-
-export function orderActivity(entries: readonly ActivityEntry[]): ActivityEntry[] {
-  return [...entries].sort((a, b) => {
-    const fa = a.result === "failed" ? 0 : 1;
-    const fb = b.result === "failed" ? 0 : 1;
-    return fa - fb || Date.parse(b.at) - Date.parse(a.at);
-  });
-}
 
 export function renderActivity(
   body: HTMLTableSectionElement,
   entries: readonly ActivityEntry[],
 ): void {
   const rows = orderActivity(entries)
-    .slice(0, SHOWN)
+    .slice(0, ACTIVITY_SHOWN)
     .map((a) =>
       h(
         "tr",

@@ -80,15 +80,21 @@ class Chart {
 
   set(data: uPlot.AlignedData): void {
     this.#data = data;
-    if (this.#plot === undefined) this.rebuild();
-    else this.#plot.setData(data);
+    if (this.#plot === undefined || this.#plot.series.length !== data.length) this.rebuild();
+    else {
+      this.#plot.setData(data);
+      showLatest(this.#plot);
+    }
   }
 
   rebuild(): void {
     this.#plot?.destroy();
     this.#plot = undefined;
     if (this.#data === undefined) return;
-    this.#plot = new uPlot(this.#make(palette(), this.#width()), this.#data, this.#host);
+    const options = this.#make(palette(), this.#width());
+    options.hooks = { ...options.hooks, setLegend: [showLatest] };
+    this.#plot = new uPlot(options, this.#data, this.#host);
+    showLatest(this.#plot);
   }
 
   #width(): number {
@@ -100,6 +106,14 @@ class Chart {
     const width = this.#width();
     if (width !== this.#plot.width) this.#plot.setSize({ width, height: this.#plot.height });
   }
+}
+
+/** Away from the cursor the legend shows the newest values, not blanks. */
+function showLatest(u: uPlot): void {
+  const last = (u.data[0]?.length ?? 0) - 1;
+  // uPlot parks the cursor at a negative position when it is not over the plot.
+  const away = u.cursor.left === undefined || u.cursor.left < 0;
+  if (away && last >= 0 && u.legend.idx !== last) u.setLegend({ idx: last }, false);
 }
 
 export class Charts {
@@ -133,17 +147,31 @@ export class Charts {
       series: [
         {},
         { label: "filesystem used", scale: "%", stroke: p.a, width: 2, value: (_u, v) => pct(v) },
-        {
-          label: "prune starts",
-          scale: "%",
-          stroke: p.warn,
-          dash: [6, 4],
-          value: (_u, v) => pct(v),
-        },
-        { label: "prune stops", scale: "%", stroke: p.c, dash: [2, 4], value: (_u, v) => pct(v) },
+        // The watermarks only exist with a retention policy: no legend entry without a line.
+        ...(this.#watermarks.high === undefined
+          ? []
+          : [
+              {
+                label: "prune starts",
+                scale: "%",
+                stroke: p.warn,
+                dash: [6, 4],
+                value: (_u: uPlot, v: number | null) => pct(v),
+              },
+              {
+                label: "prune stops",
+                scale: "%",
+                stroke: p.c,
+                dash: [2, 4],
+                value: (_u: uPlot, v: number | null) => pct(v),
+              },
+            ]),
         { label: "store size", scale: "bytes", stroke: p.b, width: 2, value: (_u, v) => bytes(v) },
       ],
-      axes: axes(p, { left: PERCENT_AXIS, right: BYTES_AXIS }),
+      axes: axes(p, {
+        left: { ...PERCENT_AXIS, label: "filesystem used" },
+        right: { ...BYTES_AXIS, label: "store size" },
+      }),
     }));
     this.#mirror = new Chart(hosts.mirror, (p, width) => ({
       width,
@@ -171,7 +199,10 @@ export class Charts {
           value: (_u, v) => bytes(v),
         },
       ],
-      axes: axes(p, { left: PERCENT_AXIS, right: BYTES_AXIS }),
+      axes: axes(p, {
+        left: { ...PERCENT_AXIS, label: "hit ratio" },
+        right: { ...BYTES_AXIS, label: "bytes (total)" },
+      }),
     }));
     this.#durations = new Chart(hosts.durations, (p, width) => ({
       width,
@@ -191,6 +222,8 @@ export class Charts {
           points: { show: false },
         },
       ],
+      // One bar per bucket: there is no "latest" value to show, only the cursor's.
+      legend: { live: false },
       axes: axes(p, { x: BUCKET_AXIS, left: COUNT_AXIS }),
     }));
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
@@ -206,18 +239,17 @@ export class Charts {
       | null
       | undefined,
   ): void {
-    if (usage === null || usage === undefined) {
-      this.#summaries.store.textContent = "This listener has no store to measure.";
-      return;
-    }
+    const figure = this.#summaries.store.closest("figure");
+    // No store (an agent with runtime targets only): nothing to chart, so no empty box.
+    if (figure) figure.hidden = usage === null || usage === undefined;
+    if (usage === null || usage === undefined) return;
     this.#watermarks = { high: usage.highPercent, low: usage.lowPercent };
     const s = usage.samples;
     const wm = (v: number | undefined) => s.map(() => v ?? null);
     this.#store.set([
       s.map((x) => x.t / 1000),
       s.map((x) => x.usedPercent),
-      wm(this.#watermarks.high),
-      wm(this.#watermarks.low),
+      ...(usage.highPercent === undefined ? [] : [wm(usage.highPercent), wm(usage.lowPercent)]),
       s.map((x) => x.bytes),
     ]);
     const last = s[s.length - 1];
@@ -280,8 +312,12 @@ export class Charts {
 }
 
 /** A single sample still gets a readable time axis: a minute either side. */
-function timeRange(_u: uPlot, min: number, max: number): uPlot.Range.MinMax {
-  return min === max ? [min - 60, max + 60] : [min, max];
+function timeRange(u: uPlot, min: number, max: number): uPlot.Range.MinMax {
+  // uPlot widens a single point's range by years; the data's own ends are what we want.
+  const xs = u.data[0] ?? [];
+  const lo = xs[0] ?? min;
+  const hi = xs[xs.length - 1] ?? max;
+  return lo === hi ? [lo - 60, hi + 60] : [lo, hi];
 }
 
 function pct(v: number | null): string {

@@ -4,17 +4,9 @@
  */
 import { h } from "./dom.ts";
 import { formatBytes, formatRate, formatTime } from "./format.ts";
+import { STATE_LABELS as LABELS } from "./states.ts";
 import type { Cell, ImageRow, StatusDocument } from "./types.ts";
 
-const LABELS: Readonly<Record<string, string>> = {
-  present: "present",
-  pulled: "present",
-  pulling: "pulling",
-  missing: "missing",
-  failed: "failed",
-  // Not looked at yet (queued): not there as far as anyone knows.
-  unknown: "missing",
-};
 const ICONS: Readonly<Record<string, string>> = {
   present: "✓",
   pulled: "✓",
@@ -164,7 +156,11 @@ function rowHeader(image: ImageRow): HTMLTableCellElement {
           { class: "badge required", title: "required: readiness waits for it" },
           "required",
         )
-      : null,
+      : h(
+          "span",
+          { class: "badge optional", title: "optional: readiness does not wait for it" },
+          "optional",
+        ),
     image.source === "webhook"
       ? h(
           "span",

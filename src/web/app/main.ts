@@ -7,6 +7,7 @@ import { Charts } from "./charts.ts";
 import { byId } from "./dom.ts";
 import { formatBytes, formatTime } from "./format.ts";
 import { ImageGrid } from "./grid.ts";
+import { renderCached, renderPeers, renderRequests, renderUpstream } from "./mirror-tables.ts";
 import "./style.css";
 import type { StatusDocument } from "./types.ts";
 
@@ -65,6 +66,15 @@ function render(doc: StatusDocument): void {
   byId("count-store").textContent = last ? formatBytes(last.bytes) : "–";
   byId("count-queue").textContent = String(doc.queue?.depth ?? "–");
   if (doc.activity !== undefined) renderActivity(byId("activity-body"), doc.activity);
+  const mirror = doc.mirror;
+  byId("mirror-section").hidden = !mirror;
+  if (mirror) {
+    renderUpstream(byId("upstream"), mirror.upstream ?? { state: "unknown" });
+    renderCached(byId("cached-body"), mirror.repositories ?? []);
+    renderRequests(byId("requests-body"), mirror.requests ?? []);
+    byId("peers").hidden = mirror.peers === undefined;
+    if (mirror.peers) renderPeers(byId("peers-body"), byId("peer-traffic"), mirror.peers);
+  }
   charts.store(doc.storeUsage);
   charts.mirror(doc.mirror);
   byId("chart-durations").closest("figure")!.hidden = doc.activity === undefined;
@@ -98,5 +108,13 @@ function connect(): void {
   }, 1_000);
 }
 
+/** The document the server rendered the page with: shown at once, before the stream delivers. */
+function renderInitial(): void {
+  const data = document.getElementById("initial-status");
+  document.getElementById("snapshot")?.remove();
+  if (data?.textContent) render(JSON.parse(data.textContent) as StatusDocument);
+}
+
 setConnection("connecting");
+renderInitial();
 connect();

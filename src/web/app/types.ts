@@ -65,6 +65,41 @@ export interface MirrorSample {
   readonly bytesUpstream: number;
 }
 
+/** A tag the mirror holds (mirror). */
+export interface MirrorRepository {
+  readonly image: string;
+  readonly bytes: number;
+  readonly lastUsed?: string;
+  /** Manifest requests answered from the store since the mirror started. */
+  readonly hits: number;
+}
+
+/** One manifest or blob request the mirror answered (mirror). */
+export interface MirrorRequest {
+  readonly at: string;
+  readonly client: string;
+  readonly image: string;
+  readonly kind: string;
+  readonly result: "hit" | "miss" | "error" | string;
+  readonly status: number;
+  readonly bytes: number;
+}
+
+export interface UpstreamHealth {
+  readonly state: "ok" | "failing" | "unknown" | string;
+  readonly lastOk?: string;
+  readonly lastFailure?: string;
+}
+
+/** The peers a mirror shares blobs with (mirror, sharing on); traffic is this node's. */
+export interface PeerStatus {
+  readonly members: readonly { readonly peer: string; readonly live: boolean }[];
+  readonly bytesFromPeers: number;
+  readonly bytesFromUpstream: number;
+  readonly bytesToPeers: number;
+  readonly transfersAbandoned: number;
+}
+
 export interface StatusDocument {
   readonly kind?: "agent" | "mirror" | string;
   readonly node?: string;
@@ -86,5 +121,10 @@ export interface StatusDocument {
     readonly bytesServed: number;
     readonly bytesUpstream: number;
     readonly samples?: readonly MirrorSample[];
+    readonly repositories?: readonly MirrorRepository[];
+    /** Newest first. */
+    readonly requests?: readonly MirrorRequest[];
+    readonly upstream?: UpstreamHealth;
+    readonly peers?: PeerStatus;
   } | null;
 }
