@@ -263,6 +263,18 @@ describe("architecture", () => {
     assert.deepEqual(stale, [], "remove modules that no longer exist from docs/architecture.md");
   });
 
+  it("every module's index.ts opens with a comment saying what the module is for", () => {
+    const silent = Object.keys(MODULE_TABLE).filter((name) => {
+      const index = path.join(REPO_ROOT, "src", name, "index.ts");
+      return name !== ENTRY_POINT && !/^\/[*/]/.test(readFileSync(index, "utf8"));
+    });
+    assert.deepEqual(
+      silent,
+      [],
+      "open these index.ts files with one comment (docs/architecture.md)",
+    );
+  });
+
   it("imports under src/ follow the table: allowed modules, through index.ts, no cli, no cycles", () => {
     const files = sourceFiles();
     const { violations } = checkImports(files, MODULE_TABLE);
