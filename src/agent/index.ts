@@ -1,3 +1,4 @@
+/** The pre-pull agent: image lists, warm/check/bootstrap, schedule, webhooks, readiness, status. */
 export type { ImageEntry, ImageList, WarmFunction, WarmResult, WarmState } from "./types.ts";
 export {
   entriesFromReferences,

@@ -1,3 +1,4 @@
+/** `ferry save`/`load`: OCI and Docker archives to and from the store, with safe tar reading. */
 export { type Compression, detectCompression } from "./compression.ts";
 export {
   type LoadedImage,

@@ -1,3 +1,4 @@
+/** ferry's config file, per-registry settings, credentials (Docker, helpers, podman, login). */
 export { type Credential, type CredentialSource, anonymous, firstOf } from "./credentials.ts";
 export { defaultCredentialSource } from "./default-source.ts";
 export {

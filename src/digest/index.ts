@@ -1,3 +1,4 @@
+/** Digests: parsing, the verifying hasher, the SHA-instruction probe, a small SHA-256. */
 export {
   DigestVerifier,
   digestOf,

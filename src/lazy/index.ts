@@ -1,3 +1,4 @@
+/** Lazy pulling: eStargz conversion, the on-demand reader by range, the FUSE mount (`mount/`). */
 export {
   type ConvertedLayerSummary,
   type ConvertEvent,

@@ -1,3 +1,4 @@
+/** The pull-through registry mirror: the distribution API read side over the store. */
 export {
   type AccessPolicy,
   type Client,

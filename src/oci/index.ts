@@ -1,3 +1,4 @@
+/** OCI data without I/O: descriptors, manifest and index checks, media types, platforms. */
 export {
   type Descriptor,
   type ImageIndex,

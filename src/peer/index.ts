@@ -1,3 +1,4 @@
+/** Node-to-node sharing: membership, rendezvous ranking, the signed peer server and source. */
 export { type AccessVerdict, UpstreamAccess, type UpstreamAccessOptions } from "./access.ts";
 export { Liveness, type LivenessOptions } from "./liveness.ts";
 export {

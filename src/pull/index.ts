@@ -1,3 +1,4 @@
+/** The transfer engine: verified, resumable, single-flight blob fetches; copy and push. */
 export type { BlobStatus, PullEvent, PullSummary } from "./events.ts";
 export {
   type AttemptLocation,

@@ -1,3 +1,4 @@
+/** Image references: grammar, normalization, formatting; the one home of Docker Hub's names. */
 export {
   DEFAULT_DOMAIN,
   DEFAULT_TAG,

@@ -1,3 +1,4 @@
+/** The Distribution API client: transport, auth, retries, deadlines, address guard, push. */
 export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
 export {
   AddressGuard,

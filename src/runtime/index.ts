@@ -1,3 +1,4 @@
+/** Targets that receive warmed images: the Docker Engine API and containerd through the CRI. */
 import { FerryError } from "../observe/index.ts";
 import { CriTarget, type CriTargetOptions } from "./cri.ts";
 import { DockerTarget, type DockerTargetOptions } from "./docker.ts";

@@ -1,3 +1,4 @@
+/** The on-disk OCI image layout: verified ingest, index, pins, leases, locks, GC, disk pressure. */
 export {
   diskError,
   fsyncDir,
