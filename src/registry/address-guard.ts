@@ -1,19 +1,25 @@
 import type { LookupAddress } from "node:dns";
 import { createRequire } from "node:module";
-import { BlockList, isIP, type LookupFunction } from "node:net";
+import { type BlockList, isIP, type LookupFunction } from "node:net";
 import { FerryError } from "../observe/index.ts";
 
 /** Addresses no registry lives at, by why: a server that connects for others must never reach them. */
-const REFUSED: ReadonlyArray<readonly [string, BlockList]> = [
-  ["link-local (cloud metadata services live there)", subnets(["169.254.0.0/16", "fe80::/10"])],
-  ["unspecified", subnets(["0.0.0.0/8", "::/128"])],
-  ["multicast or broadcast", subnets(["224.0.0.0/4", "240.0.0.0/4", "ff00::/8"])],
+const REFUSED_SUBNETS: ReadonlyArray<readonly [string, readonly string[]]> = [
+  ["link-local (cloud metadata services live there)", ["169.254.0.0/16", "fe80::/10"]],
+  ["unspecified", ["0.0.0.0/8", "::/128"]],
+  ["multicast or broadcast", ["224.0.0.0/4", "240.0.0.0/4", "ff00::/8"]],
   // Metadata services outside link-local: AWS's IPv6 endpoint, Alibaba Cloud's.
-  ["a cloud metadata service", subnets(["fd00:ec2::254/128", "100.100.100.200/32"])],
+  ["a cloud metadata service", ["fd00:ec2::254/128", "100.100.100.200/32"]],
 ];
 
+// Built on first use: a BlockList loads two internal modules, which a pull without a guard
+// (every command but the mirror and the peer listener) should not pay for at start-up.
+let refusedLists: ReadonlyArray<readonly [string, BlockList]> | undefined;
+
 function subnets(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
+  // Read from node:net here, not imported: the bundle reads imported built-in names at load,
+  // and net.BlockList's getter loads internal modules.
+  const list = new (requireBuiltin("node:net") as typeof import("node:net")).BlockList();
   for (const cidr of cidrs) {
     const [net, bits] = cidr.split("/") as [string, string];
     list.addSubnet(net, Number(bits), isIP(net) === 6 ? "ipv6" : "ipv4");
@@ -26,7 +32,8 @@ export function addressRefusal(address: string): string | undefined {
   const family = isIP(address);
   if (family === 0) return undefined;
   const type = family === 6 ? "ipv6" : "ipv4";
-  return REFUSED.find(([, list]) => list.check(address, type))?.[0];
+  refusedLists ??= REFUSED_SUBNETS.map(([why, cidrs]) => [why, subnets(cidrs)] as const);
+  return refusedLists.find(([, list]) => list.check(address, type))?.[0];
 }
 
 /** A registry host as image references spell it: DNS labels or an IP, optional port. */

@@ -217,7 +217,13 @@ describe("ferry pull against a real registry", () => {
     assert.equal(third.stdout, `${name}\n`);
     const loaded = (await readFile(list, "utf8")).split("\n");
     assert.ok(loaded.includes("NativeModule net"), "the module list is complete");
-    for (const heavy of ["_http_client", "_http_agent", "worker_threads", "crypto"]) {
+    for (const heavy of [
+      "_http_client",
+      "_http_agent",
+      "worker_threads",
+      "crypto",
+      "internal/blocklist",
+    ]) {
       assert.ok(!loaded.includes(`NativeModule ${heavy}`), `a repeat pull loaded ${heavy}`);
     }
   });
