@@ -2,6 +2,7 @@ import { parseArgs } from "../args.ts";
 import { type DiskUsage, diskUsage } from "../../store/index.ts";
 import { openStore } from "../context.ts";
 import { ExitCode, formatBytes, type Output } from "../output.ts";
+import { alignColumns } from "../table.ts";
 
 export const dfUsage = `Usage: ferry df [-v] [--json] [--store DIR]
 
@@ -47,7 +48,7 @@ export function renderDf(usage: DiskUsage, verbose: boolean): string {
       `${formatBytes(usage.reclaimableBytes)} (${percentOf(usage.reclaimableBytes, usage.bytes + usage.partials.bytes)})`,
     ],
   ];
-  let text = table(summary);
+  let text = alignColumns(summary);
   if (usage.partials.count > 0) {
     text += `Partial downloads: ${usage.partials.count} (${formatBytes(usage.partials.bytes)}), not counted in SIZE; \`ferry prune\` removes those no running pull holds\n`;
   }
@@ -64,20 +65,7 @@ export function renderDf(usage: DiskUsage, verbose: boolean): string {
         i.lastUsedAt ?? "",
       ]);
     }
-    text += `\n${table(rows)}`;
+    text += `\n${alignColumns(rows)}`;
   }
   return text;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map(
-      (row) =>
-        `${row
-          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-          .join("   ")
-          .trimEnd()}\n`,
-    )
-    .join("");
 }
