@@ -3,6 +3,7 @@
  * elsewhere a kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config).
  */
 import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { FerryError } from "../observe/index.ts";
@@ -55,6 +56,18 @@ export function loadKubeClient(options: KubeClientOptions = {}): KubeClient {
     if (namespace === undefined && existsSync(join(saDir, "namespace")))
       namespace = readFileSync(join(saDir, "namespace"), "utf8").trim();
   } else {
+    // Without any kubeconfig the client library falls back to http://localhost:8080, and the
+    // failure would name that address: say what is missing instead, as kubectl's users expect.
+    const home = join(env["HOME"] ?? homedir(), ".kube", "config");
+    if (kubeconfig === undefined && !existsSync(home)) {
+      throw new FerryError(
+        "FERRY_CONFIG_INVALID",
+        `no kubeconfig: KUBECONFIG is not set, ${home} does not exist, and this is not a pod with a ServiceAccount`,
+        {
+          hint: "pass --kubeconfig FILE or set KUBECONFIG (in a pod, mount the ServiceAccount token)",
+        },
+      );
+    }
     try {
       if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
       else config.loadFromDefault();

@@ -62,6 +62,16 @@ describe("Kubernetes API client setup", () => {
       (e) =>
         isFerryError(e) && e.code === "FERRY_CONFIG_INVALID" && /--kubeconfig/.test(e.hint ?? ""),
     );
+    // No kubeconfig anywhere: say so, not "cannot reach http://localhost:8080" (the library's fallback).
+    assert.throws(
+      () => loadKubeClient({ env: { HOME: join(api.caFile, "..", "no-home") } }),
+      (e) =>
+        isFerryError(e) &&
+        e.code === "FERRY_CONFIG_INVALID" &&
+        /^no kubeconfig: KUBECONFIG is not set, .*no-home\/\.kube\/config does not exist/.test(
+          e.message,
+        ),
+    );
   });
 });
 
