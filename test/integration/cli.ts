@@ -1,5 +1,4 @@
 // Runs ferry as a user would: `node bin/ferry.js ARGS`, in a child process, output captured.
-import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -7,6 +6,8 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+export { until } from "../fixtures/until.ts";
 
 export const FERRY_BIN = fileURLToPath(new URL("../../bin/ferry.js", import.meta.url));
 
@@ -176,19 +177,4 @@ export async function verifiedBlobs(store: string): Promise<string[]> {
 /** Files in STORE/ferry/ingest (partials and locks). */
 export async function ingestFiles(store: string): Promise<string[]> {
   return (await readdir(join(store, "ferry", "ingest")).catch(() => [] as string[])).sort();
-}
-
-/** Polls `probe` until it gives a value (not undefined); fails the test after `ms`. */
-export async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
