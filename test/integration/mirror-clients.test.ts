@@ -38,7 +38,7 @@ interface UpstreamGet {
 
 /** Manifest and blob GETs in a Distribution access log, with the client's User-Agent. */
 async function upstreamGets(registry: RunningRegistry, name: string): Promise<UpstreamGet[]> {
-  await sleep(20);
+  await registry.settled();
   const text = await readFile(registry.logFile, "utf8");
   const gets: UpstreamGet[] = [];
   const re =

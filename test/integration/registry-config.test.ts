@@ -52,8 +52,8 @@ interface AccessLine {
 const ACCESS_LINE = /"([A-Z]+) (\S+) HTTP\/[0-9.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"/;
 
 /** Every request in a Distribution registry's access log, with its User-Agent. */
-async function accessLog(registry: { logFile: string }): Promise<AccessLine[]> {
-  await sleep(20); // the access line is written just after the response
+async function accessLog(registry: RunningRegistry): Promise<AccessLine[]> {
+  await registry.settled();
   const text = await readFile(registry.logFile, "utf8");
   const out: AccessLine[] = [];
   for (const line of text.split("\n")) {
