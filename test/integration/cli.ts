@@ -1,4 +1,5 @@
 // Runs ferry as a user would: `node bin/ferry.js ARGS`, in a child process, output captured.
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -7,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export { until } from "../fixtures/until.ts";
+import { until } from "../fixtures/until.ts";
+
+export { until };
 
 export const FERRY_BIN = fileURLToPath(new URL("../../bin/ferry.js", import.meta.url));
 
@@ -177,4 +180,30 @@ export async function verifiedBlobs(store: string): Promise<string[]> {
 /** Files in STORE/ferry/ingest (partials and locks). */
 export async function ingestFiles(store: string): Promise<string[]> {
   return (await readdir(join(store, "ferry", "ingest")).catch(() => [] as string[])).sort();
+}
+
+/**
+ * Waits until a running ferry's output so far (`log()`) matches `pattern` and gives the first
+ * capture group (or the whole match); fails with the output if ferry exits first.
+ */
+export function untilLogged(
+  what: string,
+  proc: FerryProcess,
+  log: () => string,
+  pattern: RegExp,
+  ms = 30_000,
+): Promise<string> {
+  return until(
+    what,
+    () => {
+      const found = pattern.exec(log());
+      if (found) return found[1] ?? found[0];
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        assert.fail(`ferry exited before ${what}:\n${log()}`);
+      }
+      return undefined;
+    },
+    ms,
+    { context: log },
+  );
 }
