@@ -212,11 +212,8 @@ describe("warm, check and bootstrap", () => {
         ["store"],
       );
       assert.deepEqual(events, ["target-waiting"], "said once, not on every ping");
-      setTimeout(async () => {
-        await rm(root);
-        await Store.open(root);
-      }, 300);
       let hooked = 0;
+      let diskBack: Promise<void> | undefined;
       const outcome = await runBootstrap({
         targets: [target],
         images,
@@ -225,7 +222,14 @@ describe("warm, check and bootstrap", () => {
         targetBackoff: { initialMs: 50, maxMs: 50 },
         imageBackoff: { initialMs: 50, maxMs: 50 },
         onReady: [async () => void hooked++],
+        // The disk comes back once bootstrap has said it waits for the store.
+        onEvent: (e) => {
+          if (e.type === "target-waiting")
+            diskBack ??= rm(root).then(async () => void (await Store.open(root)));
+        },
       });
+      assert.ok(diskBack, "bootstrap waited for the store");
+      await diskBack;
       assert.equal(outcome.ready, true, JSON.stringify(outcome));
       assert.equal(hooked, 1);
       assert.deepEqual(
