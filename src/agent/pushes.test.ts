@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { until } from "../../test/fixtures/until.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import type { ImagePresence, Target } from "../runtime/index.ts";
 import { FreshnessGate } from "./freshness.ts";
@@ -105,13 +105,13 @@ describe("push handler", () => {
       delays: [5, 5, 5],
     });
     onPush([{ ref: parseReference("r.example/team/app:2"), digest: A }], "distribution");
-    await sleep(100);
-    assert.deepEqual(calls, [
-      "r.example/team/app:2",
-      "r.example/team/app:2",
-      "r.example/team/app:2",
-    ]);
+    await until("the third pull", () => calls.length >= 3);
     await queue.close(100);
+    assert.deepEqual(
+      calls,
+      ["r.example/team/app:2", "r.example/team/app:2", "r.example/team/app:2"],
+      "no pull after the one that found the tag",
+    );
   });
 
   it("a re-pushed tag whose pull still found the previous digest is pulled again", async () => {
@@ -135,7 +135,7 @@ describe("push handler", () => {
       delays: [5, 5, 5],
     });
     onPush([{ ref: parseReference("r.example/team/app:2"), digest: B }], "distribution");
-    for (let polls = 0; pulled.length < 2 && polls < 1000; polls++) await sleep(5);
+    await until("the second pull", () => pulled.length >= 2);
     assert.deepEqual(pulled, [A, B]);
     await queue.close(100);
     assert.deepEqual(pulled, [A, B], "no pull after the announced digest arrived");
@@ -167,7 +167,7 @@ describe("push handler", () => {
       ],
       "distribution",
     );
-    await sleep(20);
+    await until("both pushed tags queued", () => seen.length >= 2);
     assert.deepEqual(
       seen.map((e) => [e.text, e.platform, e.required]),
       [

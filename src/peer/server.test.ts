@@ -7,6 +7,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { until } from "../../test/fixtures/until.ts";
 import { Metrics } from "../observe/index.ts";
 import { RegistryClient, type Repository } from "../registry/index.ts";
 import { Store } from "../store/index.ts";
@@ -105,14 +106,6 @@ function get(
   });
 }
 
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function signed(path: string, size: number, extra: Record<string, string> = {}) {
   return {
     "x-ferry-peer-auth": signRequest(key, "GET", path),
@@ -177,11 +170,18 @@ describe("peer listener", () => {
     const bytes = Buffer.concat(chunks);
     const fetcher = new SteppedFetcher(store, chunks);
     let source: PeerSource | undefined;
+    let holding = false;
     const server = await serve(fetcher, true, {
       members: [owner],
       holdMs,
       onSource: (s) => {
         source = s;
+        // Observed, not replaced: the server waits here while it holds a request.
+        const whenNotFromPeer = s.whenNotFromPeer.bind(s);
+        s.whenNotFromPeer = (d, ms) => {
+          holding = true;
+          return whenNotFromPeer(d, ms);
+        };
       },
     });
     const desc = { mediaType: "application/octet-stream", digest, size: bytes.length };
@@ -198,6 +198,7 @@ describe("peer listener", () => {
       bytes,
       started,
       response,
+      holding: () => holding,
       ownerFailed: () =>
         (source as PeerSource).failed(
           location as NonNullable<typeof location>,
@@ -214,7 +215,7 @@ describe("peer listener", () => {
       t.response.then(() => {
         answered = true;
       });
-      await new Promise((r) => setTimeout(r, 150));
+      await until("the request held", () => t.holding());
       assert.equal(answered, false, "held, not refused, while the owner is being tried");
       t.ownerFailed(); // the owner is gone: this node moves on (here: the upstream, stepped)
       for (const i of [0, 1, 2]) t.fetcher.step(i);
@@ -444,7 +445,7 @@ describe("peer listener", () => {
       const response = get(server.address, path, signed(path, bytes.length), progress);
       fetcher.step(0);
       fetcher.step(1);
-      await until(() => progress.bytes >= bytes.length - 1);
+      await until("all but the last byte sent", () => progress.bytes >= bytes.length - 1);
       assert.equal(progress.bytes, bytes.length - 1, "all but the last byte before the commit");
       fetcher.step(2);
       const res = await response;
@@ -468,7 +469,7 @@ describe("peer listener", () => {
       const progress = { bytes: 0 };
       const response = get(server.address, path, signed(path, good.length), progress);
       fetcher.step(0);
-      await until(() => progress.bytes >= 50_000); // the first (bad) bytes went out
+      await until("the first (bad) bytes sent", () => progress.bytes >= 50_000);
       fetcher.step(1);
       fetcher.step(2);
       const res = await response;

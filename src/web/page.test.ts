@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createStatusPage, type StatusPage } from "./page.ts";
+import { until } from "../../test/fixtures/until.ts";
 
 interface Answer {
   status: number;
@@ -196,12 +197,12 @@ describe("status page route", () => {
     const first = events(`${base}/events`, () => false);
     const second = events(`${base}/events`, () => false);
     // Both are open once the third is refused (the limit is two).
-    let third = await get(`${base}/events`);
-    for (let i = 0; i < 50 && third.status !== 503; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      third = await get(`${base}/events`);
-    }
-    assert.equal(third.status, 503);
+    await until(
+      "a third stream refused with 503",
+      async () => (await get(`${base}/events`)).status === 503,
+      10_000,
+      { everyMs: 20 },
+    );
     page.close();
     const ended = await Promise.all([first, second]);
     assert.deepEqual(

@@ -3,10 +3,9 @@
 // seconds, refusals, list reloads (pinning and unpinning), kill -9 mid-pull, SIGTERM.
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -21,6 +20,7 @@ import {
   startFerry,
   tempDir,
   verifiedBlobs,
+  until as pollUntil,
 } from "./cli.ts";
 
 const SECRET = "agent-test-secret-6f1c";
@@ -52,19 +52,9 @@ function call(url: string, method = "GET", body?: string, headers: Record<string
   });
 }
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Polls like the shared until(), a probe that throws counting as "not yet". */
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> =>
+  pollUntil(what, () => probe().catch(() => undefined), ms);
 
 interface StatusImage {
   image: string;
@@ -304,10 +294,15 @@ describe("ferry agent with a Distribution registry's notifications", () => {
   test("kill -9 in the middle of a pull; the restarted agent completes it and the store verifies", async () => {
     const big = `${proxy.host}/team/big:1`;
     await writeFile(list, `images:\n  - ${reg}/team/app:1\n  - ${reg}/team/new:1\n  - ${big}\n`);
-    await until("a partial download", async () =>
-      (await ingestFiles(store)).some((f) => f.endsWith(".partial")) ? true : undefined,
-    );
-    await sleep(300);
+    // Killed once big:1's layer is part-way in (no other blob here is that large), so the
+    // restarted agent has bytes to resume from with a Range request.
+    await until("big:1's layer part-way downloaded", async () => {
+      for (const name of await ingestFiles(store)) {
+        if (!name.endsWith(".partial")) continue;
+        if ((await stat(join(store, "ferry", "ingest", name))).size > 100_000) return true;
+      }
+      return undefined;
+    });
     agent.proc.child.kill("SIGKILL");
     const killed = await agent.proc.result;
     assert.equal(killed.signal, "SIGKILL");

@@ -8,6 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { until } from "../fixtures/until.ts";
+
+export { until };
+
 export const FERRY_BIN = fileURLToPath(new URL("../../bin/ferry.js", import.meta.url));
 
 export interface FerryResult {
@@ -178,17 +182,28 @@ export async function ingestFiles(store: string): Promise<string[]> {
   return (await readdir(join(store, "ferry", "ingest")).catch(() => [] as string[])).sort();
 }
 
-/** Polls `probe` until it gives a value (not undefined); fails the test after `ms`. */
-export async function until<T>(
+/**
+ * Waits until a running ferry's output so far (`log()`) matches `pattern` and gives the first
+ * capture group (or the whole match); fails with the output if ferry exits first.
+ */
+export function untilLogged(
   what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
+  proc: FerryProcess,
+  log: () => string,
+  pattern: RegExp,
   ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+): Promise<string> {
+  return until(
+    what,
+    () => {
+      const found = pattern.exec(log());
+      if (found) return found[1] ?? found[0];
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        assert.fail(`ferry exited before ${what}:\n${log()}`);
+      }
+      return undefined;
+    },
+    ms,
+    { context: log },
+  );
 }

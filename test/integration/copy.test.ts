@@ -7,7 +7,6 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type BuiltImage, type FileSpec, pushImage, pushIndex } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -41,7 +40,7 @@ interface Access {
 
 /** The registry's access log, parsed: one entry per request, in order. */
 async function accessLog(registry: RunningRegistry): Promise<Access[]> {
-  await sleep(50); // the access line is written just after the response
+  await registry.settled();
   const out: Access[] = [];
   for (const line of (await readFile(registry.logFile, "utf8")).split("\n")) {
     const m = /"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP\/[\d.]+" (\d{3})/.exec(line);

@@ -7,7 +7,6 @@ import { createServer, type IncomingHttpHeaders, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type BuiltImage, type FileSpec, pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -25,6 +24,7 @@ import {
   type RunOptions,
   removeDir,
   tempDir,
+  until,
 } from "./cli.ts";
 
 // Distinct strings, so that finding one in ferry's output can only mean it leaked.
@@ -490,7 +490,8 @@ describe("credentials, login and auth errors", () => {
       );
       const second = shortTokens.requests.length;
       assert.ok(second > first);
-      await sleep(2_500);
+      const expiry = Math.max(...shortTokens.requests.slice(first).map((q) => q.expiresAt ?? 0));
+      await until("the first pull's tokens to expire", () => Date.now() > expiry);
       assertExit(
         await run(["pull", "--store", h.store, `${expiring.host}/expiry/two:v1`], h.env),
         0,

@@ -6,7 +6,6 @@ import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { type BuiltImage, buildImage } from "../../scripts/build-image.ts";
@@ -21,7 +20,7 @@ import {
   startContainerd,
   startDockerd,
 } from "../fixtures/runtimes.ts";
-import { describeRun, entriesFor, ferry, removeDir, tempDir } from "./cli.ts";
+import { describeRun, entriesFor, ferry, removeDir, tempDir, until } from "./cli.ts";
 
 const run = promisify(execFile);
 const TAG = "ferry:test";
@@ -268,15 +267,18 @@ describe("ferry's container image", () => {
           (api.get("v1", "Node", NODE)?.spec as { taints?: { key: string }[] } | undefined)
             ?.taints ?? []
         ).some((x) => x.key === DEFAULT_STARTUP_TAINT_KEY);
-      // A bound for a loaded machine, not a performance figure.
-      const deadline = Date.now() + 120_000;
       let ready: Response | undefined;
-      while ((tainted() || ready?.status !== 200) && Date.now() < deadline) {
-        await sleep(100);
-        ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      }
       const state = async () =>
         `readyz ${ready?.status}, node ${JSON.stringify(api.get("v1", "Node", NODE)?.spec)}\n${await logs()}`;
+      // A bound for a loaded machine, not a performance figure.
+      await until(
+        "the startup taint gone and /readyz 200",
+        async () => {
+          ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+          return ready?.status === 200 && !tainted();
+        },
+        120_000,
+      ).catch(async (err: Error) => assert.fail(`${err.message}\n${await state()}`));
       assert.equal(ready?.status, 200, await state());
       assert.equal(tainted(), false, await state());
       const images = (await containerd.ctr(["-n", "k8s.io", "images", "ls"])).stdout;

@@ -23,6 +23,8 @@ import {
   removeDir,
   startFerry,
   tempDir,
+  until,
+  untilLogged,
   verifiedBlobs,
 } from "./cli.ts";
 
@@ -131,12 +133,7 @@ describe("peers: in the config file", () => {
           text += c.toString("utf8");
         });
         try {
-          const deadline = Date.now() + 30_000;
-          while (!text.includes('"msg":"mirror listening"')) {
-            if (Date.now() > deadline || proc.child.exitCode !== null)
-              throw new Error(`mirror did not start:\n${text}`);
-            await new Promise((r) => setTimeout(r, 20));
-          }
+          await untilLogged("the mirror listening", proc, () => text, /"msg":"mirror listening"/);
           const up = text.split("\n").find((l) => l.includes('"msg":"peer listener up"'));
           assert.ok(up, text);
           return JSON.parse(up) as { address: string; peers: string[] };
@@ -351,13 +348,10 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
     );
     // Kill the owner once a survivor is receiving the big layer from it.
     const partial = `${big.digest.slice(7)}.partial`;
-    const deadline = Date.now() + 30_000;
-    let seen = false;
-    while (!seen && Date.now() < deadline) {
-      for (const n of survivors) if ((await ingestFiles(n.store)).includes(partial)) seen = true;
-      if (!seen) await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(seen, "a survivor started receiving the large layer");
+    await until("a survivor receiving the large layer", async () => {
+      for (const n of survivors) if ((await ingestFiles(n.store)).includes(partial)) return true;
+      return undefined;
+    });
     await victim.kill();
     await Promise.all(pulls);
     for (const [i, n] of survivors.entries())

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { type KubeAgent, loadKubeClient } from "../../src/kube/index.ts";
@@ -294,10 +293,21 @@ describe("Kubernetes mode: review findings", () => {
   // Last: by now the watch started in before() has been quiet for a while.
   test("a quiet watch (no events, no BOOKMARKs) outlives client-node's 30 s idle timeout without a relist", async () => {
     assert.ok(quiet);
-    // client-node's idle timeout is 30 s: the watch must have been quiet for longer than that
-    await sleep(Math.max(0, quietSince + CLIENT_WATCH_IDLE_MS + 3_000 - Date.now()));
     const calls = (verb: string) =>
       quietApi.calls.filter((c) => c.verb === verb && c.resource === "configmaps").length;
+    // client-node's 30 s idle timer runs on the socket, so real time must pass it; a failure,
+    // relist or second watch ends the wait at once (the assertions below then say which).
+    const idlePassed = quietSince + CLIENT_WATCH_IDLE_MS + 3_000;
+    await until(
+      "the quiet watch past client-node's idle timeout, or its failure",
+      () =>
+        quietErrors.length > 0 ||
+        calls("list") > 1 ||
+        calls("watch") > 1 ||
+        quietApi.openWatches() !== 1 ||
+        Date.now() > idlePassed,
+      CLIENT_WATCH_IDLE_MS + 30_000,
+    );
     assert.deepEqual(quietErrors.map(String), [], "no watch failure reported");
     assert.equal(calls("list"), 1, "listed once");
     assert.equal(calls("watch"), 1, "one watch, still open");

@@ -12,6 +12,7 @@ import {
   type KubeObject,
   startFakeApiServer,
 } from "../fixtures/kube-apiserver.ts";
+import { until } from "../fixtures/until.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -289,9 +290,9 @@ describe("fake Kubernetes API server", () => {
       "ferry.dev/image-list=true",
     );
     await kubectl("label", "configmap", "list-a", "-n", "ferry-system", "ferry.dev/image-list-");
-    const deadline = Date.now() + 10_000;
-    while ((seen.length < 2 || bookmarks === 0) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 20));
+    await until("two changes and a BOOKMARK", () => seen.length >= 2 && bookmarks > 0, 10_000, {
+      context: () => `seen ${JSON.stringify(seen)}, ${bookmarks} bookmarks`,
+    });
     assert.deepEqual(seen, ["ADDED list-b", "DELETED list-a"]);
     assert.ok(bookmarks > 0, "BOOKMARK events arrive when allowed");
     controller.abort();
@@ -323,8 +324,7 @@ describe("fake Kubernetes API server", () => {
       () => {},
     );
     await kubectl("delete", "configmap", "other", "-n", "ferry-system");
-    while (again.length === 0 && Date.now() < deadline + 5000)
-      await new Promise((r) => setTimeout(r, 20));
+    await until("the DELETED event on the fresh watch", () => again.length > 0, 15_000);
     c2.abort();
     assert.deepEqual(again, ["DELETED other"]);
   });

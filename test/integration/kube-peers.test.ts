@@ -5,10 +5,10 @@ import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { loadKubeClient, startPeerMembership } from "../../src/kube/index.ts";
 import { type FakeApiServer, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
+import { until } from "../fixtures/until.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -65,8 +65,11 @@ describe("peer membership from EndpointSlices", () => {
         JSON.stringify(slice("ferry-peers-b", "ferry-peers", [{ ip: "198.18.0.4", ready: true }])),
       );
       await execFileAsync("kubectl", ["--kubeconfig", api.kubeconfigPath, "create", "-f", file]);
-      const deadline = Date.now() + 10_000;
-      while (membership.members().length < 2 && Date.now() < deadline) await sleep(20);
+      await until(
+        "the second slice's peer in the membership",
+        () => membership.members().length >= 2,
+        10_000,
+      );
       assert.deepEqual(membership.members(), ["198.18.0.2:5001", "198.18.0.4:5001"]);
       assert.equal(changes, 1);
       await execFileAsync("kubectl", [
@@ -78,7 +81,7 @@ describe("peer membership from EndpointSlices", () => {
         "-n",
         "ferry-system",
       ]);
-      while (membership.members().length !== 1 && Date.now() < deadline) await sleep(20);
+      await until("the deleted slice's peer gone", () => membership.members().length === 1, 10_000);
       assert.deepEqual(membership.members(), ["198.18.0.4:5001"]);
       const mine = api.calls
         .filter((c) => c.user === "system:serviceaccount:ferry-system:ferry")

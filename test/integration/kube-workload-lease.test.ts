@@ -3,10 +3,10 @@
 // other candidate sees the Lease expire and takes over.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import { LeaderElection } from "../../src/kube/workload/lease.ts";
 import { type FakeApiServer, startFakeApiServer } from "../fixtures/kube-apiserver.ts";
+import { until } from "../fixtures/until.ts";
 
 const WAIT_MS = 30_000;
 const NS = "ferry-system";
@@ -19,13 +19,8 @@ describe("workload Lease", { timeout: 60_000 }, () => {
   let sampler: NodeJS.Timeout | undefined;
 
   const leaders = () => [...candidates].filter(([, c]) => c.isLeader).map(([name]) => name);
-  const waitFor = async (what: string, probe: () => boolean) => {
-    const deadline = Date.now() + WAIT_MS;
-    while (!probe()) {
-      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-      await sleep(10);
-    }
-  };
+  const waitFor = (what: string, probe: () => boolean) =>
+    until(what, probe, WAIT_MS, { everyMs: 10 });
   const candidate = async (name: string) => {
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile((await api.kubeconfigFor(name)).path);

@@ -2,7 +2,6 @@
 // was away, behind a 410 Gone, come back through a relist as the differences they are.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { AppsV1Api, KubeConfig, type V1Deployment } from "@kubernetes/client-node";
 import { Reflector } from "../../src/kube/workload/reflector.ts";
 import {
@@ -10,6 +9,7 @@ import {
   type KubeObject,
   startFakeApiServer,
 } from "../fixtures/kube-apiserver.ts";
+import { until } from "../fixtures/until.ts";
 
 const WAIT_MS = 30_000;
 
@@ -37,14 +37,10 @@ describe("workload reflector", { timeout: 60_000 }, () => {
   let reflector: Reflector<V1Deployment>;
   const changes: { type: string; name: string; image?: string; before?: string }[] = [];
 
-  const waitForChanges = async (count: number) => {
-    const deadline = Date.now() + WAIT_MS;
-    while (changes.length < count) {
-      if (Date.now() > deadline)
-        assert.fail(`timed out waiting for ${count} changes: ${JSON.stringify(changes)}`);
-      await sleep(20);
-    }
-  };
+  const waitForChanges = (count: number) =>
+    until(`${count} changes`, () => changes.length >= count, WAIT_MS, {
+      context: () => JSON.stringify(changes),
+    });
 
   before(async () => {
     // No bookmark during the test, so a reconnecting watch resumes from an old resourceVersion.
@@ -158,7 +154,7 @@ describe("workload reflector without an API server", { timeout: 30_000 }, () => 
       onError: (error) => errors.push(error),
     });
     const started = reflector.start();
-    while (errors.length === 0) await sleep(10);
+    await until("the reflector's first error", () => errors.length > 0);
     await reflector.stop();
     await started;
     assert.deepEqual(reflector.list(), []);

@@ -3,7 +3,6 @@
 // its own real containerd (pulled through the CRI), real registries (one needing a pull secret).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { KubeConfig } from "@kubernetes/client-node";
 import {
   GateReason,
@@ -21,6 +20,7 @@ import {
 } from "../fixtures/kube-apiserver.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
+import { until } from "../fixtures/until.ts";
 
 const NS = "apps";
 const AGENT_NS = "ferry-system";
@@ -38,18 +38,8 @@ interface Agent {
   events: WorkloadPrePullEvent[];
 }
 
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined) =>
+  until(what, probe, WAIT_MS);
 
 function layer(seed: string): FileSpec[][] {
   return [

@@ -25,6 +25,7 @@ import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
 import { describeRun, ferry, isolatedEnv, removeDir, tempDir } from "./cli.ts";
+import { until } from "../fixtures/until.ts";
 
 const execFileAsync = promisify(execFile);
 const MTIME = new Date("2024-02-03T04:05:06Z");
@@ -524,10 +525,15 @@ describe("ferry mount", { timeout: 180_000 }, () => {
     const ranged = async () => (await registry.blobGets()).filter((g) => g.status === 206).length;
     const before = await ranged();
     const m = await mount("offline", ["--fetch-timeout", "3"]);
-    while (!/prefetched 3 files/.test(m.log())) {
-      assert.doesNotMatch(m.log(), /prefetch stopped/);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await until(
+      "prefetched 3 files",
+      () => {
+        assert.doesNotMatch(m.log(), /prefetch stopped/);
+        return /prefetched 3 files/.test(m.log());
+      },
+      30_000,
+      { context: m.log },
+    );
     // Footer and TOC of each of the two layers, then the three files back to back in one range.
     assert.equal((await ranged()) - before, 2 * 2 + 1);
     assert.equal(await readFile(join(m.dir, "data/new.txt"), "utf8"), "added on top\n");

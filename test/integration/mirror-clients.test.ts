@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -25,6 +24,7 @@ import {
   removeDir,
   startFerry,
   tempDir,
+  untilLogged,
 } from "./cli.ts";
 import { requestsOf } from "./mirror-process.ts";
 
@@ -38,7 +38,7 @@ interface UpstreamGet {
 
 /** Manifest and blob GETs in a Distribution access log, with the client's User-Agent. */
 async function upstreamGets(registry: RunningRegistry, name: string): Promise<UpstreamGet[]> {
-  await sleep(20);
+  await registry.settled();
   const text = await readFile(registry.logFile, "utf8");
   const gets: UpstreamGet[] = [];
   const re =
@@ -102,15 +102,13 @@ describe("docker, containerd and skopeo pulling through ferry mirror", () => {
     mirror.child.stderr?.on("data", (d: Buffer) => {
       mirrorLog += d.toString("utf8");
     });
-    const deadline = Date.now() + 15_000;
-    while (!/"msg":"mirror listening"/.test(mirrorLog)) {
-      if (mirror.child.exitCode !== null || Date.now() > deadline) {
-        mirror.child.kill("SIGKILL");
-        throw new Error(`ferry mirror did not start:\n${describeRun(await mirror.result)}`);
-      }
-      await sleep(20);
-    }
-    mirrorUrl = /"url":"([^"]+)"/.exec(mirrorLog)?.[1] ?? "";
+    mirrorUrl = await untilLogged(
+      "the mirror listening",
+      mirror,
+      () => mirrorLog,
+      /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/,
+      15_000,
+    );
     dockerd = await startDockerd(containerd.socket, { registryMirrors: [mirrorUrl] });
   });
 

@@ -9,12 +9,19 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type BuiltImage, type FileSpec, MediaType, pushImage } from "../fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningTokenServer, startTokenServer } from "../fixtures/token-server.ts";
-import { describeRun, ferry, isolatedEnv, removeDir, startFerry, tempDir } from "./cli.ts";
+import {
+  describeRun,
+  ferry,
+  isolatedEnv,
+  removeDir,
+  startFerry,
+  tempDir,
+  untilLogged,
+} from "./cli.ts";
 
 const execFileAsync = promisify(execFile);
 const BOB = { user: "bob", password: "pw-bob-Zr84k" };
@@ -75,26 +82,21 @@ describe("ferry mirror: private images in a shared store", () => {
     proc.child.stderr?.on("data", (d: Buffer) => {
       stderr += d.toString("utf8");
     });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const m = /"msg":"mirror listening","url":"([^"]+)"/.exec(stderr);
-      if (m !== null) {
-        const url = m[1] as string;
-        const stop = async () => {
-          if (proc.child.exitCode === null && proc.child.signalCode === null)
-            proc.child.kill("SIGTERM");
-          await proc.result;
-        };
-        const mp = { url, host: new URL(url).host, stop };
-        running.push(mp);
-        return mp;
-      }
-      if (proc.child.exitCode !== null || Date.now() > deadline) {
-        proc.child.kill("SIGKILL");
-        throw new Error(`mirror did not start:\n${describeRun(await proc.result)}`);
-      }
-      await sleep(20);
-    }
+    const url = await untilLogged(
+      "the mirror listening",
+      proc,
+      () => stderr,
+      /"msg":"mirror listening","url":"([^"]+)"/,
+      15_000,
+    );
+    const stop = async () => {
+      if (proc.child.exitCode === null && proc.child.signalCode === null)
+        proc.child.kill("SIGTERM");
+      await proc.result;
+    };
+    const mp = { url, host: new URL(url).host, stop };
+    running.push(mp);
+    return mp;
   }
 
   /** A HOME whose Docker config holds bob's upstream login. */

@@ -1,7 +1,6 @@
 // `ferry mirror` as a process, and a plain HTTP client for it: shared by the mirror tests.
 import { request } from "node:http";
-import { setTimeout as sleep } from "node:timers/promises";
-import { describeRun, type FerryProcess, type FerryResult, startFerry } from "./cli.ts";
+import { type FerryProcess, type FerryResult, startFerry, untilLogged } from "./cli.ts";
 
 // ---- a ferry mirror process ----
 
@@ -35,37 +34,19 @@ export async function startMirror(store: string, args: readonly string[]): Promi
     }
     return stopped;
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const line = stderr
-      .split("\n")
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      })
-      .find((e) => e?.msg === "mirror listening");
-    if (line !== undefined) {
-      const url = String(line.url);
-      const m: MirrorProcess = {
-        url,
-        host: new URL(url).host,
-        store,
-        proc,
-        log: () => stderr,
-        stop,
-      };
-      mirrors.push(m);
-      return m;
-    }
-    if (proc.child.exitCode !== null || Date.now() > deadline) {
-      proc.child.kill("SIGKILL");
-      throw new Error(`ferry mirror did not start listening:\n${describeRun(await proc.result)}`);
-    }
-    await sleep(20);
-  }
+  const url = await untilLogged(
+    "the mirror listening",
+    proc,
+    () => stderr,
+    /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/,
+    15_000,
+  ).catch((err: unknown) => {
+    proc.child.kill("SIGKILL");
+    throw err;
+  });
+  const m: MirrorProcess = { url, host: new URL(url).host, store, proc, log: () => stderr, stop };
+  mirrors.push(m);
+  return m;
 }
 
 // ---- plain HTTP clients ----

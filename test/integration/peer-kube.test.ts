@@ -7,7 +7,6 @@ import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { rank } from "../../src/peer/index.ts";
 import { fetchBlobs, fetchManifest, metricValue, type PulledImage } from "../fixtures/fleet.ts";
@@ -15,6 +14,7 @@ import { pushImage } from "../fixtures/images.ts";
 import { startFakeApiServer } from "../fixtures/kube-apiserver.ts";
 import { freePort, startRegistry } from "../fixtures/registry.ts";
 import { type FerryProcess, isolatedEnv, removeDir, startFerry, tempDir } from "./cli.ts";
+import { until } from "../fixtures/until.ts";
 
 const execFileAsync = promisify(execFile);
 const NAMESPACE = "ferry-system";
@@ -48,15 +48,18 @@ function logOf(proc: FerryProcess) {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   return {
     text: () => text,
-    async waitFor(what: string, match: (e: Record<string, unknown>) => boolean) {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const found = entries().find(match);
-        if (found !== undefined) return found;
-        if (Date.now() > deadline || proc.child.exitCode !== null)
-          throw new Error(`no log line ${what}:\n${text}`);
-        await sleep(20);
-      }
+    waitFor(what: string, match: (e: Record<string, unknown>) => boolean) {
+      return until(
+        `a log line ${what}`,
+        () => {
+          const found = entries().find(match);
+          if (found === undefined && proc.child.exitCode !== null)
+            assert.fail(`ferry exited before a log line ${what}:\n${text}`);
+          return found;
+        },
+        30_000,
+        { context: () => text },
+      );
     },
   };
 }

@@ -4,7 +4,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmod, lstat, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type BuiltImage, type FileSpec, pushImage, pushIndex } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -18,6 +17,7 @@ import {
   removeDir,
   startFerry,
   tempDir,
+  until,
   verifiedBlobs,
 } from "./cli.ts";
 
@@ -364,11 +364,10 @@ describe("ferry prune, pin, df and fsck", () => {
 
     const pull = startFerry(["pull", "--store", store, nameBig]);
     // Once the big layer is arriving, the pull has found the shared base "already exists".
-    for (;;) {
+    await until("bytes of the big layer in its partial", async () => {
       if (pull.child.exitCode !== null) assert.fail(describeRun(await pull.result));
-      if ((await stat(partial).catch(() => undefined))?.size) break;
-      await sleep(20);
-    }
+      return ((await stat(partial).catch(() => undefined))?.size ?? 0) > 0;
+    });
     const pruned = await json<PruneJson>(["prune", "--all", "--store", store]);
     assert.deepEqual(
       pruned.images.map((i) => i.reference),
@@ -404,12 +403,17 @@ describe("ferry prune, pin, df and fsck", () => {
     );
     const before = (await readdir(dir)).length;
     const prune = startFerry(["prune", "--all", "--store", store]);
-    for (;;) {
-      if (prune.child.exitCode !== null)
-        assert.fail(`prune ended before it was killed:\n${describeRun(await prune.result)}`);
-      if ((await readdir(dir)).length < before) break;
-      await sleep(1);
-    }
+    // Polled tightly: the sweep must be caught between its first and last removal.
+    await until(
+      "the sweep's first removal",
+      async () => {
+        if (prune.child.exitCode !== null)
+          assert.fail(`prune ended before it was killed:\n${describeRun(await prune.result)}`);
+        return (await readdir(dir)).length < before;
+      },
+      30_000,
+      { everyMs: 1 },
+    );
     prune.child.kill("SIGKILL");
     assert.equal((await prune.result).signal, "SIGKILL");
     assert.ok((await readdir(dir)).length > blobsOf(a).length, "killed mid-sweep");

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type BuiltImage, type FileSpec, pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
@@ -21,6 +20,7 @@ import {
   shortId,
   startFerry,
   tempDir,
+  until,
   verifiedBlobs,
 } from "./cli.ts";
 
@@ -35,10 +35,10 @@ function blobsOf(image: BuiltImage): string[] {
 }
 
 /** Waits until the file holds at least `minBytes`; fails if the process ends first. */
-async function waitForGrowth(path: string, minBytes: number, proc: FerryProcess): Promise<number> {
-  for (;;) {
+function waitForGrowth(path: string, minBytes: number, proc: FerryProcess): Promise<number> {
+  return until(`${path} to reach ${minBytes} bytes`, async () => {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(
+      assert.fail(
         `ferry ended before ${path} reached ${minBytes} bytes:\n${describeRun(await proc.result)}`,
       );
     }
@@ -46,9 +46,8 @@ async function waitForGrowth(path: string, minBytes: number, proc: FerryProcess)
       (s) => s.size,
       () => 0,
     );
-    if (size >= minBytes) return size;
-    await sleep(20);
-  }
+    return size >= minBytes ? size : undefined;
+  });
 }
 
 const baseLayer: FileSpec[] = [{ path: "usr/lib/base.so", size: 4 * MB, seed: "base" }];

@@ -447,6 +447,7 @@ describe("ferry pull against a real registry", () => {
         .split("\n")
         .filter((line) => line.includes(`"GET /v2/multi/app/manifests/${other.manifestDigest} `))
         .length;
+    await registry.settled();
     const childGetsBefore = await childGets();
     const again = await ferry(["pull", "--platform", `linux/${otherArch}`, "--store", store, name]);
     assertPlainPull(again, {
@@ -456,7 +457,7 @@ describe("ferry pull against a real registry", () => {
       status: "Image is up to date for",
       reference: name,
     });
-    await new Promise((r) => setTimeout(r, 20)); // the access line follows the response
+    await registry.settled();
     assert.ok(childGetsBefore > 0, "the first pull of that platform fetched its manifest");
     assert.equal(await childGets(), childGetsBefore);
 

@@ -8,7 +8,6 @@ import { request } from "node:https";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type BuiltImage, type FileSpec, pushImage } from "../fixtures/images.ts";
 import { startProxy } from "../fixtures/proxy.ts";
@@ -21,6 +20,7 @@ import {
   ndjson,
   removeDir,
   tempDir,
+  until,
 } from "./cli.ts";
 
 const execFileAsync = promisify(execFile);
@@ -52,8 +52,8 @@ interface AccessLine {
 const ACCESS_LINE = /"([A-Z]+) (\S+) HTTP\/[0-9.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"/;
 
 /** Every request in a Distribution registry's access log, with its User-Agent. */
-async function accessLog(registry: { logFile: string }): Promise<AccessLine[]> {
-  await sleep(20); // the access line is written just after the response
+async function accessLog(registry: RunningRegistry): Promise<AccessLine[]> {
+  await registry.settled();
   const text = await readFile(registry.logFile, "utf8");
   const out: AccessLine[] = [];
   for (const line of text.split("\n")) {
@@ -144,14 +144,17 @@ async function startTlsRegistry(
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     await exited;
   };
-  const deadline = Date.now() + 10_000;
-  while ((await httpsStatus(`https://127.0.0.1:${port}/v2/`)) !== 200) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      await stop();
-      throw new Error(`the TLS registry did not answer on 127.0.0.1:${port}`);
-    }
-    await sleep(25);
-  }
+  await until(
+    `the TLS registry answering on 127.0.0.1:${port}`,
+    async () => {
+      if (child.exitCode !== null) assert.fail(`the TLS registry on 127.0.0.1:${port} exited`);
+      return (await httpsStatus(`https://127.0.0.1:${port}/v2/`)) === 200;
+    },
+    10_000,
+  ).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
   return { port, stop };
 }
 

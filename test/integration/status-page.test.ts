@@ -8,7 +8,6 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../../scripts/build-web.ts";
@@ -16,7 +15,14 @@ import { pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { freePort, type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { type RunningContainerd, startContainerd } from "../fixtures/runtimes.ts";
-import { describeRun, type FerryProcess, removeDir, startFerry, tempDir } from "./cli.ts";
+import {
+  describeRun,
+  type FerryProcess,
+  removeDir,
+  startFerry,
+  tempDir,
+  untilLogged,
+} from "./cli.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(ROOT, "dist/web");
@@ -236,11 +242,13 @@ describe("the status page in headless Chromium against ferry agent", () => {
     agent.child.stderr?.on("data", (d: Buffer) => {
       agentLog += d.toString("utf8");
     });
-    for (let i = 0; !agentLog.includes('"msg":"agent listening"'); i++) {
-      if (agent.child.exitCode !== null || i > 600)
-        assert.fail(`the agent did not start\n${describeRun(await agent.result)}`);
-      await sleep(25);
-    }
+    await untilLogged(
+      "the agent listening",
+      agent,
+      () => agentLog,
+      /"msg":"agent listening"/,
+      15_000,
+    );
     await page.goto(`${url}/`);
     await page.waitForSelector("#connection[data-state='live']");
     for (const target of ["store", "containerd"]) {
@@ -513,11 +521,13 @@ describe("the status page in headless Chromium against ferry agent", () => {
       log += d.toString("utf8");
     });
     try {
-      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
-        if (storeless.child.exitCode !== null || i > 600)
-          assert.fail(`the agent did not start\n${describeRun(await storeless.result)}`);
-        await sleep(25);
-      }
+      await untilLogged(
+        "the agent listening",
+        storeless,
+        () => log,
+        /"msg":"agent listening"/,
+        15_000,
+      );
       const origin = `http://127.0.0.1:${port}`;
       allowed.push(`${origin}/`);
       const p = await context.newPage();
@@ -552,13 +562,13 @@ describe("the status page in headless Chromium against ferry agent", () => {
     await mkdir(dir, { recursive: true });
     let viaAgent: FerryProcess | undefined;
     try {
-      let mirrorUrl: string | undefined;
-      for (let i = 0; mirrorUrl === undefined; i++) {
-        if (mirror.child.exitCode !== null || i > 600)
-          assert.fail(`the mirror did not start\n${mirrorLog}`);
-        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(mirrorLog)?.[1];
-        await sleep(25);
-      }
+      const mirrorUrl = await untilLogged(
+        "the mirror listening",
+        mirror,
+        () => mirrorLog,
+        /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/,
+        15_000,
+      );
       await writeFile(
         join(dir, "config.yaml"),
         `registries:\n  "${reg}":\n    mirrors: ["${mirrorUrl}"]\n`,
@@ -581,11 +591,13 @@ describe("the status page in headless Chromium against ferry agent", () => {
       viaAgent.child.stderr?.on("data", (d: Buffer) => {
         log += d.toString("utf8");
       });
-      for (let i = 0; !log.includes('"msg":"agent listening"'); i++) {
-        if (viaAgent.child.exitCode !== null || i > 600)
-          assert.fail(`the agent did not start\n${describeRun(await viaAgent.result)}`);
-        await sleep(25);
-      }
+      await untilLogged(
+        "the agent listening",
+        viaAgent,
+        () => log,
+        /"msg":"agent listening"/,
+        15_000,
+      );
       const origin = `http://127.0.0.1:${port}`;
       allowed.push(`${origin}/`);
       const p = await context.newPage();
@@ -620,13 +632,13 @@ describe("the status page in headless Chromium against ferry agent", () => {
       log += d.toString("utf8");
     });
     try {
-      let mirrorUrl: string | undefined;
-      for (let i = 0; mirrorUrl === undefined; i++) {
-        if (mirror.child.exitCode !== null || i > 600)
-          assert.fail(`the mirror did not start\n${describeRun(await mirror.result)}`);
-        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
-        await sleep(25);
-      }
+      const mirrorUrl = await untilLogged(
+        "the mirror listening",
+        mirror,
+        () => log,
+        /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/,
+        15_000,
+      );
       allowed.push(`${mirrorUrl}/`);
       const host = new URL(mirrorUrl).host;
       for (const round of ["cold", "warm"]) {
@@ -725,19 +737,20 @@ describe("the status page in headless Chromium against ferry agent", () => {
         "--peer-key-file",
         key,
       ]);
-    const mirrors = [start("a", portA), start("b", portB)];
+    const mirrorA = start("a", portA);
+    const mirrors = [mirrorA, start("b", portB)];
     let log = "";
-    mirrors[0]?.child.stderr?.on("data", (d: Buffer) => {
+    mirrorA.child.stderr?.on("data", (d: Buffer) => {
       log += d.toString("utf8");
     });
     try {
-      let mirrorUrl: string | undefined;
-      for (let i = 0; mirrorUrl === undefined; i++) {
-        if (mirrors[0]?.child.exitCode !== null || i > 600)
-          assert.fail(`the mirror did not start\n${log}`);
-        mirrorUrl = /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/.exec(log)?.[1];
-        await sleep(25);
-      }
+      const mirrorUrl = await untilLogged(
+        "the mirror listening",
+        mirrorA,
+        () => log,
+        /"msg":"mirror listening"[^\n]*"url":"([^"]+)"/,
+        15_000,
+      );
       allowed.push(`${mirrorUrl}/`);
       const p = await context.newPage();
       await p.goto(`${mirrorUrl}/`);

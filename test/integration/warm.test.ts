@@ -6,7 +6,6 @@ import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   createCheckFunction,
   createStoreTarget,
@@ -34,6 +33,7 @@ import {
   removeDir,
   startFerry,
   tempDir,
+  until,
 } from "./cli.ts";
 
 const NO_RETRY = { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 10, maxElapsedMs: 1000 };
@@ -212,11 +212,8 @@ describe("warm, check and bootstrap", () => {
         ["store"],
       );
       assert.deepEqual(events, ["target-waiting"], "said once, not on every ping");
-      setTimeout(async () => {
-        await rm(root);
-        await Store.open(root);
-      }, 300);
       let hooked = 0;
+      let diskBack: Promise<void> | undefined;
       const outcome = await runBootstrap({
         targets: [target],
         images,
@@ -225,7 +222,14 @@ describe("warm, check and bootstrap", () => {
         targetBackoff: { initialMs: 50, maxMs: 50 },
         imageBackoff: { initialMs: 50, maxMs: 50 },
         onReady: [async () => void hooked++],
+        // The disk comes back once bootstrap has said it waits for the store.
+        onEvent: (e) => {
+          if (e.type === "target-waiting")
+            diskBack ??= rm(root).then(async () => void (await Store.open(root)));
+        },
       });
+      assert.ok(diskBack, "bootstrap waited for the store");
+      await diskBack;
       assert.equal(outcome.ready, true, JSON.stringify(outcome));
       assert.equal(hooked, 1);
       assert.deepEqual(
@@ -484,7 +488,19 @@ describe("warm, check and bootstrap", () => {
         "--ready-file",
         ready,
       ]);
-      await sleep(1500);
+      // The registry comes up only once ferry has found it down and said it will retry.
+      let said = "";
+      proc.child.stdout?.on("data", (c: Buffer) => {
+        said += c.toString("utf8");
+      });
+      await until("ferry retrying the absent registry", () => {
+        assert.equal(
+          proc.child.exitCode,
+          null,
+          `ferry exited before the registry came up: ${said}`,
+        );
+        return /^RETRYING in .*warm\/app:v1/m.test(said);
+      });
       assert.equal(proc.child.exitCode, null, "still waiting");
       const server = await forward(port, registry.host);
       try {
@@ -548,7 +564,7 @@ describe("warm, check and bootstrap", () => {
         });
         assertExit(r, 0);
         assert.equal(r.stderr, "");
-        assert.match(await receiver.messages(), /READY=1/);
+        await receiver.received(/READY=1/);
       } finally {
         receiver.child.kill();
       }
@@ -618,14 +634,14 @@ describe("warm, check and bootstrap", () => {
       proc.child.stdout?.on("data", (c: Buffer) => {
         said += c.toString("utf8");
       });
-      while (!/^WAITING for containerd/m.test(said)) {
+      await until("ferry waiting for containerd", () => {
         assert.equal(
           proc.child.exitCode,
           null,
           `ferry exited before the runtime appeared: ${said}`,
         );
-        await sleep(100);
-      }
+        return /^WAITING for containerd/m.test(said);
+      });
       const containerd = await startContainerd();
       containerds.push(containerd);
       await symlink(containerd.socket, socket);
@@ -641,7 +657,9 @@ describe("warm, check and bootstrap", () => {
 /** A unix datagram socket that answers like systemd (closes the barrier fds); Node cannot bind one. */
 async function startNotifyReceiver(
   path: string,
-): Promise<{ path: string; child: ChildProcess; messages(): Promise<string> } | undefined> {
+): Promise<
+  { path: string; child: ChildProcess; received(message: RegExp): Promise<void> } | undefined
+> {
   await mkdir(join(path, ".."), { recursive: true });
   const script = `
 import array, os, socket, sys
@@ -666,9 +684,9 @@ while True:
   return {
     path,
     child,
-    async messages() {
-      await sleep(50);
-      return out;
+    async received(message) {
+      // The receiver prints a message just before it releases ferry's barrier: read on until it is in.
+      await until(`${message} at the notify socket`, () => message.test(out), 10_000);
     },
   };
 }
