@@ -1,12 +1,20 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { TARGET_KINDS } from "../runtime/index.ts";
 import { parseAgentSettings } from "./agent-config.ts";
 import { parseImageList } from "./image-list.ts";
 
 const deploy = (name: string) => new URL(`../../deploy/${name}`, import.meta.url);
 
 describe("agent.yaml", () => {
+  it("takes every target kind an image list takes: both read the one list of kinds", () => {
+    const all = `[${TARGET_KINDS.join(", ")}]`;
+    assert.deepEqual(parseAgentSettings("agent.yaml", `targets: ${all}\n`).targets, TARGET_KINDS);
+    const list = parseImageList("images.yaml", `images: [postgres:16]\ntargets: ${all}\n`);
+    assert.deepEqual(list.targets, TARGET_KINDS);
+  });
+
   it("reads every setting; paths are relative to the file", () => {
     const settings = parseAgentSettings(
       "/etc/ferry/agent.yaml",

@@ -9,7 +9,7 @@ import { dirname, resolve } from "node:path";
 import type * as Yaml from "yaml";
 import type * as Zod from "zod";
 import { FerryError, isFerryError } from "../observe/index.ts";
-import type { TargetKind } from "../runtime/index.ts";
+import { TARGET_KINDS, type TargetKind } from "../runtime/index.ts";
 import { parseDuration, type RetentionPolicy, validatePolicy } from "../store/index.ts";
 import {
   type BackoffPolicy,
@@ -18,6 +18,7 @@ import {
   OPTIONAL_IMAGE_BACKOFF,
   REQUIRED_IMAGE_BACKOFF,
 } from "./backoff.ts";
+import { HINTS as LIST_HINTS } from "./image-list-entry.ts";
 import { validateCron } from "./schedule.ts";
 import { normalizePrefix } from "./webhooks.ts";
 
@@ -71,7 +72,7 @@ const KEYS =
   "images, targets, listen, schedule, jitter, grace, concurrency, store, dockerHost, criEndpoint, webhooks, policy, retry, kubernetes";
 const HINTS: Readonly<Record<string, string>> = {
   images: "images is the path of the image list (relative to this file)",
-  targets: "targets is a list of: docker, containerd, store",
+  targets: LIST_HINTS.targets,
   listen: "listen is HOST:PORT, e.g. 127.0.0.1:8080",
   schedule: 'a cron expression, e.g. "*/30 * * * *"',
   jitter: "jitter is a duration such as 30s or 2m",
@@ -244,10 +245,7 @@ function buildSchema(z: typeof Zod.z) {
     .strictObject(
       {
         images: path.optional(),
-        targets: z
-          .array(z.enum(["docker", "containerd", "store"]))
-          .min(1)
-          .optional(),
+        targets: z.array(z.enum(TARGET_KINDS)).min(1).optional(),
         listen: z
           .string({ error: "expected HOST:PORT" })
           .regex(/^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i, "expected HOST:PORT")

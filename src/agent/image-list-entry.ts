@@ -2,10 +2,9 @@
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { formatPlatform, parsePlatform } from "../oci/index.ts";
 import { formatReference, parseReference } from "../reference/index.ts";
-import type { TargetKind } from "../runtime/index.ts";
+import { TARGET_KINDS } from "../runtime/index.ts";
 import type { ImageEntry } from "./types.ts";
 
-export const TARGET_KINDS: readonly TargetKind[] = ["docker", "containerd", "store"];
 export const TOP_KEYS = ["images", "targets"] as const;
 export const ITEM_KEYS = ["image", "platform", "required"] as const;
 export const HINTS = {

@@ -1,6 +1,6 @@
 /** The YAML form of an image list, read node by node so every problem knows its line and column. */
 import type * as Yaml from "yaml";
-import type { TargetKind } from "../runtime/index.ts";
+import { TARGET_KINDS, type TargetKind } from "../runtime/index.ts";
 import {
   addEntry,
   entryOf,
@@ -9,7 +9,6 @@ import {
   listInvalid,
   type Position,
   type Problem,
-  TARGET_KINDS,
   TOP_KEYS,
 } from "./image-list-entry.ts";
 import type { ImageEntry, ImageList } from "./types.ts";

@@ -13,8 +13,6 @@ import { addEntry, entryOf, listInvalid, type Problem } from "./image-list-entry
 import { YamlListReader } from "./image-list-yaml.ts";
 import type { ImageEntry, ImageList } from "./types.ts";
 
-export { TARGET_KINDS } from "./image-list-entry.ts";
-
 // yaml is loaded on first use: commands that take no list do not pay for it.
 const require = createRequire(import.meta.url);
 

@@ -4,7 +4,6 @@ export {
   entriesFromReferences,
   loadImageList,
   parseImageList,
-  TARGET_KINDS,
 } from "./image-list.ts";
 export { createStoreTarget, type StoreTargetOptions } from "./store-target.ts";
 export {
@@ -44,5 +43,5 @@ export {
 export { type AgentOptions, type OpenedTargets, runAgent, type TargetHooks } from "./daemon.ts";
 export { validateCron } from "./schedule.ts";
 export { contentHash, type ListWatch, watchList } from "./list-watch.ts";
-export { normalizePrefix } from "./webhooks.ts";
+export { normalizePrefix, WEBHOOK_KINDS } from "./webhooks.ts";
 export { MeteredPuller } from "./metered-puller.ts";

@@ -8,12 +8,12 @@ import {
   entriesFromReferences,
   type ImageEntry,
   loadImageList,
-  TARGET_KINDS,
 } from "../agent/index.ts";
 import { type CredentialSource, defaultCredentialSource } from "../config/index.ts";
 import { formatPlatform, parsePlatform } from "../oci/index.ts";
+import { oneOf } from "../observe/index.ts";
 import { DEFAULT_CONCURRENCY, Puller } from "../pull/index.ts";
-import { createTarget, type Target, type TargetKind } from "../runtime/index.ts";
+import { createTarget, TARGET_KINDS, type Target, type TargetKind } from "../runtime/index.ts";
 import type { Store } from "../store/index.ts";
 import { createRegistryClient, type GlobalOptions, openStore } from "./context.ts";
 import type { Output } from "./output.ts";
@@ -33,7 +33,7 @@ export const TARGET_OPTIONS = {
 } as const;
 
 export const TARGET_USAGE = `  -f, --file LIST           image list: YAML (images:, targets:) or one reference per line
-  --target KIND             docker, containerd or store; repeat for several (default: the
+  --target KIND             ${oneOf(TARGET_KINDS)}; repeat for several (default: the
                             list's targets:, else store)
   --platform OS/ARCH        for images the list gives no platform (default: the target's own)
   --concurrency N           image × target jobs at once (default ${DEFAULT_CONCURRENCY})
@@ -50,6 +50,12 @@ export interface TargetFlags extends GlobalOptions {
   "docker-host"?: string | undefined;
   "cri-endpoint"?: string | undefined;
 }
+
+/** Each runtime's endpoint flag: a new runtime kind must name its own. */
+const ENDPOINT_FLAGS = {
+  docker: "docker-host",
+  containerd: "cri-endpoint",
+} as const satisfies Record<Exclude<TargetKind, "store">, keyof TargetFlags>;
 
 export interface Plan {
   readonly images: ImageEntry[];
@@ -110,7 +116,7 @@ export async function openTargets(
         targets.push(createStoreTarget({ store, puller, registry }));
       } else {
         // Without a flag, the runtime module reads DOCKER_HOST / CONTAINER_RUNTIME_ENDPOINT from env.
-        const endpoint = kind === "docker" ? flags["docker-host"] : flags["cri-endpoint"];
+        const endpoint = flags[ENDPOINT_FLAGS[kind]];
         targets.push(createTarget(kind, { env, ...(endpoint ? { endpoint } : {}) }));
       }
     }
@@ -125,7 +131,8 @@ async function closeAll(targets: readonly Target[], closers: ReadonlyArray<() =>
   await Promise.allSettled([...targets.map((t) => t.close()), ...closers.map((c) => c())]);
 }
 
-function targetKind(text: string): TargetKind {
+/** A --target value, refused unless it is one of TARGET_KINDS. */
+export function targetKind(text: string): TargetKind {
   const kind = TARGET_KINDS.find((k) => k === text);
   if (kind === undefined) {
     throw usageError(`unknown target "${text}"`, `--target is one of: ${TARGET_KINDS.join(", ")}`);

@@ -22,7 +22,13 @@ export {
   type DockerEndpoint,
   dockerEndpoint,
 } from "./endpoint.ts";
-export type { ImagePresence, Target, TargetKind, TargetPullOptions } from "./target.ts";
+export {
+  type ImagePresence,
+  TARGET_KINDS,
+  type Target,
+  type TargetKind,
+  type TargetPullOptions,
+} from "./target.ts";
 
 export interface CreateTargetOptions {
   /** The runtime's socket: DOCKER_HOST-style for docker, CONTAINER_RUNTIME_ENDPOINT-style for containerd. */

@@ -1,8 +1,9 @@
 import type { Credential } from "../config/index.ts";
 import type { Reference } from "../reference/index.ts";
 
-/** Where an image is warmed into: a container runtime, or ferry's own store. */
-export type TargetKind = "docker" | "containerd" | "store";
+/** Where an image is warmed into: a container runtime, or ferry's own store. The one list of kinds. */
+export const TARGET_KINDS = ["docker", "containerd", "store"] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
 
 export interface ImagePresence {
   present: boolean;

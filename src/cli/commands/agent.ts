@@ -9,9 +9,9 @@ import {
   normalizePrefix,
   type OpenedTargets,
   runAgent,
-  TARGET_KINDS,
   type TargetHooks,
   validateCron,
+  WEBHOOK_KINDS,
 } from "../../agent/index.ts";
 import {
   checkGateTimeout,
@@ -19,11 +19,11 @@ import {
   startKubernetesMode,
   type TaintMode,
 } from "../../kube/index.ts";
-import { FerryError, Metrics } from "../../observe/index.ts";
+import { FerryError, Metrics, oneOf } from "../../observe/index.ts";
 import { hostPlatform, parseManifest, selectPlatform } from "../../oci/index.ts";
 import type { Reference } from "../../reference/index.ts";
 import type { RegistryClient } from "../../registry/index.ts";
-import type { Target, TargetKind } from "../../runtime/index.ts";
+import { TARGET_KINDS, type Target, type TargetKind } from "../../runtime/index.ts";
 import {
   DEFAULT_RETENTION,
   parseDuration,
@@ -33,7 +33,7 @@ import {
 } from "../../store/index.ts";
 import { createRegistryClient, openStore } from "../context.ts";
 import { ExitCode, type Output, usageError } from "../output.ts";
-import { openTargets, positiveInteger, type TargetFlags } from "../targets.ts";
+import { openTargets, positiveInteger, type TargetFlags, targetKind } from "../targets.ts";
 import { retryFrom } from "./agent-retry.ts";
 
 export const agentUsage = `Usage: ferry agent -c agent.yaml [options]
@@ -45,13 +45,13 @@ Keep this machine's listed images in its targets: warm them at start, on a sched
 when the list file changes (reloaded without a restart; images taken off it are unpinned),
 and pull what registry webhooks announce. Serves /healthz, /readyz (200 once every required
 image is in every target, else 503 with what is missing), /status (JSON), /metrics
-(Prometheus) and POST /webhooks/distribution|dockerhub|github|harbor. JSON logs on stderr.
+(Prometheus) and POST /webhooks/${WEBHOOK_KINDS.join("|")}. JSON logs on stderr.
 SIGTERM: stops taking work, lets pulls in flight finish, exits 0.
 
 Options (flags override agent.yaml):
   -c, --agent-config FILE    agent.yaml: the settings below as YAML
   -f, --file LIST            image list: YAML (images:, targets:) or one reference per line
-  --target KIND              docker, containerd or store; repeat for several (default: the
+  --target KIND              ${oneOf(TARGET_KINDS)}; repeat for several (default: the
                              list's targets:, else store)
   --listen HOST:PORT         where to serve (default 127.0.0.1:8080)
   --schedule CRON            warm the whole list on this schedule, e.g. '*/30 * * * *'
@@ -368,12 +368,4 @@ async function readSecret(
     });
   }
   return secret;
-}
-
-function targetKind(text: string): TargetKind {
-  const kind = TARGET_KINDS.find((k) => k === text);
-  if (kind === undefined) {
-    throw usageError(`unknown target "${text}"`, `--target is one of: ${TARGET_KINDS.join(", ")}`);
-  }
-  return kind;
 }
