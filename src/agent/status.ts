@@ -1,6 +1,6 @@
 /**
  * The agent's HTTP routes: /healthz, /readyz, /status, /metrics, and the webhook receiver
- * (POST /webhooks/distribution|dockerhub|github|harbor). Webhooks are answered as soon as the
+ * (POST /webhooks/KIND, one of WEBHOOK_KINDS). Webhooks are answered as soon as the
  * body is read and judged (webhooks.ts); pulls happen later, in the queue.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";

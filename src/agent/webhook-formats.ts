@@ -4,11 +4,8 @@
  * posts (blob uploads, pulls, deletes, pings, untagged children of an index) is counted as
  * ignored, so the sender still gets its 2xx.
  */
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { FerryError, isFerryError, oneOf } from "../observe/index.ts";
 import { DEFAULT_DOMAIN, parseReference, type Reference } from "../reference/index.ts";
-
-export const WEBHOOK_KINDS = ["distribution", "dockerhub", "github", "harbor"] as const;
-export type WebhookKind = (typeof WEBHOOK_KINDS)[number];
 
 /** Where GitHub's container registry lives when the payload does not say. */
 export const GITHUB_CONTAINER_REGISTRY = "ghcr.io";
@@ -36,6 +33,19 @@ export interface ParseOptions {
 }
 
 type Json = Record<string, unknown>;
+type Reader = (json: Json, options: ParseOptions, out: PushCollector) => void;
+
+/** The one table of formats, each with its reader: a route names a key, and nothing falls through. */
+const READERS = {
+  distribution: (json, options, out) => readDistribution(json, options.registryHost, out),
+  dockerhub: (json, _options, out) => readDockerHub(json, out),
+  github: (json, options, out) => readGitHub(json, header(options.headers, "x-github-event"), out),
+  harbor: (json, _options, out) => readHarbor(json, out),
+} as const satisfies Record<string, Reader>;
+
+export type WebhookKind = keyof typeof READERS;
+/** The formats in the table's order, for routes, messages and help. */
+export const WEBHOOK_KINDS = Object.keys(READERS) as readonly WebhookKind[];
 
 const MANIFEST_TYPE = /manifest|index/i;
 
@@ -47,10 +57,7 @@ export function parsePush(
 ): ParsedPush {
   const json = parseJson(body);
   const out = new PushCollector();
-  if (kind === "distribution") readDistribution(json, options.registryHost, out);
-  else if (kind === "dockerhub") readDockerHub(json, out);
-  else if (kind === "github") readGitHub(json, header(options.headers, "x-github-event"), out);
-  else readHarbor(json, out);
+  READERS[kind](json, options, out);
   return out.result();
 }
 
@@ -203,7 +210,7 @@ function parseJson(body: Uint8Array): Json {
 
 function malformed(what: string): FerryError {
   return new FerryError("FERRY_INVALID_ARGUMENT", `not a push notification: ${what}`, {
-    hint: "point the sender at the route for its format: /webhooks/distribution, dockerhub, github or harbor",
+    hint: `point the sender at the route for its format: /webhooks/${oneOf(WEBHOOK_KINDS)}`,
     fields: { status: 400 },
   });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
+import { isFerryError } from "../observe/index.ts";
 import { formatReference, parseReference } from "../reference/index.ts";
 import {
   AllowList,
@@ -8,6 +9,7 @@ import {
   decideWebhook,
   normalizePrefix,
   parsePush,
+  WEBHOOK_KINDS,
   type WebhookKind,
   type WebhookRequest,
 } from "./webhooks.ts";
@@ -187,6 +189,19 @@ const names = (kind: WebhookKind, payload: unknown, headers = {}) =>
   parsePush(kind, json(payload), { headers }).images.map((i) => formatReference(i.ref));
 
 describe("webhook formats", () => {
+  it("each format has its own reader: an empty object is refused in each format's own words", () => {
+    const refusals = WEBHOOK_KINDS.map((kind) => {
+      try {
+        parsePush(kind, json({}));
+      } catch (err) {
+        assert.ok(isFerryError(err) && err.code === "FERRY_INVALID_ARGUMENT", String(err));
+        return err.message;
+      }
+      return assert.fail(`${kind} took an empty object`);
+    });
+    assert.equal(new Set(refusals).size, WEBHOOK_KINDS.length, refusals.join("\n"));
+  });
+
   it("Distribution: only the tagged manifest push names an image; blob pushes and pulls are ignored", () => {
     const parsed = parsePush("distribution", json(distributionEnvelope("team/web", "1.2")));
     assert.deepEqual(
