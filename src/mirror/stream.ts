@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-import { sendFileRange } from "../peer/index.ts";
+import { sendFileRange } from "../serve/index.ts";
 
 /**
  * Streams a blob that is still downloading: bytes are sent as the ingest file

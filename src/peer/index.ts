@@ -10,7 +10,6 @@ export {
 export { type PeerCounters, peerCounters } from "./metrics.ts";
 export { PeerNode, type PeerListenOptions, type PeerNodeOptions } from "./node.ts";
 export { rank, score } from "./rendezvous.ts";
-export { parseByteRange, sendFileRange } from "./serve-file.ts";
 export {
   type BlobFetcher,
   type PeerServerOptions,

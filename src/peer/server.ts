@@ -3,10 +3,10 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { type Repository, registryHostRefusal } from "../registry/index.ts";
+import { parseByteRange, sendFileRange } from "../serve/index.ts";
 import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
 import type { PeerCounters } from "./metrics.ts";
-import { parseByteRange, sendFileRange } from "./serve-file.ts";
 import { coveredHeaders, PEER_AUTH_HEADER, ReplayGuard, verifyRequest } from "./signing.ts";
 import {
   type BlobDescriptor,

@@ -10,7 +10,7 @@ import { parsePeerList, StaticMembership } from "./membership.ts";
 import { peerCounters } from "./metrics.ts";
 import { peerSettings } from "./options.ts";
 import { rank } from "./rendezvous.ts";
-import { parseByteRange } from "./serve-file.ts";
+import { parseByteRange } from "../serve/index.ts";
 import { PEER_AUTH_HEADER, verifyRequest } from "./signing.ts";
 import { PeerSource, STORED_ONLY_HEADER, UPSTREAM_AUTH_HEADER } from "./source.ts";
 

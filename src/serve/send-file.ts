@@ -1,6 +1,10 @@
 import type { FileHandle } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-import type { Throttle } from "./throttle.ts";
+
+/** An upload cap: resolves when `bytes` may be sent (the peer listener's Throttle). */
+export interface Pace {
+  take(bytes: number): Promise<void>;
+}
 
 const CHUNK = 1 << 20;
 
@@ -9,14 +13,13 @@ const CHUNK = 1 << 20;
  * reused buffers (one is read into while the socket still holds the other), waiting for
  * drain. Returns the position reached: `end`, or less if the file is shorter (still being
  * written: the caller retries later) or the receiver went away (then `res.destroyed`).
- * The mirror serves its clients with it too.
  */
 export async function sendFileRange(
   res: ServerResponse,
   file: FileHandle,
   start: number,
   end: number,
-  throttle?: Throttle,
+  throttle?: Pace,
   onSent?: (bytes: number) => void,
 ): Promise<number> {
   const size = Math.min(CHUNK, Math.max(1, end - start));
