@@ -7,6 +7,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { IGNORED_RANGES } from "../../test/fixtures/ranges.ts";
 import { until } from "../../test/fixtures/until.ts";
 import { Metrics } from "../observe/index.ts";
 import { RegistryClient, type Repository } from "../registry/index.ts";
@@ -270,6 +271,29 @@ describe("peer listener", () => {
       assert.equal((await get(server.address, path, signed(other, bytes.length))).status, 401);
       assert.equal((await get(server.address, path, {})).status, 401);
       assert.equal((await get(server.address, "/healthz", {})).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("answers a malformed Range with the whole blob, as the mirror does; 416 past the end", async () => {
+    const bytes = randomBytes(30_000);
+    const digest = digestOf(bytes);
+    await store.writeBlob(digest, bytes);
+    const server = await serve({ ensureBlob: () => Promise.reject(new Error("not used")) });
+    try {
+      const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
+      for (const range of IGNORED_RANGES) {
+        const got = await get(server.address, path, signed(path, bytes.length, { range }));
+        assert.equal(got.status, 200, range);
+        assert.ok(got.body.equals(bytes), range);
+      }
+      const past = await get(
+        server.address,
+        path,
+        signed(path, bytes.length, { range: `bytes=${bytes.length}-` }),
+      );
+      assert.equal(past.status, 416);
     } finally {
       await server.close();
     }

@@ -1,9 +1,9 @@
-import { type FileHandle, open, stat } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { type Repository, registryHostRefusal } from "../registry/index.ts";
-import { parseByteRange, sendFileRange } from "../serve/index.ts";
+import { serveGrowingBlob, serveStoredBlob } from "../serve/index.ts";
 import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
 import type { PeerCounters } from "./metrics.ts";
@@ -171,13 +171,17 @@ async function handle(
     );
     return;
   }
-  const common = { "docker-content-digest": digest, "accept-ranges": "bytes" };
+  const sending = {
+    headers: { "docker-content-digest": digest, "accept-ranges": "bytes" },
+    pace: throttle,
+    onSent: (n: number) => o.counters.served({}, n),
+  };
   /** Serves the stored blob; false when the store does not hold it. */
   const fromStore = async (): Promise<boolean> => {
     const file = await open(o.store.blobPath(digest), "r").catch(() => undefined);
     if (file === undefined) return false;
     try {
-      await serveStored(o, throttle, req, res, method, file, common);
+      await serveStoredBlob(res, file, { method, range: header(req, "range"), ...sending });
     } finally {
       await file.close();
     }
@@ -209,177 +213,24 @@ async function handle(
     reply(res, 400, `${SIZE_HEADER} must give the blob's size`);
     return;
   }
-  await serveGrowing(
-    o,
-    throttle,
-    req,
+  const desc: BlobDescriptor = { mediaType: "application/octet-stream", digest, size };
+  // Headers wait for the first byte, so a download that fails before it gets a status.
+  const outcome = await serveGrowingBlob(
     res,
-    repo,
-    { mediaType: "application/octet-stream", digest, size },
-    common,
-  );
-}
-
-async function serveStored(
-  o: PeerServerOptions,
-  throttle: Throttle,
-  req: IncomingMessage,
-  res: ServerResponse,
-  method: string,
-  file: FileHandle,
-  common: Record<string, string>,
-): Promise<void> {
-  const size = (await file.stat()).size;
-  const range = parseByteRange(header(req, "range"), size);
-  if (range === "unsatisfiable") {
-    res.writeHead(416, { ...common, "content-range": `bytes */${size}` }).end();
-    return;
-  }
-  const [start, end] = range ?? [0, size];
-  const headers = {
-    ...common,
-    "content-type": "application/octet-stream",
-    "content-length": String(end - start),
-  };
-  if (range === undefined) res.writeHead(200, headers);
-  else res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end - 1}/${size}` });
-  if (method === "HEAD") {
-    res.end();
-    return;
-  }
-  const reached = await sendFileRange(res, file, start, end, throttle, (n) =>
-    o.counters.served({}, n),
-  );
-  if (reached === end) res.end();
-  else res.destroy();
-}
-
-/**
- * Streams a blob this node is downloading (or starts downloading it, upstream only):
- * bytes go out as the ingest file grows, all but the last one, which follows only
- * after the blob is verified and committed. If the download fails, or the file the
- * bytes came from is not the one committed (a failed check deleted it and a new
- * download began), the response is cut, so a peer never gets a complete bad body.
- */
-async function serveGrowing(
-  o: PeerServerOptions,
-  throttle: Throttle,
-  req: IncomingMessage,
-  res: ServerResponse,
-  repo: Repository,
-  desc: BlobDescriptor,
-  common: Record<string, string>,
-): Promise<void> {
-  const range = parseByteRange(header(req, "range"), desc.size);
-  if (range === "unsatisfiable") {
-    res.writeHead(416, { ...common, "content-range": `bytes */${desc.size}` }).end();
-    return;
-  }
-  const [start, end] = range ?? [0, desc.size];
-  let available = 0;
-  let state = "running" as "running" | "done" | "failed";
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const poke = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const done = o.source.upstreamOnly(desc.digest, () =>
-    o.fetcher.ensureBlob(repo, desc, {
-      watch: (bytes) => {
-        available = Math.max(available, bytes);
-        poke();
-      },
-    }),
-  );
-  done.then(
-    () => {
-      state = "done";
-      poke();
+    {
+      ingestPath: o.store.ingestPath(digest),
+      blobPath: o.store.blobPath(digest),
+      size,
+      fetch: (watch) =>
+        o.source.upstreamOnly(digest, () => o.fetcher.ensureBlob(repo, desc, { watch })),
     },
-    (err: unknown) => {
-      state = "failed";
-      failure = err;
-      poke();
-    },
+    { range: header(req, "range"), announce: "with-first-byte", ...sending },
   );
-  const headers = () => {
-    if (res.headersSent) return;
-    const h = {
-      ...common,
-      "content-type": "application/octet-stream",
-      "content-length": String(end - start),
-    };
-    if (range === undefined) res.writeHead(200, h);
-    else res.writeHead(206, { ...h, "content-range": `bytes ${start}-${end - 1}/${desc.size}` });
-  };
-  let file: FileHandle | undefined;
-  let inode = -1;
-  let sent = start;
-  const ingestPath = o.store.ingestPath(desc.digest);
-  try {
-    for (;;) {
-      if (res.destroyed) return;
-      if (state === "failed") {
-        const message = failure instanceof Error ? failure.message : String(failure);
-        if (!res.headersSent) reply(res, 502, `this node could not fetch the blob: ${message}`);
-        else res.destroy();
-        return;
-      }
-      if (state === "done") {
-        const blob = await open(o.store.blobPath(desc.digest), "r");
-        try {
-          if (file !== undefined && (await blob.stat()).ino !== inode) {
-            res.destroy(); // what was sent came from a download that did not become the blob
-            return;
-          }
-          headers();
-          const reached = await sendFileRange(res, blob, sent, end, throttle, (n) =>
-            o.counters.served({}, n),
-          );
-          if (reached === end) res.end();
-          else res.destroy();
-        } finally {
-          await blob.close();
-        }
-        return;
-      }
-      const limit = Math.min(available, desc.size - 1, end);
-      if (sent < limit) {
-        if (file === undefined) {
-          file = await open(ingestPath, "r").catch(() => undefined);
-          if (file !== undefined) inode = (await file.stat()).ino;
-        }
-        if (file !== undefined) {
-          // Renamed into place already (committed) or not there for a moment: not a restart.
-          const now = await stat(ingestPath)
-            .catch(() => stat(o.store.blobPath(desc.digest)))
-            .catch(() => undefined);
-          const inFile = (await file.stat()).size;
-          if ((now !== undefined && now.ino !== inode) || inFile < sent) {
-            // The download restarted in a new file (a check failed) or from zero: cut.
-            if (!res.headersSent) reply(res, 503, "download restarted; ask again");
-            else res.destroy();
-            return;
-          }
-          const to = Math.min(inFile, limit);
-          if (to > sent) {
-            headers();
-            sent = await sendFileRange(res, file, sent, to, throttle, (n) =>
-              o.counters.served({}, n),
-            );
-            continue;
-          }
-        }
-      }
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(poke, 50).unref(); // progress reports are throttled: look again soon anyway
-      });
-    }
-  } finally {
-    await file?.close();
+  if (outcome === "restarted") reply(res, 503, "download restarted; ask again");
+  else if (typeof outcome === "object") {
+    const message =
+      outcome.failed instanceof Error ? outcome.failed.message : String(outcome.failed);
+    reply(res, 502, `this node could not fetch the blob: ${message}`);
   }
 }
 

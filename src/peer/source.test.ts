@@ -10,7 +10,6 @@ import { parsePeerList, StaticMembership } from "./membership.ts";
 import { peerCounters } from "./metrics.ts";
 import { peerSettings } from "./options.ts";
 import { rank } from "./rendezvous.ts";
-import { parseByteRange } from "../serve/index.ts";
 import { PEER_AUTH_HEADER, verifyRequest } from "./signing.ts";
 import { PeerSource, STORED_ONLY_HEADER, UPSTREAM_AUTH_HEADER } from "./source.ts";
 
@@ -193,16 +192,5 @@ describe("peer settings", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe("byte ranges", () => {
-  it("reads the forms peers send", () => {
-    assert.deepEqual(parseByteRange("bytes=10-", 100), [10, 100]);
-    assert.deepEqual(parseByteRange("bytes=10-19", 100), [10, 20]);
-    assert.deepEqual(parseByteRange("bytes=-5", 100), [95, 100]);
-    assert.equal(parseByteRange(undefined, 100), undefined);
-    assert.equal(parseByteRange("bytes=100-", 100), "unsatisfiable");
-    assert.equal(parseByteRange("items=1-2", 100), "unsatisfiable");
   });
 });

@@ -1,2 +1,11 @@
-/** Serving a blob over HTTP, for the mirror and the peer listener: the file sender. */
-export { type Pace, parseByteRange, sendFileRange } from "./send-file.ts";
+/** Serving a blob over HTTP, for the mirror and the peer listener: one Range policy, a stored blob, a still-growing one. */
+export {
+  type GrowingBlob,
+  type GrowingOutcome,
+  type GrowingRequest,
+  serveGrowingBlob,
+} from "./growing.ts";
+export type { BlobHeaders } from "./head.ts";
+export { type ByteSpan, parseRange } from "./range.ts";
+export { type Pace, sendFileRange } from "./send-file.ts";
+export { type BlobRequest, serveStoredBlob } from "./stored.ts";

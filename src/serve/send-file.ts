@@ -65,27 +65,3 @@ function drained(res: ServerResponse): Promise<boolean> {
     res.once("close", onClose);
   });
 }
-
-/** `bytes=a-b`, `bytes=a-`, `bytes=-n` over a blob of `size`; undefined: none (whole blob). */
-export function parseByteRange(
-  header: string | undefined,
-  size: number,
-): [number, number] | "unsatisfiable" | undefined {
-  if (header === undefined) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (m === null) return "unsatisfiable";
-  const a = m[1] as string;
-  const b = m[2] as string;
-  let start: number;
-  let end: number;
-  if (a === "") {
-    if (b === "") return "unsatisfiable";
-    start = Math.max(0, size - Number(b));
-    end = size;
-  } else {
-    start = Number(a);
-    end = b === "" ? size : Math.min(size, Number(b) + 1);
-  }
-  if (start >= size || start >= end) return "unsatisfiable";
-  return [start, end];
-}
