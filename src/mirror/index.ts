@@ -8,7 +8,6 @@ export {
 } from "./access.ts";
 export { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
 export { Mirror, type MirrorOptions } from "./mirror.ts";
-export { parseRange } from "./range.ts";
 export { type MirrorRequest, parseRequest } from "./route.ts";
 export { ANY_REGISTRY, parseServedList, ServedRegistries } from "./served.ts";
 export { type MirrorServerOptions, type RunningMirror, startMirrorServer } from "./server.ts";

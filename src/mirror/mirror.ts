@@ -5,17 +5,15 @@ import { type Descriptor, parseManifest } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import { Limiter, type Puller } from "../pull/index.ts";
 import type { RegistryClient, Repository } from "../registry/index.ts";
-import { sendFileRange } from "../serve/index.ts";
+import { serveGrowingBlob, serveStoredBlob } from "../serve/index.ts";
 import type { Store } from "../store/index.ts";
 import type { AccessPolicy } from "./access.ts";
 import { DistributionError, isUpstreamFailure, toDistributionError } from "./errors.ts";
 import { BlobHeads } from "./blob-heads.ts";
 import { type MirrorCounters, type MirrorTotals, mirrorCounters } from "./metrics.ts";
-import { parseRange } from "./range.ts";
 import { type Grant, Guard } from "./guard.ts";
 import { type MirrorRequest, parseRequest } from "./route.ts";
 import type { ServedRegistries } from "./served.ts";
-import { streamGrowing } from "./stream.ts";
 
 /** After an upstream failure, tags are served stale without asking again for this long. */
 const STALE_RETRY_MS = 10_000;
@@ -395,39 +393,33 @@ export class Mirror {
       this.#count.upstreamBytes({ kind: "blob" }, fetched.fetched);
       return this.#blobFromStore(digest, req, res, method, common);
     }
-    const listeners = new Set<(bytes: number) => void>();
-    const done = this.#o.puller.ensureBlob(repo, desc, {
-      watch: (bytes) => {
-        for (const l of listeners) l(bytes);
+    let done: Promise<{ downloaded: boolean; fetched: number }> | undefined;
+    await serveGrowingBlob(
+      res,
+      {
+        ingestPath: store.ingestPath(digest),
+        blobPath: store.blobPath(digest),
+        size: desc.size,
+        fetch: (watch) => {
+          done = this.#o.puller.ensureBlob(repo, desc, { watch });
+          // The first miss downloads; misses that arrive meanwhile join it (one upstream fetch per blob).
+          done.then(
+            (r) => {
+              if (r.downloaded) this.#count.upstream({ kind: "blob" });
+              else this.#count.coalesced({ kind: "blob" });
+              this.#count.upstreamBytes({ kind: "blob" }, r.fetched);
+            },
+            () => undefined,
+          );
+          return done;
+        },
       },
-    });
-    // The first miss downloads; misses that arrive meanwhile join it (one upstream fetch per blob).
-    done.then(
-      (r) => {
-        if (r.downloaded) this.#count.upstream({ kind: "blob" });
-        else this.#count.coalesced({ kind: "blob" });
-        this.#count.upstreamBytes({ kind: "blob" }, r.fetched);
-      },
-      () => undefined,
+      // Headers at once: a client sees the response start while the upstream is asked.
+      { range: undefined, headers: common, announce: "at-once" },
     );
-    res.writeHead(200, {
-      ...common,
-      "content-length": String(desc.size),
-      "content-type": "application/octet-stream",
-    });
-    await streamGrowing(res, {
-      ingestPath: store.ingestPath(digest),
-      blobPath: store.blobPath(digest),
-      size: desc.size,
-      subscribe: (l) => {
-        listeners.add(l);
-        return () => listeners.delete(l);
-      },
-      done,
-    });
     if (res.writableFinished) this.#count.bytes({ kind: "blob" }, desc.size);
     else
-      done.catch((err: unknown) =>
+      done?.catch((err: unknown) =>
         this.#o.log({
           level: "error",
           msg: "blob fetch failed; client response aborted",
@@ -446,28 +438,12 @@ export class Mirror {
   ): Promise<void> {
     const file = await open(this.#o.store.blobPath(digest), "r");
     try {
-      const size = (await file.stat()).size;
-      const range = parseRange(req.headers.range, size);
-      if (range === "unsatisfiable") {
-        res.writeHead(416, { ...common, "content-range": `bytes */${size}` }).end();
-        return;
-      }
-      const [start, end] = range ?? [0, size];
-      const headers = {
-        ...common,
-        "content-type": "application/octet-stream",
-        "content-length": String(end - start),
-      };
-      if (range === undefined) res.writeHead(200, headers);
-      else res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end - 1}/${size}` });
-      if (method === "HEAD") {
-        res.end();
-        return;
-      }
-      const reached = await sendFileRange(res, file, start, end);
-      if (reached === end) res.end();
-      else res.destroy();
-      this.#count.bytes({ kind: "blob" }, reached - start);
+      const sent = await serveStoredBlob(res, file, {
+        method,
+        range: req.headers.range,
+        headers: common,
+      });
+      if (sent > 0) this.#count.bytes({ kind: "blob" }, sent);
     } finally {
       await file.close();
     }

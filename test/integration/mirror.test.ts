@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type BuiltImage, MediaType, pushImage } from "../fixtures/images.ts";
 import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
+import { IGNORED_RANGES } from "../fixtures/ranges.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
 import { describeRun, ferry, removeDir, tempDir, until } from "./cli.ts";
 import { errorCodes, type Got, get, mirrors, startMirror } from "./mirror-process.ts";
@@ -384,6 +385,24 @@ describe("ferry mirror in front of a Distribution registry", () => {
       suffix.headers["content-range"],
       `bytes ${layer.size - 10}-${layer.size - 1}/${layer.size}`,
     );
+  });
+
+  test("a malformed Range: 200 with the whole blob, cold or stored, as the peer listener answers", async () => {
+    const m = await startMirror(newStore(), ["--upstream", upstream.url]);
+    const layer = small.layers[2];
+    assert.ok(layer);
+    const man = await get(`${m.url}/v2/lib/small/manifests/v1`, { headers: { accept: ACCEPT } });
+    assert.equal(man.status, 200);
+    const url = `${m.url}/v2/lib/small/blobs/${layer.digest}`;
+    const whole = await get(`${upstream.url}/v2/lib/small/blobs/${layer.digest}`);
+    assert.equal(whole.status, 200);
+    // The first asks for the blob cold (fetched whole, then answered), the rest find it stored.
+    for (const range of IGNORED_RANGES) {
+      const got = await get(url, { headers: { range } });
+      assert.equal(got.status, 200, range);
+      assert.equal(got.headers["content-range"], undefined, range);
+      assert.ok(got.body.equals(whole.body), range);
+    }
   });
 
   test("push refused with 405 UNSUPPORTED; an unknown tag is 404 MANIFEST_UNKNOWN (registry error JSON)", async () => {
