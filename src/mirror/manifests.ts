@@ -9,9 +9,7 @@ import type { Grant, Guard } from "./guard.ts";
 import type { MirrorCounters } from "./metrics.ts";
 import type { MirrorOptions, MirrorParts } from "./options.ts";
 import { repositoryOf } from "./request-reference.ts";
-
-/** After an upstream failure, tags are served stale without asking again for this long. */
-const STALE_RETRY_MS = 10_000;
+import { tagAnswer } from "./tag-freshness.ts";
 
 interface Served {
   bytes: Buffer;
@@ -98,18 +96,18 @@ export class Manifests {
     }
     const name = formatReference(ref);
     const record = await this.#o.store.findImage(name);
-    const validated = this.#validated.get(name);
-    const failed = this.#failed.get(name);
-    if (record !== undefined && failed !== undefined && Date.now() - failed < STALE_RETRY_MS) {
-      // The upstream just failed for this tag: answer stale now rather than wait on retries again.
+    const answer = tagAnswer({
+      stored: record !== undefined,
+      validatedAt: this.#validated.get(name),
+      failedAt: this.#failed.get(name),
+      now: Date.now(),
+      tagTtlMs: this.#o.tagTtlMs,
+    });
+    if (record !== undefined && answer === "stale") {
       this.#count.stale({ kind: "manifest" });
       return this.#fromStore(record.sourceDigest, true);
     }
-    if (
-      record !== undefined &&
-      validated !== undefined &&
-      Date.now() - validated < this.#o.tagTtlMs
-    ) {
+    if (record !== undefined && answer === "fresh") {
       this.#count.hits({ kind: "manifest" });
       await this.#o.store.touch(name);
       return this.#fromStore(record.sourceDigest, false);
@@ -139,6 +137,7 @@ export class Manifests {
         this.#failed.delete(name);
         return { bytes: fetched.bytes, digest: fetched.digest, mediaType, stale: false };
       } catch (err) {
+        // Only a failing upstream is answered stale; "not found" or "denied" is its answer.
         if (record === undefined || !isUpstreamFailure(err)) throw err;
         this.#count.stale({ kind: "manifest" });
         this.#failed.set(name, Date.now());

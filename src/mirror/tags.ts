@@ -5,6 +5,7 @@ import { isUpstreamFailure } from "./errors.ts";
 import type { Grant, Guard } from "./guard.ts";
 import type { MirrorOptions, MirrorParts } from "./options.ts";
 import { repositoryOf } from "./request-reference.ts";
+import { recordedTags, tagPage } from "./tag-list.ts";
 
 /** Tag lists: asked upstream, from the store's records when the upstream fails, paged by `n` and `last`. */
 export class Tags {
@@ -41,22 +42,13 @@ export class Tags {
     } catch (err) {
       if (!proven) throw this.#guard.refusal(err, repository);
       if (!isUpstreamFailure(err)) throw err;
-      const prefix = `${ref.domain}/${ref.path}:`;
-      tags = (await this.#o.store.images())
-        .filter((r) => r.reference.startsWith(prefix))
-        .map((r) => r.reference.slice(prefix.length));
+      const references = (await this.#o.store.images()).map((r) => r.reference);
+      tags = recordedTags(references, ref.domain, ref.path);
     }
-    const sorted = [...new Set(tags)].sort();
-    const after = last === undefined ? sorted : sorted.filter((t) => t > last);
-    const page = n === undefined ? after : after.slice(0, n);
+    const { body: page, link } = tagPage(ref.path, tags, { n, last, namespace });
     const headers: Record<string, string> = { "content-type": "application/json" };
-    if (n !== undefined && after.length > page.length && page.length > 0) {
-      const next = new URLSearchParams({ n: String(n), last: page[page.length - 1] as string });
-      // Paging stays on the registry the client asked about.
-      if (namespace !== undefined) next.set("ns", namespace);
-      headers.link = `</v2/${ref.path}/tags/list?${next.toString()}>; rel="next"`;
-    }
-    const body = JSON.stringify({ name: ref.path, tags: page });
+    if (link !== undefined) headers.link = link;
+    const body = JSON.stringify(page);
     res.writeHead(200, { ...headers, "content-length": String(Buffer.byteLength(body)) });
     res.end(method === "HEAD" ? undefined : body);
   }
