@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Descriptor } from "../oci/index.ts";
 import type { Reference } from "../reference/index.ts";
 import type { Repository } from "../registry/index.ts";
-import { serveGrowingBlob, serveStoredBlob } from "../serve/index.ts";
+import { parseRange, serveGrowingBlob, serveStoredBlob, writeBlobHead } from "../serve/index.ts";
 import { BlobHeads } from "./blob-heads.ts";
 import type { Grant, Guard } from "./guard.ts";
 import type { MirrorCounters } from "./metrics.ts";
@@ -79,23 +79,19 @@ export class Blobs {
     const desc =
       this.#known.get(digest) ?? (await this.#heads.head(this.#o.registry, repo, digest));
     if (method === "HEAD") {
-      res
-        .writeHead(200, {
-          ...common,
-          "content-length": String(desc.size),
-          "content-type": "application/octet-stream",
-        })
-        .end();
+      writeBlobHead(res, common, undefined, desc.size);
+      res.end();
       return;
     }
-    if (req.headers.range !== undefined) {
-      // A range of a blob not yet here: fetch it whole first, then answer the range.
+    const range = req.headers.range;
+    if (Array.isArray(parseRange(range, desc.size))) {
+      // A range of a blob not yet here: fetch it whole first (every byte verified), then answer it.
       const fetched = await this.#o.puller.ensureBlob(repo, desc);
       this.#count.upstreamBytes({ kind: "blob" }, fetched.fetched);
       return this.#blobFromStore(digest, req, res, method, common);
     }
     let done: Promise<{ downloaded: boolean; fetched: number }> | undefined;
-    await serveGrowingBlob(
+    const outcome = await serveGrowingBlob(
       res,
       {
         ingestPath: store.ingestPath(digest),
@@ -115,10 +111,11 @@ export class Blobs {
           return done;
         },
       },
-      // Headers at once: a client sees the response start while the upstream is asked.
-      { range: undefined, headers: common, announce: "at-once" },
+      // Headers at once: a client sees the response start while the upstream is asked. A
+      // Range left here is ignored (whole blob) or past the end (416, nothing fetched).
+      { range, headers: common, announce: "at-once" },
     );
-    if (res.writableFinished) this.#count.bytes({ kind: "blob" }, desc.size);
+    if (outcome === "complete") this.#count.bytes({ kind: "blob" }, desc.size);
     else
       done?.catch((err: unknown) =>
         this.#o.log({

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { fetchBlob } from "../../test/fixtures/blob-http.ts";
 import { type BuiltImage, pushImage } from "../../test/fixtures/images.ts";
 import { IGNORED_RANGES } from "../../test/fixtures/ranges.ts";
+import { until } from "../../test/fixtures/until.ts";
 import { type RunningRegistry, startRegistry } from "../../test/fixtures/registry.ts";
 import { anonymous } from "../config/index.ts";
 import { Metrics } from "../observe/index.ts";
@@ -147,6 +148,32 @@ describe("mirror request handling (real store, real registry)", () => {
     const past = await fetchBlob(blobUrl, { range: `bytes=${layer.size}-` });
     assert.equal(past.status, 416);
     assert.equal(past.headers["content-range"], `bytes */${layer.size}`);
+  });
+
+  it("a blob not yet stored: a malformed Range streams it whole, one past the end is 416 without fetching it", async () => {
+    const layer = image.layers[0];
+    assert.ok(layer);
+    const past = await mirror("cold-past", 0);
+    assert.equal((await manifest(past.url, "v1")).status, 200);
+    const refused = await fetchBlob(`${past.url}/v2/team/app/blobs/${layer.digest}`, {
+      range: `bytes=${layer.size}-`,
+    });
+    assert.equal(refused.status, 416);
+    assert.equal(refused.headers["content-range"], `bytes */${layer.size}`);
+    assert.equal(await past.store.hasBlob(layer.digest), false, "nothing was fetched");
+
+    const malformed = await mirror("cold-malformed", 0);
+    const manifestBytes = (await manifest(malformed.url, "v1")).body.length;
+    const whole = await fetchBlob(`${malformed.url}/v2/team/app/blobs/${layer.digest}`, {
+      range: "bytes=5-3",
+    });
+    assert.equal(whole.status, 200);
+    assert.ok(whole.complete);
+    assert.equal(whole.body.length, layer.size);
+    // Counted once the handler returns, which may be just after the client has the last byte.
+    const served = () => malformed.m.totals.bytesServed - manifestBytes;
+    await until("the blob's bytes counted", () => served() > 0);
+    assert.equal(served(), layer.size);
   });
 
   it("a blob not named by any manifest of the repository is 404 BLOB_UNKNOWN", async () => {

@@ -145,6 +145,7 @@ describe("serveGrowingBlob", () => {
       assert.equal(got.status, 200);
       assert.equal(got.complete, false, "the response was aborted");
       assert.equal(got.body.length, good.length - 1, "the last byte never went out");
+      await until("the handler returned", () => outcomes.length > 0);
       assert.deepEqual(outcomes, ["cut"]);
     } finally {
       await server.close();
@@ -221,6 +222,7 @@ describe("serveGrowingBlob", () => {
       writer.step(2);
       const got = await response;
       assert.equal(got.complete, false, "no complete body");
+      await until("the handler returned", () => outcomes.length > 0);
       assert.deepEqual(outcomes, ["cut"]);
     } finally {
       await server.close();

@@ -27,11 +27,16 @@ export interface GrowingRequest extends Omit<BlobRequest, "method"> {
 }
 
 /**
- * How the response ended: complete, cut (destroyed: the receiver left, the download failed
- * or restarted after bytes went out), or unanswered because the download failed or
- * restarted before anything was sent ("with-first-byte" only).
+ * How the response ended: complete, refused with 416 (nothing fetched), cut (destroyed: the
+ * receiver left, the download failed or restarted after bytes went out), or unanswered
+ * because the download failed or restarted before anything was sent ("with-first-byte" only).
  */
-export type GrowingOutcome = "complete" | "cut" | "restarted" | { failed: unknown };
+export type GrowingOutcome =
+  | "complete"
+  | "unsatisfiable"
+  | "cut"
+  | "restarted"
+  | { failed: unknown };
 
 /** Progress reports are throttled: look at the file again this soon even without one. */
 const LOOK_AGAIN_MS = 50;
@@ -51,7 +56,7 @@ export async function serveGrowingBlob(
   const span = parseRange(request.range, blob.size);
   if (span === "unsatisfiable") {
     refuseRange(res, request.headers, blob.size);
-    return "complete";
+    return "unsatisfiable";
   }
   const [start, end] = span ?? [0, blob.size];
   const download = new Download(blob);
