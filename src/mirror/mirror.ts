@@ -148,9 +148,7 @@ export class Mirror {
         return this.#tags.serve(
           ref,
           this.#guard.grant(req, repositoryOf(ref)),
-          r.namespace,
-          r.n,
-          r.last,
+          { n: r.n, last: r.last, namespace: r.namespace },
           res,
           method,
         );

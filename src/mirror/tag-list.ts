@@ -5,15 +5,18 @@ export interface TagPage {
   link: string | undefined;
 }
 
+/** A tags/list request's paging: at most `n` tags after `last`, on the registry `?ns=` named. */
+export interface TagPaging {
+  n: number | undefined;
+  last: string | undefined;
+  namespace: string | undefined;
+}
+
 /**
  * Sorts and dedupes `tags`, keeps those after `last`, at most `n`. The next page's Link
  * keeps `?ns=`, so paging stays on the registry the client asked about.
  */
-export function tagPage(
-  path: string,
-  tags: readonly string[],
-  paging: { n: number | undefined; last: string | undefined; namespace: string | undefined },
-): TagPage {
+export function tagPage(path: string, tags: readonly string[], paging: TagPaging): TagPage {
   const { n, last, namespace } = paging;
   const sorted = [...new Set(tags)].sort();
   const after = last === undefined ? sorted : sorted.filter((t) => t > last);

@@ -5,7 +5,7 @@ import { isUpstreamFailure } from "./errors.ts";
 import type { Grant, Guard } from "./guard.ts";
 import type { MirrorOptions, MirrorParts } from "./options.ts";
 import { repositoryOf } from "./request-reference.ts";
-import { recordedTags, tagPage } from "./tag-list.ts";
+import { recordedTags, type TagPaging, tagPage } from "./tag-list.ts";
 
 /** Tag lists: asked upstream, from the store's records when the upstream fails, paged by `n` and `last`. */
 export class Tags {
@@ -22,9 +22,7 @@ export class Tags {
   async serve(
     ref: Reference,
     grant: Grant,
-    namespace: string | undefined,
-    n: number | undefined,
-    last: string | undefined,
+    paging: TagPaging,
     res: ServerResponse,
     method: string,
   ): Promise<void> {
@@ -45,7 +43,7 @@ export class Tags {
       const references = (await this.#o.store.images()).map((r) => r.reference);
       tags = recordedTags(references, ref.domain, ref.path);
     }
-    const { body: page, link } = tagPage(ref.path, tags, { n, last, namespace });
+    const { body: page, link } = tagPage(ref.path, tags, paging);
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (link !== undefined) headers.link = link;
     const body = JSON.stringify(page);
