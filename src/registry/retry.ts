@@ -1,6 +1,7 @@
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Deadline } from "./deadline.ts";
-import { header, type HttpResponse } from "./transport.ts";
+import { header } from "./headers.ts";
+import type { HttpResponse } from "./transport.ts";
 
 export interface RetryPolicy {
   /** Attempts in a row without progress, including the first. */
