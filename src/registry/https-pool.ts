@@ -1,6 +1,11 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type * as Https from "node:https";
 import { createRequire } from "node:module";
+import type { Readable } from "node:stream";
+import type { AddressGuard } from "./address-guard.ts";
 import type { TlsSettings } from "./endpoint.ts";
+import { networkError } from "./network-error.ts";
+import { idleTimeout } from "./socket.ts";
 
 const AGENT_OPTIONS = {
   keepAlive: true,
@@ -54,4 +59,42 @@ export function defaultAgents(): Agents {
 
 export function destroyAgents(agents: Agents): void {
   agents.destroy();
+}
+
+/** One HTTPS request on a pooled connection; redirects are the caller's. */
+export function sendHttps(
+  req: {
+    method: string;
+    url: string;
+    target: URL;
+    headers: Record<string, string>;
+    body?: string | Buffer | undefined;
+    signal?: AbortSignal | undefined;
+    tls?: TlsSettings | undefined;
+    guard?: AddressGuard | undefined;
+    idleTimeoutMs?: number | undefined;
+  },
+  agents: Agents,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: Readable }> {
+  return new Promise((resolve, reject) => {
+    const headers =
+      req.body === undefined
+        ? req.headers
+        : { ...req.headers, "content-length": String(Buffer.byteLength(req.body)) };
+    const options: Https.RequestOptions = {
+      method: req.method,
+      headers,
+      agent: agents.https(req.tls),
+      signal: req.signal,
+      ...req.guard?.connectOptions(req.target.hostname),
+    };
+    const request = https().request(req.target, options, (res) => {
+      // The idle timeout keeps guarding the body after the headers arrive.
+      res.socket.setTimeout(timeoutMs);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+    });
+    const timeoutMs = idleTimeout(request, req.idleTimeoutMs, (err) => request.destroy(err));
+    request.on("error", (err) => reject(networkError(err, req.url)));
+    request.end(req.body);
+  });
 }

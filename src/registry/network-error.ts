@@ -97,3 +97,9 @@ export function safeHost(url: string): string {
     return url;
   }
 }
+
+export function abortError(signal: AbortSignal | undefined): Error {
+  return Object.assign(new Error("request aborted", { cause: signal?.reason }), {
+    name: "AbortError",
+  });
+}

@@ -1,13 +1,9 @@
 import { createRequire } from "node:module";
 import { isIP, type OnReadOpts, connect as plainConnect, type Socket } from "node:net";
 import type * as Tls from "node:tls";
-import { FerryError } from "../observe/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
+import { defaultIdleTimeoutMs } from "./deadline.ts";
 import type { TlsSettings } from "./endpoint.ts";
-import { USER_AGENT } from "./headers.ts";
-import { redact } from "./network-error.ts";
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** `onread`: receive into that buffer instead of a fresh one per read ('data' events then stop). */
 export function connect(
@@ -41,48 +37,19 @@ function tlsModule(): typeof Tls {
   return tlsLoaded;
 }
 
-export function parseTarget(url: string): URL {
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch (cause) {
-    throw new FerryError("FERRY_INVALID_ARGUMENT", `invalid URL ${redact(url)}`, { cause });
-  }
-  if (target.protocol !== "http:" && target.protocol !== "https:") {
-    throw new FerryError("FERRY_INVALID_ARGUMENT", `unsupported URL scheme in ${redact(url)}`);
-  }
-  return target;
-}
-
-export function requestHead(
-  target: URL,
-  headers: Record<string, string>,
-  range: { start: number } | undefined,
-  method = "GET",
-): string {
-  const all: Record<string, string> = { host: target.host, "user-agent": USER_AGENT, ...headers };
-  all["connection"] = "close";
-  if (range !== undefined) {
-    if (!Number.isSafeInteger(range.start) || range.start < 0) {
-      throw new FerryError("FERRY_INVALID_ARGUMENT", `invalid range start ${range.start}`);
-    }
-    all["range"] = `bytes=${range.start}-`;
-  }
-  let head = `${method} ${target.pathname}${target.search} HTTP/1.1\r\n`;
-  for (const [name, value] of Object.entries(all)) {
-    if (!TOKEN.test(name) || /[\r\n\0]/.test(value)) {
-      throw new FerryError(
-        "FERRY_INVALID_ARGUMENT",
-        `invalid request header ${JSON.stringify(name)}`,
-      );
-    }
-    head += `${name}: ${value}\r\n`;
-  }
-  return `${head}\r\n`;
-}
-
-export function abortError(signal: AbortSignal | undefined): Error {
-  return Object.assign(new Error("request aborted", { cause: signal?.reason }), {
-    name: "AbortError",
-  });
+/**
+ * The one idle timeout of a registry connection: `fail` hears an ETIMEDOUT error once it
+ * goes `ms` (default: deadline.ts's) without a byte either way, whether connecting, waiting
+ * for the head or reading the body. Returns the timeout it set.
+ */
+export function idleTimeout(
+  connection: { setTimeout(ms: number, onIdle: () => void): unknown },
+  ms: number | undefined,
+  fail: (err: Error) => void,
+): number {
+  const timeoutMs = ms ?? defaultIdleTimeoutMs();
+  connection.setTimeout(timeoutMs, () =>
+    fail(Object.assign(new Error("socket idle timeout"), { code: "ETIMEDOUT" })),
+  );
+  return timeoutMs;
 }
