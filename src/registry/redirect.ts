@@ -68,7 +68,7 @@ const REDIRECT_HINT =
  * `first` (the URL asked for), and only to http(s), so a registry cannot point ferry
  * at a local file or another scheme.
  */
-export function redirectTarget(
+function redirectTarget(
   first: string,
   url: string,
   location: string,

@@ -8,11 +8,11 @@ import { type Agents, defaultAgents, sendHttps } from "./https-pool.ts";
 import { followRedirects, redirection } from "./redirect.ts";
 import { parseTarget } from "./request-head.ts";
 
+// The transport's surface, one import for its callers: the pieces live in the HTTP/1 layer's files.
 export { readBytes, readText } from "./body.ts";
-export { header, USER_AGENT } from "./headers.ts";
+export { header } from "./headers.ts";
 export { Agents, createAgents, destroyAgents } from "./https-pool.ts";
 export { networkError, redact } from "./network-error.ts";
-export { redirectTarget } from "./redirect.ts";
 
 export interface HttpRequest {
   method: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
