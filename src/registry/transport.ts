@@ -5,7 +5,7 @@ import { requestOnce } from "./blob-reader.ts";
 import type { TlsSettings } from "./endpoint.ts";
 import { header, lowerKeys, USER_AGENT } from "./headers.ts";
 import { type Agents, defaultAgents, sendHttps } from "./https-pool.ts";
-import { followRedirects, redirection } from "./redirect.ts";
+import { followRedirects, type Redirection, redirection } from "./redirect.ts";
 import { parseTarget } from "./request-head.ts";
 
 // The transport's surface, one import for its callers: the pieces live in the HTTP/1 layer's files.
@@ -64,7 +64,7 @@ export function send(req: HttpRequest, options: TransportOptions = {}): Promise<
 }
 
 /** A response that redirects, its body drained so the connection can be reused. */
-function redirected(res: HttpResponse) {
+function redirected(res: HttpResponse): Redirection | undefined {
   const redirect = redirection(res.status, header(res, "location"));
   if (redirect !== undefined) res.body.resume();
   return redirect;
