@@ -38,6 +38,15 @@ interface ImportReport {
   readonly edges: ReadonlyMap<string, ReadonlyMap<string, Edge>>;
 }
 
+/** Node → next node → one import that makes the edge; nodes are modules or files. */
+type Graph = Map<string, Map<string, Edge>>;
+
+function addEdge(graph: Graph, from: string, to: string, edge: Edge): void {
+  const out = graph.get(from) ?? new Map<string, Edge>();
+  if (!out.has(to)) out.set(to, edge);
+  graph.set(from, out);
+}
+
 // ---- reading the table out of docs/architecture.md ----
 
 function parseModuleTable(markdown: string): ModuleTable {
@@ -77,6 +86,45 @@ function importSpecifiers(source: string): string[] {
   return ts.preProcessFile(source, true, true).importedFiles.map((file) => file.fileName);
 }
 
+/**
+ * The files a source loads when it is loaded: static imports and re-exports that bring a
+ * value. `import type` is erased and `import()` loads later, so neither makes a load cycle.
+ */
+function valueImportSpecifiers(file: string, source: string): string[] {
+  const sourceFile = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, false);
+  const specifiers: string[] = [];
+  for (const statement of sourceFile.statements) {
+    if (ts.isImportDeclaration(statement) && ts.isStringLiteral(statement.moduleSpecifier)) {
+      if (!typeOnlyImport(statement.importClause)) specifiers.push(statement.moduleSpecifier.text);
+    } else if (
+      ts.isExportDeclaration(statement) &&
+      statement.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(statement.moduleSpecifier) &&
+      !statement.isTypeOnly &&
+      !(
+        statement.exportClause !== undefined &&
+        ts.isNamedExports(statement.exportClause) &&
+        statement.exportClause.elements.every((e) => e.isTypeOnly)
+      )
+    ) {
+      specifiers.push(statement.moduleSpecifier.text);
+    }
+  }
+  return specifiers;
+}
+
+function typeOnlyImport(clause: ts.ImportClause | undefined): boolean {
+  if (clause === undefined) return false; // a side-effect import
+  if (clause.isTypeOnly) return true;
+  const bindings = clause.namedBindings;
+  return (
+    clause.name === undefined &&
+    bindings !== undefined &&
+    ts.isNamedImports(bindings) &&
+    bindings.elements.every((e) => e.isTypeOnly)
+  );
+}
+
 function moduleOf(file: string): string | undefined {
   const parts = file.split("/");
   return parts[0] === "src" && parts.length > 2 ? parts[1] : undefined;
@@ -84,7 +132,9 @@ function moduleOf(file: string): string | undefined {
 
 function checkImports(files: ReadonlyMap<string, string>, table: ModuleTable): ImportReport {
   const violations: Violation[] = [];
-  const edges = new Map<string, Map<string, Edge>>();
+  const edges: Graph = new Map();
+  /** Imports between files of the same module (a cycle there is one too). */
+  const fileEdges: Graph = new Map();
   for (const [file, source] of files) {
     const from = moduleOf(file);
     if (from === undefined) continue;
@@ -103,12 +153,24 @@ function checkImports(files: ReadonlyMap<string, string>, table: ModuleTable): I
       const to = moduleOf(target);
       const problem = importProblem(from, to, target, table);
       if (problem !== undefined) violations.push({ file, specifier, message: problem });
-      if (to !== undefined && to !== from) {
-        const out = edges.get(from) ?? new Map<string, Edge>();
-        if (!out.has(to)) out.set(to, { file, specifier });
-        edges.set(from, out);
-      }
+      if (to !== undefined && to !== from) addEdge(edges, from, to, { file, specifier });
     }
+    for (const specifier of valueImportSpecifiers(file, source)) {
+      if (!specifier.startsWith(".")) continue;
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
+      if (moduleOf(target) === from) addEdge(fileEdges, file, target, { file, specifier });
+    }
+  }
+  for (const cycle of findCycles(fileEdges)) {
+    const steps = cycle.map((file, i) => {
+      const next = cycle[(i + 1) % cycle.length] ?? "";
+      return `${file} imports "${fileEdges.get(file)?.get(next)?.specifier}"`;
+    });
+    violations.push({
+      file: cycle[0] ?? "",
+      specifier: fileEdges.get(cycle[0] ?? "")?.get(cycle[1 % cycle.length] ?? "")?.specifier ?? "",
+      message: `import cycle between files of ${moduleOf(cycle[0] ?? "")}/: ${steps.join("; ")}`,
+    });
   }
   for (const cycle of findCycles(edges)) {
     const steps = cycle.map((module, i) => {
@@ -275,7 +337,7 @@ describe("architecture", () => {
     );
   });
 
-  it("imports under src/ follow the table: allowed modules, through index.ts, no cli, no cycles", () => {
+  it("imports under src/ follow the table: allowed modules, through index.ts, no cli, no cycles between modules or between a module's files", () => {
     const files = sourceFiles();
     const { violations } = checkImports(files, MODULE_TABLE);
     assert.equal(violations.length, 0, `import rules broken:\n${describeViolations(violations)}`);
@@ -379,6 +441,32 @@ describe("architecture checker (self-test on fixtures)", () => {
     assert.match(
       violations[0]?.message ?? "",
       /^import cycle between modules: a → b \(src\/a\/index\.ts imports "\.\.\/b\/index\.ts"\); b → c .*; c → a \(src\/c\/deep\/x\.ts imports "\.\.\/\.\.\/a\/index\.ts"\)$/,
+    );
+  });
+
+  it("catches an import cycle between files of one module and names its imports", () => {
+    const { violations } = checkImports(
+      fixture({
+        "src/registry/a.ts": 'import { b } from "./b.ts";',
+        "src/registry/b.ts": 'import { type C, c } from "./deep/c.ts";',
+        "src/registry/deep/c.ts": 'export { a } from "../a.ts";',
+        "src/registry/d.ts": 'import { a } from "./a.ts";',
+        // Erased or loaded later: no load cycle.
+        "src/registry/e.ts": 'import type { F } from "./f.ts";\nexport const e = 1;',
+        "src/registry/f.ts": 'import { e } from "./e.ts";\nexport type F = 1;',
+        "src/registry/g.ts": 'import { type H } from "./h.ts";\nexport const g = 1;',
+        "src/registry/h.ts": 'import { g } from "./g.ts";\nexport type H = 1;',
+        "src/registry/i.ts": 'export type { J } from "./j.ts";\nexport const i = 1;',
+        "src/registry/j.ts": 'import { i } from "./i.ts";\nexport type J = 1;',
+        "src/registry/k.ts": 'const l = await import("./l.ts");\nexport const k = 1;',
+        "src/registry/l.ts": 'import { k } from "./k.ts";',
+      }),
+      MODULE_TABLE,
+    );
+    assert.equal(violations.length, 1, describeViolations(violations));
+    assert.equal(
+      violations[0]?.message,
+      'import cycle between files of registry/: src/registry/a.ts imports "./b.ts"; src/registry/b.ts imports "./deep/c.ts"; src/registry/deep/c.ts imports "../a.ts"',
     );
   });
 

@@ -3,7 +3,9 @@ import { FerryError } from "../observe/index.ts";
 import type { Challenge } from "./challenge.ts";
 import type { Deadline } from "./deadline.ts";
 import { errorFromResponse, PROTOCOL_HINT } from "./errors.ts";
-import { type HttpRequest, type HttpResponse, readText, redact } from "./transport.ts";
+import { readText } from "./body.ts";
+import { redact } from "./network-error.ts";
+import type { HttpRequest, HttpResponse } from "./transport.ts";
 
 export { anonymous, type Credential, type CredentialSource } from "../config/index.ts";
 

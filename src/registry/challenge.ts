@@ -59,3 +59,10 @@ export function parseChallenges(header: string): Challenge[] {
   }
   return challenges;
 }
+
+/** The challenge ferry answers among those a 401 offers: Bearer, else Basic, else the first. */
+export function pickChallenge(value: string | undefined): Challenge | undefined {
+  if (value === undefined) return undefined;
+  const all = parseChallenges(value);
+  return all.find((c) => c.scheme === "bearer") ?? all.find((c) => c.scheme === "basic") ?? all[0];
+}

@@ -3,7 +3,8 @@ import { FerryError, isFerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
 import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
-import { type Challenge, parseChallenges } from "./challenge.ts";
+import { authorizing } from "./authorize.ts";
+import { type Challenge, pickChallenge } from "./challenge.ts";
 import {
   type Endpoint,
   endpointUrl,
@@ -14,7 +15,10 @@ import {
 } from "./endpoint.ts";
 import { Deadline } from "./deadline.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
-import { DEFAULT_RETRY, isTransientError, type RetryPolicy, sleep, withRetry } from "./retry.ts";
+import { classifying401 } from "./refusals.ts";
+import { renewingOn401 } from "./renew.ts";
+import { DEFAULT_RETRY, isTransientError, type RetryPolicy, retrying, sleep } from "./retry.ts";
+import { compose, type Send } from "./send.ts";
 import {
   type Agents,
   createAgents,
@@ -112,7 +116,7 @@ export class RegistryClient {
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
       send: (req, deadline = new Deadline(this.#retry)) =>
-        withRetry(() => this.#send(req, deadline), deadline, req.signal),
+        retrying(deadline, req.signal)(this.#transport(deadline))(req),
     });
   }
 
@@ -162,11 +166,10 @@ export class RegistryClient {
     deadline: Deadline,
   ): Promise<Challenge | undefined> {
     const url = endpointUrl(endpoint, "");
-    const res = await withRetry(
-      () => this.#send({ method: "GET", url, signal, tls: endpoint.tls }, deadline),
-      deadline,
-      signal,
-    );
+    const res = await retrying(deadline, signal)(this.#transport(deadline, endpoint, signal))({
+      method: "GET",
+      url,
+    });
     res.body.resume();
     if (res.status === 200) return undefined;
     if (res.status === 401) return pickChallenge(header(res, "www-authenticate"));
@@ -255,16 +258,15 @@ export class RegistryClient {
     if (challenge === undefined) return; // the registry asks for no authentication
     const value = await this.#auth.header(endpoint.host, challenge, "");
     if (challenge.scheme !== "basic") return; // the token server accepted the credentials
-    const res = await this.#send(
-      {
-        method: "GET",
-        url: endpointUrl(endpoint, ""),
-        headers: value === undefined ? {} : { authorization: value },
-        signal,
-        tls: endpoint.tls,
-      },
+    const res = await this.#transport(
       this.deadline(domain),
-    );
+      endpoint,
+      signal,
+    )({
+      method: "GET",
+      url: endpointUrl(endpoint, ""),
+      headers: value === undefined ? {} : { authorization: value },
+    });
     res.body.resume();
     if (res.status === 401 || res.status === 403) {
       throw new FerryError(
@@ -377,8 +379,10 @@ export class RegistryClient {
    * Sends a request to the registry itself (never a mirror) with auth for
    * `scope` (space-separated scopes, e.g. "repository:a:push,pull
    * repository:b:pull" for a cross-repository mount). `build` gets the base URL
-   * (`http://host:port`) and the auth headers. The write side (push, copy) uses
-   * this; the response is returned whatever its status.
+   * (`http://host:port`) and headers to send, empty: the auth policy (authorize.ts) adds
+   * credentials to requests for the registry's origin, and to no other (an upload Location
+   * on storage). The write side (push, copy) uses this; the response is returned whatever
+   * its status.
    */
   async request(
     repo: Repository,
@@ -439,33 +443,12 @@ export class RegistryClient {
   }
 
   /**
-   * The first read from an endpoint whose auth is not known yet goes out without
-   * credentials at the same time as the ping, instead of after it: when the ping says
-   * the registry wants none (a local registry, a mirror), that answer is used and a
-   * round trip is saved; otherwise it is thrown away unread, so a 401/404 given to an
-   * anonymous client is never mistaken for the answer. Only GET and HEAD, which are safe
-   * to send twice.
+   * Sends `build({})` through the policies, outermost first: a 401 that survives renewal
+   * classified (refusals.ts), a 401 renewed once (renew.ts), credentials for the endpoint's
+   * origin with the first GET racing the ping (authorize.ts), retries within `deadline`
+   * (retry.ts), then the transport. `build` gets no headers: the auth policy adds them.
    */
-  #anonymousAlongsidePing(
-    endpoint: Endpoint,
-    build: (headers: Record<string, string>) => HttpRequest,
-    signal: AbortSignal | undefined,
-    deadline: Deadline,
-  ): Promise<HttpResponse> | undefined {
-    if (this.#challenges.has(endpoint.base)) return undefined;
-    const req = build({});
-    if (req.method !== "GET" && req.method !== "HEAD") return undefined;
-    const res = withRetry(
-      () => this.#send({ ...req, signal, tls: endpoint.tls }, deadline),
-      deadline,
-      signal,
-    );
-    res.catch(() => {}); // its failure matters only if it is used, and then it is awaited
-    return res;
-  }
-
-  /** Sends with auth; on 401 renews the token once (it may have expired or the challenge changed). */
-  async #authorized(
+  #authorized(
     endpoint: Endpoint,
     repo: Repository,
     ctx: RequestContext,
@@ -474,90 +457,54 @@ export class RegistryClient {
     build: (headers: Record<string, string>) => HttpRequest,
     scope = pullScope(repo),
   ): Promise<HttpResponse> {
-    const request = (headers: Record<string, string>) =>
-      this.#send({ ...build(headers), signal, tls: endpoint.tls }, deadline);
-    // Auth is resolved once, outside the retry loop: ping and token requests retry on their own.
-    let res: HttpResponse;
-    const anonymous = this.#anonymousAlongsidePing(endpoint, build, signal, deadline);
-    if (anonymous !== undefined) {
-      const challenge = await this.ping(endpoint, signal, deadline).catch((err: unknown) => {
-        discard(anonymous);
-        throw err;
-      });
-      if (challenge === undefined) res = await anonymous;
-      else {
-        // The registry wants credentials: what it said to the anonymous request decides nothing.
-        discard(anonymous);
-        const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
-        res = await withRetry(
-          () => request(value === undefined ? {} : { authorization: value }),
-          deadline,
-          signal,
-        );
-      }
-    } else {
-      const headers = await this.#authHeaders(endpoint, repo, signal, deadline, scope);
-      res = await withRetry(() => request(headers), deadline, signal);
-    }
-    if (res.status !== 401) return res;
-    const challenge = pickChallenge(header(res, "www-authenticate"));
-    res.body.resume();
-    if (challenge === undefined)
-      throw await errorFromResponse(res, { ...ctx, host: endpoint.host });
-    this.#challenges.set(endpoint.base, Promise.resolve(challenge));
-    this.#auth.invalidate(endpoint.host, scope);
-    const value = await this.#auth.header(endpoint.host, challenge, scope, deadline);
-    res = await withRetry(
-      () => request(value === undefined ? {} : { authorization: value }),
-      deadline,
-      signal,
-    );
-    if (
-      res.status === 401 &&
-      challenge.scheme === "bearer" &&
-      (await this.#auth.hasCredentials(endpoint.host))
-    ) {
-      // The token server accepted the credentials, yet the token does not cover the repository.
-      res.body.resume();
-      throw new FerryError(
-        "FERRY_DENIED",
-        `access to ${repo.domain}/${repo.path} denied: your credentials for ${endpoint.host} are valid but not allowed to pull it`,
-        {
-          hint: "ask the repository's owner for pull access, or log in as a user who has it",
-          fields: { host: endpoint.host, repository: repo.path },
-        },
-      );
-    }
-    if (res.status === 401 && (await this.#auth.hasCredentials(endpoint.host))) {
-      res.body.resume();
-      throw new FerryError(
-        "FERRY_AUTH_REJECTED",
-        `registry ${endpoint.host} did not accept the credentials for ${repo.path}`,
-        {
-          hint: `log in again with \`ferry login ${endpoint.host}\``,
-          fields: { host: endpoint.host, repository: repo.path },
-        },
-      );
-    }
-    return res;
+    const host = endpoint.host;
+    const challenge = () => this.ping(endpoint, signal, deadline);
+    const send = compose(
+      classifying401({
+        host,
+        repository: repo,
+        challenge,
+        hasCredentials: () => this.#auth.hasCredentials(host),
+      }),
+      renewingOn401({ ...ctx, host }, (learnt) => {
+        this.#challenges.set(endpoint.base, Promise.resolve(learnt));
+        this.#auth.invalidate(host, scope);
+      }),
+      authorizing({
+        origin: new URL(endpoint.base).origin,
+        known: () => this.#challenges.has(endpoint.base),
+        challenge,
+        authorization: (c) => this.#auth.header(host, c, scope, deadline),
+      }),
+      // Auth is resolved outside the retries: ping and token requests retry on their own.
+      retrying(deadline, signal),
+    )(this.#transport(deadline, endpoint, signal));
+    return send(build({}));
   }
 
-  #send(req: HttpRequest, deadline: Deadline): Promise<HttpResponse> {
-    return send(
-      { ...req, guard: this.#guard },
-      { agents: this.#agents, userAgent: this.#userAgent, idleTimeoutMs: deadline.idleTimeoutMs() },
-    );
+  /**
+   * The transport as this client uses it (its guard, agents and user agent; the idle
+   * timeout of `deadline`); with `endpoint`, requests go with its TLS settings and `signal`.
+   */
+  #transport(deadline: Deadline, endpoint?: Endpoint, signal?: AbortSignal): Send {
+    return (req) =>
+      send(
+        {
+          ...req,
+          ...(endpoint === undefined ? {} : { tls: endpoint.tls, signal }),
+          guard: this.#guard,
+        },
+        {
+          agents: this.#agents,
+          userAgent: this.#userAgent,
+          idleTimeoutMs: deadline.idleTimeoutMs(),
+        },
+      );
   }
 }
 
 export function pullScope(repo: Repository): string {
   return `repository:${repo.path}:pull`;
-}
-
-function pickChallenge(value: string | undefined): Challenge | undefined {
-  if (value === undefined) return undefined;
-  const all = parseChallenges(value);
-  return all.find((c) => c.scheme === "bearer") ?? all.find((c) => c.scheme === "basic") ?? all[0];
 }
 
 function context(
@@ -591,13 +538,5 @@ function manifestMismatch(
       hint: "the registry or something between it and you served a different manifest than it announced; nothing was stored",
       fields: { expected, actual },
     },
-  );
-}
-
-/** Drops a response nobody will read, so its connection goes back to the pool. */
-function discard(res: Promise<HttpResponse>): void {
-  res.then(
-    (r) => r.body.resume(),
-    () => {},
   );
 }

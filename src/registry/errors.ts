@@ -1,5 +1,6 @@
 import { type ErrorCode, FerryError } from "../observe/index.ts";
-import { header, type HttpResponse } from "./transport.ts";
+import { header } from "./headers.ts";
+import type { HttpResponse } from "./transport.ts";
 
 /** What was being asked for when the registry said no; used to word the message. */
 export interface RequestContext {

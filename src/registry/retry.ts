@@ -1,6 +1,8 @@
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Deadline } from "./deadline.ts";
-import { header, type HttpResponse } from "./transport.ts";
+import { header } from "./headers.ts";
+import type { Policy } from "./send.ts";
+import type { HttpResponse } from "./transport.ts";
 
 export interface RetryPolicy {
   /** Attempts in a row without progress, including the first. */
@@ -82,6 +84,11 @@ export async function withRetry(
     res?.body.resume();
     await sleep(delay, signal);
   }
+}
+
+/** The retry policy: each request is sent again (withRetry) while `deadline` allows. */
+export function retrying(deadline: Deadline, signal: AbortSignal | undefined): Policy {
+  return (next) => (req) => withRetry(() => next(req), deadline, signal);
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
