@@ -25,3 +25,12 @@ export {
   platformMatches,
   selectPlatform,
 } from "./platform.ts";
+export { checkRange, exactRange, readAll, verifiedBlob } from "./blob-stream.ts";
+export { pickImage, type ResolvedImage, type ResolveOptions, resolveImage } from "./resolve.ts";
+export type {
+  BlobSource,
+  BlobSourceLocation,
+  ByteRange,
+  ImageSource,
+  SourceManifest,
+} from "./source.ts";
