@@ -2,7 +2,7 @@ import { type Readable, Transform, type TransformCallback, pipeline } from "node
 import { DigestVerifier } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import type { Descriptor } from "./manifest.ts";
-import type { ByteRange } from "./source.ts";
+import type { BlobSource, ByteRange } from "./source.ts";
 
 /** `body` passed through a check that runs as it is read; a failed check destroys both. */
 function checked(body: Readable, update: (chunk: Buffer) => void, finish: () => void): Readable {
@@ -38,8 +38,12 @@ export function verifiedBlob(body: Readable, desc: Descriptor): Readable {
   );
 }
 
-/** Bytes [start, end) of `digest`: the stream fails when more or fewer arrive. */
-export function exactRange(
+/**
+ * Bytes [start, end) of `digest`: the stream fails as soon as more arrive than asked. One
+ * that ends short is the reader's to notice (readRange counts; a chunk reader stops at its
+ * gzip member's end and checks what it decoded).
+ */
+export function boundedRange(
   body: Readable,
   range: ByteRange,
   digest: string,
@@ -47,21 +51,40 @@ export function exactRange(
 ): Readable {
   const want = range.end - range.start;
   let got = 0;
-  const wrong = () =>
-    new FerryError(
-      "FERRY_SIZE_MISMATCH",
-      `${from} sent ${got > want ? "more than" : got} of the ${want} bytes asked of ${digest} at ${range.start}`,
-      { fields: { digest, start: range.start, end: range.end, received: got } },
-    );
   return checked(
     body,
     (chunk) => {
       got += chunk.length;
-      if (got > want) throw wrong();
+      if (got > want) throw rangeMismatch(from, "more than", range, digest);
     },
-    () => {
-      if (got !== want) throw wrong();
-    },
+    () => {},
+  );
+}
+
+/** Bytes [start, end) of a blob in memory: exactly that many, or FERRY_SIZE_MISMATCH. */
+export async function readRange(
+  source: BlobSource,
+  desc: Descriptor,
+  range: ByteRange,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const body = await source.open(desc, range, signal);
+  const buffer = Buffer.allocUnsafe(range.end - range.start);
+  let got = 0;
+  for await (const part of body) {
+    (part as Buffer).copy(buffer, got);
+    got += (part as Buffer).length;
+  }
+  if (got !== buffer.length) throw rangeMismatch("the source", String(got), range, desc.digest);
+  return buffer;
+}
+
+function rangeMismatch(from: string, got: string, range: ByteRange, digest: string): FerryError {
+  const want = range.end - range.start;
+  return new FerryError(
+    "FERRY_SIZE_MISMATCH",
+    `${from} sent ${got} of the ${want} bytes asked of ${digest} at ${range.start}`,
+    { fields: { digest, start: range.start, end: range.end } },
   );
 }
 

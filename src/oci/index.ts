@@ -25,7 +25,7 @@ export {
   platformMatches,
   selectPlatform,
 } from "./platform.ts";
-export { checkRange, exactRange, readAll, verifiedBlob } from "./blob-stream.ts";
+export { boundedRange, checkRange, readAll, readRange, verifiedBlob } from "./blob-stream.ts";
 export { pickImage, type ResolvedImage, type ResolveOptions, resolveImage } from "./resolve.ts";
 export type {
   BlobSource,

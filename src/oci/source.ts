@@ -21,10 +21,10 @@ export interface SourceManifest {
 export interface BlobSource {
   /**
    * The whole blob, verified: the stream fails (FERRY_DIGEST_MISMATCH, FERRY_SIZE_MISMATCH)
-   * instead of ending when the bytes are not `desc`. With `range`, exactly bytes
-   * [start, end) (fewer or more fail); no digest covers a range, so whoever decodes it
-   * verifies what it decodes (eStargz chunk digests). A blob the source lacks is
-   * FERRY_BLOB_UNKNOWN.
+   * instead of ending when the bytes are not `desc`. With `range`, bytes [start, end),
+   * never more (`readRange` also refuses fewer); no digest covers a range, so whoever
+   * decodes it verifies what it decodes (eStargz chunk digests). A blob the source lacks
+   * is FERRY_BLOB_UNKNOWN; a range outside the blob, FERRY_INVALID_ARGUMENT.
    */
   open(desc: Descriptor, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   /** The blob's size, or undefined when the source does not hold it. */

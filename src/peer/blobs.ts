@@ -5,7 +5,7 @@ import {
   type ByteRange,
   checkRange,
   type Descriptor,
-  exactRange,
+  boundedRange,
   verifiedBlob,
 } from "../oci/index.ts";
 import {
@@ -60,7 +60,7 @@ export class PeerBlobs implements BlobSource {
     );
     if (range === undefined && res.status === 200) return verifiedBlob(res.body, desc);
     if (range !== undefined && res.status === 206)
-      return exactRange(res.body, range, desc.digest, `peer ${this.#peer}`);
+      return boundedRange(res.body, range, desc.digest, `peer ${this.#peer}`);
     throw await this.#failure(res, desc.digest);
   }
 

@@ -4,7 +4,7 @@ import {
   type ByteRange,
   checkRange,
   type Descriptor,
-  exactRange,
+  boundedRange,
   type ImageSource,
   type SourceManifest,
   verifiedBlob,
@@ -52,7 +52,7 @@ export class RegistrySource implements ImageSource {
       `bytes=${range.start}-${range.end - 1}`,
     );
     if (res.status === 206)
-      return exactRange(res.body, range, desc.digest, `registry ${this.repo.domain}`);
+      return boundedRange(res.body, range, desc.digest, `registry ${this.repo.domain}`);
     res.body.destroy();
     if (res.status === 200)
       throw new FerryError(

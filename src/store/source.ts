@@ -6,7 +6,7 @@ import {
   type ByteRange,
   checkRange,
   type Descriptor,
-  exactRange,
+  boundedRange,
   type ImageSource,
   type SourceManifest,
   verifiedBlob,
@@ -29,10 +29,14 @@ export class StoreSource implements ImageSource {
     if (isDigest(reference)) {
       const bytes = await this.#read(reference);
       if (bytes === undefined)
-        throw new FerryError("FERRY_MANIFEST_UNKNOWN", `no manifest ${reference} in the store`, {
-          hint: "`ferry images` lists the stored images; `ferry pull` stores one",
-          fields: { reference },
-        });
+        throw new FerryError(
+          "FERRY_MANIFEST_UNKNOWN",
+          `the store has no manifest ${reference} (a pull keeps one platform of an index)`,
+          {
+            hint: "read it from the registry, or pull that platform first (`ferry pull --platform`)",
+            fields: { reference },
+          },
+        );
       return {
         bytes: checkedManifest(bytes, reference),
         mediaType: declaredType(bytes),
@@ -61,7 +65,7 @@ export class StoreSource implements ImageSource {
     if (range === undefined) return verifiedBlob(file.createReadStream(), desc);
     // createReadStream's end is inclusive.
     const body = file.createReadStream({ start: range.start, end: range.end - 1 });
-    return exactRange(body, range, desc.digest, "the store");
+    return boundedRange(body, range, desc.digest, "the store");
   }
 
   async stat(digest: string): Promise<number | undefined> {
