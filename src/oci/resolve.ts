@@ -25,8 +25,11 @@ export interface ResolveOptions {
   signal?: AbortSignal | undefined;
   /** Names the image in messages (default: the reference). */
   name?: string | undefined;
-  /** Asked first for the platform's manifest (the store: content-addressed, so one held is not fetched again). */
-  held?: ImageSource | undefined;
+  /**
+   * The platform's manifest when already held and verified (the store's committed copy:
+   * content-addressed, so it is not fetched again), else undefined.
+   */
+  held?: ((chosen: Descriptor) => Promise<Buffer | undefined>) | undefined;
   /** Told of the top manifest as soon as it is known, before the platform's is read. */
   onTop?: ((top: SourceManifest) => void) | undefined;
 }
@@ -45,11 +48,10 @@ export async function resolveImage(
   const top = await source.manifest(reference, signal);
   options.onTop?.(top);
   return pickImage(top, platform, options.name ?? reference, async (chosen) => {
-    const stored =
-      held !== undefined && (await held.stat(chosen.digest, signal)) === chosen.size
-        ? await held.manifest(chosen.digest, signal).catch(() => undefined)
-        : undefined;
-    return stored?.bytes ?? (await source.manifest(chosen.digest, signal)).bytes;
+    const stored = await held?.(chosen);
+    return stored !== undefined && stored.length === chosen.size
+      ? stored
+      : (await source.manifest(chosen.digest, signal)).bytes;
   });
 }
 

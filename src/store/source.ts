@@ -1,6 +1,6 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import { digestOf, isDigest, SMALL_SHA256_MAX, smallSha256Hex } from "../digest/index.ts";
+import { digestOf, isDigest } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import {
   type ByteRange,
@@ -86,13 +86,9 @@ export class StoreSource implements ImageSource {
   }
 }
 
-/**
- * A stored manifest's bytes, checked against its digest. Short ones are hashed without
- * node:crypto: a repeat pull reads them and must not load it (design note 14).
- */
+/** A stored manifest's bytes, checked against its digest (they may have changed on disk since). */
 function checkedManifest(bytes: Buffer, digest: string): Buffer {
-  const actual =
-    bytes.length <= SMALL_SHA256_MAX ? `sha256:${smallSha256Hex(bytes)}` : digestOf(bytes);
+  const actual = digestOf(bytes);
   if (actual !== digest)
     throw new FerryError(
       "FERRY_DIGEST_MISMATCH",
