@@ -5,6 +5,7 @@ export {
   type ImageManifest,
   type ParsedManifest,
   type Platform,
+  declaredMediaType,
   parseDescriptor,
   parseManifest,
   parsePlatformObject,

@@ -5,6 +5,7 @@ import { FerryError, isFerryError } from "../observe/index.ts";
 import {
   type ByteRange,
   checkRange,
+  declaredMediaType,
   type Descriptor,
   boundedRange,
   type ImageSource,
@@ -39,7 +40,7 @@ export class StoreSource implements ImageSource {
         );
       return {
         bytes: checkedManifest(bytes, reference),
-        mediaType: declaredType(bytes),
+        mediaType: declaredMediaType(bytes),
         digest: reference,
       };
     }
@@ -99,17 +100,6 @@ function checkedManifest(bytes: Buffer, digest: string): Buffer {
       },
     );
   return bytes;
-}
-
-/** A manifest found by digest has no record: its type is the one the document declares ("" when none). */
-function declaredType(bytes: Buffer): string {
-  try {
-    const declared = (JSON.parse(bytes.toString("utf8")) as { mediaType?: unknown } | null)
-      ?.mediaType;
-    return typeof declared === "string" ? declared : "";
-  } catch {
-    return "";
-  }
 }
 
 function isMissing(err: unknown): boolean {

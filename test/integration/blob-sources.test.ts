@@ -1,9 +1,12 @@
 // Every blob source ferry reads from passes the same suite: the store, a real Distribution
 // registry, a real peer listener.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Readable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { ArchiveSource, readArchive } from "../../src/archive/source.ts";
+import { packed } from "../../src/archive/test-support.ts";
 import { PeerBlobs, peerCounters, startPeerServer, UpstreamAccess } from "../../src/peer/index.ts";
 import { Metrics } from "../../src/observe/index.ts";
 import { PeerSource } from "../../src/peer/index.ts";
@@ -154,5 +157,40 @@ blobSourceConformance("a peer's listener", fixtures, async () => {
       await registry.close();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+});
+
+blobSourceConformance("an archive, after its pass", fixtures, async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ferry-conformance-"));
+  const store = await Store.open(join(dir, "store"));
+  const m = manifests("127.0.0.1:5000/conformance:v1");
+  const entry = (c: Content, name?: string) => ({
+    ...c.desc,
+    ...(name === undefined ? {} : { annotations: { "org.opencontainers.image.ref.name": name } }),
+  });
+  const index = { schemaVersion: 2, manifests: [entry(m.manifest, m.reference), entry(m.corrupt)] };
+  const blobs = [fixtures.blob, fixtures.corrupt, config, m.manifest, m.corrupt];
+  const archive = await packed([
+    { name: "oci-layout", body: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+    { name: "index.json", body: Buffer.from(JSON.stringify(index)) },
+    ...blobs.map((c) => ({ name: `blobs/sha256/${c.desc.digest.slice(7)}`, body: c.bytes })),
+  ]);
+  const contents = await readArchive({
+    store,
+    input: Readable.from([archive]),
+    source: "conformance.tar",
+  });
+  // The pass verified every entry; what it took is damaged afterwards, at rest.
+  const damage = async (digest: string, bytes: Buffer) => {
+    await rm(store.blobPath(digest), { force: true });
+    await writeFile(store.blobPath(digest), bytes);
+  };
+  await damage(fixtures.corrupt.desc.digest, other(fixtures.corrupt));
+  await damage(m.corrupt.desc.digest, tampered(m.corrupt));
+  const source = new ArchiveSource(contents, store);
+  return {
+    source,
+    manifests: { ...m, source },
+    close: () => rm(dir, { recursive: true, force: true }),
   };
 });
