@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { digestOf } from "../digest/index.ts";
 import { isFerryError } from "../observe/index.ts";
-import { type Descriptor, MediaType, resolveImage, type SourceManifest } from "../oci/index.ts";
+import {
+  type Descriptor,
+  MediaType,
+  readRange,
+  resolveImage,
+  type SourceManifest,
+} from "../oci/index.ts";
 import { StoreSource } from "./source.ts";
 import { Store } from "./store.ts";
 
@@ -147,6 +153,24 @@ describe("resolveImage over the store", () => {
     await assert.rejects(
       resolveImage(source, "127.0.0.1:5000/bad:v1", { os: "linux", architecture: "s390x" }),
       (err) => isFerryError(err, "FERRY_NO_MATCHING_PLATFORM"),
+    );
+  });
+});
+
+describe("StoreSource ranges", () => {
+  it("readRange refuses a range a truncated blob file ends inside", async () => {
+    const bytes = Buffer.from("a stored blob whose file is cut short on disk");
+    const desc = {
+      mediaType: "application/octet-stream",
+      digest: digestOf(bytes),
+      size: bytes.length,
+    };
+    await store.writeBlob(desc.digest, bytes);
+    assert.ok((await readRange(source, desc, { start: 2, end: 20 })).equals(bytes.subarray(2, 20)));
+    await chmod(store.blobPath(desc.digest), 0o644); // blobs are stored read-only
+    await truncate(store.blobPath(desc.digest), 10);
+    await assert.rejects(readRange(source, desc, { start: 2, end: 20 }), (err) =>
+      isFerryError(err, "FERRY_SIZE_MISMATCH"),
     );
   });
 });
