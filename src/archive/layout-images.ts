@@ -1,13 +1,16 @@
 /** Images of an archive that is an OCI image layout (ferry save, skopeo oci-archive, Docker 25+). */
 import { isDigest } from "../digest/index.ts";
+import { isFerryError } from "../observe/index.ts";
 import {
   Annotation,
   type Descriptor,
   type ImageManifest,
   parseManifest,
-  selectPlatform,
+  pickImage,
+  type SourceManifest,
 } from "../oci/index.ts";
 import { FerryAnnotation } from "../store/index.ts";
+import { blobPathOf } from "./entry-path.ts";
 import { archiveInvalid } from "./errors.ts";
 import {
   normalizedName,
@@ -18,6 +21,7 @@ import {
   requireBlob,
   smallFileBytes,
 } from "./planned.ts";
+import { ArchiveSource } from "./source.ts";
 
 /** Set by containerd and Docker 25+ on index.json entries: the image's full reference. */
 export const CONTAINERD_IMAGE_NAME = "io.containerd.image.name";
@@ -85,27 +89,56 @@ async function resolveImage(
   entry: Descriptor,
   where: string,
 ): Promise<{ descriptor: Descriptor; manifest: ImageManifest }> {
-  const top = await readManifest(ctx, entry, where);
-  if (top.kind === "image") {
-    checkImageBlobs(ctx, top.manifest, entry.digest);
-    return { descriptor: withoutAnnotations(entry), manifest: top.manifest };
-  }
-  const child = selectPlatform(top.index.manifests, ctx.platform);
-  const inner = await readManifest(ctx, child, `index ${entry.digest}`);
-  if (inner.kind !== "image") {
-    throw archiveInvalid(ctx.source, "an index inside an index is not supported", {
-      entry: `blobs/sha256/${child.digest.slice(7)}`,
-    });
-  }
-  checkImageBlobs(ctx, inner.manifest, child.digest);
-  return { descriptor: withoutAnnotations(child), manifest: inner.manifest };
+  const source = new ArchiveSource(ctx.contents, ctx.store);
+  const top = await readManifest(ctx, source, entry, where);
+  const picked = await refusedIfMalformed(ctx, blobPathOf(entry.digest), () =>
+    pickImage(
+      top,
+      ctx.platform,
+      entry.digest,
+      async (child) => (await readManifest(ctx, source, child, `index ${entry.digest}`)).bytes,
+    ),
+  );
+  checkImageBlobs(ctx, picked.manifest, picked.descriptor.digest);
+  const descriptor = picked.index === undefined ? entry : picked.descriptor;
+  return { descriptor: withoutAnnotations(descriptor), manifest: picked.manifest };
 }
 
-async function readManifest(ctx: PlanContext, d: Descriptor, where: string) {
+/** A manifest the archive holds for `d` (present, of its size), read through the archive's source. */
+async function readManifest(
+  ctx: PlanContext,
+  source: ArchiveSource,
+  d: Descriptor,
+  where: string,
+): Promise<SourceManifest> {
   const file = requireBlob(ctx, d, where);
-  const bytes = await smallFileBytes(ctx, file, "a manifest");
-  return parsedOrRefused(ctx, file.path, () => parseManifest(bytes, d.mediaType));
+  const { bytes, digest } = await refusedIfMalformed(ctx, file.path, () =>
+    source.manifest(d.digest),
+  );
+  return { bytes, mediaType: d.mediaType, digest };
 }
+
+/** What is wrong with a manifest (not JSON, an index in an index, a size its index denies) refuses the archive, naming the entry. */
+async function refusedIfMalformed<T>(
+  ctx: PlanContext,
+  entry: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (MALFORMED.some((code) => isFerryError(err, code)))
+      throw archiveInvalid(ctx.source, (err as Error).message, { entry, cause: err });
+    throw err;
+  }
+}
+
+const MALFORMED = [
+  "FERRY_INVALID_MANIFEST",
+  "FERRY_UNSUPPORTED_MANIFEST",
+  "FERRY_SIZE_MISMATCH",
+  "FERRY_DIGEST_MISMATCH",
+] as const;
 
 function checkImageBlobs(ctx: PlanContext, manifest: ImageManifest, digest: string): void {
   requireBlob(ctx, manifest.config, `manifest ${digest} (config)`);

@@ -8,14 +8,13 @@ import type { Readable } from "node:stream";
 import { FerryError } from "../observe/index.ts";
 import { hostPlatform, type Platform } from "../oci/index.ts";
 import type { Lease, Store } from "../store/index.ts";
-import { uncompressedArchive } from "./compression.ts";
-import { ArchiveContents } from "./contents.ts";
+import type { ArchiveContents } from "./contents.ts";
 import { dockerNamesByConfig, parseManifestJson, planDockerImages } from "./docker-images.ts";
 import { archiveInvalid } from "./errors.ts";
 import { EntryIngest, type IngestEvent } from "./ingest.ts";
 import { planLayoutImages } from "./layout-images.ts";
 import { type PlanContext, type PlannedImage, smallFileBytes } from "./planned.ts";
-import { readTar } from "./tar-reader.ts";
+import { readArchive } from "./source.ts";
 
 export type LoadEvent =
   | IngestEvent
@@ -68,12 +67,11 @@ async function loadLeased(options: LoadOptions, lease: Lease): Promise<LoadSumma
   const { store, source } = options;
   const emit = options.onEvent ?? (() => {});
   const ingest = new EntryIngest(store, source, emit, lease);
-  const contents = new ArchiveContents(store, ingest, source);
   const stop = () => options.input.destroy(interrupted());
   options.signal?.addEventListener("abort", stop, { once: true });
+  let contents: ArchiveContents;
   try {
-    const { stream } = await uncompressedArchive(options.input);
-    await readTar(stream, source, contents);
+    contents = await readArchive({ store, input: options.input, source, ingest });
   } finally {
     options.signal?.removeEventListener("abort", stop);
   }

@@ -5,7 +5,7 @@
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import { DigestVerifier, digestOf } from "../digest/index.ts";
+import { digestOf } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
   type Descriptor,
@@ -14,7 +14,7 @@ import {
   parseManifest,
   parsePlatformObject,
 } from "../oci/index.ts";
-import type { ImageRecord, Store } from "../store/index.ts";
+import { type ImageRecord, type Store, StoreSource } from "../store/index.ts";
 import { blobPathOf } from "./entry-path.ts";
 import { writeFileAtomically } from "./output-file.ts";
 import { planArchive, type SavedImage } from "./save-plan.ts";
@@ -159,18 +159,16 @@ function entry(pack: tar.Pack, header: EntryHeader, body?: Buffer): Promise<void
 }
 
 async function streamBlob(pack: tar.Pack, store: Store, blob: Descriptor): Promise<void> {
-  const verifier = new DigestVerifier(blob.digest, blob.size);
   const { promise: finished, resolve, reject } = Promise.withResolvers<void>();
   finished.catch(() => {}); // may fail while we wait for drain; awaited below
   const header = { ...ENTRY, name: blobPathOf(blob.digest), size: blob.size };
   const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
   sink.on("error", () => {}); // reported through the callback
   try {
-    for await (const chunk of store.openBlob(blob.digest)) {
-      verifier.update(chunk as Buffer);
+    // Verified as it is read: the stream fails instead of ending on bytes that are not the blob.
+    for await (const chunk of await new StoreSource(store).open(blob)) {
       if (!sink.write(chunk)) await new Promise<void>((ok) => sink.once("drain", () => ok()));
     }
-    verifier.verify();
   } catch (err) {
     sink.destroy();
     await finished.catch(() => undefined);

@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
-import { DigestVerifier } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import { type Descriptor, MediaType } from "../oci/index.ts";
 import { tempPathFor } from "../store/index.ts";
@@ -32,7 +31,7 @@ const TAR_LAYERS: ReadonlySet<string> = new Set([
 ]);
 
 export interface ConvertLayerOptions {
-  /** The layer's compressed bytes, as the source serves them (verified here against the descriptor). */
+  /** The layer's compressed bytes from a blob source's whole open (verified there against the descriptor, as they are read). */
   readonly body: Readable;
   readonly descriptor: Descriptor;
   /** The config's diff_id for this layer: the uncompressed source is checked against it. */
@@ -100,15 +99,13 @@ export async function convertLayer(options: ConvertLayerOptions): Promise<Conver
 
 async function spoolLayer(options: ConvertLayerOptions, path: string): Promise<number> {
   const desc = options.descriptor;
-  const verifier = new DigestVerifier(desc.digest, desc.size);
   const diff = createHash("sha256");
   let spooled = 0;
-  const check = through((b) => verifier.update(b));
   const count = through((b) => {
     diff.update(b);
     spooled += b.length;
   });
-  const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [options.body, check];
+  const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [options.body];
   if (GZIP_LAYERS.has(desc.mediaType)) stages.push(createGunzip());
   else if (desc.mediaType === MediaType.ociLayerZstd) stages.push(createZstdDecompress());
   else if (!TAR_LAYERS.has(desc.mediaType))
@@ -139,7 +136,6 @@ async function spoolLayer(options: ConvertLayerOptions, path: string): Promise<n
       );
     throw err;
   }
-  verifier.verify();
   const diffId = `sha256:${diff.digest("hex")}`;
   if (options.diffId !== undefined && options.diffId !== diffId)
     throw new FerryError(

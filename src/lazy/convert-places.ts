@@ -1,15 +1,13 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, rename, rm } from "node:fs/promises";
-import type { Readable } from "node:stream";
 import { digestOf } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
-import { type Descriptor, formatPlatform } from "../oci/index.ts";
+import type { Descriptor } from "../oci/index.ts";
 import {
   blobExists,
   putManifest,
   type RegistryClient,
   type Repository,
-  readBytes,
   uploadBlob,
 } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
@@ -25,25 +23,6 @@ export type ImagePlace =
       readonly name: string;
     }
   | { readonly kind: "store"; readonly name: string };
-
-const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
-
-/** The manifest a place names, its bytes verified against its digest. */
-export interface PlacedManifest {
-  readonly bytes: Buffer;
-  readonly mediaType: string;
-  readonly digest: string;
-}
-
-/** Reads manifests and blobs of an image, verifying what it can before returning it. */
-export interface ImageReader {
-  top(signal?: AbortSignal): Promise<PlacedManifest>;
-  manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer>;
-  /** A small blob (a config), verified. */
-  blob(desc: Descriptor, signal?: AbortSignal): Promise<Buffer>;
-  /** A layer's bytes; the caller verifies them as it reads. */
-  layer(desc: Descriptor, signal?: AbortSignal): Promise<Readable>;
-}
 
 /** Receives the converted image's blobs (a file, hashed while written) and manifest. */
 export interface ImageWriter {
@@ -70,96 +49,6 @@ function checked(bytes: Buffer, desc: Descriptor, what: string): Buffer {
       },
     );
   return bytes;
-}
-
-export class RegistryImageReader implements ImageReader {
-  readonly #registry: RegistryClient;
-  readonly #place: Extract<ImagePlace, { kind: "registry" }>;
-
-  constructor(registry: RegistryClient, place: Extract<ImagePlace, { kind: "registry" }>) {
-    this.#registry = registry;
-    this.#place = place;
-  }
-
-  top(signal?: AbortSignal): Promise<PlacedManifest> {
-    return this.#registry.fetchManifest(this.#place.repository, this.#place.reference, signal);
-  }
-
-  async manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
-    const m = await this.#registry.fetchManifest(this.#place.repository, desc.digest, signal);
-    return checked(m.bytes, desc, "manifest");
-  }
-
-  async blob(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
-    if (desc.size > MAX_CONFIG_BYTES)
-      throw new FerryError(
-        "FERRY_INVALID_MANIFEST",
-        `config ${desc.digest} claims ${desc.size} bytes`,
-      );
-    const res = await this.#registry.openBlob(
-      this.#place.repository,
-      desc.digest,
-      signal ? { signal } : {},
-    );
-    return checked(await readBytes(res, MAX_CONFIG_BYTES), desc, "config");
-  }
-
-  async layer(desc: Descriptor, signal?: AbortSignal): Promise<Readable> {
-    const res = await this.#registry.openBlob(
-      this.#place.repository,
-      desc.digest,
-      signal ? { signal } : {},
-    );
-    return res.body;
-  }
-}
-
-export class StoreImageReader implements ImageReader {
-  readonly #store: Store;
-  readonly #name: string;
-
-  constructor(store: Store, name: string) {
-    this.#store = store;
-    this.#name = name;
-  }
-
-  async top(): Promise<PlacedManifest> {
-    const record = await this.#store.findImage(this.#name);
-    if (record === undefined)
-      throw new FerryError("FERRY_IMAGE_NOT_FOUND", `no image ${this.#name} in the store`, {
-        hint: "`ferry images` lists the stored images; `ferry pull` stores one",
-        fields: { reference: this.#name },
-      });
-    const { digest, mediaType } = record.descriptor;
-    return {
-      bytes: checked(await this.#store.readBlob(digest), record.descriptor, "manifest"),
-      mediaType,
-      digest,
-    };
-  }
-
-  async manifest(desc: Descriptor): Promise<Buffer> {
-    if (!(await this.#store.hasBlob(desc.digest)))
-      throw new FerryError(
-        "FERRY_IMAGE_NOT_FOUND",
-        `the store has no ${desc.platform ? formatPlatform(desc.platform) : desc.digest} image of ${this.#name} (a pull keeps one platform)`,
-        { hint: "convert from the registry, or pull that platform first" },
-      );
-    return checked(await this.#store.readBlob(desc.digest), desc, "manifest");
-  }
-
-  async blob(desc: Descriptor): Promise<Buffer> {
-    return checked(await this.#store.readBlob(desc.digest), desc, "config");
-  }
-
-  async layer(desc: Descriptor): Promise<Readable> {
-    if (!(await this.#store.hasBlob(desc.digest)))
-      throw new FerryError("FERRY_STORE_CORRUPT", `blob ${desc.digest} is missing from the store`, {
-        hint: `pull ${this.#name} again to restore it (\`ferry fsck\` checks the whole store)`,
-        fields: { digest: desc.digest },
-      });
-    return this.#store.openBlob(desc.digest);
-  }
 }
 
 export class RegistryImageWriter implements ImageWriter {

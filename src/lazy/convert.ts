@@ -7,21 +7,19 @@ import {
   formatPlatform,
   hostPlatform,
   type ImageManifest,
+  type ImageSource,
   MediaType,
   type Platform,
-  parseManifest,
-  selectPlatform,
+  readAll,
+  resolveImage,
 } from "../oci/index.ts";
-import type { RegistryClient } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
+import { type RegistryClient, RegistrySource } from "../registry/index.ts";
+import { type Store, StoreSource } from "../store/index.ts";
 import { convertLayer, isConvertibleLayer } from "./convert-layer.ts";
 import {
   type ImagePlace,
-  type ImageReader,
   type ImageWriter,
-  RegistryImageReader,
   RegistryImageWriter,
-  StoreImageReader,
   StoreImageWriter,
 } from "./convert-places.ts";
 import { priorityPath } from "./convert-order.ts";
@@ -125,12 +123,21 @@ export class EstargzConverter {
     const { signal } = options;
     const emit = options.onEvent ?? (() => {});
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    const reader: ImageReader =
+    const origin: ImageSource =
       from.kind === "registry"
-        ? new RegistryImageReader(this.#registry, from)
-        : new StoreImageReader(this.#store, from.name);
-    const { manifest, digest, platform } = await this.#resolve(reader, options.platform, signal);
-    const configBytes = await reader.blob(manifest.config, signal);
+        ? new RegistrySource(this.#registry, from.repository)
+        : new StoreSource(this.#store);
+    const resolved = await resolveImage(
+      origin,
+      from.kind === "registry" ? from.reference : from.name,
+      options.platform ?? hostPlatform(),
+      { signal, name: from.name },
+    );
+    const { manifest } = resolved;
+    const digest = resolved.descriptor.digest;
+    // A platform picked from an index is recorded with the converted image.
+    const platform = resolved.index === undefined ? undefined : resolved.descriptor.platform;
+    const configBytes = await readConfig(origin, manifest.config, signal);
     const config = parseConfig(configBytes, manifest.config.digest);
     const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== manifest.layers.length)
@@ -177,7 +184,7 @@ export class EstargzConverter {
           digest: source.digest,
           size: source.size,
         });
-        const body = await reader.layer(source, signal);
+        const body = await origin.open(source, undefined, signal);
         const converted = await convertLayer({
           body,
           descriptor: source,
@@ -280,27 +287,26 @@ export class EstargzConverter {
       await lease.release();
     }
   }
+}
 
-  /** The image manifest to convert: the named one, or the chosen platform's from an index. */
-  async #resolve(
-    reader: ImageReader,
-    want: Platform | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<{ manifest: ImageManifest; digest: string; platform: Platform | undefined }> {
-    const top = await reader.top(signal);
-    const parsed = parseManifest(top.bytes, top.mediaType);
-    if (parsed.kind === "image")
-      return { manifest: parsed.manifest, digest: top.digest, platform: undefined };
-    const chosen = selectPlatform(parsed.index.manifests, want ?? hostPlatform());
-    const bytes = await reader.manifest(chosen, signal);
-    const child = parseManifest(bytes, chosen.mediaType);
-    if (child.kind !== "image")
-      throw new FerryError(
-        "FERRY_UNSUPPORTED_MANIFEST",
-        `${chosen.digest}: an index inside an index is not supported`,
-      );
-    return { manifest: child.manifest, digest: chosen.digest, platform: chosen.platform };
-  }
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/** An image config, verified against its descriptor as it is read. */
+async function readConfig(
+  source: ImageSource,
+  desc: Descriptor,
+  signal: AbortSignal | undefined,
+): Promise<Buffer> {
+  if (desc.size > MAX_CONFIG_BYTES)
+    throw new FerryError(
+      "FERRY_INVALID_MANIFEST",
+      `config ${desc.digest} claims ${desc.size} bytes`,
+    );
+  return readAll(
+    await source.open(desc, undefined, signal),
+    MAX_CONFIG_BYTES,
+    `config ${desc.digest}`,
+  );
 }
 
 interface ParsedConfig {

@@ -1,13 +1,9 @@
 import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { FerryError } from "../observe/index.ts";
-import {
-  errorFromResponse,
-  type HttpResponse,
-  pullScope,
-  type RegistryClient,
-  type Repository,
-} from "../registry/index.ts";
+import type { Descriptor } from "../oci/index.ts";
+import { type RegistryClient, RegistrySource, type Repository } from "../registry/index.ts";
 import type { Chunk } from "./toc.ts";
 
 /**
@@ -15,8 +11,8 @@ import type { Chunk } from "./toc.ts";
  * Ranges go to the registry itself: mirrors are not asked for partial blobs.
  */
 export class RangeReader {
-  readonly #registry: RegistryClient;
-  readonly #repo: Repository;
+  readonly #source: RegistrySource;
+  readonly #blob: Descriptor;
   readonly #signal: AbortSignal | undefined;
   readonly #onBytes: ((n: number) => void) | undefined;
   readonly digest: string;
@@ -33,56 +29,30 @@ export class RangeReader {
     onBytes?: ((n: number) => void) | undefined;
   }) {
     this.#onBytes = options.onBytes;
-    this.#registry = options.registry;
-    this.#repo = options.repository;
+    this.#source = new RegistrySource(options.registry, options.repository);
     this.#signal = options.signal;
     this.digest = options.digest;
     this.size = options.size;
+    this.#blob = { mediaType: "application/octet-stream", digest: this.digest, size: this.size };
   }
 
-  /** GET bytes [start, end) of the blob; the response is a 206 whose body the caller consumes. */
-  async open(start: number, end: number): Promise<HttpResponse> {
-    const res = await this.#registry.request(
-      this.#repo,
-      { scope: pullScope(this.#repo), signal: this.#signal, what: "blob" },
-      (base, headers) => ({
-        method: "GET",
-        url: `${base}/v2/${this.#repo.path}/blobs/${this.digest}`,
-        headers: { ...headers, range: `bytes=${start}-${end - 1}` },
-      }),
-    );
-    if (res.status === 206) return res;
-    if (res.status === 200) {
-      res.body.destroy();
-      throw new FerryError(
-        "FERRY_REGISTRY_ERROR",
-        `registry ${this.#repo.domain} ignored a Range request for ${this.digest}`,
-        {
-          hint: "lazy reads need a registry that serves byte ranges of blobs (HTTP 206)",
-          fields: { digest: this.digest },
-        },
-      );
-    }
-    throw await errorFromResponse(res, {
-      host: this.#repo.domain,
-      repository: this.#repo.path,
-      what: "blob",
-      digest: this.digest,
-    });
+  /** Bytes [start, end) of the blob, as a stream the caller consumes. */
+  open(start: number, end: number): Promise<Readable> {
+    return this.#source.open(this.#blob, { start, end }, this.#signal);
   }
 
   /** Bytes [start, end) of the blob, in memory. */
   async read(start: number, end: number): Promise<Buffer> {
-    const res = await this.open(start, end);
+    const body = await this.open(start, end);
     const parts: Buffer[] = [];
     let got = 0;
-    for await (const part of res.body) {
+    for await (const part of body) {
       const b = part as Buffer;
       got += b.length;
       this.fetched += b.length;
       this.#onBytes?.(b.length);
       if (got > end - start) {
-        res.body.destroy();
+        body.destroy();
         throw new FerryError(
           "FERRY_REGISTRY_ERROR",
           `registry sent more than the ${end - start} bytes asked of ${this.digest}`,
@@ -104,7 +74,7 @@ export class RangeReader {
    */
   async chunk(chunk: Chunk, path: string): Promise<Buffer> {
     const want = chunk.innerOffset + chunk.size;
-    const res = await this.open(chunk.offset, chunk.end);
+    const body = await this.open(chunk.offset, chunk.end);
     const gunzip = createGunzip();
     const out: Buffer[] = [];
     let have = 0;
@@ -113,7 +83,7 @@ export class RangeReader {
         out.push(b);
         have += b.length;
         if (have >= want) {
-          res.body.destroy();
+          body.destroy();
           gunzip.destroy();
           resolve();
         }
@@ -132,13 +102,13 @@ export class RangeReader {
         ),
       );
       gunzip.on("end", () => resolve());
-      res.body.on("error", reject);
+      body.on("error", reject);
     });
-    res.body.on("data", (b: Buffer) => {
+    body.on("data", (b: Buffer) => {
       this.fetched += b.length;
       this.#onBytes?.(b.length);
     });
-    res.body.pipe(gunzip);
+    body.pipe(gunzip);
     await done;
     const all = Buffer.concat(out);
     if (all.length < want)

@@ -4,7 +4,7 @@ import { createGunzip, createZstdDecompress } from "node:zlib";
 import tar from "tar-stream";
 import { FerryError } from "../observe/index.ts";
 import { type Descriptor, MediaType } from "../oci/index.ts";
-import type { RegistryClient, Repository } from "../registry/index.ts";
+import { type RegistryClient, RegistrySource, type Repository } from "../registry/index.ts";
 import { invalidLayer } from "./errors.ts";
 import { RangeReader } from "./fetch.ts";
 import { FOOTER_SIZE, parseFooter } from "./footer.ts";
@@ -145,12 +145,12 @@ export async function scanLayer(
   wantContent: (path: string) => boolean = () => false,
   signal?: AbortSignal,
 ): Promise<void> {
-  const res = await registry.openBlob(
-    repository,
-    layer.descriptor.digest,
-    signal === undefined ? {} : { signal },
+  const body = await new RegistrySource(registry, repository).open(
+    layer.descriptor,
+    undefined,
+    signal,
   );
-  const stream = uncompressed(layer, res.body);
+  const stream = uncompressed(layer, body);
   const extract = tar.extract();
   let stopped = false;
   const finished = new Promise<void>((resolve, reject) => {
@@ -184,7 +184,7 @@ export async function scanLayer(
       body.on("end", () => {
         if (visit(entry, keep ? Buffer.concat(parts) : undefined)) {
           stopped = true;
-          res.body.destroy();
+          body.destroy();
           stream.destroy();
           extract.destroy();
           resolve();

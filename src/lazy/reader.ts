@@ -1,14 +1,7 @@
 import { posix } from "node:path";
 import { FerryError } from "../observe/index.ts";
-import {
-  type Descriptor,
-  hostPlatform,
-  type ImageManifest,
-  type Platform,
-  parseManifest,
-  selectPlatform,
-} from "../oci/index.ts";
-import type { RegistryClient, Repository } from "../registry/index.ts";
+import { type Descriptor, hostPlatform, type Platform, resolveImage } from "../oci/index.ts";
+import { type RegistryClient, RegistrySource, type Repository } from "../registry/index.ts";
 import { type Layer, openLayer, scanLayer, whiteoutTarget } from "./layer.ts";
 import { LANDMARKS, type TocEntry } from "./toc.ts";
 
@@ -60,19 +53,12 @@ export class LazyImage {
   /** Resolves the manifest (picking the platform from an index) and reads each layer's footer and TOC. */
   static async open(options: LazyImageOptions): Promise<LazyImage> {
     const { registry, repository: repo, signal } = options;
-    const top = await registry.fetchManifest(repo, options.reference, signal);
-    let parsed = parseManifest(top.bytes, top.mediaType);
-    if (parsed.kind === "index") {
-      const chosen = selectPlatform(parsed.index.manifests, options.platform ?? hostPlatform());
-      const child = await registry.fetchManifest(repo, chosen.digest, signal);
-      parsed = parseManifest(child.bytes, chosen.mediaType);
-      if (parsed.kind !== "image")
-        throw new FerryError(
-          "FERRY_UNSUPPORTED_MANIFEST",
-          `${repo.path}: an index inside an index is not supported`,
-        );
-    }
-    const manifest: ImageManifest = parsed.manifest;
+    const { manifest } = await resolveImage(
+      new RegistrySource(registry, repo),
+      options.reference,
+      options.platform ?? hostPlatform(),
+      { signal, name: repo.path },
+    );
     const layers = await Promise.all(
       manifest.layers.map((d: Descriptor) => openLayer(registry, repo, d, signal)),
     );

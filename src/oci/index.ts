@@ -5,6 +5,7 @@ export {
   type ImageManifest,
   type ParsedManifest,
   type Platform,
+  declaredMediaType,
   parseDescriptor,
   parseManifest,
   parsePlatformObject,
@@ -25,3 +26,12 @@ export {
   platformMatches,
   selectPlatform,
 } from "./platform.ts";
+export { boundedRange, checkRange, readAll, readRange, verifiedBlob } from "./blob-stream.ts";
+export { pickImage, type ResolvedImage, type ResolveOptions, resolveImage } from "./resolve.ts";
+export type {
+  BlobSource,
+  BlobSourceLocation,
+  ByteRange,
+  ImageSource,
+  SourceManifest,
+} from "./source.ts";

@@ -153,6 +153,16 @@ function imageIndex(o: Json): ImageIndex {
   return i;
 }
 
+/** The media type a manifest document declares ("" when none, or when it is no JSON object). */
+export function declaredMediaType(bytes: Uint8Array): string {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString("utf8")) as { mediaType?: unknown } | null;
+    return typeof doc?.mediaType === "string" ? doc.mediaType : "";
+  } catch {
+    return "";
+  }
+}
+
 export type ParsedManifest =
   | { kind: "index"; mediaType: string; index: ImageIndex }
   | { kind: "image"; mediaType: string; manifest: ImageManifest };

@@ -1,31 +1,21 @@
 import { isFerryError } from "../observe/index.ts";
+import type { BlobSourceLocation, Descriptor } from "../oci/index.ts";
 import type { Repository } from "../registry/index.ts";
 import type { Liveness } from "./liveness.ts";
 import type { PeerCounters } from "./metrics.ts";
 import { rank } from "./rendezvous.ts";
-import { PEER_AUTH_HEADER, signRequest } from "./signing.ts";
+import { peerRequest, STORED_ONLY_HEADER } from "./blobs.ts";
 
 /** Headers of the peer protocol besides the signature. */
 export const SIZE_HEADER = "x-ferry-size";
 export const UPSTREAM_AUTH_HEADER = "x-ferry-upstream-authorization";
-/** "Answer from your store (or a download under way) only; do not go to the upstream for me." */
-export const STORED_ONLY_HEADER = "x-ferry-stored-only";
+export { STORED_ONLY_HEADER };
 
-/** The part of a descriptor the peer layer needs (the pull engine's Descriptor has these). */
-export interface BlobDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-}
+/** The part of a descriptor the peer layer needs. */
+export type BlobDescriptor = Pick<Descriptor, "mediaType" | "digest" | "size">;
 
 /** Where to try a blob before the upstream: a peer's listener, with signed headers. */
-export interface PeerLocation {
-  url: string;
-  headers: Record<string, string>;
-  /** No bytes for this long abandons the peer (and the pull resumes elsewhere with a Range). */
-  idleTimeoutMs: number;
-  peer: string;
-}
+export type PeerLocation = BlobSourceLocation;
 
 export interface PeerSourceOptions {
   liveness: Liveness;
@@ -109,12 +99,10 @@ export class PeerSource {
       return undefined;
     }
     this.#fromPeer.set(digest, peer);
-    const path = `/v2/${repo.path}/blobs/${digest}?ns=${encodeURIComponent(repo.domain)}`;
-    const headers: Record<string, string> = { [SIZE_HEADER]: String(desc.size) };
-    if (context.authorization !== undefined) headers[UPSTREAM_AUTH_HEADER] = context.authorization;
-    if (context.upstreamFailed) headers[STORED_ONLY_HEADER] = "1";
-    // The signature covers the protocol headers too, so they cannot be changed or added in transit.
-    headers[PEER_AUTH_HEADER] = signRequest(this.#o.key, "GET", path, Date.now(), { ...headers });
+    const protocol: Record<string, string> = { [SIZE_HEADER]: String(desc.size) };
+    if (context.authorization !== undefined) protocol[UPSTREAM_AUTH_HEADER] = context.authorization;
+    if (context.upstreamFailed) protocol[STORED_ONLY_HEADER] = "1";
+    const { path, headers } = peerRequest(this.#o.key, "GET", repo, digest, protocol);
     return {
       url: `http://${peer}${path}`,
       headers,

@@ -1,4 +1,4 @@
-import type { Descriptor } from "../oci/index.ts";
+import type { BlobSourceLocation, Descriptor } from "../oci/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
   type BlobLocation,
@@ -9,15 +9,7 @@ import {
 } from "../registry/index.ts";
 import { resumedFromOf } from "./transfer.ts";
 
-/** A place to fetch one blob from instead of the upstream (a peer node's listener). */
-export interface BlobSourceLocation {
-  readonly url: string;
-  readonly headers: Record<string, string>;
-  /** No bytes for this long abandons the source; the pull resumes elsewhere with a Range. */
-  readonly idleTimeoutMs: number;
-  /** Who serves it, for messages and metrics. */
-  readonly peer: string;
-}
+export type { BlobSourceLocation };
 
 /**
  * A blob source the pull engine asks before the upstream (node-to-node sharing,

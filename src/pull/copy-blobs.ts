@@ -5,7 +5,7 @@ import {
   hostPlatform,
   type Platform,
   parseManifest,
-  selectPlatform,
+  pickImage,
 } from "../oci/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
 import {
@@ -41,18 +41,34 @@ export async function planCopy(
   const parsed = parseManifest(first.bytes, first.mediaType);
   const top = { ...first, mediaType: parsed.mediaType };
   if (parsed.kind === "image") return { top, images: [imagePlan(top, false, undefined)] };
-  const all = options.all === true;
-  const children = all
-    ? parsed.index.manifests
-    : [selectPlatform(parsed.index.manifests, options.platform ?? hostPlatform())];
+  const child = async (desc: Descriptor) => {
+    const bytes = await source.manifest(desc, options.signal);
+    const platform = desc.platform === undefined ? undefined : formatPlatform(desc.platform);
+    return { bytes, platform };
+  };
+  if (options.all !== true) {
+    // As a pull picks: the platform's manifest becomes the top, its digest kept.
+    const picked = await pickImage(
+      top,
+      options.platform ?? hostPlatform(),
+      top.digest,
+      async (d) => (await child(d)).bytes,
+    );
+    const { mediaType, digest, platform } = picked.descriptor;
+    const image = imagePlan(
+      { bytes: picked.bytes, mediaType, digest },
+      false,
+      platform === undefined ? undefined : formatPlatform(platform),
+    );
+    return { top: image.manifest, images: [image] };
+  }
   const images = await Promise.all(
-    children.map(async (desc) => {
-      const bytes = await source.manifest(desc, options.signal);
-      const platform = desc.platform === undefined ? undefined : formatPlatform(desc.platform);
-      return imagePlan({ bytes, mediaType: desc.mediaType, digest: desc.digest }, all, platform);
+    parsed.index.manifests.map(async (desc) => {
+      const { bytes, platform } = await child(desc);
+      return imagePlan({ bytes, mediaType: desc.mediaType, digest: desc.digest }, true, platform);
     }),
   );
-  return { top: all ? top : (images[0] as ImagePlan).manifest, images };
+  return { top, images };
 }
 
 function imagePlan(

@@ -1,24 +1,27 @@
 import { open, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
-import { type Descriptor, formatPlatform, parseManifest } from "../oci/index.ts";
+import {
+  type BlobSource,
+  type Descriptor,
+  formatPlatform,
+  parseManifest,
+  readRange,
+  type SourceManifest,
+} from "../oci/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
 import {
   isTransientError,
   type ReadRange,
   type RegistryClient,
+  RegistrySource,
   type Repository,
 } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
+import { type Store, StoreSource } from "../store/index.ts";
 import { LocalSink } from "./sink.ts";
 import { transferBlob } from "./transfer.ts";
 
-/** Manifest bytes as the source holds them: copied byte for byte, so digests never change. */
-export interface SourceManifest {
-  readonly bytes: Buffer;
-  readonly mediaType: string;
-  readonly digest: string;
-}
+export type { SourceManifest };
 
 /** A blob's verified bytes in a local file, readable by range until released. */
 export interface StagedBlob {
@@ -43,13 +46,15 @@ export interface ImageSource {
 }
 
 /** An image recorded in the store; blobs are read from their files (the caller holds a lease). */
-export class StoreSource implements ImageSource {
+export class StoreCopySource implements ImageSource {
   readonly repo = undefined;
   readonly #store: Store;
+  readonly #blobs: StoreSource;
   readonly #name: string;
 
   constructor(store: Store, ref: Reference) {
     this.#store = store;
+    this.#blobs = new StoreSource(store);
     this.#name = formatReference(ref);
   }
 
@@ -63,12 +68,11 @@ export class StoreSource implements ImageSource {
     }
     const source = record.sourceDigest;
     if (all && source !== record.descriptor.digest && (await this.#store.hasBlob(source))) {
-      const bytes = await this.#store.readBlob(source);
+      const { bytes } = await this.#blobs.manifest(source);
       const parsed = parseManifest(bytes);
       if (parsed.kind === "index") return { bytes, mediaType: parsed.mediaType, digest: source };
     }
-    const { digest, mediaType } = record.descriptor;
-    return { bytes: await this.#store.readBlob(digest), mediaType, digest };
+    return this.#blobs.manifest(this.#name);
   }
 
   async manifest(desc: Descriptor): Promise<Buffer> {
@@ -83,7 +87,7 @@ export class StoreSource implements ImageSource {
         },
       );
     }
-    return this.#store.readBlob(desc.digest);
+    return (await this.#blobs.manifest(desc.digest)).bytes;
   }
 
   async stage(desc: Descriptor): Promise<StagedBlob> {
@@ -93,7 +97,7 @@ export class StoreSource implements ImageSource {
         fields: { digest: desc.digest },
       });
     }
-    return fileBlob(this.#store.blobPath(desc.digest), 0, async () => {});
+    return sourcedBlob(this.#blobs, desc);
   }
 }
 
@@ -102,26 +106,27 @@ export class StoreSource implements ImageSource {
  * any other is downloaded, verified, into the store's ingest area (resuming a
  * partial left there) and deleted once uploaded: a copy leaves no blobs behind.
  */
-export class RegistrySource implements ImageSource {
+export class RegistryCopySource implements ImageSource {
   readonly repo: Repository;
   readonly #ref: Reference;
   readonly #registry: RegistryClient;
+  readonly #manifests: RegistrySource;
   readonly #store: Store;
 
   constructor(registry: RegistryClient, store: Store, ref: Reference) {
     this.repo = { domain: ref.domain, path: ref.path };
     this.#ref = ref;
     this.#registry = registry;
+    this.#manifests = new RegistrySource(registry, this.repo);
     this.#store = store;
   }
 
   async top(_all: boolean, signal?: AbortSignal): Promise<SourceManifest> {
-    const reference = this.#ref.digest ?? this.#ref.tag ?? "latest";
-    return this.#registry.fetchManifest(this.repo, reference, signal);
+    return this.#manifests.manifest(this.#ref.digest ?? this.#ref.tag ?? "latest", signal);
   }
 
   async manifest(desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
-    const { bytes } = await this.#registry.fetchManifest(this.repo, desc.digest, signal);
+    const { bytes } = await this.#manifests.manifest(desc.digest, signal);
     if (bytes.length !== desc.size) {
       throw new FerryError(
         "FERRY_SIZE_MISMATCH",
@@ -137,13 +142,12 @@ export class RegistrySource implements ImageSource {
     signal?: AbortSignal,
   ): Promise<StagedBlob> {
     const store = this.#store;
-    if (await store.hasBlob(desc.digest, desc.size))
-      return fileBlob(store.blobPath(desc.digest), 0, async () => {});
+    const stored = new StoreSource(store);
+    if (await store.hasBlob(desc.digest, desc.size)) return sourcedBlob(stored, desc);
     const lock = await store.lockIngest(desc.digest, signal);
     let handedOver = false;
     try {
-      if (await store.hasBlob(desc.digest, desc.size))
-        return await fileBlob(store.blobPath(desc.digest), 0, async () => {});
+      if (await store.hasBlob(desc.digest, desc.size)) return sourcedBlob(stored, desc);
       const path = store.ingestPath(desc.digest);
       const fetched = await this.#download(desc, path, onProgress, signal);
       const staged = await fileBlob(path, fetched, async () => {
@@ -221,6 +225,16 @@ export class RegistrySource implements ImageSource {
   }
 }
 
+/** A blob a source holds, read by range for the upload (the registry checks the digest of what it receives). */
+function sourcedBlob(source: BlobSource, desc: Descriptor): StagedBlob {
+  return {
+    fetched: 0,
+    read: (start, end) => readRange(source, desc, { start, end }),
+    release: async () => {},
+  };
+}
+
+/** The ingest file a download left, read by range until released. */
 async function fileBlob(
   path: string,
   fetched: number,

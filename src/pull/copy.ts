@@ -5,7 +5,7 @@ import type { RegistryClient } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { BlobCopy, planCopy } from "./copy-blobs.ts";
 import type { CopyEvent, CopySummary } from "./copy-events.ts";
-import { type ImageSource, RegistrySource, StoreSource } from "./copy-source.ts";
+import { type ImageSource, RegistryCopySource, StoreCopySource } from "./copy-source.ts";
 import { DEFAULT_CONCURRENCY, Puller } from "./puller.ts";
 
 /** Where an image lives: a registry, or the local store (written `store:REF`). */
@@ -85,8 +85,8 @@ export class Copier {
   ): Promise<Omit<CopySummary, "seconds">> {
     const source: ImageSource =
       from.kind === "store"
-        ? new StoreSource(this.#store, from.ref)
-        : new RegistrySource(this.#registry, this.#store, from.ref);
+        ? new StoreCopySource(this.#store, from.ref)
+        : new RegistryCopySource(this.#registry, this.#store, from.ref);
     const { top, images } = await planCopy(source, options);
     const destination = formatReference(to);
     if (to.digest !== undefined && to.digest !== top.digest) {

@@ -3,20 +3,14 @@ import { availableParallelism } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hasShaInstructions } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
-import {
-  type Descriptor,
-  hostPlatform,
-  type ImageManifest,
-  type Platform,
-  parseManifest,
-  selectPlatform,
-} from "../oci/index.ts";
+import { type Descriptor, hostPlatform, type Platform, resolveImage } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import {
   isTransientError,
   type KnownManifest,
   MAX_MANIFEST_BYTES,
   type RegistryClient,
+  RegistrySource,
   type Repository,
 } from "../registry/index.ts";
 import type { ImageRecord, Store } from "../store/index.ts";
@@ -144,62 +138,38 @@ export class Puller {
     // the pull's error where it is awaited (#alreadyPresent), not an unhandled one before.
     const recorded = this.#store.findImage(name);
     recorded.catch(() => {});
-    const top = await this.#registry.fetchManifest(
-      repo,
+    const resolved = await resolveImage(
+      new RegistrySource(
+        this.#registry,
+        repo,
+        this.#storedManifest(recorded, ref.digest).catch(() => undefined),
+      ),
       ref.digest ?? ref.tag ?? "latest",
-      signal,
-      this.#storedManifest(recorded, ref.digest).catch(() => undefined),
+      options.platform ?? this.#platform,
+      {
+        signal,
+        name,
+        // Content-addressed: a child manifest already stored (verified then) is not asked for
+        // again, unless it went (a concurrent garbage collection) between the check and the read.
+        held: async (chosen) =>
+          (await this.#store.hasBlob(chosen.digest, chosen.size))
+            ? await this.#store.readBlob(chosen.digest).catch(() => undefined)
+            : undefined,
+        onTop: (top) => {
+          if (ref.digest !== undefined && top.digest !== ref.digest) {
+            throw new FerryError(
+              "FERRY_DIGEST_MISMATCH",
+              `registry returned ${top.digest} for ${name}`,
+            );
+          }
+          emit({ type: "resolved", reference: name, digest: top.digest, mediaType: top.mediaType });
+        },
+      },
     );
-    if (ref.digest !== undefined && top.digest !== ref.digest) {
-      throw new FerryError("FERRY_DIGEST_MISMATCH", `registry returned ${top.digest} for ${name}`);
-    }
-    emit({ type: "resolved", reference: name, digest: top.digest, mediaType: top.mediaType });
-    let parsed = parseManifest(top.bytes, top.mediaType);
-    let manifestBytes = top.bytes;
-    let descriptor: Descriptor = {
-      mediaType: parsed.mediaType,
-      digest: top.digest,
-      size: top.bytes.length,
-    };
-    const indexBlobs: Array<{ digest: string; bytes: Buffer }> = [];
-    if (parsed.kind === "index") {
-      indexBlobs.push({ digest: top.digest, bytes: top.bytes });
-      const chosen = selectPlatform(parsed.index.manifests, options.platform ?? this.#platform);
-      // Content-addressed: a child manifest already stored (verified then) is not asked for
-      // again, unless it went (a concurrent garbage collection) between the check and the read.
-      const stored = (await this.#store.hasBlob(chosen.digest, chosen.size))
-        ? await this.#store.readBlob(chosen.digest).catch(() => undefined)
-        : undefined;
-      const child =
-        stored !== undefined && stored.length === chosen.size
-          ? { bytes: stored }
-          : await this.#registry.fetchManifest(repo, chosen.digest, signal);
-      if (child.bytes.length !== chosen.size) {
-        throw new FerryError(
-          "FERRY_SIZE_MISMATCH",
-          `manifest ${chosen.digest} of ${name} is ${child.bytes.length} bytes, the index says ${chosen.size}`,
-          {
-            hint: "the registry serves another manifest than its index describes; nothing was stored — report it to the registry's operator",
-            fields: { digest: chosen.digest, expected: chosen.size, received: child.bytes.length },
-          },
-        );
-      }
-      parsed = parseManifest(child.bytes, chosen.mediaType);
-      if (parsed.kind !== "image") {
-        throw new FerryError(
-          "FERRY_UNSUPPORTED_MANIFEST",
-          `${name}: an index inside an index is not supported`,
-        );
-      }
-      manifestBytes = child.bytes;
-      descriptor = {
-        mediaType: chosen.mediaType,
-        digest: chosen.digest,
-        size: chosen.size,
-        ...(chosen.platform ? { platform: chosen.platform } : {}),
-      };
-    }
-    const manifest: ImageManifest = parsed.manifest;
+    const { top, descriptor, manifest } = resolved;
+    const manifestBytes = resolved.bytes;
+    const indexBlobs: Array<{ digest: string; bytes: Buffer }> =
+      resolved.index === undefined ? [] : [{ digest: top.digest, bytes: top.bytes }];
     const blobs: Array<{ desc: Descriptor; kind: "config" | "layer" }> = [
       { desc: manifest.config, kind: "config" },
       ...manifest.layers.map((desc) => ({ desc, kind: "layer" as const })),

@@ -17,6 +17,8 @@ export interface HostSettings {
    * name (a mirror uses this to stand a local registry in for docker.io).
    */
   endpoint?: string;
+  /** With `endpoint`: the registry it stands in for, sent as `?ns=` (a mirror serving several). */
+  namespace?: string;
   /** Base URLs tried in order before the registry itself. */
   mirrors?: string[];
   plainHttp?: boolean;
@@ -44,7 +46,7 @@ export function upstreamEndpoint(domain: string, settings: HostSettings | undefi
       base: `${u.protocol}//${u.host}`,
       host: u.host,
       mirror: false,
-      namespace: undefined,
+      namespace: settings.namespace,
       tls: settings.tls,
     };
   }

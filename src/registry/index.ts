@@ -41,6 +41,8 @@ export {
   send,
 } from "./transport.ts";
 export type { Endpoint, HostSettings, TlsSettings } from "./endpoint.ts";
+export { blobPath, manifestPath } from "./paths.ts";
+export { RegistrySource } from "./source.ts";
 export {
   type BlobReadResult,
   type BlobRequest,

@@ -3,6 +3,7 @@ import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
 import type { RegistryClient, Repository } from "./client.ts";
 import { errorFromResponse, PROTOCOL_HINT, type RequestContext } from "./errors.ts";
+import { blobPath, manifestPath } from "./paths.ts";
 import { header, type HttpRequest, type HttpResponse } from "./transport.ts";
 
 // The write side of the distribution API, as functions over RegistryClient.request
@@ -69,7 +70,7 @@ export async function blobExists(
   const ctx = blobContext(repo, desc.digest);
   const res = await call(client, repo, ctx, pushScope(repo), options, (base, headers) => ({
     method: "HEAD",
-    url: `${base}/v2/${repo.path}/blobs/${desc.digest}`,
+    url: `${base}${blobPath(repo.path, desc.digest)}`,
     headers,
   }));
   if (res.status === 200 || res.status === 404) {
@@ -197,7 +198,7 @@ export async function putManifest(
   };
   const res = await call(client, repo, ctx, pushScope(repo), options, (base, headers) => ({
     method: "PUT",
-    url: `${base}/v2/${repo.path}/manifests/${reference}`,
+    url: `${base}${manifestPath(repo.path, reference)}`,
     headers: { ...headers, "content-type": mediaType },
     body: bytes,
   }));

@@ -20,9 +20,9 @@ import {
   type TaintMode,
 } from "../../kube/index.ts";
 import { FerryError, Metrics, oneOf } from "../../observe/index.ts";
-import { hostPlatform, parseManifest, selectPlatform } from "../../oci/index.ts";
+import { hostPlatform, resolveImage } from "../../oci/index.ts";
 import type { Reference } from "../../reference/index.ts";
-import type { RegistryClient } from "../../registry/index.ts";
+import { type RegistryClient, RegistrySource } from "../../registry/index.ts";
 import { TARGET_KINDS, type Target, type TargetKind } from "../../runtime/index.ts";
 import {
   DEFAULT_RETENTION,
@@ -255,15 +255,11 @@ async function estimateImageBytes(
   ref: Reference,
 ): Promise<number | undefined> {
   try {
-    const fetched = await registry.fetchManifest(ref, ref.digest ?? ref.tag ?? "latest");
-    let parsed = parseManifest(fetched.bytes, fetched.mediaType);
-    if (parsed.kind === "index") {
-      const child = selectPlatform(parsed.index.manifests, hostPlatform());
-      const bytes = await registry.fetchManifest(ref, child.digest);
-      parsed = parseManifest(bytes.bytes, bytes.mediaType);
-    }
-    if (parsed.kind !== "image") return undefined;
-    const m = parsed.manifest;
+    const { manifest: m } = await resolveImage(
+      new RegistrySource(registry, ref),
+      ref.digest ?? ref.tag ?? "latest",
+      hostPlatform(),
+    );
     return 2 * (m.config.size + m.layers.reduce((sum, l) => sum + l.size, 0));
   } catch {
     return undefined;

@@ -1,15 +1,15 @@
 // Opens an eStargz image for mounting: manifest (platform picked from an index), config,
 // and each layer's verified TOC with the fields a filesystem shows (mtime, xattrs, devices).
-import { digestOf } from "../../digest/index.ts";
 import { FerryError } from "../../observe/index.ts";
 import {
   type Descriptor,
   hostPlatform,
+  type ImageSource,
   type Platform,
-  parseManifest,
-  selectPlatform,
+  readAll,
+  resolveImage,
 } from "../../oci/index.ts";
-import { type RegistryClient, type Repository, readBytes } from "../../registry/index.ts";
+import { type RegistryClient, RegistrySource, type Repository } from "../../registry/index.ts";
 import { invalidLayer } from "../errors.ts";
 import { RangeReader } from "../fetch.ts";
 import { FOOTER_SIZE } from "../footer.ts";
@@ -49,43 +49,32 @@ export async function openMountImage(options: {
   signal?: AbortSignal | undefined;
 }): Promise<MountImage> {
   const { registry, repository: repo, signal } = options;
-  const top = await registry.fetchManifest(repo, options.reference, signal);
-  let manifestDigest = top.digest;
-  let parsed = parseManifest(top.bytes, top.mediaType);
-  if (parsed.kind === "index") {
-    const chosen = selectPlatform(parsed.index.manifests, options.platform ?? hostPlatform());
-    const child = await registry.fetchManifest(repo, chosen.digest, signal);
-    manifestDigest = chosen.digest;
-    parsed = parseManifest(child.bytes, chosen.mediaType);
-    if (parsed.kind !== "image")
-      throw new FerryError(
-        "FERRY_UNSUPPORTED_MANIFEST",
-        `${repo.path}: an index inside an index is not supported`,
-      );
-  }
-  const manifest = parsed.manifest;
+  const source = new RegistrySource(registry, repo);
+  const { manifest, descriptor } = await resolveImage(
+    source,
+    options.reference,
+    options.platform ?? hostPlatform(),
+    { signal, name: repo.path },
+  );
+  const manifestDigest = descriptor.digest;
   const [config, layers] = await Promise.all([
-    fetchConfig(registry, repo, manifest.config, signal),
+    fetchConfig(source, manifest.config, signal),
     Promise.all(manifest.layers.map((d) => openMountLayer(registry, repo, d, signal))),
   ]);
   return { manifestDigest, config, layers };
 }
 
 async function fetchConfig(
-  registry: RegistryClient,
-  repo: Repository,
+  source: ImageSource,
   descriptor: Descriptor,
   signal: AbortSignal | undefined,
 ): Promise<RunConfig> {
-  const res = await registry.openBlob(repo, descriptor.digest, signal ? { signal } : {});
-  const bytes = await readBytes(res, MAX_CONFIG_BYTES);
-  const actual = digestOf(bytes);
-  if (actual !== descriptor.digest)
-    throw new FerryError(
-      "FERRY_DIGEST_MISMATCH",
-      `image config ${descriptor.digest} does not match its digest (got ${actual})`,
-      { fields: { expected: descriptor.digest, actual } },
-    );
+  // The stream is verified against the descriptor: it fails rather than ends on other bytes.
+  const bytes = await readAll(
+    await source.open(descriptor, undefined, signal),
+    MAX_CONFIG_BYTES,
+    `image config ${descriptor.digest}`,
+  );
   const doc = JSON.parse(bytes.toString("utf8")) as { config?: Record<string, unknown> };
   const c = doc.config ?? {};
   const strings = (v: unknown): string[] =>
