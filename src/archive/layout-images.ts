@@ -2,7 +2,6 @@
 import { isDigest } from "../digest/index.ts";
 import { isFerryError } from "../observe/index.ts";
 import {
-  Annotation,
   type Descriptor,
   type ImageManifest,
   parseManifest,
@@ -12,6 +11,7 @@ import {
 import { FerryAnnotation } from "../store/index.ts";
 import { blobPathOf } from "./entry-path.ts";
 import { archiveInvalid } from "./errors.ts";
+import { layoutName } from "./layout-name.ts";
 import {
   normalizedName,
   type PlanContext,
@@ -23,8 +23,6 @@ import {
 } from "./planned.ts";
 import { ArchiveSource } from "./source.ts";
 
-/** Set by containerd and Docker 25+ on index.json entries: the image's full reference. */
-export const CONTAINERD_IMAGE_NAME = "io.containerd.image.name";
 const LAYOUT_VERSION = "1.0.0";
 
 /**
@@ -63,10 +61,6 @@ export async function planLayoutImages(
     });
   }
   return planned;
-}
-
-export function layoutName(annotations: Record<string, string> | undefined): string | undefined {
-  return annotations?.[CONTAINERD_IMAGE_NAME] ?? annotations?.[Annotation.refName];
 }
 
 async function checkLayoutVersion(ctx: PlanContext): Promise<void> {

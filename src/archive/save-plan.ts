@@ -5,7 +5,7 @@
 import { Annotation, type Descriptor, type ImageManifest, MediaType } from "../oci/index.ts";
 import { FerryAnnotation, OCI_LAYOUT_VERSION } from "../store/index.ts";
 import { blobPathOf } from "./entry-path.ts";
-import { CONTAINERD_IMAGE_NAME } from "./layout-images.ts";
+import { CONTAINERD_IMAGE_NAME } from "./layout-name.ts";
 
 export interface SavedImage {
   /** Full reference, as the store records it: becomes ref.name and io.containerd.image.name. */

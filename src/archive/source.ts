@@ -15,7 +15,7 @@ import { type Store, StoreSource } from "../store/index.ts";
 import { uncompressedArchive } from "./compression.ts";
 import { ArchiveContents, MANIFEST_MAX_BYTES } from "./contents.ts";
 import { EntryIngest, type TakenFile } from "./ingest.ts";
-import { layoutName } from "./layout-images.ts";
+import { layoutName } from "./layout-name.ts";
 import { readTar } from "./tar-reader.ts";
 
 /** One pass over an archive: each entry verified and taken (into the store, or held when small). */
