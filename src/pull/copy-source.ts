@@ -9,8 +9,7 @@ import {
   type RegistryClient,
   type Repository,
 } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
-import { LocalSink } from "./sink.ts";
+import { LocalSink, type Store } from "../store/index.ts";
 import { transferBlob } from "./transfer.ts";
 
 /** Manifest bytes as the source holds them: copied byte for byte, so digests never change. */

@@ -3,10 +3,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
 import { isTransientError, type RegistryClient, type Repository } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
+import { LocalSink, type Store } from "../store/index.ts";
 import { type BlobSource, SourcePicker } from "./blob-source.ts";
 import type { SinkPool } from "./sink-pool.ts";
-import { LocalSink } from "./sink.ts";
 import {
   isIntegrityError,
   type TransferJob,

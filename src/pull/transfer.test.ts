@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { digestOf } from "../digest/index.ts";
 import { SinkPool } from "./sink-pool.ts";
-import { type BlobSink, LocalSink } from "./sink.ts";
+import { type BlobSink, LocalSink } from "../store/index.ts";
 import { transferBlob } from "./transfer.ts";
 
 const pool = new SinkPool(1);

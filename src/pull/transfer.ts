@@ -9,7 +9,7 @@ import {
   readBlob,
   type TlsSettings,
 } from "../registry/index.ts";
-import type { BlobSink } from "./sink.ts";
+import type { BlobSink } from "../store/index.ts";
 
 /** One blob to fetch into its ingest file. */
 export interface TransferJob {

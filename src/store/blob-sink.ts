@@ -1,7 +1,7 @@
 import { createReadStream, writeSync } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { DigestVerifier } from "../digest/index.ts";
-import { diskError } from "../store/index.ts";
+import { diskError } from "./atomic.ts";
 
 /**
  * Where a blob's bytes go while they arrive: hashed, size-checked and written
