@@ -6,12 +6,12 @@
  * -o also as one tar that `docker load`, `ferry load` and `ctr images import` read.
  *
  * Every entry has a fixed owner and mtime (the HEAD commit's time), so the same checkout gives
- * the same digests. Layers stream: tar → hash (diff ID) → gzip → hash (digest) → temp file,
- * then into the store's ingest area and committed under their digest.
+ * the same digests. Layers stream: tar → hash (diff ID) → gzip → the store's writer, which
+ * hashes them as it writes and commits them under that digest (no temp file, no second read).
  */
-import { copyFile, mkdtemp, open, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { saveArchiveFile } from "../src/archive/index.ts";
 import { digestOf } from "../src/digest/index.ts";
@@ -29,7 +29,15 @@ import {
   runtimeEntries,
   withParents,
 } from "./image-files.ts";
-import { type BuiltLayer, writeLayer } from "./image-layer.ts";
+import { writeLayer } from "./image-layer.ts";
+
+interface BuiltLayer {
+  readonly name: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly diffId: string;
+  readonly entries: number;
+}
 
 const USAGE = `Usage: node scripts/build-image.ts [--tag REF] [--store DIR] [-o FILE] [--level N]
 
@@ -70,7 +78,6 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
   const reference = formatReference(parseReference(options.tag));
   const { created, revision } = await commitInfo();
   const mtime = new Date(created);
-  const work = await mkdtemp(join(tmpdir(), "ferry-image-"));
   const { store } = options;
   const lease = await store.lease(reference, []);
   try {
@@ -83,14 +90,11 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
         () => appEntries({ version: pkg.version, commit: revision ?? "unknown", date: created }),
       ],
     ];
-    for (const [i, [name, entries]] of specs.entries()) {
-      const file = join(work, `layer-${i}.tar.gz`);
-      const layer = await writeLayer(name, withParents(await entries()), file, {
+    for (const [name, entries] of specs) {
+      const layer = await storeLayer(store, lease, name, withParents(await entries()), {
         mtime,
         level: options.gzipLevel ?? 6,
       });
-      await lease.add([layer.digest]);
-      await ingest(store, layer);
       layers.push(layer);
     }
     const platform = hostPlatform();
@@ -163,27 +167,31 @@ export async function buildImage(options: BuildImageOptions): Promise<BuiltImage
     };
   } finally {
     await lease.release();
-    await rm(work, { recursive: true, force: true });
   }
 }
 
-/** Moves a built layer into the store's ingest area and commits it (unless the store has it). */
-async function ingest(store: Store, layer: BuiltLayer): Promise<void> {
-  if (await store.hasBlob(layer.digest, layer.size)) return;
-  const lock = await store.lockIngest(layer.digest);
+/** Writes a layer straight into the store, leased, under the digest the store hashed. */
+async function storeLayer(
+  store: Store,
+  lease: { add(d: Iterable<string>): Promise<void> },
+  name: string,
+  entries: readonly LayerEntry[],
+  options: { mtime: Date; level: number },
+): Promise<BuiltLayer> {
+  const writer = await store.ingestUnnamed();
   try {
-    if (await store.hasBlob(layer.digest, layer.size)) return;
-    const partial = store.ingestPath(layer.digest);
-    await copyFile(layer.file, partial);
-    const handle = await open(partial, "r+");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await store.commitIngest(layer.digest);
+    const out = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        writer.write(chunk).then(() => done(), done);
+      },
+    });
+    const { diffId } = await writeLayer(entries, out, options);
+    const digest = await writer.seal();
+    await lease.add([digest]);
+    await writer.commit(digest);
+    return { name, digest, size: writer.size, diffId, entries: entries.length };
   } finally {
-    await lock.release();
+    await writer.discard();
   }
 }
 

@@ -1,53 +1,40 @@
 /**
  * Writes one layer of ferry's image: entries → tar (fixed owner and mtime) → hash (diff ID)
- * → gzip → hash (digest) → file.
+ * → gzip → a stream (the store's writer, which hashes the digest).
  */
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { Readable, Transform } from "node:stream";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import tar from "tar-stream";
 import type { LayerEntry } from "./image-files.ts";
 
-export interface BuiltLayer {
-  readonly name: string;
-  readonly file: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly diffId: string;
-  readonly entries: number;
-}
-
-function hashing(hash: Hash, counter?: { bytes: number }): Transform {
+function hashing(hash: Hash): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
-      if (counter !== undefined) counter.bytes += chunk.length;
       done(null, chunk);
     },
   });
 }
 
+/** Writes the entries as a gzip layer into `out`; returns the layer's diff ID (the tar's sha256). */
 export async function writeLayer(
-  name: string,
   entries: readonly LayerEntry[],
-  file: string,
+  out: Writable,
   options: { mtime: Date; level: number },
-): Promise<BuiltLayer> {
+): Promise<{ diffId: string }> {
   const diff = createHash("sha256");
-  const compressed = createHash("sha256");
-  const counter = { bytes: 0 };
   const pack = tar.pack();
   const writing = pipeline(
     Readable.from(pack),
     hashing(diff),
     createGzip({ level: options.level, chunkSize: 256 * 1024 }),
-    hashing(compressed, counter),
-    createWriteStream(file),
+    out,
   );
-  // If the file cannot be written, stop adding entries at once.
+  // If the layer cannot be written, stop adding entries at once.
   const failed = writing.then(() => new Promise<never>(() => {}));
   failed.catch(() => undefined);
   const step = <T>(p: Promise<T>) => Promise.race([p, failed]);
@@ -60,14 +47,7 @@ export async function writeLayer(
     await writing.catch(() => undefined);
     throw err;
   }
-  return {
-    name,
-    file,
-    digest: `sha256:${compressed.digest("hex")}`,
-    size: counter.bytes,
-    diffId: `sha256:${diff.digest("hex")}`,
-    entries: entries.length,
-  };
+  return { diffId: `sha256:${diff.digest("hex")}` };
 }
 
 async function addEntry(pack: tar.Pack, e: LayerEntry, mtime: Date): Promise<void> {

@@ -1,4 +1,4 @@
-import { open, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { type Descriptor, formatPlatform, parseManifest } from "../oci/index.ts";
@@ -9,7 +9,7 @@ import {
   type RegistryClient,
   type Repository,
 } from "../registry/index.ts";
-import { LocalSink, type Store } from "../store/index.ts";
+import type { IngestWriter, Store } from "../store/index.ts";
 import { transferBlob } from "./transfer.ts";
 
 /** Manifest bytes as the source holds them: copied byte for byte, so digests never change. */
@@ -136,33 +136,27 @@ export class RegistrySource implements ImageSource {
     signal?: AbortSignal,
   ): Promise<StagedBlob> {
     const store = this.#store;
-    if (await store.hasBlob(desc.digest, desc.size))
-      return fileBlob(store.blobPath(desc.digest), 0, async () => {});
-    const lock = await store.lockIngest(desc.digest, signal);
+    const writer = await store.ingest(desc, { signal });
+    if (writer === undefined) return fileBlob(store.blobPath(desc.digest), 0, async () => {});
     let handedOver = false;
     try {
-      if (await store.hasBlob(desc.digest, desc.size))
-        return await fileBlob(store.blobPath(desc.digest), 0, async () => {});
-      const path = store.ingestPath(desc.digest);
-      const fetched = await this.#download(desc, path, onProgress, signal);
-      const staged = await fileBlob(path, fetched, async () => {
-        await rm(path, { force: true });
-        await lock.release();
-      });
+      const fetched = await this.#download(writer, onProgress, signal);
+      // Verified in the ingest area and deleted once uploaded: a copy leaves no blob behind.
+      const staged = await fileBlob(writer.path, fetched, () => writer.discard());
       handedOver = true;
       return staged;
     } finally {
-      if (!handedOver) await lock.release();
+      if (!handedOver) await writer.close();
     }
   }
 
   /** Into the ingest file, verified; retries resume from what arrived, under one deadline (as the puller does). */
   async #download(
-    desc: Descriptor,
-    path: string,
+    writer: IngestWriter,
     onProgress: (bytes: number) => void,
     signal: AbortSignal | undefined,
   ): Promise<number> {
+    const desc = writer.descriptor;
     const deadline = this.#registry.deadline(this.repo.domain);
     const gaveUp = (err: unknown) =>
       deadline.gaveUp(err, `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`);
@@ -180,14 +174,11 @@ export class RegistrySource implements ImageSource {
             headers: location.headers,
             tls: location.tls,
             guard: location.guard,
-            path,
-            digest: desc.digest,
-            size: desc.size,
             host: this.repo.domain,
             repository: this.repo.path,
             idleTimeoutMs: deadline.idleTimeoutMs(),
           },
-          new LocalSink(),
+          writer,
           (bytes) => {
             deadline.progress(bytes);
             onProgress(bytes);

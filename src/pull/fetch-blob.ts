@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
 import { isTransientError, type RegistryClient, type Repository } from "../registry/index.ts";
-import { LocalSink, type Store } from "../store/index.ts";
+import type { Store } from "../store/index.ts";
 import { type BlobSource, SourcePicker } from "./blob-source.ts";
 import type { SinkPool } from "./sink-pool.ts";
 import {
@@ -43,14 +43,16 @@ export async function downloadBlob(
   emit: (e: TransferUpdate) => void,
   signal: AbortSignal | undefined,
 ): Promise<BlobOutcome> {
-  const lock = await ctx.store.lockIngest(desc.digest, signal);
-  let settle: ((ok: boolean) => void) | undefined;
+  const pool = ctx.pool;
+  const writer = await ctx.store.ingest(desc, {
+    signal,
+    ...(desc.size < ctx.inlineBelow ? {} : { sink: () => pool.createSink() }),
+  });
+  if (writer === undefined) return { downloaded: false, fetched: 0 };
+  const sources = new SourcePicker(ctx.blobSource, ctx.registry, repo, desc, signal);
   let ok = false;
   try {
-    if (await ctx.store.hasBlob(desc.digest, desc.size)) return { downloaded: false, fetched: 0 };
     let fetched = 0;
-    const sources = new SourcePicker(ctx.blobSource, ctx.registry, repo, desc, signal);
-    settle = (ok) => sources.settle(ok);
     // One deadline for the blob: every attempt, wait and resumed request counts against it.
     const deadline = ctx.registry.deadline(repo.domain);
     const gaveUp = (err: unknown) =>
@@ -67,9 +69,6 @@ export async function downloadBlob(
         headers: location.headers,
         tls: location.tls,
         guard: location.guard,
-        path: ctx.store.ingestPath(desc.digest),
-        digest: desc.digest,
-        size: desc.size,
         host: repo.domain,
         repository: repo.path,
       };
@@ -80,14 +79,9 @@ export async function downloadBlob(
       };
       let result: TransferResult | undefined;
       let failure: unknown;
-      const held = peer === undefined ? "" : await fileState(job.path);
+      const held = peer === undefined ? "" : await fileState(writer.path);
       try {
-        result = await transferBlob(
-          job,
-          desc.size < ctx.inlineBelow ? new LocalSink() : ctx.pool.createSink(),
-          onProgress,
-          { signal },
-        );
+        result = await transferBlob(job, writer, onProgress, { signal });
       } catch (err) {
         if (isIntegrityError(err) && !signal?.aborted && sources.verificationFailed(peer, err)) {
           // Wrong bytes (this source's, or a peer's prefix it resumed over): start over from zero.
@@ -96,7 +90,7 @@ export async function downloadBlob(
         }
         if (peer !== undefined && !signal?.aborted) {
           // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
-          sources.peerFailed(peer, err, (await fileState(job.path)) !== held);
+          sources.peerFailed(peer, err, (await fileState(writer.path)) !== held);
           continue;
         }
         if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
@@ -144,18 +138,13 @@ export async function downloadBlob(
       });
       await sleep(delay, undefined, { signal });
     }
-    await ctx.store.commitIngest(desc.digest);
+    await writer.commit();
     ok = true;
     return { downloaded: true, fetched, fromPeers: sources.fromPeers };
-  } catch (err) {
-    // A partial on a full disk would only keep it full: resuming it needs the space it lacks.
-    if (!isFerryError(err, "FERRY_DISK_FULL")) throw err;
-    ctx.store.pressure.observe(err);
-    await ctx.store.discardIngest(desc.digest);
-    throw err;
   } finally {
-    settle?.(ok);
-    await lock.release();
+    sources.settle(ok);
+    // A partial on a full disk is dropped here: resuming it needs the space it lacks.
+    await writer.close();
   }
 }
 
