@@ -1,17 +1,23 @@
 import { stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
-import { isTransientError, type RegistryClient, type Repository } from "../registry/index.ts";
-import type { Store } from "../store/index.ts";
-import { type BlobSource, SourcePicker } from "./blob-source.ts";
-import type { SinkPool } from "./sink-pool.ts";
 import {
-  isIntegrityError,
-  type TransferJob,
-  type TransferResult,
-  transferBlob,
-} from "./transfer.ts";
+  type BlobLocation,
+  isTransientError,
+  type RegistryClient,
+  type Repository,
+} from "../registry/index.ts";
+import type { IngestWriter, Store } from "../store/index.ts";
+import { type BlobSource, SourcePicker } from "./blob-source.ts";
+import {
+  type Attempt,
+  type AttemptResult,
+  type FetchState,
+  gaveUp,
+  nextStep,
+} from "./fetch-step.ts";
+import type { SinkPool } from "./sink-pool.ts";
+import { type TransferJob, transferBlob } from "./transfer.ts";
 
 export type TransferUpdate =
   | { status: "downloading"; current: number }
@@ -36,6 +42,11 @@ export interface DownloadContext {
   readonly watchers: ReadonlyMap<string, ReadonlySet<(current: number) => void>>;
 }
 
+/**
+ * Downloads one blob into the store: the store's ingest writer (lock, resumable partial,
+ * verified commit), then attempts from the source picker (peers first when sharing, a mirror,
+ * the upstream), each result turned into the next step by `nextStep` (fetch-step.ts).
+ */
 export async function downloadBlob(
   ctx: DownloadContext,
   repo: Repository,
@@ -49,102 +60,84 @@ export async function downloadBlob(
     ...(desc.size < ctx.inlineBelow ? {} : { sink: () => pool.createSink() }),
   });
   if (writer === undefined) return { downloaded: false, fetched: 0 };
-  const sources = new SourcePicker(ctx.blobSource, ctx.registry, repo, desc, signal);
+  const state: FetchState = {
+    repo,
+    desc,
+    sources: new SourcePicker(ctx.blobSource, ctx.registry, repo, desc, signal),
+    deadline: ctx.registry.deadline(repo.domain),
+    registry: ctx.registry,
+    signal,
+  };
+  const onProgress = (current: number) => {
+    state.deadline.progress(current);
+    emit({ status: "downloading", current });
+    for (const watch of ctx.watchers.get(desc.digest) ?? []) watch(current);
+  };
   let ok = false;
   try {
-    let fetched = 0;
-    // One deadline for the blob: every attempt, wait and resumed request counts against it.
-    const deadline = ctx.registry.deadline(repo.domain);
-    const gaveUp = (err: unknown) =>
-      deadline.gaveUp(err, `blob ${desc.digest} of ${repo.domain}/${repo.path}`);
     for (;;) {
-      // Auth for the upstream (ping, token) counts against the blob's deadline as well.
-      const { location, peer } = await sources.next(deadline).catch((err: unknown) => {
-        throw isTransientError(err) ? gaveUp(err) : err;
-      });
-      if (peer === undefined) deadline.attempt();
-      const job: TransferJob = {
-        idleTimeoutMs: peer === undefined ? deadline.idleTimeoutMs() : peer.idleTimeoutMs,
-        url: location.url,
-        headers: location.headers,
-        tls: location.tls,
-        guard: location.guard,
-        host: repo.domain,
-        repository: repo.path,
-      };
-      const onProgress = (current: number) => {
-        deadline.progress(current);
-        emit({ status: "downloading", current });
-        for (const watch of ctx.watchers.get(desc.digest) ?? []) watch(current);
-      };
-      let result: TransferResult | undefined;
-      let failure: unknown;
-      const held = peer === undefined ? "" : await fileState(writer.path);
-      try {
-        result = await transferBlob(job, writer, onProgress, { signal });
-      } catch (err) {
-        if (isIntegrityError(err) && !signal?.aborted && sources.verificationFailed(peer, err)) {
-          // Wrong bytes (this source's, or a peer's prefix it resumed over): start over from zero.
-          deadline.restart();
-          continue;
-        }
-        if (peer !== undefined && !signal?.aborted) {
-          // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
-          sources.peerFailed(peer, err, (await fileState(writer.path)) !== held);
-          continue;
-        }
-        if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
-          // A mirror that fails is dropped; the next attempt resumes from the registry itself.
-          ctx.registry.mirrorFailed(
-            repo.domain,
-            location.mirror,
-            err instanceof Error ? err.message : String(err),
-          );
-          continue;
-        }
-        if (!isTransientError(err)) throw err;
-        sources.upstreamFailed();
-        failure = err;
+      const attempt = await locate(state);
+      const result = await runAttempt(state, attempt, writer, onProgress);
+      const step = nextStep(state, attempt, result);
+      switch (step.to) {
+        case "done":
+          await writer.commit();
+          ok = true;
+          return { downloaded: true, fetched: step.fetched, fromPeers: state.sources.fromPeers };
+        case "failed":
+          throw step.error;
+        case "retry":
+          emit({ status: "retrying", attempt: state.deadline.attempts, reason: step.reason });
+          await sleep(step.delay, undefined, { signal });
+          break;
+        case "restart":
+        case "next-source":
+        case "renew-auth":
+          break;
       }
-      if (result?.kind === "complete") {
-        fetched += result.fetched;
-        sources.completed(peer, result.fetched);
-        break;
-      }
-      if (result?.kind === "unauthorized" && peer !== undefined) {
-        sources.peerFailed(peer, new Error(`peer ${peer.peer} refused the request (401)`));
-        continue;
-      }
-      const delay = deadline.nextDelay();
-      if (result?.kind === "unauthorized") {
-        if (!deadline.allows(0)) {
-          throw new FerryError(
-            "FERRY_AUTH_REQUIRED",
-            `registry ${repo.domain} refused access to blob ${desc.digest} of ${repo.path}`,
-            {
-              hint: `log in with \`ferry login ${repo.domain}\``,
-            },
-          );
-        }
-        ctx.registry.invalidateAuth(repo);
-        continue;
-      }
-      if (!deadline.allows(delay)) throw gaveUp(failure);
-      // The ingest file keeps what arrived; the next attempt resumes from it with a Range request.
-      emit({
-        status: "retrying",
-        attempt: deadline.attempts,
-        reason: isFerryError(failure) ? failure.message : String(failure),
-      });
-      await sleep(delay, undefined, { signal });
     }
-    await writer.commit();
-    ok = true;
-    return { downloaded: true, fetched, fromPeers: sources.fromPeers };
   } finally {
-    sources.settle(ok);
+    state.sources.settle(ok);
     // A partial on a full disk is dropped here: resuming it needs the space it lacks.
     await writer.close();
+  }
+}
+
+/** Where the next attempt reads from; the upstream's auth (ping, token) counts against the blob's deadline. */
+async function locate(state: FetchState): Promise<Attempt & { location: BlobLocation }> {
+  const { location, peer } = await state.sources.next(state.deadline).catch((err: unknown) => {
+    throw isTransientError(err) ? gaveUp(state, err) : err;
+  });
+  if (peer === undefined) state.deadline.attempt();
+  return { location, peer, mirror: location.mirror };
+}
+
+/** One request for the blob's bytes (from the partial's offset on), into the writer. */
+async function runAttempt(
+  state: FetchState,
+  attempt: Attempt & { location: BlobLocation },
+  writer: IngestWriter,
+  onProgress: (current: number) => void,
+): Promise<AttemptResult> {
+  const { location, peer } = attempt;
+  const job: TransferJob = {
+    idleTimeoutMs: peer === undefined ? state.deadline.idleTimeoutMs() : peer.idleTimeoutMs,
+    url: location.url,
+    headers: location.headers,
+    tls: location.tls,
+    guard: location.guard,
+    host: state.repo.domain,
+    repository: state.repo.path,
+  };
+  const held = peer === undefined ? "" : await fileState(writer.path);
+  try {
+    const result = await transferBlob(job, writer, onProgress, { signal: state.signal });
+    return result.kind === "complete"
+      ? { kind: "complete", fetched: result.fetched }
+      : { kind: "unauthorized" };
+  } catch (error) {
+    const wroteBytes = peer !== undefined && (await fileState(writer.path)) !== held;
+    return { kind: "failed", error, wroteBytes };
   }
 }
 
