@@ -1,16 +1,10 @@
 import { open } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { FerryError } from "../observe/index.ts";
 import { type Descriptor, formatPlatform, parseManifest } from "../oci/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
-import {
-  isTransientError,
-  type ReadRange,
-  type RegistryClient,
-  type Repository,
-} from "../registry/index.ts";
+import type { ReadRange, RegistryClient, Repository } from "../registry/index.ts";
 import type { IngestWriter, Store } from "../store/index.ts";
-import { transferBlob } from "./transfer.ts";
+import { fetchState, fetchVerified } from "./fetch-blob.ts";
 
 /** Manifest bytes as the source holds them: copied byte for byte, so digests never change. */
 export interface SourceManifest {
@@ -150,64 +144,16 @@ export class RegistrySource implements ImageSource {
     }
   }
 
-  /** Into the ingest file, verified; retries resume from what arrived, under one deadline (as the puller does). */
-  async #download(
+  /** Into the ingest file, verified: the puller's attempts and transitions, without peers. */
+  #download(
     writer: IngestWriter,
     onProgress: (bytes: number) => void,
     signal: AbortSignal | undefined,
   ): Promise<number> {
-    const desc = writer.descriptor;
-    const deadline = this.#registry.deadline(this.repo.domain);
-    const gaveUp = (err: unknown) =>
-      deadline.gaveUp(err, `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`);
-    for (;;) {
-      const location = await this.#registry
-        .blobLocation(this.repo, desc.digest, signal, deadline)
-        .catch((err: unknown) => {
-          throw isTransientError(err) ? gaveUp(err) : err;
-        });
-      deadline.attempt();
-      try {
-        const result = await transferBlob(
-          {
-            url: location.url,
-            headers: location.headers,
-            tls: location.tls,
-            guard: location.guard,
-            host: this.repo.domain,
-            repository: this.repo.path,
-            idleTimeoutMs: deadline.idleTimeoutMs(),
-          },
-          writer,
-          (bytes) => {
-            deadline.progress(bytes);
-            onProgress(bytes);
-          },
-          { signal },
-        );
-        if (result.kind === "complete") return result.fetched;
-        if (!deadline.allows(0)) {
-          throw new FerryError(
-            "FERRY_AUTH_REQUIRED",
-            `registry ${this.repo.domain} refused access to blob ${desc.digest} of ${this.repo.path}`,
-            { hint: `log in with \`ferry login ${this.repo.domain}\`` },
-          );
-        }
-        this.#registry.invalidateAuth(this.repo);
-      } catch (err) {
-        if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
-          const reason = err instanceof Error ? err.message : String(err);
-          this.#registry.mirrorFailed(this.repo.domain, location.mirror, reason);
-          continue;
-        }
-        if (!isTransientError(err)) throw err;
-        const delay = deadline.nextDelay();
-        if (!deadline.allows(delay)) {
-          throw gaveUp(err);
-        }
-        await sleep(delay, undefined, { signal });
-      }
-    }
+    const state = fetchState(this.#registry, undefined, this.repo, writer.descriptor, signal);
+    return fetchVerified(state, writer, (e) => {
+      if (e.status === "downloading") onProgress(e.current);
+    });
   }
 }
 

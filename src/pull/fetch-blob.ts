@@ -60,46 +60,74 @@ export async function downloadBlob(
     ...(desc.size < ctx.inlineBelow ? {} : { sink: () => pool.createSink() }),
   });
   if (writer === undefined) return { downloaded: false, fetched: 0 };
-  const state: FetchState = {
-    repo,
-    desc,
-    sources: new SourcePicker(ctx.blobSource, ctx.registry, repo, desc, signal),
-    deadline: ctx.registry.deadline(repo.domain),
-    registry: ctx.registry,
-    signal,
-  };
-  const onProgress = (current: number) => {
-    state.deadline.progress(current);
-    emit({ status: "downloading", current });
-    for (const watch of ctx.watchers.get(desc.digest) ?? []) watch(current);
-  };
+  const state = fetchState(ctx.registry, ctx.blobSource, repo, desc, signal);
   let ok = false;
   try {
-    for (;;) {
-      const attempt = await locate(state);
-      const result = await runAttempt(state, attempt, writer, onProgress);
-      const step = nextStep(state, attempt, result);
-      switch (step.to) {
-        case "done":
-          await writer.commit();
-          ok = true;
-          return { downloaded: true, fetched: step.fetched, fromPeers: state.sources.fromPeers };
-        case "failed":
-          throw step.error;
-        case "retry":
-          emit({ status: "retrying", attempt: state.deadline.attempts, reason: step.reason });
-          await sleep(step.delay, undefined, { signal });
-          break;
-        case "restart":
-        case "next-source":
-        case "renew-auth":
-          break;
-      }
-    }
+    const fetched = await fetchVerified(state, writer, (e) => {
+      emit(e);
+      if (e.status !== "downloading") return;
+      for (const watch of ctx.watchers.get(desc.digest) ?? []) watch(e.current);
+    });
+    await writer.commit();
+    ok = true;
+    return { downloaded: true, fetched, fromPeers: state.sources.fromPeers };
   } finally {
     state.sources.settle(ok);
     // A partial on a full disk is dropped here: resuming it needs the space it lacks.
     await writer.close();
+  }
+}
+
+/** A blob download's state: its source picker (peers first when `blobSource` is given) and its one deadline. */
+export function fetchState(
+  registry: RegistryClient,
+  blobSource: BlobSource | undefined,
+  repo: Repository,
+  desc: Descriptor,
+  signal: AbortSignal | undefined,
+): FetchState {
+  return {
+    repo,
+    desc,
+    sources: new SourcePicker(blobSource, registry, repo, desc, signal),
+    deadline: registry.deadline(repo.domain),
+    registry,
+    signal,
+  };
+}
+
+/**
+ * Attempts until `writer` holds the verified blob (not yet committed: a copy uploads it from
+ * there): each attempt's result becomes the next step by `nextStep` (fetch-step.ts). Returns
+ * the bytes the completing attempt fetched.
+ */
+export async function fetchVerified(
+  state: FetchState,
+  writer: IngestWriter,
+  emit: (e: TransferUpdate) => void,
+): Promise<number> {
+  const onProgress = (current: number) => {
+    state.deadline.progress(current);
+    emit({ status: "downloading", current });
+  };
+  for (;;) {
+    const attempt = await locate(state);
+    const result = await runAttempt(state, attempt, writer, onProgress);
+    const step = nextStep(state, attempt, result);
+    switch (step.to) {
+      case "done":
+        return step.fetched;
+      case "failed":
+        throw step.error;
+      case "retry":
+        emit({ status: "retrying", attempt: state.deadline.attempts, reason: step.reason });
+        await sleep(step.delay, undefined, { signal: state.signal });
+        break;
+      case "restart":
+      case "next-source":
+      case "renew-auth":
+        break;
+    }
   }
 }
 
