@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -7,8 +7,10 @@ import { pushImage } from "../../test/fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../../test/fixtures/registry.ts";
 import { isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
+import { parseReference } from "../reference/index.ts";
 import { RegistryClient, type Repository } from "../registry/index.ts";
 import { Store } from "../store/index.ts";
+import { RegistrySource } from "./copy-source.ts";
 import { type DownloadContext, downloadBlob, type TransferUpdate } from "./fetch-blob.ts";
 import { SinkPool } from "./sink-pool.ts";
 
@@ -113,5 +115,28 @@ describe("downloadBlob against a real registry", () => {
       fetched: 0,
     });
     assert.equal((await gets()).length, before);
+  });
+});
+
+describe("a copy's source blob (RegistrySource.stage) through the same fetch machine", () => {
+  it("a partial of wrong bytes left in the ingest area: restarted from zero, staged verified, nothing left behind", async () => {
+    const ctx = await context();
+    const prefix = Buffer.from(bytes.subarray(0, 100_000));
+    prefix[7] = (prefix[7] as number) ^ 0xff;
+    await writeFile(ctx.store.ingestPath(layer.digest), prefix);
+    const source = new RegistrySource(
+      ctx.registry,
+      ctx.store,
+      parseReference(`${registry.host}/fetch/blob:v1`),
+    );
+    const staged = await source.stage(layer, () => {});
+    try {
+      assert.equal(staged.fetched, layer.size);
+      assert.deepEqual(await staged.read(0, layer.size), bytes);
+    } finally {
+      await staged.release();
+    }
+    assert.equal(await ctx.store.hasBlob(layer.digest), false, "a copy stores no blob");
+    assert.deepEqual(await readdir(join(ctx.store.root, "ferry", "ingest")), []);
   });
 });
