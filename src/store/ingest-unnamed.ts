@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { type FileHandle, open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fsyncDir, tempPathFor } from "../fsx/index.ts";
 import { SHA256 } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
@@ -39,7 +39,7 @@ export class UnnamedIngest {
   }
 
   static async open(place: UnnamedPlace): Promise<UnnamedIngest> {
-    const path = tempPathFor(`${place.dir}/unnamed`);
+    const path = tempPathFor(join(place.dir, "unnamed"));
     try {
       return new UnnamedIngest(place, path, await open(path, "wx", 0o644));
     } catch (err) {

@@ -325,6 +325,38 @@ async function fillDisk(prefix: string): Promise<void> {
   }
 }
 
+describe("Store.ingestUnnamed killed mid-write", () => {
+  it("leaves only a temp file named by its pid, which prune's sweep removes once the process is gone", async () => {
+    const store = await newStore();
+    const storeModule = new URL("./index.ts", import.meta.url).href;
+    const child = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { Store } = await import(${JSON.stringify(storeModule)});
+         const store = await Store.open(${JSON.stringify(store.root)});
+         const writer = await store.ingestUnnamed();
+         await writer.write(Buffer.alloc(100_000, 1));
+         process.stdout.write("written\\n");
+         setInterval(() => {}, 60_000);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const [line] = (await once(child.stdout, "data")) as [Buffer];
+    assert.equal(line.toString().trim(), "written");
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    const ingest = join(store.root, "ferry", "ingest");
+    const left = await readdir(ingest);
+    assert.equal(left.length, 1);
+    assert.match(left[0] ?? "", new RegExp(`^unnamed\\.tmp-${child.pid}-[0-9a-f]{8}$`));
+    assert.deepEqual(await blobsIn(store), []);
+    assert.equal(await store.cleanStaleTemp(), 1);
+    assert.deepEqual(await readdir(ingest), []);
+  });
+});
+
 describe("Store.ingestUnnamed on a full disk (a real tmpfs)", () => {
   it("a write the disk takes only part of fails with FERRY_DISK_FULL and stores nothing", async (t) => {
     if (process.getuid?.() !== 0) return t.skip("mounting a tmpfs needs root");
