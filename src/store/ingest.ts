@@ -92,8 +92,8 @@ export class IngestWriter {
   }
 
   /**
-   * Makes a finished file the partial (moved, or copied from another filesystem): the next
-   * `open` hashes all of it as a resume would, and `verify` / `commit` check it.
+   * Makes a finished file the partial (moved, or copied from another filesystem) and opens it,
+   * hashing all of it as a resume would; `verify` / `commit` then check it.
    */
   async adopt(file: string): Promise<void> {
     await this.pause();
