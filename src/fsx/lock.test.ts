@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { acquireLock, type LockOwner } from "./lock.ts";
 
 // The lock's seam: the caller words the timeout; plain-file locks of older versions are read.
+
+const execFileAsync = promisify(execFile);
 
 let work: string;
 before(async () => {
@@ -57,5 +61,32 @@ describe("fsx acquireLock", () => {
       return true;
     });
     await held.release();
+  });
+});
+
+describe("fsx acquireLock on a full disk (a real tmpfs)", () => {
+  it("still locks: the lock is a symlink, which needs no data block", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("mounting a tmpfs needs root");
+    const fs = join(work, "full");
+    await mkdir(fs);
+    await execFileAsync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", fs]);
+    try {
+      const block = Buffer.alloc(64 * 1024, 1);
+      for (let i = 0; ; i++) {
+        const wrote = await writeFile(join(fs, `filler-${i}`), block).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code !== "ENOSPC") throw err;
+            return false;
+          },
+        );
+        if (!wrote) break;
+      }
+      await assert.rejects(writeFile(join(fs, "one-more"), "x"), { code: "ENOSPC" });
+      const lock = await acquireLock(join(fs, "index.lock"), { lockedError });
+      await lock.release();
+    } finally {
+      await execFileAsync("umount", [fs]);
+    }
   });
 });
