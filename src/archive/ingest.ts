@@ -3,14 +3,12 @@
  * (hashed while written, verified, then committed under their digest); small other files
  * (index.json, manifest.json, docker configs) are held in memory.
  */
-import { createHash, type Hash, randomBytes } from "node:crypto";
-import { type FileHandle, open, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { createHash, type Hash } from "node:crypto";
 import { digestOf, SHA256 } from "../digest/index.ts";
-import type { Lease, Store } from "../store/index.ts";
+import type { Lease, Store, UnnamedIngest } from "../store/index.ts";
 import { type Compression, MagicProbe } from "./compression.ts";
 import { blobPathDigest, isMisnamedBlobPath } from "./entry-path.ts";
-import { archiveInvalid, writeError } from "./errors.ts";
+import { archiveInvalid } from "./errors.ts";
 import type { TarFile } from "./tar-reader.ts";
 
 /** One regular file of the archive, after its bytes were hashed. */
@@ -36,7 +34,6 @@ export interface IngestEvent {
 const HOLD_MAX_FILE = 1 << 20;
 /** …until this many bytes are held; larger archives of tiny layers spill into the store. */
 const HOLD_MAX_TOTAL = 64 << 20;
-const EMPTY_DIGEST = digestOf("");
 
 export class EntryIngest {
   readonly #store: Store;
@@ -117,53 +114,30 @@ export class EntryIngest {
     return this.#taken(file, named, probe);
   }
 
-  /** Streams the entry to a temp file beside the ingest partials, then commits it under its digest. */
+  /** Streams the entry into the store (hashed as written), then commits it under its digest. */
   async #stage(file: TarFile, named: string | undefined): Promise<TakenFile> {
-    const ingestDir = dirname(this.#store.ingestPath(named ?? EMPTY_DIGEST));
-    const temp = join(ingestDir, `archive.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-    const hash = createHash(SHA256);
+    const writer = await this.#store.ingestUnnamed();
     const probe = new MagicProbe();
-    let handle: FileHandle | undefined;
     try {
-      handle = await open(temp, "wx", 0o644).catch((err: unknown) => {
-        throw writeError(err, temp);
-      });
       for await (const chunk of file.body) {
-        hash.update(chunk);
         probe.see(chunk);
-        await handle.write(chunk).catch((err: unknown) => {
-          throw writeError(err, temp);
-        });
+        await writer.write(chunk);
       }
-      await handle.sync();
-      await handle.close();
-      handle = undefined;
-      const digest = digestFrom(hash);
+      const digest = await writer.seal();
       if (named !== undefined) this.#checkName(file, named, digest);
-      await this.#commit(temp, digest, file);
+      await this.#commit(writer, digest, file);
       return this.#taken(file, digest, probe);
     } finally {
-      await handle?.close().catch(() => undefined);
-      await rm(temp, { force: true });
+      await writer.discard();
     }
   }
 
-  async #commit(temp: string, digest: string, file: TarFile): Promise<void> {
+  async #commit(writer: UnnamedIngest, digest: string, file: TarFile): Promise<void> {
     await this.#lease?.add([digest]);
-    const lock = await this.#store.lockIngest(digest);
-    try {
-      if (await this.#store.hasBlob(digest, file.size)) {
-        this.skipped.add(digest);
-        this.#onEvent({ type: "blob", path: file.path, digest, size: file.size, status: "exists" });
-        return;
-      }
-      const partial = this.#store.ingestPath(digest);
-      await rename(temp, partial).catch((err: unknown) => {
-        throw writeError(err, partial);
-      });
-      await this.#store.commitIngest(digest);
-    } finally {
-      await lock.release();
+    if (!(await writer.commit(digest))) {
+      this.skipped.add(digest);
+      this.#onEvent({ type: "blob", path: file.path, digest, size: file.size, status: "exists" });
+      return;
     }
     this.written.add(digest);
     this.bytesWritten += file.size;

@@ -6,6 +6,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeFileAtomic } from "../fsx/index.ts";
 import {
   authFileOf,
   helperFor,
@@ -14,7 +15,6 @@ import {
   parseJsonObject,
   SECRET_FIELDS,
 } from "./auth-file.ts";
-import { writeFileAtomic } from "./atomic-file.ts";
 import { type HelperOptions, helperErase, helperStore } from "./credential-helper.ts";
 import type { Credential } from "./credentials.ts";
 import { DOCKER_FORMAT, dockerConfigPath } from "./docker-config.ts";
@@ -109,7 +109,11 @@ function withConfig<T>(
       const json = text === undefined ? {} : parseJsonObject(path, text);
       const { result, changed } = await edit(json);
       if (changed) {
-        await writeFileAtomic(path, `${JSON.stringify(json, null, "\t")}\n`, CONFIG_FILE_MODE);
+        await writeFileAtomic(path, `${JSON.stringify(json, null, "\t")}\n`, {
+          mode: CONFIG_FILE_MODE,
+          exactMode: true,
+          followSymlink: true,
+        });
       }
       return result;
     },

@@ -2,11 +2,9 @@
  * The node's image list from its sources (the agent's file, ConfigMaps, PrePulls matching the
  * node), merged by reference, and the list file the agent watches. Pure apart from the write.
  */
-import { randomBytes } from "node:crypto";
-import { mkdir, open, rename } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { type ImageEntry, parseImageList } from "../agent/index.ts";
+import { writeFileAtomic } from "../fsx/index.ts";
 import { formatReference, parseReference } from "../reference/index.ts";
 import { IMAGE_LIST_KEY, WORKLOAD_PREPULL_LABEL } from "./names.ts";
 import { type PrePull, prepullKey } from "./prepull.ts";
@@ -121,16 +119,7 @@ export function listText(wanted: ReadonlyMap<string, WantedImage>, from: string)
   return `# written by ferry agent --kubernetes from ${from}, ConfigMaps and PrePulls\n${JSON.stringify({ images }, null, 2)}\n`;
 }
 
-/** temp file, fsync, rename: the agent never reads half a list */
+/** temp file, fsync, rename, directory fsync: the agent never reads half a list */
 export async function writeAtomic(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  const handle = await open(temp, "w", 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
+  await writeFileAtomic(path, text);
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type FileHandle, open, rename, rm } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
 import { digestOf } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
@@ -151,16 +151,10 @@ export class StoreImageWriter implements ImageWriter {
 
   async layer(desc: Descriptor, path: string, signal?: AbortSignal): Promise<boolean> {
     await this.#lease.add([desc.digest]);
-    if (await this.#store.hasBlob(desc.digest, desc.size)) return true;
-    const lock = await this.#store.lockIngest(desc.digest, signal);
     try {
-      if (await this.#store.hasBlob(desc.digest, desc.size)) return true;
-      // The file was hashed as it was written and fsynced; the ingest area is where verified partials wait.
-      await rename(path, this.#store.ingestPath(desc.digest));
-      await this.#store.commitIngest(desc.digest);
-      return false;
+      // The store hashes the file once more: it commits only what it verified itself.
+      return !(await this.#store.ingestFile(desc, path, signal));
     } finally {
-      await lock.release();
       await rm(path, { force: true });
     }
   }

@@ -1,6 +1,5 @@
-import { open, rm } from "node:fs/promises";
-import { setTimeout as sleep } from "node:timers/promises";
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { open } from "node:fs/promises";
+import { FerryError } from "../observe/index.ts";
 import {
   type BlobSource,
   type Descriptor,
@@ -11,15 +10,13 @@ import {
 } from "../oci/index.ts";
 import { formatReference, type Reference } from "../reference/index.ts";
 import {
-  isTransientError,
   type ReadRange,
   type RegistryClient,
   RegistrySource,
   type Repository,
 } from "../registry/index.ts";
-import { type Store, StoreSource } from "../store/index.ts";
-import { LocalSink } from "./sink.ts";
-import { transferBlob } from "./transfer.ts";
+import { type IngestWriter, type Store, StoreSource } from "../store/index.ts";
+import { fetchState, fetchVerified } from "./fetch-blob.ts";
 
 export type { SourceManifest };
 
@@ -142,86 +139,30 @@ export class RegistryCopySource implements ImageSource {
     signal?: AbortSignal,
   ): Promise<StagedBlob> {
     const store = this.#store;
-    const stored = new StoreSource(store);
-    if (await store.hasBlob(desc.digest, desc.size)) return sourcedBlob(stored, desc);
-    const lock = await store.lockIngest(desc.digest, signal);
+    const writer = await store.ingest(desc, { signal });
+    if (writer === undefined) return sourcedBlob(new StoreSource(store), desc);
     let handedOver = false;
     try {
-      if (await store.hasBlob(desc.digest, desc.size)) return sourcedBlob(stored, desc);
-      const path = store.ingestPath(desc.digest);
-      const fetched = await this.#download(desc, path, onProgress, signal);
-      const staged = await fileBlob(path, fetched, async () => {
-        await rm(path, { force: true });
-        await lock.release();
-      });
+      const fetched = await this.#download(writer, onProgress, signal);
+      // Verified in the ingest area and deleted once uploaded: a copy leaves no blob behind.
+      const staged = await fileBlob(writer.path, fetched, () => writer.discard());
       handedOver = true;
       return staged;
     } finally {
-      if (!handedOver) await lock.release();
+      if (!handedOver) await writer.close();
     }
   }
 
-  /** Into the ingest file, verified; retries resume from what arrived, under one deadline (as the puller does). */
-  async #download(
-    desc: Descriptor,
-    path: string,
+  /** Into the ingest file, verified: the puller's attempts and transitions, without peers. */
+  #download(
+    writer: IngestWriter,
     onProgress: (bytes: number) => void,
     signal: AbortSignal | undefined,
   ): Promise<number> {
-    const deadline = this.#registry.deadline(this.repo.domain);
-    const gaveUp = (err: unknown) =>
-      deadline.gaveUp(err, `blob ${desc.digest} of ${this.repo.domain}/${this.repo.path}`);
-    for (;;) {
-      const location = await this.#registry
-        .blobLocation(this.repo, desc.digest, signal, deadline)
-        .catch((err: unknown) => {
-          throw isTransientError(err) ? gaveUp(err) : err;
-        });
-      deadline.attempt();
-      try {
-        const result = await transferBlob(
-          {
-            url: location.url,
-            headers: location.headers,
-            tls: location.tls,
-            guard: location.guard,
-            path,
-            digest: desc.digest,
-            size: desc.size,
-            host: this.repo.domain,
-            repository: this.repo.path,
-            idleTimeoutMs: deadline.idleTimeoutMs(),
-          },
-          new LocalSink(),
-          (bytes) => {
-            deadline.progress(bytes);
-            onProgress(bytes);
-          },
-          { signal },
-        );
-        if (result.kind === "complete") return result.fetched;
-        if (!deadline.allows(0)) {
-          throw new FerryError(
-            "FERRY_AUTH_REQUIRED",
-            `registry ${this.repo.domain} refused access to blob ${desc.digest} of ${this.repo.path}`,
-            { hint: `log in with \`ferry login ${this.repo.domain}\`` },
-          );
-        }
-        this.#registry.invalidateAuth(this.repo);
-      } catch (err) {
-        if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
-          const reason = err instanceof Error ? err.message : String(err);
-          this.#registry.mirrorFailed(this.repo.domain, location.mirror, reason);
-          continue;
-        }
-        if (!isTransientError(err)) throw err;
-        const delay = deadline.nextDelay();
-        if (!deadline.allows(delay)) {
-          throw gaveUp(err);
-        }
-        await sleep(delay, undefined, { signal });
-      }
-    }
+    const state = fetchState(this.#registry, undefined, this.repo, writer.descriptor, signal);
+    return fetchVerified(state, writer, (e) => {
+      if (e.status === "downloading") onProgress(e.current);
+    });
   }
 }
 

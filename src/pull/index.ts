@@ -8,7 +8,6 @@ export {
 } from "./blob-source.ts";
 export { Limiter } from "./limiter.ts";
 export { SinkPool } from "./sink-pool.ts";
-export { type BlobSink, LocalSink } from "./sink.ts";
 export { DEFAULT_CONCURRENCY, Puller, type PullerOptions, type PullOptions } from "./puller.ts";
 export { type TransferJob, type TransferResult, transferBlob } from "./transfer.ts";
 export { explainPullError } from "./explain.ts";

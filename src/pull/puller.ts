@@ -1,12 +1,10 @@
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { setTimeout as sleep } from "node:timers/promises";
 import { hasShaInstructions } from "../digest/index.ts";
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { FerryError, } from "../observe/index.ts";
 import { type Descriptor, hostPlatform, type Platform, resolveImage } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import {
-  isTransientError,
   type KnownManifest,
   MAX_MANIFEST_BYTES,
   type RegistryClient,
@@ -15,16 +13,15 @@ import {
 } from "../registry/index.ts";
 import type { ImageRecord, Store } from "../store/index.ts";
 import type { PullEvent, PullSummary } from "./events.ts";
+import {
+  type BlobOutcome,
+  type DownloadContext,
+  downloadBlob,
+  type TransferUpdate,
+} from "./fetch-blob.ts";
 import { Limiter } from "./limiter.ts";
 import { SinkPool } from "./sink-pool.ts";
-import { LocalSink } from "./sink.ts";
-import { type BlobSource, SourcePicker } from "./blob-source.ts";
-import {
-  isIntegrityError,
-  type TransferJob,
-  type TransferResult,
-  transferBlob,
-} from "./transfer.ts";
+import type { BlobSource } from "./blob-source.ts";
 
 export interface PullerOptions {
   registry: RegistryClient;
@@ -53,17 +50,6 @@ export interface PullOptions {
 
 export const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_INLINE_BELOW = 1 << 20;
-
-type TransferUpdate =
-  | { status: "downloading"; current: number }
-  | { status: "retrying"; attempt: number; reason: string };
-
-interface BlobOutcome {
-  downloaded: boolean;
-  fetched: number;
-  /** Of `fetched`, the bytes a blob source (peer) delivered. */
-  fromPeers?: number;
-}
 
 /**
  * The pull engine: resolve → plan the blobs the store lacks → fetch them in
@@ -348,6 +334,17 @@ export class Puller {
     }
   }
 
+  #downloadContext(): DownloadContext {
+    return {
+      registry: this.#registry,
+      store: this.#store,
+      pool: this.#pool,
+      inlineBelow: this.#inlineBelow,
+      blobSource: this.#blobSource,
+      watchers: this.#watchers,
+    };
+  }
+
   #fetchOnce(
     repo: Repository,
     desc: Descriptor,
@@ -357,144 +354,13 @@ export class Puller {
     let flight = this.#inflight.get(desc.digest);
     if (flight === undefined) {
       flight = this.#limiter
-        .run(() => this.#download(repo, desc, emit, signal))
+        .run(() => downloadBlob(this.#downloadContext(), repo, desc, emit, signal))
         .finally(() => this.#inflight.delete(desc.digest));
       this.#inflight.set(desc.digest, flight);
       return flight;
     }
     return flight.then(() => ({ downloaded: false, fetched: 0 }));
   }
-
-  async #download(
-    repo: Repository,
-    desc: Descriptor,
-    emit: (e: TransferUpdate) => void,
-    signal: AbortSignal | undefined,
-  ): Promise<BlobOutcome> {
-    const lock = await this.#store.lockIngest(desc.digest, signal);
-    let settle: ((ok: boolean) => void) | undefined;
-    let ok = false;
-    try {
-      if (await this.#store.hasBlob(desc.digest, desc.size))
-        return { downloaded: false, fetched: 0 };
-      let fetched = 0;
-      const sources = new SourcePicker(this.#blobSource, this.#registry, repo, desc, signal);
-      settle = (ok) => sources.settle(ok);
-      // One deadline for the blob: every attempt, wait and resumed request counts against it.
-      const deadline = this.#registry.deadline(repo.domain);
-      const gaveUp = (err: unknown) =>
-        deadline.gaveUp(err, `blob ${desc.digest} of ${repo.domain}/${repo.path}`);
-      for (;;) {
-        // Auth for the upstream (ping, token) counts against the blob's deadline as well.
-        const { location, peer } = await sources.next(deadline).catch((err: unknown) => {
-          throw isTransientError(err) ? gaveUp(err) : err;
-        });
-        if (peer === undefined) deadline.attempt();
-        const job: TransferJob = {
-          idleTimeoutMs: peer === undefined ? deadline.idleTimeoutMs() : peer.idleTimeoutMs,
-          url: location.url,
-          headers: location.headers,
-          tls: location.tls,
-          guard: location.guard,
-          path: this.#store.ingestPath(desc.digest),
-          digest: desc.digest,
-          size: desc.size,
-          host: repo.domain,
-          repository: repo.path,
-        };
-        const onProgress = (current: number) => {
-          deadline.progress(current);
-          emit({ status: "downloading", current });
-          for (const watch of this.#watchers.get(desc.digest) ?? []) watch(current);
-        };
-        let result: TransferResult | undefined;
-        let failure: unknown;
-        const held = peer === undefined ? "" : await fileState(job.path);
-        try {
-          result = await transferBlob(
-            job,
-            desc.size < this.#inlineBelow ? new LocalSink() : this.#pool.createSink(),
-            onProgress,
-            { signal },
-          );
-        } catch (err) {
-          if (isIntegrityError(err) && !signal?.aborted && sources.verificationFailed(peer, err)) {
-            // Wrong bytes (this source's, or a peer's prefix it resumed over): start over from zero.
-            deadline.restart();
-            continue;
-          }
-          if (peer !== undefined && !signal?.aborted) {
-            // A peer that fails is skipped; the next attempt resumes from another peer or the upstream.
-            sources.peerFailed(peer, err, (await fileState(job.path)) !== held);
-            continue;
-          }
-          if (location.mirror !== undefined && !isFerryError(err, "FERRY_INTERRUPTED")) {
-            // A mirror that fails is dropped; the next attempt resumes from the registry itself.
-            this.#registry.mirrorFailed(
-              repo.domain,
-              location.mirror,
-              err instanceof Error ? err.message : String(err),
-            );
-            continue;
-          }
-          if (!isTransientError(err)) throw err;
-          sources.upstreamFailed();
-          failure = err;
-        }
-        if (result?.kind === "complete") {
-          fetched += result.fetched;
-          sources.completed(peer, result.fetched);
-          break;
-        }
-        if (result?.kind === "unauthorized" && peer !== undefined) {
-          sources.peerFailed(peer, new Error(`peer ${peer.peer} refused the request (401)`));
-          continue;
-        }
-        const delay = deadline.nextDelay();
-        if (result?.kind === "unauthorized") {
-          if (!deadline.allows(0)) {
-            throw new FerryError(
-              "FERRY_AUTH_REQUIRED",
-              `registry ${repo.domain} refused access to blob ${desc.digest} of ${repo.path}`,
-              {
-                hint: `log in with \`ferry login ${repo.domain}\``,
-              },
-            );
-          }
-          this.#registry.invalidateAuth(repo);
-          continue;
-        }
-        if (!deadline.allows(delay)) throw gaveUp(failure);
-        // The ingest file keeps what arrived; the next attempt resumes from it with a Range request.
-        emit({
-          status: "retrying",
-          attempt: deadline.attempts,
-          reason: isFerryError(failure) ? failure.message : String(failure),
-        });
-        await sleep(delay, undefined, { signal });
-      }
-      await this.#store.commitIngest(desc.digest);
-      ok = true;
-      return { downloaded: true, fetched, fromPeers: sources.fromPeers };
-    } catch (err) {
-      // A partial on a full disk would only keep it full: resuming it needs the space it lacks.
-      if (!isFerryError(err, "FERRY_DISK_FULL")) throw err;
-      this.#store.pressure.observe(err);
-      await this.#store.discardIngest(desc.digest);
-      throw err;
-    } finally {
-      settle?.(ok);
-      await lock.release();
-    }
-  }
-}
-
-/** The ingest file's identity and length ("" when absent): a change means an attempt wrote to it. */
-function fileState(path: string): Promise<string> {
-  return stat(path).then(
-    (s) => `${s.ino}:${s.size}`,
-    () => "",
-  );
 }
 
 /** Seconds since a process.hrtime.bigint() reading, to the millisecond. */

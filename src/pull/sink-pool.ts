@@ -3,7 +3,7 @@ import { availableParallelism } from "node:os";
 import type { Worker } from "node:worker_threads";
 import { embeddedAsset } from "../observe/index.ts";
 import { deserializeError, type SinkReply, type SinkRequest } from "./protocol.ts";
-import type { BlobSink } from "./sink.ts";
+import type { BlobSink } from "../store/index.ts";
 
 /** worker_threads is loaded with the first worker: a pull that needs none should not pay for it. */
 const requireBuiltin = createRequire(import.meta.url);

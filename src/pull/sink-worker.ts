@@ -1,6 +1,6 @@
 import { parentPort } from "node:worker_threads";
 import { serializeError, type SinkReply, type SinkRequest } from "./protocol.ts";
-import { LocalSink } from "./sink.ts";
+import { LocalSink } from "../store/index.ts";
 
 /** Runs LocalSinks for the main thread: sha256 and file writes on another core. */
 const port = parentPort;

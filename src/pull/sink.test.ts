@@ -7,7 +7,7 @@ import { after, describe, it } from "node:test";
 import { digestOf } from "../digest/index.ts";
 import { isFerryError } from "../observe/index.ts";
 import { SinkPool } from "./sink-pool.ts";
-import { type BlobSink, LocalSink } from "./sink.ts";
+import { type BlobSink, LocalSink } from "../store/index.ts";
 
 const pool = new SinkPool(2);
 after(() => pool.close());

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { digestOf } from "../digest/index.ts";
 import { SinkPool } from "./sink-pool.ts";
-import { type BlobSink, LocalSink } from "./sink.ts";
+import { type BlobSink, LocalSink, Store } from "../store/index.ts";
 import { transferBlob } from "./transfer.ts";
 
 const pool = new SinkPool(1);
@@ -35,7 +35,8 @@ describe("transferBlob restarting from zero", () => {
       await once(server, "listening");
       const { port } = server.address() as { port: number };
       const dir = await mkdtemp(join(tmpdir(), "ferry-transfer-"));
-      const path = join(dir, "blob.partial");
+      const store = await Store.open(dir);
+      const path = store.ingestPath(digest);
       // An earlier attempt left a prefix (here: not even the right bytes, as from a liar).
       const oldPrefix = randomBytes(100_000);
       await writeFile(path, oldPrefix);
@@ -43,19 +44,20 @@ describe("transferBlob restarting from zero", () => {
       const reader = await open(path, "r");
       try {
         const inode = (await reader.stat()).ino;
+        const desc = { mediaType: "application/octet-stream", digest, size: data.length };
+        const writer = await store.ingest(desc, { sink: make });
+        assert.ok(writer !== undefined);
         const result = await transferBlob(
           {
             url: `http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`,
             headers: {},
-            path,
-            digest,
-            size: data.length,
             host: `127.0.0.1:${port}`,
             repository: "team/app",
           },
-          make(),
+          writer,
           () => {},
         );
+        await writer.close();
         assert.deepEqual(ranges, ["bytes=100000-", undefined]);
         assert.equal(result.kind, "complete");
         assert.deepEqual(await readFile(path), data);

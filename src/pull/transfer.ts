@@ -1,4 +1,3 @@
-import { rm, stat } from "node:fs/promises";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import {
   type BlobReadResult,
@@ -9,17 +8,13 @@ import {
   readBlob,
   type TlsSettings,
 } from "../registry/index.ts";
-import type { BlobSink } from "./sink.ts";
+import type { IngestWriter } from "../store/index.ts";
 
-/** One blob to fetch into its ingest file. */
+/** Where to fetch one blob from. */
 export interface TransferJob {
   readonly url: string;
   readonly headers: Record<string, string>;
   readonly tls?: TlsSettings | undefined;
-  /** The ingest (partial) file; bytes already in it are kept and resumed from. */
-  readonly path: string;
-  readonly digest: string;
-  readonly size: number;
   /** For error messages: registry host and repository. */
   readonly host: string;
   readonly repository: string;
@@ -39,35 +34,26 @@ export type ProgressListener = (bytesInFile: number) => void;
 const PROGRESS_INTERVAL_MS = 100;
 
 /**
- * Fetches a blob into its ingest file through `sink` (which hashes and writes),
- * resuming with a Range request from whatever the file already holds. Bytes
- * arrive in one reused buffer (registry `readBlob`), so a download allocates
- * nothing per chunk. On success the file holds exactly the verified blob,
- * fsynced. A digest or size mismatch deletes the file, so bad bytes are never
- * resumed from; a network failure keeps it.
+ * Fetches a blob into the store's ingest `writer` (which hashes and writes), resuming with
+ * a Range request from whatever its partial already holds, and verifies it (the caller
+ * commits it into the store, or reads it and discards it). Bytes arrive in
+ * one reused buffer (registry `readBlob`), so a download allocates nothing per chunk. A
+ * digest or size mismatch leaves nothing to resume from (the writer drops the partial); a
+ * network failure keeps what arrived.
  */
 export async function transferBlob(
   job: TransferJob,
-  sink: BlobSink,
+  writer: IngestWriter,
   onProgress: ProgressListener,
   options: { signal?: AbortSignal | undefined } = {},
 ): Promise<TransferResult> {
-  let offset = await stat(job.path).then(
-    (s) => s.size,
-    () => 0,
-  );
-  if (offset > job.size) offset = 0;
+  const { digest, size } = writer.descriptor;
   for (;;) {
-    // Starting over goes into a new file (new inode), never the same one truncated: a stream
-    // that already sent the old file's first bytes (mirror, peer listener) sees the restart
-    // by the inode change, even if the new file grows past what it sent before it looks.
-    if (offset === 0) await rm(job.path, { force: true });
-    await sink.open(job.path, job.digest, job.size, offset);
-    if (offset === job.size) {
-      await finish(job, sink, offset);
-      return { kind: "complete", fetched: 0, resumedFrom: offset };
+    const start = await writer.open();
+    if (start === size) {
+      await verify(job, writer, start);
+      return { kind: "complete", fetched: 0, resumedFrom: start };
     }
-    const start = offset;
     let fetched = 0;
     let lastReport = 0;
     let result: BlobReadResult;
@@ -85,7 +71,7 @@ export async function transferBlob(
         (head) => {
           const accepted =
             start === 0 ? head.status === 200 : head.status === 206 && rangeStart(head) === start;
-          if (accepted) checkLength(head, job, start);
+          if (accepted) checkLength(head, digest, size, start);
           return accepted;
         },
         (chunk) => {
@@ -95,39 +81,37 @@ export async function transferBlob(
             lastReport = now;
             onProgress(start + fetched);
           }
-          return sink.write(chunk);
+          return writer.write(chunk);
         },
       );
     } catch (err) {
-      await sink.abort().catch(() => undefined);
-      if (isIntegrityError(err)) {
-        await rm(job.path, { force: true });
-        throw withSource(err, job, start);
-      }
-      throw err;
+      // Bad bytes (or a bad announcement) are never resumed from: the partial goes.
+      if (isIntegrityError(err)) await writer.restart();
+      else await writer.pause();
+      throw withSource(err, job, start);
     }
     const { status } = result.head;
     const accepted =
       start === 0 ? status === 200 : status === 206 && rangeStart(result.head) === start;
     if (accepted) {
-      await finish(job, sink, start);
+      await verify(job, writer, start);
       onProgress(start + fetched);
       return { kind: "complete", fetched, resumedFrom: start };
     }
-    await sink.abort();
+    await writer.pause();
     if (status === 401) return { kind: "unauthorized", fetched: 0 };
     if (status === 200) {
-      offset = 0; // the server ignored the Range: start over
+      await writer.restart(); // the server ignored the Range: start over
       continue;
     }
     if (status === 206) {
       throw new FerryError(
         "FERRY_REGISTRY_ERROR",
-        `registry ${job.host} answered a range request for ${job.digest} with the wrong range`,
+        `registry ${job.host} answered a range request for ${digest} with the wrong range`,
         {
           hint: "the registry (or a proxy in between) answered a resumed download with other bytes than asked for; retry, or report it to the registry's operator",
           fields: {
-            digest: job.digest,
+            digest,
             expected: start,
             contentRange: result.head.headers["content-range"],
           },
@@ -137,25 +121,25 @@ export async function transferBlob(
     throw classify(
       status,
       parseErrorBody(result.errorBody ?? ""),
-      { host: job.host, repository: job.repository, digest: job.digest, what: "blob" },
+      { host: job.host, repository: job.repository, digest, what: "blob" },
       (name) => result.head.headers[name],
     );
   }
 }
 
 /** A body announced at another length than the descriptor gives is refused before a byte of it is read. */
-function checkLength(head: BlobResponseHead, job: TransferJob, start: number): void {
+function checkLength(head: BlobResponseHead, digest: string, size: number, start: number): void {
   const value = head.headers["content-length"];
   if (value === undefined) return;
   // Repeats were checked to agree by the reader: the first stands for all.
   const announced = Number(value.split(",")[0]);
-  if (announced === job.size - start) return;
+  if (announced === size - start) return;
   throw new FerryError(
     "FERRY_SIZE_MISMATCH",
-    `blob ${job.digest} is ${job.size} bytes by its descriptor, but the registry announced ${announced}${start > 0 ? ` from offset ${start}` : ""}`,
+    `blob ${digest} is ${size} bytes by its descriptor, but the registry announced ${announced}${start > 0 ? ` from offset ${start}` : ""}`,
     {
       hint: "the registry serves other content than the image's manifest describes (or something in between altered it); nothing was stored — report it to the registry's operator",
-      fields: { digest: job.digest, expected: job.size, announced },
+      fields: { digest, expected: size, announced },
     },
   );
 }
@@ -170,15 +154,12 @@ export function isIntegrityError(err: unknown): boolean {
   return isFerryError(err, "FERRY_SIZE_MISMATCH") || isFerryError(err, "FERRY_DIGEST_MISMATCH");
 }
 
-async function finish(job: TransferJob, sink: BlobSink, resumedFrom: number): Promise<void> {
+/** Verifies what the writer holds; a mismatch names the source and the offset the attempt resumed from. */
+async function verify(job: TransferJob, writer: IngestWriter, resumedFrom: number): Promise<void> {
   try {
-    await sink.finish();
+    await writer.verify();
   } catch (err) {
-    if (isIntegrityError(err)) {
-      await rm(job.path, { force: true });
-      throw withSource(err, job, resumedFrom);
-    }
-    throw err;
+    throw withSource(err, job, resumedFrom);
   }
 }
 
@@ -192,8 +173,9 @@ export function resumedFromOf(err: unknown): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
 
+/** An integrity error names where the bytes came from; other errors pass as they are. */
 function withSource(err: unknown, job: TransferJob, resumedFrom: number): unknown {
-  if (!isFerryError(err)) return err;
+  if (!isIntegrityError(err) || !isFerryError(err)) return err;
   return new FerryError(err.code, `${err.message}, from ${job.host}/${job.repository}`, {
     hint: err.hint,
     fields: { ...err.fields, host: job.host, repository: job.repository, resumedFrom },

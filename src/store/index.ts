@@ -15,6 +15,9 @@ export {
   quarantineDir,
 } from "./fsck.ts";
 export { measureFilesystem, type PruneOptions, type PruneReport, prune } from "./gc.ts";
+export { type BlobSink, LocalSink } from "./blob-sink.ts";
+export { type IngestOptions, IngestWriter } from "./ingest.ts";
+export { UnnamedIngest } from "./ingest-unnamed.ts";
 export { OCI_LAYOUT_VERSION } from "./layout.ts";
 export { Lease, type LeaseRecord } from "./lease.ts";
 export { acquireLock, type Lock, type LockOptions, type LockOwner } from "./lock.ts";

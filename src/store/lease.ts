@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { FerryError } from "../observe/index.ts";
 import { isProcessAlive, writeFileAtomic } from "./atomic.ts";
 import { withIndexLock } from "./index-file.ts";
-import { uniqueHex } from "./unique.ts";
+import { uniqueHex } from "../fsx/index.ts";
 
 // A lease keeps content alive while a pull (or any other writer) is between "I need
 // these digests" and "they are reachable from index.json". It is a file

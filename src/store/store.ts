@@ -1,11 +1,11 @@
 import { createReadStream, type ReadStream } from "node:fs";
-import { readFile, rename, rm, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { digestOf, parseDigest } from "../digest/index.ts";
 import { FerryError } from "../observe/index.ts";
 import { Annotation, type Descriptor, parseDescriptor } from "../oci/index.ts";
-import { diskError, fsyncDir, writeFileAtomic } from "./atomic.ts";
+import { writeFileAtomic } from "./atomic.ts";
 import {
   annotationsOf,
   readIndexEntries,
@@ -13,6 +13,8 @@ import {
   withIndexLock,
   writeIndexEntries,
 } from "./index-file.ts";
+import { type IngestOptions, IngestWriter } from "./ingest.ts";
+import { UnnamedIngest } from "./ingest-unnamed.ts";
 import { Lease } from "./lease.ts";
 import { initLayout } from "./layout.ts";
 import { acquireLock, type Lock } from "./lock.ts";
@@ -101,23 +103,55 @@ export class Store {
     });
   }
 
-  /** Moves a verified partial into the blob store (the caller verified it while writing and holds the ingest lock). */
-  async commitIngest(digest: string): Promise<void> {
-    const target = this.blobPath(digest);
-    const commit = async () => {
-      try {
-        await rename(this.ingestPath(digest), target);
-        await fsyncDir(join(this.root, "blobs", "sha256"));
-      } catch (err) {
-        throw diskError(err, target);
-      }
+  /**
+   * Starts writing `desc` into the store: its ingest lock is taken and the blob checked for
+   * under it; undefined when the store has it already. The writer verifies what it commits.
+   */
+  async ingest(desc: Descriptor, options: IngestOptions = {}): Promise<IngestWriter | undefined> {
+    if (await this.hasBlob(desc.digest, desc.size)) return undefined;
+    const lock = await this.lockIngest(desc.digest, options.signal);
+    let present = true;
+    try {
+      present = await this.hasBlob(desc.digest, desc.size);
+    } finally {
+      if (present) await lock.release();
+    }
+    if (present) return undefined;
+    const place = {
+      partial: this.ingestPath(desc.digest),
+      blob: this.blobPath(desc.digest),
+      lock,
+      pressure: this.pressure,
     };
-    await this.pressure.track(commit());
+    return new IngestWriter(desc, place, options);
   }
 
-  /** Removes a download's partial (the caller holds its ingest lock): on a full disk it cannot be resumed usefully. */
-  async discardIngest(digest: string): Promise<void> {
-    await rm(this.ingestPath(digest), { force: true });
+  /**
+   * Puts a finished file (a converted or built layer, on this filesystem or another) into the
+   * store as `desc`: it becomes the ingest partial, is hashed once more and committed only if
+   * it is `desc`. False (the file left where it is) when the store had the blob already.
+   */
+  async ingestFile(desc: Descriptor, path: string, signal?: AbortSignal): Promise<boolean> {
+    const writer = await this.ingest(desc, { signal });
+    if (writer === undefined) return false;
+    try {
+      await writer.adopt(path);
+      await writer.commit();
+      return true;
+    } finally {
+      await writer.close();
+    }
+  }
+
+  /** Starts writing a blob whose digest is learnt by writing it (an archive entry not named by digest). */
+  ingestUnnamed(): Promise<UnnamedIngest> {
+    return UnnamedIngest.open({
+      dir: this.#ferryDir("ingest"),
+      pressure: this.pressure,
+      blobPath: (digest) => this.blobPath(digest),
+      hasBlob: (digest, size) => this.hasBlob(digest, size),
+      lockIngest: (digest) => this.lockIngest(digest),
+    });
   }
 
   /** Stores small content (manifests, configs) after checking its digest. */

@@ -1,6 +1,6 @@
 import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { isProcessAlive, TEMP_NAME } from "./atomic.ts";
+import { isProcessAlive, STALE_ASIDE, TEMP_NAME } from "../fsx/index.ts";
 import { leaseDir } from "./lease.ts";
 import { acquireLock, isLockHeld } from "./lock.ts";
 import { useDir } from "./use.ts";
@@ -16,8 +16,6 @@ export interface StaleFile {
   readonly kind: "temp" | "partial" | "lock";
 }
 
-/** Matches lock files moved aside by a lock breaker (lock.ts); captures its pid. */
-const STALE_ASIDE = /\.stale-(\d+)-[0-9a-f]{8}$/;
 const INGEST_FILE = /^([a-f0-9]{64})\.(partial|lock)$/;
 
 export async function findStaleTemp(root: string): Promise<StaleFile[]> {

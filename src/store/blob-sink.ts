@@ -1,7 +1,7 @@
 import { createReadStream, writeSync } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { DigestVerifier } from "../digest/index.ts";
-import { diskError } from "../store/index.ts";
+import { diskError } from "./atomic.ts";
 
 /**
  * Where a blob's bytes go while they arrive: hashed, size-checked and written
@@ -65,7 +65,10 @@ export class LocalSink implements BlobSink {
     (this.#verifier as DigestVerifier).update(chunk);
     // Synchronous: a page-cache write is a memcpy; a thread-pool hop per chunk costs more.
     try {
-      writeSync(file.fd, chunk, 0, chunk.byteLength, this.#position);
+      // A write the disk takes only part of returns short: the rest must fail (ENOSPC), not vanish.
+      for (let done = 0; done < chunk.byteLength; ) {
+        done += writeSync(file.fd, chunk, done, chunk.byteLength - done, this.#position + done);
+      }
     } catch (err) {
       throw diskError(err, this.#path);
     }

@@ -1,5 +1,3 @@
-import { FerryError } from "../observe/index.ts";
-
 interface Queue {
   /** Callers waiting, first come first served; each is handed the turn by `give`. */
   readonly waiting: Array<() => void>;
@@ -16,10 +14,15 @@ export class Turns {
     return this.#queues.has(key);
   }
 
-  /** Waits for the key's turn; rejects with `timedOut()` after `timeoutMs`. */
+  /** Waits for the key's turn; rejects with `timedOut()` after `timeoutMs`, `cancelled()` on abort. */
   take(
     key: string,
-    options: { timeoutMs: number; timedOut: () => Error; signal?: AbortSignal | undefined },
+    options: {
+      timeoutMs: number;
+      timedOut: () => Error;
+      cancelled: () => Error;
+      signal?: AbortSignal | undefined;
+    },
   ): Promise<void> {
     const { signal } = options;
     const queue = this.#queues.get(key);
@@ -40,7 +43,7 @@ export class Turns {
       };
       const onAbort = () => {
         leave();
-        reject(new FerryError("FERRY_INTERRUPTED", "cancelled while waiting for a store lock"));
+        reject(options.cancelled());
       };
       const timer = setTimeout(() => {
         leave();
