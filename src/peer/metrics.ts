@@ -9,6 +9,10 @@ export function peerCounters(m: Metrics) {
     ),
     served: m.counter("ferry_peer_served_bytes_total", "Blob bytes sent to peers."),
     requests: m.counter("ferry_peer_requests_total", "Requests on the peer listener, by status."),
+    redirects: m.counter(
+      "ferry_peer_redirects_total",
+      "Requests to peers answered with relays to ask instead (the peer served enough others).",
+    ),
     errors: m.counter(
       "ferry_peer_errors_total",
       "Transfers from peers abandoned, by reason (bad-bytes, stalled, unreachable, refused).",
