@@ -13,7 +13,7 @@
  * BENCH_NODE_RATE (e.g. 50mbit) shapes every node's own link both ways, as if each node
  * were its own machine; BENCH_IMAGE=layer80 pulls one ~80 MB incompressible layer and two
  * small ones instead of the /usr image (the shaped fleet run of issue #21:
- * BENCH_NODES=16 BENCH_RATE=50mbit BENCH_NODE_RATE=50mbit BENCH_IMAGE=layer80).
+ * BENCH_NODES=16 BENCH_RATE=50mbit BENCH_NODE_RATE=50mbit BENCH_IMAGE=layer80 BENCH_FANOUT=1).
  */
 import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
@@ -35,6 +35,8 @@ const NODES = Number(process.env.BENCH_NODES ?? 8);
 const RATE = process.env.BENCH_RATE ?? "200mbit";
 const NODE_RATE = process.env.BENCH_NODE_RATE;
 const IMAGE = process.env.BENCH_IMAGE ?? "usr";
+/** --peer-fanout of the shared run (default: ferry's). */
+const FANOUT = process.env.BENCH_FANOUT;
 const NAME = "bench/usr";
 /** Which runs, e.g. BENCH_ONLY=alone,shared (default: all three). */
 const ONLY = (process.env.BENCH_ONLY ?? "alone,direct,shared").split(",");
@@ -76,6 +78,10 @@ interface Outcome {
   cpuSeconds: number;
   /** Transfers from peers abandoned, by reason (summed over nodes). */
   peerErrors: Record<string, number>;
+  /** Requests answered with relays to ask instead (summed over nodes). */
+  redirects: number;
+  /** When each node had the image, seconds from the start, in order. */
+  finished: number[];
 }
 
 async function ensureImage(): Promise<void> {
@@ -108,10 +114,12 @@ async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise
   const upstreamBytes = (await fleet.registry.blobBytes()) - before;
   let fromPeers = 0;
   let cpuSeconds = 0;
+  let redirects = 0;
   const peerErrors: Record<string, number> = {};
   for (const [i, n] of nodes.entries()) {
     const text = await n.metrics();
     fromPeers += metricValue(text, "ferry_peer_blob_bytes_total", 'source="peer"');
+    redirects += metricValue(text, "ferry_peer_redirects_total");
     for (const reason of ["bad-bytes", "stalled", "unreachable", "refused"]) {
       const v = metricValue(text, "ferry_peer_errors_total", `reason="${reason}"`);
       if (v > 0) peerErrors[reason] = (peerErrors[reason] ?? 0) + v;
@@ -128,6 +136,8 @@ async function pullAll(fleet: Fleet, nodes: FleetNode[], label: string): Promise
     fromPeers,
     cpuSeconds,
     peerErrors,
+    redirects,
+    finished,
   };
 }
 
@@ -159,13 +169,14 @@ async function main(): Promise<void> {
       results.push(await pullAll(fleet, fleet.nodes, "direct"));
     }
     if (ONLY.includes("shared")) {
-      await Promise.all(fleet.nodes.map((n) => n.start({ peers: true })));
+      const extraArgs = FANOUT === undefined ? [] : ["--peer-fanout", FANOUT];
+      await Promise.all(fleet.nodes.map((n) => n.start({ peers: true, extraArgs })));
       results.push(await pullAll(fleet, fleet.nodes, "shared"));
     }
     const alone = results[0] as Outcome;
     const cpus = (await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length ?? 0;
     const lines = [
-      `image: ${(imageBytes / 1e6).toFixed(0)} MB in ${manifest.layers.length} layers; ${NODES} nodes; upstream link tbf ${RATE}; node links ${NODE_RATE === undefined ? "unshaped" : `tbf ${NODE_RATE} both ways`}; ${cpus} cores`,
+      `image: ${(imageBytes / 1e6).toFixed(0)} MB in ${manifest.layers.length} layers; ${NODES} nodes; upstream link tbf ${RATE}; node links ${NODE_RATE === undefined ? "unshaped" : `tbf ${NODE_RATE} both ways`}; --peer-fanout ${FANOUT ?? "default"}; ${cpus} cores`,
       "run      nodes  median node   vs one node   last node has it   vs one node   upstream bytes / image   bytes from peers   ferry CPU",
       ...results.map(
         (r) =>
