@@ -35,8 +35,12 @@ export class FanOut {
   /** Per blob, where the next redirect starts in the list of relays (spreads askers over them). */
   readonly #turn = new Map<string, number>();
 
-  constructor(limit: number) {
+  readonly #changed: (digest: string, peers: number) => void;
+
+  /** `changed`: told the number of peers served a blob each time it changes (for /metrics). */
+  constructor(limit: number, changed: (digest: string, peers: number) => void = () => {}) {
     this.limit = Math.max(1, limit);
+    this.#changed = changed;
   }
 
   /** How many peers this node is serving `digest` to now. */
@@ -87,6 +91,7 @@ export class FanOut {
       this.#serving.set(digest, sessions);
     }
     sessions.add(session);
+    this.#changed(digest, sessions.size);
     let released = false;
     return {
       kind: "serve",
@@ -94,6 +99,7 @@ export class FanOut {
         if (released) return;
         released = true;
         sessions.delete(session);
+        this.#changed(digest, sessions.size);
         if (sessions.size === 0 && this.#serving.get(digest) === sessions) {
           this.#serving.delete(digest);
           this.#turn.delete(digest);

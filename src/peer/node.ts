@@ -59,7 +59,9 @@ export class PeerNode {
   constructor(options: PeerNodeOptions) {
     this.#o = options;
     this.counters = peerCounters(options.metrics);
-    this.fanOut = new FanOut(options.fanOut ?? 4);
+    this.fanOut = new FanOut(options.fanOut ?? 4, (digest, peers) =>
+      this.counters.serving(peers, { digest }),
+    );
     this.liveness = new Liveness({
       membership: options.membership,
       self: options.self,

@@ -127,7 +127,7 @@ export class PeerSource {
     }
     const relaying = (this.#o.fanOut?.downstream(digest) ?? 0) > 0;
     const ownDepth = this.#depth.get(digest);
-    this.#fromPeer.set(digest, peer);
+    this.#receiving(digest, peer);
     this.#depth.set(digest, depth);
     const path = `/v2/${repo.path}/blobs/${digest}?ns=${encodeURIComponent(repo.domain)}`;
     const headers: Record<string, string> = { [SIZE_HEADER]: String(desc.size) };
@@ -257,7 +257,25 @@ export class PeerSource {
     });
   }
 
+  /** The blobs this node receives from peers now: from whom, at what depth of the blob's tree. */
+  receiving(): Array<{ digest: string; peer: string; depth: number }> {
+    return [...this.#fromPeer].map(([digest, peer]) => ({
+      digest,
+      peer,
+      depth: this.depthOf(digest),
+    }));
+  }
+
+  #receiving(digest: string, peer: string): void {
+    const was = this.#fromPeer.get(digest);
+    if (was !== undefined && was !== peer) this.#o.counters.receiving(0, { digest, peer: was });
+    this.#fromPeer.set(digest, peer);
+    this.#o.counters.receiving(1, { digest, peer });
+  }
+
   #stopFromPeer(digest: string): void {
+    const was = this.#fromPeer.get(digest);
+    if (was !== undefined) this.#o.counters.receiving(0, { digest, peer: was });
     this.#fromPeer.delete(digest);
     const waiters = this.#fromPeerEnded.get(digest);
     if (waiters === undefined) return;
