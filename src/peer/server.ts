@@ -167,6 +167,7 @@ async function handle(
   }
   const repo: Repository = { domain, path: m[1] as string };
   const digest = m[2] as string;
+  const upload = throttle.share(digest); // blobs take turns under the upload cap
   // A signature that covers headers binds them: the protocol headers it leaves out are
   // ignored (someone on the way added them). Range is never needed covered: the asking
   // node checks Content-Range itself and every byte against the digest.
@@ -201,7 +202,7 @@ async function handle(
     const file = await open(o.store.blobPath(digest), "r").catch(() => undefined);
     if (file === undefined) return false;
     try {
-      await serveStored(o, throttle, req, res, method, file, common);
+      await serveStored(o, upload, req, res, method, file, common);
     } finally {
       await file.close();
     }
@@ -239,7 +240,7 @@ async function handle(
   }
   await serveGrowing(
     o,
-    throttle,
+    upload,
     req,
     res,
     repo,
