@@ -53,6 +53,13 @@ describe("FanOut", () => {
     assert.equal(mayRelay(3, undefined), true);
   });
 
+  it("sends a small blob to every asker at once: a hop would cost more than the bytes", () => {
+    const fan = new FanOut(1);
+    fan.admit(D, "10.0.0.1:5001", 0, undefined, 600);
+    assert.equal(fan.admit(D, "10.0.0.2:5001", 0, undefined, 600).kind, "serve");
+    assert.equal(fan.admit(D, "10.0.0.3:5001", 0, undefined, 8 << 20).kind, "redirect");
+  });
+
   it("a release is counted once", () => {
     const fan = new FanOut(2);
     const a = fan.admit(D, "10.0.0.1:5001", 0, undefined);

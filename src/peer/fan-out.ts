@@ -7,6 +7,9 @@ export const DEPTH_HEADER = "x-ferry-depth";
 /** The registry-style error code of a 409 that points the asker at relays instead. */
 export const RELAYS_CODE = "PEER_RELAYS";
 
+/** Blobs smaller than this go to every asker at once: a redirect and a hop cost more than sending them. */
+export const SMALL_BLOB_BYTES = 1 << 20;
+
 /** A node receiving a blob from this one, which can relay it onward; `depth` is its place in the tree. */
 export interface Relay {
   peer: string;
@@ -66,16 +69,18 @@ export class FanOut {
   /**
    * Serve `asker` (at most `limit` at once), or point it at relays: peers receiving the blob
    * from this node, one level deeper than `ownDepth`, shallower than the asker's own depth
-   * when it relays the blob itself. With no such relay this node serves beyond its limit.
+   * when it relays the blob itself. With no such relay, or for a small blob (`size` bytes),
+   * this node serves beyond its limit.
    */
   admit(
     digest: string,
     asker: string | undefined,
     ownDepth: number,
     askerDepth: number | undefined,
+    size = Number.POSITIVE_INFINITY,
   ): Admission {
     const relays =
-      askerDepth !== undefined && ownDepth + 1 >= askerDepth
+      size < SMALL_BLOB_BYTES || (askerDepth !== undefined && ownDepth + 1 >= askerDepth)
         ? []
         : this.receivers(digest).filter((r) => r !== asker);
     if (this.downstream(digest) >= this.limit && relays.length > 0) {

@@ -189,7 +189,8 @@ async function handle(
   if (method === "GET") {
     const asker = askerOf(peerHeader(ASKER_HEADER));
     const ownDepth = o.source.depthOf(digest);
-    const admission = o.fanOut.admit(digest, asker, ownDepth, askerDepth);
+    const size = Number(peerHeader(SIZE_HEADER)) || undefined;
+    const admission = o.fanOut.admit(digest, asker, ownDepth, askerDepth, size);
     if (admission.kind === "redirect") {
       replyRelays(res, admission.relays);
       return;
