@@ -4,7 +4,7 @@
  * Per blob, its owner (a random node: rendezvous hashing) fetches it from the registry; the
  * others join a relay tree in the order they ask (breadth first: the owner serves `fanOut`
  * peers and points the rest at them, and so on down), or all fetch from the owner ("one-hop",
- * ferry before relaying). Links are fluid: each transfer gets the smaller of its sender's
+ * ferry before relaying; blobs under 1 MiB always). Links are fluid: each transfer gets the smaller of its sender's
  * uplink share (split evenly over the sender's active transfers), its receiver's downlink
  * share, and, while the sender is still receiving the blob itself, the sender's own rate (a
  * relay cannot pass on bytes it has not got). Rates are recomputed at every completion.
@@ -18,6 +18,8 @@
  *
  * SIM_CASE=calibrate|scale (default both); SIM_JSON=1 adds the rows as JSON.
  */
+
+import { SMALL_BLOB_BYTES } from "../src/peer/index.ts";
 
 const GOODPUT = 1448 / 1514;
 
@@ -94,8 +96,9 @@ function plan(c: SimConfig): Flow[] {
     const order = shuffled(c.nodes, rnd); // order[0] owns the blob
     const into: Flow[] = [];
     for (const [i, node] of order.entries()) {
-      const parentIndex =
-        i === 0 ? -1 : c.design === "one-hop" ? 0 : Math.floor((i - 1) / c.fanOut);
+      // A small blob goes to every asker from its owner, as in ferry (fan-out.ts).
+      const oneHop = c.design === "one-hop" || size < SMALL_BLOB_BYTES;
+      const parentIndex = i === 0 ? -1 : oneHop ? 0 : Math.floor((i - 1) / c.fanOut);
       const parent = parentIndex < 0 ? undefined : into[parentIndex];
       const flow: Flow = {
         blob,
@@ -187,7 +190,7 @@ const MB = 1e6;
 export const LAYER80 = [80_001_536, 2_001_920, 201_728, 654];
 
 /** Fitted to the 16-node runs (docs/fleet-scale.md). */
-export const CALIBRATED = { hopSeconds: 0.6, startSeconds: 0.3 };
+export const CALIBRATED = { hopSeconds: 0.55, startSeconds: 0.3 };
 
 function row(label: string, r: SimResult): string {
   const alone = r.aloneSeconds;
