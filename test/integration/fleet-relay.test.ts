@@ -2,6 +2,7 @@
 // with --peer-fanout 1 a blob's owner serves one peer at a time and points the others at
 // the peers receiving it, which relay the blob as it arrives.
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { rank } from "../../src/peer/index.ts";
 import {
@@ -35,6 +36,32 @@ async function notes(nodes: FleetNode[]): Promise<string> {
 
 async function metric(node: FleetNode, name: string, labels = ""): Promise<number> {
   return metricValue(await node.metrics(), name, labels);
+}
+
+interface BlobInFlight {
+  digest: string;
+  servingTo: string[];
+  receivingFrom?: string;
+  depth: number;
+}
+
+/** The blobs in flight through a node, from its mirror's `/status`. */
+function blobsInFlight(node: FleetNode): Promise<BlobInFlight[]> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${node.mirrorUrl}/status`, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () => {
+        const doc = JSON.parse(text) as { mirror?: { peers?: { blobs?: BlobInFlight[] } } };
+        resolve(doc.mirror?.peers?.blobs ?? []);
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 async function assertStoreHolds(node: FleetNode, pulled: PulledImage): Promise<void> {
@@ -110,6 +137,13 @@ describe("fleet: relay trees in network namespaces", { timeout: 120_000 }, () =>
       }
       return undefined;
     });
+    // Its status says whom it receives the layer from and whom it relays it to.
+    const seen = await until("the relay's status showing the layer in flight", async () =>
+      (await blobsInFlight(relay)).find(
+        (b) => b.digest === big.digest && b.receivingFrom !== undefined && b.servingTo.length > 0,
+      ),
+    );
+    assert.ok(seen.depth >= 1, JSON.stringify(seen));
     const relayBlobs = await verifiedBlobs(relay.store);
     assert.ok(!relayBlobs.includes(big.digest), "killed while the layer is still in flight");
     pulls.get(relay)?.catch(() => undefined); // dies with it
