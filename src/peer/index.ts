@@ -1,6 +1,7 @@
 /** Node-to-node sharing: membership, rendezvous ranking, the signed peer server and source. */
 export { type AccessVerdict, UpstreamAccess, type UpstreamAccessOptions } from "./access.ts";
 export { PeerBlobs, peerRequest } from "./blobs.ts";
+export { FanOut, type Relay, relaysBody, SMALL_BLOB_BYTES } from "./fan-out.ts";
 export { Liveness, type LivenessOptions } from "./liveness.ts";
 export {
   type MembershipSource,

@@ -15,15 +15,23 @@ export interface LivenessOptions {
   intervalMs?: number;
   /** One probe's time limit; default 3 s. */
   timeoutMs?: number;
-  /** Probes in flight at once; default 8 (a round over a large fleet takes several slots). */
+  /** Probes in flight at once; default 8. */
   concurrency?: number;
+  /**
+   * Members probed per round, at random (those marked down first, up to half); default 8.
+   * A node's probe cost is min(sample, N - 1) per interval whatever the fleet's size N.
+   */
+  sample?: number;
 }
 
 /**
  * Which members answer their health endpoint (`GET /healthz` on the peer listener).
  * Members start out live (so a fleet that starts together routes at once); three failed
  * probes in a row, or a failed connection, mark one down until a later probe succeeds. Probing is bounded:
- * one round at a time, a few probes at once, each with a short time limit.
+ * one round at a time, each over a random sample of the members (not all of them: a fleet
+ * would probe itself N² times a round), a few probes at once, each with a short time limit.
+ * Transfers report what they see (`markDown`), and a Kubernetes membership lists only ready
+ * endpoints, so a dead member is rarely found by a probe first.
  */
 export class Liveness {
   readonly #o: Required<Omit<LivenessOptions, "membership" | "self">>;
@@ -47,6 +55,7 @@ export class Liveness {
       intervalMs: options.intervalMs ?? 2_000,
       timeoutMs: options.timeoutMs ?? 3_000,
       concurrency: options.concurrency ?? 8,
+      sample: options.sample ?? 8,
     };
   }
 
@@ -66,7 +75,7 @@ export class Liveness {
 
   start(): void {
     const tick = () => {
-      this.#round = this.probeAll().finally(() => {
+      this.#round = this.probeRound().finally(() => {
         this.#round = undefined;
         if (!this.#stopped) this.#timer = setTimeout(tick, this.#o.intervalMs).unref();
       });
@@ -81,9 +90,18 @@ export class Liveness {
     await this.#round;
   }
 
-  /** One round: every member probed once, at most `concurrency` at a time; three misses in a row mark one down. */
-  async probeAll(): Promise<void> {
-    const queue = this.others();
+  /** The members the next round probes: a random sample, down ones first (they come back only by a probe). */
+  sample(): string[] {
+    const others = shuffle(this.others());
+    const down = others.filter((m) => this.#down.has(m));
+    const first = down.slice(0, Math.ceil(this.#o.sample / 2));
+    const rest = others.filter((m) => !first.includes(m));
+    return [...first, ...rest].slice(0, this.#o.sample);
+  }
+
+  /** One round: a sample of the members probed once, at most `concurrency` at a time; three misses in a row mark one down. */
+  async probeRound(): Promise<void> {
+    const queue = this.sample();
     const worker = async () => {
       for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
         if (await probe(m, this.#o.timeoutMs)) {
@@ -98,6 +116,14 @@ export class Liveness {
     };
     await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));
   }
+}
+
+function shuffle(items: string[]): string[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j] as string, items[i] as string];
+  }
+  return items;
 }
 
 function probe(member: string, timeoutMs: number): Promise<boolean> {

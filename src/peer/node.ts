@@ -2,6 +2,7 @@ import type { Metrics } from "../observe/index.ts";
 import type { RegistryClient } from "../registry/index.ts";
 import type { Store } from "../store/index.ts";
 import { UpstreamAccess } from "./access.ts";
+import { FanOut } from "./fan-out.ts";
 import { Liveness } from "./liveness.ts";
 import type { MembershipSource } from "./membership.ts";
 import { type PeerCounters, peerCounters } from "./metrics.ts";
@@ -24,6 +25,8 @@ export interface PeerNodeOptions {
   /** Health probes: interval and time limit; defaults 2 s and 3 s. */
   probeIntervalMs?: number;
   probeTimeoutMs?: number;
+  /** Peers served one blob at once before askers are pointed at relays; default 4. */
+  fanOut?: number;
 }
 
 export interface PeerListenOptions {
@@ -49,12 +52,16 @@ export class PeerNode {
   readonly source: PeerSource;
   readonly liveness: Liveness;
   readonly counters: PeerCounters;
+  readonly fanOut: FanOut;
   readonly #o: PeerNodeOptions;
   #server: RunningPeerServer | undefined;
 
   constructor(options: PeerNodeOptions) {
     this.#o = options;
     this.counters = peerCounters(options.metrics);
+    this.fanOut = new FanOut(options.fanOut ?? 4, (digest, peers) =>
+      this.counters.serving(peers, { digest }),
+    );
     this.liveness = new Liveness({
       membership: options.membership,
       self: options.self,
@@ -66,6 +73,7 @@ export class PeerNode {
       key: options.key,
       counters: this.counters,
       log: options.log,
+      fanOut: this.fanOut,
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
     });
   }
@@ -90,6 +98,7 @@ export class PeerNode {
         ...(options.servesPublicly === undefined ? {} : { servesPublicly: options.servesPublicly }),
       }),
       counters: this.counters,
+      fanOut: this.fanOut,
       log: this.#o.log,
       ...(options.uploadBytesPerSecond === undefined
         ? {}

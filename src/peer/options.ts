@@ -10,6 +10,7 @@ export interface PeerFlags {
   "peer-key-file"?: string | undefined;
   "peer-upload-limit"?: string | undefined;
   "peer-max-connections"?: string | undefined;
+  "peer-fanout"?: string | undefined;
 }
 
 /** Where the members come from: a fixed list, or the endpoints of a Kubernetes Service. */
@@ -25,6 +26,8 @@ export interface PeerSettings {
   key: Buffer;
   uploadBytesPerSecond: number;
   maxConnections: number;
+  /** Peers served one blob at once; further askers are pointed at those peers, which relay it. */
+  fanOut: number;
 }
 
 /** The config file's `peers:` (src/config's PeersConfig): members as --peers takes them, key file, listen. */
@@ -57,6 +60,9 @@ export const PEER_FLAGS_USAGE = `  --peers HOST:PORT,...   share blobs with thes
   --peer-key-file FILE    shared fleet key (same file on every node) that signs peer requests
   --peer-upload-limit N   cap on bytes per second sent to peers, e.g. 50MiB (default: none)
   --peer-max-connections N  peer connections accepted at once (default 64)
+  --peer-fanout N         peers served one blob at once; further askers get it from them as
+                          it arrives (a relay tree). Set to the node's uplink divided by the
+                          rate a blob arrives at, e.g. 1 when both are equal (default 4)
 `;
 
 /** `kubernetes` or `kubernetes:SERVICE` as --peers: the service name (undefined: the default). */
@@ -94,13 +100,14 @@ export async function peerSettings(
       key: await loadPeerKey(flags["peer-key-file"]),
       uploadBytesPerSecond: 0,
       maxConnections: 0,
+      fanOut: 0,
     };
   }
   const given = [flags.peers, flags["peer-listen"], flags["peer-key-file"]];
-  const extras = [flags["peer-upload-limit"], flags["peer-max-connections"]];
+  const extras = [flags["peer-upload-limit"], flags["peer-max-connections"], flags["peer-fanout"]];
   if (given.every((g) => g === undefined)) {
     if (extras.some((e) => e !== undefined))
-      throw invalid("--peer-upload-limit and --peer-max-connections need --peers");
+      throw invalid("--peer-upload-limit, --peer-max-connections and --peer-fanout need --peers");
     return undefined;
   }
   if (
@@ -120,6 +127,9 @@ export async function peerSettings(
   const maxConnections = Number(flags["peer-max-connections"] ?? "64");
   if (!Number.isInteger(maxConnections) || maxConnections < 1)
     throw invalid("--peer-max-connections must be a positive whole number");
+  const fanOut = Number(flags["peer-fanout"] ?? "4");
+  if (!Number.isInteger(fanOut) || fanOut < 1)
+    throw invalid("--peer-fanout must be a positive whole number");
   const uploadBytesPerSecond =
     flags["peer-upload-limit"] === undefined
       ? 0
@@ -134,6 +144,7 @@ export async function peerSettings(
     key: await loadPeerKey(flags["peer-key-file"]),
     uploadBytesPerSecond,
     maxConnections,
+    fanOut,
   };
 }
 

@@ -161,7 +161,12 @@ describe("peer listener", () => {
    * This node starts fetching a blob from `owner` (a member ranked above it that never
    * answers, as a listed member not running yet), and a peer asks this node for it.
    */
-  async function whileFetchingFromOwner(owner: string, holdMs: number) {
+  /** `asker`: headers of the asking peer (e.g. its depth in the blob's relay tree). */
+  async function whileFetchingFromOwner(
+    owner: string,
+    holdMs: number,
+    asker: Record<string, string> = {},
+  ) {
     let chunks: Buffer[];
     let digest: string;
     do {
@@ -192,10 +197,13 @@ describe("peer listener", () => {
     assert.equal(location?.peer, owner, "this node fetches from the owner");
     const path = `/v2/team/app/blobs/${digest}?ns=${encodeURIComponent(NS)}`;
     const started = Date.now();
-    const response = get(server.address, path, signed(path, bytes.length));
+    const response = get(server.address, path, signed(path, bytes.length, asker));
     return {
       server,
       fetcher,
+      source: source as PeerSource,
+      repo,
+      desc,
       bytes,
       started,
       response,
@@ -209,8 +217,33 @@ describe("peer listener", () => {
     };
   }
 
-  it("holds a request for a blob it is fetching from a peer, then serves it from the upstream fetch", async () => {
+  /** An asker that relays the blob at depth 1 itself: this node (depth 1 too) must not feed it. */
+  const SHALLOW = { "x-ferry-depth": "1" };
+
+  it("relays a blob it is fetching from a peer to an asker that relays nothing, joining that fetch", async () => {
     const t = await whileFetchingFromOwner("127.0.0.2:9", 10_000);
+    try {
+      t.fetcher.step(0);
+      await until("the relay streams the first bytes", async () =>
+        t.source.fetchingFromPeer(t.desc.digest),
+      );
+      // Still fetching from the owner, not from the upstream on the asker's behalf.
+      const again = await t.source.locate(t.repo, t.desc, {
+        authorization: undefined,
+        upstreamFailed: false,
+      });
+      assert.equal(again?.peer, "127.0.0.2:9");
+      for (const i of [1, 2]) t.fetcher.step(i);
+      const res = await t.response;
+      assert.equal(res.status, 200);
+      assert.ok(res.complete && res.body.equals(t.bytes));
+    } finally {
+      await t.server.close();
+    }
+  });
+
+  it("holds a request for a blob it is fetching from a peer, then serves it from the upstream fetch", async () => {
+    const t = await whileFetchingFromOwner("127.0.0.2:9", 10_000, SHALLOW);
     try {
       let answered = false;
       t.response.then(() => {
@@ -229,7 +262,7 @@ describe("peer listener", () => {
   });
 
   it("answers 409 after the hold if it is still fetching from a peer", async () => {
-    const t = await whileFetchingFromOwner("127.0.0.2:9", 200);
+    const t = await whileFetchingFromOwner("127.0.0.2:9", 200, SHALLOW);
     try {
       const res = await t.response;
       assert.equal(res.status, 409);

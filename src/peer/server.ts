@@ -6,6 +6,16 @@ import { type Repository, registryHostRefusal } from "../registry/index.ts";
 import { serveGrowingBlob, serveStoredBlob } from "../serve/index.ts";
 import type { Store } from "../store/index.ts";
 import type { UpstreamAccess } from "./access.ts";
+import {
+  ASKER_HEADER,
+  askerOf,
+  DEPTH_HEADER,
+  depthOf,
+  FanOut,
+  mayRelay,
+  type Relay,
+  relaysBody,
+} from "./fan-out.ts";
 import type { PeerCounters } from "./metrics.ts";
 import { coveredHeaders, PEER_AUTH_HEADER, ReplayGuard, verifyRequest } from "./signing.ts";
 import {
@@ -45,6 +55,8 @@ export interface PeerServerOptions {
   maxConnections?: number;
   /** How long a request for a blob this node is fetching from a peer is held; default 5 s. */
   holdMs?: number;
+  /** Whom this node serves each blob to, and its fan-out limit (default: 4 peers a blob). */
+  fanOut?: FanOut;
 }
 
 /** Half the 10 s an asking node waits for a first byte (PeerSource's idle timeout). */
@@ -83,7 +95,8 @@ export function acceptableNamespace(ns: string): boolean {
  * fetches it from the upstream (it is the blob's owner for the asking peer) and streams
  * the bytes as they arrive, the last byte only once the whole blob is verified.
  */
-export async function startPeerServer(options: PeerServerOptions): Promise<RunningPeerServer> {
+export async function startPeerServer(given: PeerServerOptions): Promise<RunningPeerServer> {
+  const options = { ...given, fanOut: given.fanOut ?? new FanOut(4) };
   const throttle = new Throttle(options.uploadBytesPerSecond ?? 0);
   const replays = new ReplayGuard();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -116,7 +129,7 @@ export async function startPeerServer(options: PeerServerOptions): Promise<Runni
 }
 
 async function handle(
-  o: PeerServerOptions,
+  o: PeerServerOptions & { fanOut: FanOut },
   throttle: Throttle,
   replays: ReplayGuard,
   req: IncomingMessage,
@@ -154,6 +167,7 @@ async function handle(
   }
   const repo: Repository = { domain, path: m[1] as string };
   const digest = m[2] as string;
+  const upload = throttle.share(digest); // blobs take turns under the upload cap
   // A signature that covers headers binds them: the protocol headers it leaves out are
   // ignored (someone on the way added them). Range is never needed covered: the asking
   // node checks Content-Range itself and every byte against the digest.
@@ -171,9 +185,21 @@ async function handle(
     );
     return;
   }
+  const askerDepth = depthOf(peerHeader(DEPTH_HEADER));
+  if (method === "GET") {
+    const asker = askerOf(peerHeader(ASKER_HEADER));
+    const ownDepth = o.source.depthOf(digest);
+    const size = Number(peerHeader(SIZE_HEADER)) || undefined;
+    const admission = o.fanOut.admit(digest, asker, ownDepth, askerDepth, size);
+    if (admission.kind === "redirect") {
+      replyRelays(res, admission.relays);
+      return;
+    }
+    res.on("close", admission.release);
+  }
   const sending = {
     headers: { "docker-content-digest": digest, "accept-ranges": "bytes" },
-    pace: throttle,
+    pace: upload,
     onSent: (n: number) => o.counters.served({}, n),
   };
   /** Serves the stored blob; false when the store does not hold it. */
@@ -192,15 +218,19 @@ async function handle(
     reply(res, 404, "not stored here");
     return;
   }
-  if (o.source.fetchingFromPeer(digest) !== undefined) {
-    // Relaying would chain peers (or loop, if views of the membership disagree). But this
-    // node may only be trying an owner that is gone (a listed member not running yet): hold
+  const from = o.source.fetchingFromPeer(digest);
+  const relay =
+    from !== undefined &&
+    !sameHost(from, req.socket.remoteAddress) &&
+    mayRelay(o.source.depthOf(digest), askerDepth);
+  if (from !== undefined && !relay) {
+    // Relaying to its own source (or to a node shallower in the blob's tree) would loop.
+    // But this node may only be trying an owner that is gone (a listed member not running yet): hold
     // the request until it stops fetching from a peer, then serve what it has or is now
     // fetching upstream, instead of sending every asker to the registry on its own. Not
     // when the asker is that very peer (each would wait for the other), nor for longer
     // than the asker waits for a first byte.
-    const from = o.source.fetchingFromPeer(digest);
-    const mutual = from !== undefined && sameHost(from, req.socket.remoteAddress);
+    const mutual = sameHost(from, req.socket.remoteAddress);
     const cleared = !mutual && (await o.source.whenNotFromPeer(digest, o.holdMs ?? HOLD_MS));
     if (!cleared || o.source.fetchingFromPeer(digest) !== undefined) {
       reply(res, 409, "this node is itself fetching that blob from a peer");
@@ -214,16 +244,15 @@ async function handle(
     return;
   }
   const desc: BlobDescriptor = { mediaType: "application/octet-stream", digest, size };
+  // A relay joins its own download from a peer; an owner fetches from the upstream only.
+  const fetch = (watch: (bytes: number) => void) =>
+    relay
+      ? o.fetcher.ensureBlob(repo, desc, { watch })
+      : o.source.upstreamOnly(digest, () => o.fetcher.ensureBlob(repo, desc, { watch }));
   // Headers wait for the first byte, so a download that fails before it gets a status.
   const outcome = await serveGrowingBlob(
     res,
-    {
-      ingestPath: o.store.ingestPath(digest),
-      blobPath: o.store.blobPath(digest),
-      size,
-      fetch: (watch) =>
-        o.source.upstreamOnly(digest, () => o.fetcher.ensureBlob(repo, desc, { watch })),
-    },
+    { ingestPath: o.store.ingestPath(digest), blobPath: o.store.blobPath(digest), size, fetch },
     { range: header(req, "range"), announce: "with-first-byte", ...sending },
   );
   if (outcome === "restarted") reply(res, 503, "download restarted; ask again");
@@ -237,6 +266,17 @@ async function handle(
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** 409 naming relays to ask instead (see fan-out.ts). */
+function replyRelays(res: ServerResponse, relays: readonly Relay[]): void {
+  const body = relaysBody(relays);
+  res
+    .writeHead(409, {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+    })
+    .end(body);
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {

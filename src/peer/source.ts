@@ -1,6 +1,7 @@
 import { isFerryError } from "../observe/index.ts";
 import type { BlobSourceLocation, Descriptor } from "../oci/index.ts";
 import type { Repository } from "../registry/index.ts";
+import { ASKER_HEADER, DEPTH_HEADER, type FanOut, type Relay, relaysOf } from "./fan-out.ts";
 import type { Liveness } from "./liveness.ts";
 import type { PeerCounters } from "./metrics.ts";
 import { rank } from "./rendezvous.ts";
@@ -24,11 +25,15 @@ export interface PeerSourceOptions {
   log: (entry: Record<string, unknown>) => void;
   /** Default 10 s. */
   idleTimeoutMs?: number;
+  /** Whom this node's listener serves each blob to (its depth goes with requests while it relays). */
+  fanOut?: FanOut;
 }
 
 /** How long a peer is left alone after each kind of failure (doubling on repeats, up to 10 min). */
 const PENALTY_MS = { "bad-bytes": 60_000, stalled: 15_000, unreachable: 5_000, refused: 0 };
 const MAX_PENALTY_MS = 10 * 60_000;
+/** Redirects followed for one blob before a redirecting peer counts as tried (a tree is shallow). */
+const MAX_REDIRECTS = 64;
 
 type Reason = keyof typeof PENALTY_MS;
 
@@ -53,6 +58,12 @@ export class PeerSource {
   /** Peers already tried (and failed) for a digest during its current download. */
   readonly #tried = new Map<string, Set<string>>();
   readonly #penalties = new Map<string, { until: number; strikes: number }>();
+  /** Relays a redirect named for a digest, to try before the rank order. */
+  readonly #relays = new Map<string, Relay[]>();
+  /** Redirects followed per digest during its current download. */
+  readonly #redirects = new Map<string, number>();
+  /** This node's depth in a digest's relay tree (0: it fetches upstream), kept while it downloads. */
+  readonly #depth = new Map<string, number>();
 
   constructor(options: PeerSourceOptions) {
     this.#o = options;
@@ -79,7 +90,12 @@ export class PeerSource {
     const now = Date.now();
     const usable = (m: string) => !tried.has(m) && (this.#penalties.get(m)?.until ?? 0) <= now;
     let peer: string | undefined;
-    if (context.upstreamFailed) {
+    let depth = 1;
+    const relay = context.upstreamFailed ? undefined : this.#relay(digest, usable);
+    if (relay !== undefined) {
+      peer = relay.peer;
+      depth = relay.depth + 1;
+    } else if (context.upstreamFailed) {
       // The upstream is gone: any live peer may hold a copy; ask them in rank order.
       peer = rank(this.#o.liveness.live(), digest).find(usable);
     } else {
@@ -96,10 +112,17 @@ export class PeerSource {
     }
     if (peer === undefined) {
       this.#stopFromPeer(digest);
+      this.#depth.set(digest, 0);
       return undefined;
     }
-    this.#fromPeer.set(digest, peer);
+    const relaying = (this.#o.fanOut?.downstream(digest) ?? 0) > 0;
+    const ownDepth = this.#depth.get(digest);
+    this.#receiving(digest, peer);
+    this.#depth.set(digest, depth);
     const protocol: Record<string, string> = { [SIZE_HEADER]: String(desc.size) };
+    if (this.self !== undefined) protocol[ASKER_HEADER] = this.self;
+    // Peers this node relays to must not become its source: they are deeper than it.
+    if (relaying && ownDepth !== undefined) protocol[DEPTH_HEADER] = String(ownDepth);
     if (context.authorization !== undefined) protocol[UPSTREAM_AUTH_HEADER] = context.authorization;
     if (context.upstreamFailed) protocol[STORED_ONLY_HEADER] = "1";
     const { path, headers } = peerRequest(this.#o.key, "GET", repo, digest, protocol);
@@ -111,10 +134,45 @@ export class PeerSource {
     };
   }
 
+  /**
+   * The first relay a redirect named that is live, usable and shallower than this node
+   * when it relays the blob itself.
+   */
+  #relay(digest: string, usable: (m: string) => boolean): Relay | undefined {
+    const relays = this.#relays.get(digest);
+    if (relays === undefined) return undefined;
+    const live = new Set(this.#o.liveness.live());
+    const relaying = (this.#o.fanOut?.downstream(digest) ?? 0) > 0;
+    const own = this.#depth.get(digest);
+    return relays.find(
+      (r) =>
+        live.has(r.peer) && usable(r.peer) && !(relaying && own !== undefined && r.depth >= own),
+    );
+  }
+
+  /** This node's depth in `digest`'s relay tree while it downloads it: 0 from the upstream. */
+  depthOf(digest: string): number {
+    return this.#fromPeer.has(digest) ? (this.#depth.get(digest) ?? 1) : 0;
+  }
+
   /** A transfer from `location` failed: skip that peer for this blob and penalize it. */
   failed(location: PeerLocation, desc: BlobDescriptor, cause: unknown): void {
-    const reason = classify(cause);
+    const relays = relaysOf(cause);
+    if (relays.length > 0) {
+      // Not a failure: the peer serves enough others and names relays (members only). This
+      // node still gets the blob from a peer: its listener keeps relaying, not fetching upstream.
+      const members = new Set(this.#o.liveness.others());
+      this.#relays.set(
+        desc.digest,
+        relays.filter((r) => members.has(r.peer)),
+      );
+      const redirects = (this.#redirects.get(desc.digest) ?? 0) + 1;
+      this.#redirects.set(desc.digest, redirects);
+      this.#o.counters.redirects();
+      if (redirects < MAX_REDIRECTS) return;
+    }
     this.#stopFromPeer(desc.digest);
+    const reason = classify(cause);
     let tried = this.#tried.get(desc.digest);
     if (tried === undefined) {
       tried = new Set();
@@ -146,6 +204,9 @@ export class PeerSource {
   ): void {
     this.#stopFromPeer(desc.digest);
     this.#tried.delete(desc.digest);
+    this.#relays.delete(desc.digest);
+    this.#redirects.delete(desc.digest);
+    this.#depth.delete(desc.digest);
     if (outcome === undefined) return;
     if (outcome.fromPeers > 0) this.#o.counters.received({ source: "peer" }, outcome.fromPeers);
     if (outcome.fromUpstream > 0)
@@ -184,7 +245,25 @@ export class PeerSource {
     });
   }
 
+  /** The blobs this node receives from peers now: from whom, at what depth of the blob's tree. */
+  receiving(): Array<{ digest: string; peer: string; depth: number }> {
+    return [...this.#fromPeer].map(([digest, peer]) => ({
+      digest,
+      peer,
+      depth: this.depthOf(digest),
+    }));
+  }
+
+  #receiving(digest: string, peer: string): void {
+    const was = this.#fromPeer.get(digest);
+    if (was !== undefined && was !== peer) this.#o.counters.receiving(0, { digest, peer: was });
+    this.#fromPeer.set(digest, peer);
+    this.#o.counters.receiving(1, { digest, peer });
+  }
+
   #stopFromPeer(digest: string): void {
+    const was = this.#fromPeer.get(digest);
+    if (was !== undefined) this.#o.counters.receiving(0, { digest, peer: was });
     this.#fromPeer.delete(digest);
     const waiters = this.#fromPeerEnded.get(digest);
     if (waiters === undefined) return;

@@ -20,3 +20,23 @@ describe("upload cap", () => {
     await throttle.take(1e12);
   });
 });
+
+describe("fair share between blobs", () => {
+  it("blobs take turns under the cap: one sent to many peers does not crowd out one sent to one", async () => {
+    const throttle = new Throttle(10_000_000); // burst 1 MB: every take below waits its turn
+    const many = throttle.share("sha256:many");
+    const one = throttle.share("sha256:one");
+    const granted: string[] = [];
+    const take = (t: Throttle, name: string) => t.take(1_000_000).then(() => granted.push(name));
+    // Four chunks of the first blob are queued before the other blob's one: the first goes at
+    // once, then the blobs alternate.
+    await Promise.all([
+      take(many, "many"),
+      take(many, "many"),
+      take(many, "many"),
+      take(many, "many"),
+      take(one, "one"),
+    ]);
+    assert.deepEqual(granted, ["many", "many", "one", "many", "many"]);
+  });
+});

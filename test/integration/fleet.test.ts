@@ -2,9 +2,8 @@
 // with the upstream registry behind a rate-limited link (test/fixtures/fleet.ts).
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { rank, signRequest } from "../../src/peer/index.ts";
+import { rank } from "../../src/peer/index.ts";
 import {
   type Fleet,
   type FleetNode,
@@ -12,6 +11,7 @@ import {
   fetchManifest,
   metricValue,
   type PulledImage,
+  peerGet,
   startFleet,
 } from "../fixtures/fleet.ts";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
@@ -428,32 +428,3 @@ describe("fleet: node-to-node sharing in network namespaces", { timeout: 180_000
     }
   });
 });
-
-/** A signed peer request, as a fleet member would send it; returns status and body length. */
-function peerGet(
-  peer: string,
-  registryHost: string,
-  name: string,
-  digest: string,
-  size: number,
-  o: { key: Buffer; authorization: string | undefined },
-): Promise<{ status: number; bytes: number }> {
-  const path = `/v2/${name}/blobs/${digest}?ns=${encodeURIComponent(registryHost)}`;
-  const headers: Record<string, string> = {
-    "x-ferry-peer-auth": signRequest(o.key, "GET", path),
-    "x-ferry-size": String(size),
-  };
-  if (o.authorization !== undefined) headers["x-ferry-upstream-authorization"] = o.authorization;
-  return new Promise((resolve, reject) => {
-    const req = request(`http://${peer}${path}`, { agent: false, headers }, (res) => {
-      let bytes = 0;
-      res.on("data", (c: Buffer) => {
-        bytes += c.length;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}

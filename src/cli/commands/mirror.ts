@@ -88,6 +88,7 @@ export async function mirrorCommand(
       "peer-key-file": { type: "string" },
       "peer-upload-limit": { type: "string" },
       "peer-max-connections": { type: "string" },
+      "peer-fanout": { type: "string" },
       kubeconfig: { type: "string" },
     },
   });
@@ -171,6 +172,7 @@ export async function mirrorCommand(
           key: peering.key,
           metrics,
           log,
+          fanOut: peering.fanOut,
         });
   const puller = new Puller({
     registry,

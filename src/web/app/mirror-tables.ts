@@ -80,7 +80,13 @@ export function renderPeers(
   traffic.textContent =
     `This node received ${formatBytes(peers.bytesFromPeers)} from peers and ` +
     `${formatBytes(peers.bytesFromUpstream)} from upstreams, and sent ${formatBytes(peers.bytesToPeers)} to peers; ` +
-    `${peers.transfersAbandoned} transfer${peers.transfersAbandoned === 1 ? "" : "s"} from peers abandoned.`;
+    `${peers.transfersAbandoned} transfer${peers.transfersAbandoned === 1 ? "" : "s"} from peers abandoned.` +
+    (peers.blobs ?? [])
+      .map(
+        (b) =>
+          ` ${b.digest.slice(0, 19)}: from ${b.receivingFrom ?? "the upstream"} (depth ${b.depth}), to ${b.servingTo.length > 0 ? b.servingTo.join(", ") : `${b.serving} peer${b.serving === 1 ? "" : "s"}`}.`,
+      )
+      .join("");
 }
 
 function empty(columns: number, text: string): HTMLTableRowElement {

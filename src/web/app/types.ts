@@ -98,6 +98,14 @@ export interface PeerStatus {
   readonly bytesFromUpstream: number;
   readonly bytesToPeers: number;
   readonly transfersAbandoned: number;
+  /** Blobs in flight through this node's relay trees. */
+  readonly blobs?: readonly {
+    readonly digest: string;
+    readonly servingTo: readonly string[];
+    readonly serving: number;
+    readonly receivingFrom?: string;
+    readonly depth: number;
+  }[];
 }
 
 export interface StatusDocument {
