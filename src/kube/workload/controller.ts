@@ -34,7 +34,7 @@ import {
 } from "./prepull.ts";
 import { applyGate, gateOutcome, recordGate } from "./gate-writes.ts";
 import { RolloutPrePullWrites } from "./prepull-writes.ts";
-import { type ListResult, Reflector } from "./reflector.ts";
+import { CollectionWatch } from "../watcher.ts";
 import {
   imageSetHash,
   imagesChanged,
@@ -77,9 +77,9 @@ export class RolloutController {
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
   readonly #writes: RolloutPrePullWrites;
-  readonly #workloads = new Map<WorkloadKind, Reflector<WorkloadObject & KubernetesObject>>();
-  readonly #nodes: Reflector<V1Node>;
-  readonly #prepulls: Reflector<PrePullObject>;
+  readonly #workloads = new Map<WorkloadKind, CollectionWatch<WorkloadObject & KubernetesObject>>();
+  readonly #nodes: CollectionWatch<V1Node>;
+  readonly #prepulls: CollectionWatch<PrePullObject>;
   /** The current rollout of each workload, by workloadKey. */
   readonly #rollouts = new Map<string, Rollout>();
   #synced = false;
@@ -102,21 +102,24 @@ export class RolloutController {
       const { group, version, plural } = WORKLOAD_RESOURCES[kind];
       this.#workloads.set(
         kind,
-        new Reflector<WorkloadObject & KubernetesObject>({
-          kubeConfig: kc,
+        new CollectionWatch<WorkloadObject & KubernetesObject>({
+          config: kc,
           path: `/apis/${group}/${version}/${plural}`,
           list: () => this.#listWorkloads(kind),
-          onChange: (type, object, previous) => this.#onWorkload(kind, type, object, previous),
+          onChange: () => {},
+          onDelta: (type, object, previous) => this.#onWorkload(kind, type, object, previous),
           onError: onError(`watch ${plural}`),
+          retryFirstList: true,
         }),
       );
     }
-    this.#nodes = new Reflector<V1Node>({
-      kubeConfig: kc,
+    this.#nodes = new CollectionWatch<V1Node>({
+      config: kc,
       path: "/api/v1/nodes",
       list: () => this.#core.listNode({}),
       onChange: () => this.#kick(),
       onError: onError("watch nodes"),
+      retryFirstList: true,
     });
     this.#prepulls = rolloutPrePullReflector(
       kc,
@@ -142,15 +145,13 @@ export class RolloutController {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    await Promise.all([
-      ...[...this.#workloads.values()].map((r) => r.stop()),
-      this.#nodes.stop(),
-      this.#prepulls.stop(),
-    ]);
+    for (const r of this.#workloads.values()) r.stop();
+    this.#nodes.stop();
+    this.#prepulls.stop();
     await this.#pass;
   }
 
-  #listWorkloads(kind: WorkloadKind): Promise<ListResult<WorkloadObject & KubernetesObject>> {
+  #listWorkloads(kind: WorkloadKind): Promise<{ items: (WorkloadObject & KubernetesObject)[] }> {
     switch (kind) {
       case "Deployment":
         return this.#apps.listDeploymentForAllNamespaces({});
@@ -167,7 +168,7 @@ export class RolloutController {
 
   /** Rollouts in progress when this instance was elected: the PrePulls matching current templates. */
   #adopt(): void {
-    for (const prepull of this.#prepulls.list()) {
+    for (const prepull of this.#prepulls.items) {
       const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
       const namespace = prepull.metadata.namespace ?? "default";
       if (!WORKLOAD_KINDS.includes(kind as WorkloadKind) || name === undefined) continue;
@@ -188,7 +189,7 @@ export class RolloutController {
     // Workloads their own controller is still rolling out (a change made while no leader ran,
     // or before ferry started) are pre-pulled as if the change had been seen.
     for (const kind of WORKLOAD_KINDS) {
-      for (const object of this.#workloads.get(kind)?.list() ?? []) {
+      for (const object of this.#workloads.get(kind)?.items ?? []) {
         const w = toWorkload(kind, object);
         if (this.#rollouts.has(workloadKey(w)) || w.images.length === 0) continue;
         if (rolloutInProgress(kind, object)) this.#openRollout(w);
@@ -258,8 +259,7 @@ export class RolloutController {
 
   #eligibleNodes(w: Workload): string[] {
     const extra = w.kind === "DaemonSet" ? { extraTolerations: DAEMONSET_TOLERATIONS } : {};
-    return this.#nodes
-      .list()
+    return this.#nodes.items
       .filter((node) => isReady(node))
       .filter(
         (node) =>
@@ -340,7 +340,7 @@ export class RolloutController {
     >,
     now: number,
   ): Promise<void> {
-    const deployments = this.#workloads.get("Deployment")?.list() ?? [];
+    const deployments = this.#workloads.get("Deployment")?.items ?? [];
     for (const object of deployments) {
       const w = toWorkload("Deployment", object);
       const entry = current.get(workloadKey(w));
@@ -399,7 +399,7 @@ export class RolloutController {
       [...current.values()].map(({ rollout }) => `${rollout.namespace}/${rollout.name}`),
     );
     const pending = new Set([...this.#rollouts.values()].map((r) => `${r.namespace}/${r.name}`));
-    for (const prepull of this.#prepulls.list()) {
+    for (const prepull of this.#prepulls.items) {
       const id = `${prepull.metadata.namespace ?? "default"}/${prepull.metadata.name}`;
       if (live.has(id) || pending.has(id)) continue;
       const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
