@@ -7,12 +7,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type V1ConfigMap,
-  type V1Node,
-} from "@kubernetes/client-node";
+import { CoreV1Api, type V1ConfigMap, type V1Node } from "@kubernetes/client-node";
 import type { Credential } from "../config/index.ts";
 import { FerryError, type Metrics } from "../observe/index.ts";
 import type { Reference } from "../reference/index.ts";
@@ -20,24 +15,16 @@ import type { Target } from "../runtime/index.ts";
 import { apiConnectError, apiMessage } from "./api-errors.ts";
 import type { KubeClient } from "./client.ts";
 import { EventRecorder, type InvolvedObject } from "./events.ts";
-import { type FleetView, fleetView } from "./fleet.ts";
-import { matchingPrePulls } from "./image-sources.ts";
+import type { FleetView } from "./fleet.ts";
 import { KubeMetrics } from "./metrics.ts";
-import {
-  IMAGE_LIST_LABEL,
-  PREPULL_GROUP,
-  PREPULL_PLURAL,
-  PREPULL_VERSION,
-  WORKLOAD_PREPULL_LABEL,
-} from "./names.ts";
+import { IMAGE_LIST_LABEL } from "./names.ts";
 import type { NodeCondition, NodeConditions } from "./node-conditions.ts";
 import { checkHeadroom, type NodeHeadroomOptions } from "./node-headroom.ts";
 import { NodeLists } from "./node-lists.ts";
 import { NodePresence } from "./node-presence.ts";
-import { PrePullReport } from "./node-prepull-report.ts";
-import { secretCredential, wrapTarget } from "./node-target.ts";
-import { type PrePull, prepullKey } from "./prepull.ts";
+import { wrapTarget } from "./node-target.ts";
 import { StartupTaint, type TaintMode } from "./startup-taint.ts";
+import { type Assignments, assignments, type ReportMode } from "./node-assignments.ts";
 import { CollectionWatch } from "./watcher.ts";
 
 export type { TaintMode } from "./startup-taint.ts";
@@ -65,6 +52,11 @@ export interface KubeAgentOptions {
     ref: Reference,
     credential: Credential | undefined,
   ) => Promise<number | undefined>;
+  /**
+   * Where the agent learns what to hold and reports: its own NodeImages ("nodeimages", written
+   * by the elected controller) or every PrePull ("prepull", the previous version's way).
+   */
+  readonly report?: ReportMode;
   /** Re-check of the runtime without a change (continuous mode, missed pulls); default 30 s. */
   readonly resyncMs?: number;
   readonly metrics: Metrics;
@@ -121,10 +113,9 @@ class NodeAgent implements KubeAgent {
   readonly #metrics: KubeMetrics;
   readonly #nodes: CollectionWatch<V1Node>;
   readonly #configMaps: CollectionWatch<V1ConfigMap>;
-  readonly #prepulls: CollectionWatch<PrePull>;
+  readonly #assignments: Assignments;
   readonly #lists: NodeLists;
   readonly #presence: NodePresence;
-  readonly #report: PrePullReport;
   readonly #headroom: NodeHeadroomOptions;
   #runtime: Target | undefined;
   readonly #taint: StartupTaint | undefined;
@@ -146,7 +137,6 @@ class NodeAgent implements KubeAgent {
     this.listFile = join(options.stateDir, "kubernetes-images.yaml");
     const config = options.client.config;
     this.#core = config.makeApiClient(CoreV1Api);
-    const custom = config.makeApiClient(CustomObjectsApi);
     this.#events = new EventRecorder(this.#core, {
       namespace: options.namespace,
       host: options.nodeName,
@@ -182,12 +172,6 @@ class NodeAgent implements KubeAgent {
       metrics: this.#metrics,
       warnOnce,
     });
-    this.#report = new PrePullReport({
-      custom,
-      nodeName: options.nodeName,
-      events: this.#events,
-      log: options.log,
-    });
     this.#headroom = {
       nodeName: options.nodeName,
       imageFsPath: options.imageFsPath,
@@ -221,21 +205,15 @@ class NodeAgent implements KubeAgent {
       onChange: () => this.#changed(),
       onError: onError("image-list ConfigMaps"),
     });
-    // Rollout PrePulls (labelled by the workload controller) are pulled by its node runner.
-    const prepullSelector = `!${WORKLOAD_PREPULL_LABEL}`;
-    this.#prepulls = new CollectionWatch<PrePull>({
+    this.#assignments = assignments(options.report ?? "prepull", {
       config,
-      path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
-      labelSelector: prepullSelector,
-      list: async () =>
-        (await custom.listCustomObjectForAllNamespaces({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          resourcePlural: PREPULL_PLURAL,
-          labelSelector: prepullSelector,
-        })) as { items: PrePull[]; metadata?: { resourceVersion?: string } },
+      core: this.#core,
+      nodeName: options.nodeName,
+      node: () => this.#node(),
+      events: this.#events,
       onChange: () => this.#changed(),
-      onError: onError("PrePulls"),
+      onError,
+      log: options.log,
     });
   }
 
@@ -246,7 +224,7 @@ class NodeAgent implements KubeAgent {
     await Promise.all([
       this.#nodes.start(),
       this.#configMaps.start(),
-      this.#prepulls.start(),
+      this.#assignments.start(),
     ]).catch((error: unknown) => {
       const client = this.#o.client;
       throw apiConnectError(error, client.config.getCurrentCluster()?.server ?? client.source);
@@ -273,7 +251,7 @@ class NodeAgent implements KubeAgent {
     clearInterval(this.#timer);
     this.#nodes.stop();
     this.#configMaps.stop();
-    this.#prepulls.stop();
+    this.#assignments.stop();
     await this.#lists.stop();
     await this.#running;
   }
@@ -295,7 +273,7 @@ class NodeAgent implements KubeAgent {
                 ? {}
                 : { heldBy: [...this.#taint.heldBy] }),
             },
-      prepulls: this.#matchingPrePulls().map(prepullKey),
+      prepulls: this.#assignments.prepullKeys(),
       configMaps: this.#configMaps.items.map((c) => `${c.metadata?.namespace}/${c.metadata?.name}`),
       requiredPresent: this.#presence.requiredPresent,
       requiredTotal: this.#presence.requiredTotal,
@@ -304,13 +282,9 @@ class NodeAgent implements KubeAgent {
   }
 
   fleet(): FleetView {
-    return fleetView({
-      node: this.#o.nodeName,
-      prepulls: this.#prepulls.items,
-      matching: new Set(this.#matchingPrePulls().map(prepullKey)),
-      listed: [...this.#lists.wanted.keys()],
-      live: (image) => this.#presence.imageStatus(image),
-    });
+    return this.#assignments.fleet([...this.#lists.wanted.keys()], (image) =>
+      this.#presence.imageStatus(image),
+    );
   }
 
   wrapTarget(target: Target): Target {
@@ -319,13 +293,7 @@ class NodeAgent implements KubeAgent {
     this.#kick();
     return wrapTarget(target, {
       credential: (image, ref) =>
-        secretCredential(
-          this.#core,
-          this.#matchingPrePulls(),
-          this.#lists.wanted.get(image)?.prepulls,
-          ref,
-          this.#o.log,
-        ),
+        this.#assignments.credential(image, ref, this.#lists.wanted.get(image)?.prepulls),
       check: (image, ref, credential) => checkHeadroom(this.#headroom, image, ref, credential),
       pulling: (image) => {
         this.#presence.pulling(image);
@@ -346,14 +314,10 @@ class NodeAgent implements KubeAgent {
     return this.#nodes.items[0];
   }
 
-  #matchingPrePulls(): PrePull[] {
-    return matchingPrePulls(this.#prepulls.items, this.#node()?.metadata?.labels ?? {});
-  }
-
   #render(): Promise<void> {
     return this.#lists.render(() => ({
       configMaps: this.#configMaps.items,
-      prepulls: this.#matchingPrePulls(),
+      ...this.#assignments.sources(),
     }));
   }
 
@@ -396,12 +360,15 @@ class NodeAgent implements KubeAgent {
     if (runtime === undefined || node === undefined) return;
     const wanted = this.#lists.wanted;
     await this.#presence.refresh(runtime, node, wanted);
-    await this.#report.write(
-      this.#prepulls.items,
-      new Set(this.#matchingPrePulls().map(prepullKey)),
-      (image) => this.#presence.imageStatus(image),
+    await this.#assignments.report((image) => this.#presence.imageStatus(image));
+    const problem = this.#assignments.problem();
+    const unreadable = this.#lists.unreadableReasons();
+    await this.#presence.reconcileTaint(
+      runtime,
+      node,
+      wanted,
+      problem === undefined ? unreadable : [...unreadable, problem],
     );
-    await this.#presence.reconcileTaint(runtime, node, wanted, this.#lists.unreadableReasons());
   }
 
   #nodeRef(): InvolvedObject {

@@ -7,6 +7,7 @@ import type { V1ConfigMap } from "@kubernetes/client-node";
 import { type ImageEntry, loadImageList, watchList } from "../agent/index.ts";
 import { collectImages, listText, type WantedImage, writeAtomic } from "./image-sources.ts";
 import type { NodeConditions } from "./node-conditions.ts";
+import type { AssignedImage } from "./node-images.ts";
 import type { PrePull } from "./prepull.ts";
 
 export interface NodeListsOptions {
@@ -22,6 +23,8 @@ export interface ListSources {
   readonly configMaps: readonly V1ConfigMap[];
   /** already matched to the node */
   readonly prepulls: readonly PrePull[];
+  /** the node's NodeImages spec */
+  readonly assigned: readonly AssignedImage[];
 }
 
 export class NodeLists {
@@ -91,6 +94,7 @@ export class NodeLists {
       base: this.#baseEntries,
       configMaps: sources.configMaps,
       prepulls: sources.prepulls,
+      assigned: sources.assigned,
       problem: (key, entry, blocking) => {
         this.#o.warnOnce(key, entry);
         if (!blocking) return;

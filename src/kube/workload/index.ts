@@ -15,6 +15,7 @@ import type { EventSink } from "./events.ts";
 import { DEFAULT_GATE_TIMEOUT_MS } from "./gate.ts";
 import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from "./lease.ts";
 import { NodeRunner } from "./node-runner.ts";
+import { NodeImagesController } from "../node-images-controller.ts";
 
 export {
   allocateGrants,
@@ -59,6 +60,8 @@ export interface WorkloadPrePullOptions {
   readonly retryFailedAfterMs?: number;
   /** How often the controller re-evaluates without a change (timeouts, stale grants); 2 s. */
   readonly resyncMs?: number;
+  /** The NodeImages controller's least time between passes (default 1 s). */
+  readonly nodeImagesIntervalMs?: number;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
   readonly startupTaintKeys?: readonly string[];
   readonly onEvent?: EventSink;
@@ -95,6 +98,7 @@ export async function startWorkloadPrePull(
           onEvent,
         });
   let controller: RolloutController | undefined;
+  let nodeImages: NodeImagesController | undefined;
   let controllerDone: Promise<void> = Promise.resolve();
   let stopping = false;
   const election = new LeaderElection({
@@ -117,13 +121,25 @@ export async function startWorkloadPrePull(
         recorder,
         onEvent,
       });
+      // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
+      const n = new NodeImagesController({
+        kubeConfig: options.kubeConfig,
+        ...(options.nodeImagesIntervalMs === undefined
+          ? {}
+          : { intervalMs: options.nodeImagesIntervalMs }),
+        recorder,
+        onError: (where, error) => onEvent({ type: "error", where, error }),
+      });
       controller = c;
-      const started = c
-        .start()
-        .catch((error: unknown) => onEvent({ type: "error", where: "controller", error }));
+      nodeImages = n;
+      const started = Promise.all([
+        c.start().catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
+        n.start().catch((error: unknown) => onEvent({ type: "error", where: "nodeimages", error })),
+      ]);
       signal.addEventListener("abort", () => {
-        controllerDone = Promise.all([c.stop(), started]).then(() => {});
+        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => {});
         if (controller === c) controller = undefined;
+        if (nodeImages === n) nodeImages = undefined;
       });
     },
     onStoppedLeading: () => onEvent({ type: "leader", leading: false, identity }),
@@ -138,8 +154,10 @@ export async function startWorkloadPrePull(
       // The controller stops writing before the Lease is given up, so a successor never
       // overlaps with it.
       const c = controller;
+      const n = nodeImages;
       controller = undefined;
-      if (c !== undefined) controllerDone = c.stop();
+      nodeImages = undefined;
+      if (c !== undefined) controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => {});
       await controllerDone;
       await election.stop();
       await controllerDone;
