@@ -130,6 +130,8 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     startupTaintKey: key === "none" ? undefined : key,
     taintMode: options.taintMode ?? "bootstrap",
     imageFsPath,
+    // Not set explicitly: where the runtime says its images are (CRI ImageFsInfo) comes first.
+    imageFsFromRuntime: options.imageFsPath === undefined,
     report: options.report ?? "prepull",
     ...(options.imageGCHighThresholdPercent === undefined
       ? {}

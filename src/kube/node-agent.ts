@@ -45,6 +45,8 @@ export interface KubeAgentOptions {
   readonly taintMode?: TaintMode;
   /** The image filesystem to check before each pull (containerd's root); no check without it. */
   readonly imageFsPath?: string | undefined;
+  /** Check the filesystem the runtime reports (CRI ImageFsInfo) instead, when it is visible here. */
+  readonly imageFsFromRuntime?: boolean;
   /** kubelet's imageGCHighThresholdPercent (default 85). */
   readonly imageGCHighThresholdPercent?: number;
   /** Bytes an image will add, when known (e.g. the sum of its layers); 0 otherwise. */
@@ -294,7 +296,18 @@ class NodeAgent implements KubeAgent {
     return wrapTarget(target, {
       credential: (image, ref) =>
         this.#assignments.credential(image, ref, this.#lists.wanted.get(image)?.prepulls),
-      check: (image, ref, credential) => checkHeadroom(this.#headroom, image, ref, credential),
+      check: (image, ref, credential) =>
+        checkHeadroom(
+          {
+            ...this.#headroom,
+            ...(this.#o.imageFsFromRuntime === true && target.imageFilesystems !== undefined
+              ? { runtimeImageFs: async () => (await target.imageFilesystems!())[0]?.mountpoint }
+              : {}),
+          },
+          image,
+          ref,
+          credential,
+        ),
       pulling: (image) => {
         this.#presence.pulling(image);
         this.#kick();

@@ -3,6 +3,7 @@
  * estimated, and a pull that would pass kubelet's GC threshold refused, with a condition, a
  * metric and an Event on the node.
  */
+import { access } from "node:fs/promises";
 import type { Credential } from "../config/index.ts";
 import type { Reference } from "../reference/index.ts";
 import type { EventRecorder, InvolvedObject } from "./events.ts";
@@ -15,6 +16,11 @@ export interface NodeHeadroomOptions {
   readonly nodeName: string;
   /** The image filesystem to check before each pull (containerd's root); no check without it. */
   readonly imageFsPath?: string | undefined;
+  /**
+   * The runtime's own answer (CRI ImageFsInfo), asked when the path was not set explicitly: its
+   * mountpoint is checked instead of imageFsPath when it is visible here.
+   */
+  readonly runtimeImageFs?: (() => Promise<string | undefined>) | undefined;
   /** kubelet's imageGCHighThresholdPercent (default 85). */
   readonly imageGCHighThresholdPercent?: number | undefined;
   /** Bytes an image will add, when known (e.g. the sum of its layers); 0 otherwise. */
@@ -35,7 +41,7 @@ export async function checkHeadroom(
   ref: Reference,
   credential: Credential | undefined,
 ): Promise<void> {
-  const path = o.imageFsPath;
+  const path = (await runtimePath(o)) ?? o.imageFsPath;
   if (path === undefined) return;
   let usage: Awaited<ReturnType<typeof filesystemUsage>>;
   try {
@@ -70,4 +76,30 @@ export async function checkHeadroom(
     warning: true,
   });
   throw error;
+}
+
+/** The runtime's image filesystem when it reports one this process can see, else undefined. */
+async function runtimePath(o: NodeHeadroomOptions): Promise<string | undefined> {
+  if (o.runtimeImageFs === undefined) return undefined;
+  let path: string | undefined;
+  try {
+    path = await o.runtimeImageFs();
+  } catch (error) {
+    o.warnOnce("imagefsinfo", {
+      msg: "runtime did not say where its image filesystem is (ImageFsInfo): checking the configured path",
+      error: String(error),
+    });
+    return undefined;
+  }
+  if (path === undefined) return undefined;
+  try {
+    await access(path);
+    return path;
+  } catch {
+    o.warnOnce(`imagefsinfo:${path}`, {
+      msg: "the runtime's image filesystem is not visible to the agent: checking the configured path",
+      path,
+    });
+    return undefined;
+  }
 }

@@ -52,6 +52,8 @@ export function wrapTarget(target: Target, hooks: PullHooks): Target {
   };
   if (target.pin !== undefined) wrapped.pin = (ref, signal) => target.pin!(ref, signal);
   if (target.unpin !== undefined) wrapped.unpin = (ref, signal) => target.unpin!(ref, signal);
+  if (target.imageFilesystems !== undefined)
+    wrapped.imageFilesystems = (signal) => target.imageFilesystems!(signal);
   return wrapped;
 }
 
