@@ -1,11 +1,11 @@
 /**
- * `npm run bench:kube`: the Kubernetes scale run (test/fixtures/kube-scale.ts) for N node agents
- * (BENCH_NODES, default 10,100,1000), one required PrePull for every node; BENCH_REPORT=prepull
- * runs the agents the previous version's way (every PrePull watched) for comparison. Reports per node the
- * API server's watch and list bytes and writes, the conflicts, and the times until every node
- * reported present and until the aggregate said N/N (the taints are checked gone too; the
- * agents start before the PrePull exists, so when they went is not a measure of the taint path). Not a test: it asserts
- * nothing.
+ * `npm run bench:kube`: the Kubernetes scale run (test/fixtures/kube-scale.ts) for N node
+ * agents (BENCH_NODES, default 10,100,1000), one required PrePull for every node;
+ * BENCH_REPORT=prepull runs the agents the previous version's way (every PrePull watched) for
+ * comparison. Reports per node the API server's watch and list bytes and writes, the
+ * conflicts, and the times until every node reported present and until the aggregate said N/N
+ * (the taints are checked gone too, but the agents start before the PrePull exists, so when
+ * they went is not a measure of the taint path). Not a test: it asserts nothing.
  */
 import { runKubeScale } from "../test/fixtures/kube-scale.ts";
 

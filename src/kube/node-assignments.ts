@@ -80,11 +80,20 @@ export function assignments(mode: ReportMode, o: AssignmentsOptions): Assignment
 }
 
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+/**
+ * The fleet view's other columns: every node's NodeImages, listed only when someone asks for the
+ * view and at most this often, so an agent's API cost stays flat when nobody looks.
+ */
+const FLEET_LIST_MS = 10_000;
 
 class OwnNodeImages implements Assignments {
   readonly #o: AssignmentsOptions;
   readonly #custom: CustomObjectsApi;
   readonly #own: CollectionWatch<NodeImagesObject>;
+  /** Every node's NodeImages, listed only when the fleet view is asked for, at most every FLEET_LIST_MS. */
+  #fleet: NodeImagesObject[] = [];
+  #fleetListed = 0;
+  #fleetListing: Promise<void> | undefined;
 
   constructor(o: AssignmentsOptions) {
     this.#o = o;
@@ -220,24 +229,67 @@ class OwnNodeImages implements Assignments {
   }
 
   fleet(listed: readonly string[], live: (image: string) => NodeImageStatus): FleetView {
-    // The PrePulls as this node knows them (their images for this node); other nodes' columns
-    // are in their own NodeImages and the PrePulls' aggregate.
+    this.#refreshFleet();
+    // The PrePulls as the nodes' NodeImages name them, each node's report as its entry: this
+    // node's from its own object (its column is live), the others' from the last list.
     const byKey = new Map<string, PrePull>();
-    for (const a of this.#assigned())
-      for (const key of a.prepulls) {
-        const [namespace = "", name = ""] = key.split("/");
-        const p = byKey.get(key) ?? { metadata: { namespace, name }, spec: { images: [] } };
-        p.spec?.images?.push(a.image);
-        if (a.required && p.spec) p.spec.required = true;
-        byKey.set(key, p);
-      }
+    const others = this.#fleet.filter((n) => n.metadata?.name !== this.#o.nodeName);
+    for (const n of [this.#object(), ...others]) {
+      const node = n?.metadata?.name ?? "";
+      const states = new Map((n?.status?.images ?? []).map((i) => [i.image, i]));
+      for (const a of n?.spec?.images ?? [])
+        for (const key of a.prepulls) {
+          const [namespace = "", name = ""] = key.split("/");
+          const p: PrePull = byKey.get(key) ?? {
+            metadata: { namespace, name },
+            spec: { images: [] },
+            status: { nodes: {} },
+          };
+          if (!p.spec?.images?.includes(a.image)) p.spec?.images?.push(a.image);
+          if (a.required && p.spec) p.spec.required = true;
+          const state = states.get(a.image);
+          const nodes = p.status?.nodes;
+          if (state !== undefined && nodes !== undefined && n?.status !== undefined) {
+            const entry = nodes[node] ?? { ...n.status, images: [] };
+            entry.images.push(state);
+            nodes[node] = entry;
+          }
+          byKey.set(key, p);
+        }
+    }
+    const mine = new Set(this.prepullKeys());
     return fleetView({
       node: this.#o.nodeName,
       prepulls: [...byKey.values()],
-      matching: new Set(byKey.keys()),
+      matching: mine,
       listed,
       live,
     });
+  }
+
+  /** Lists every NodeImages in the background when the last list is older than FLEET_LIST_MS. */
+  #refreshFleet(): void {
+    if (this.#fleetListing !== undefined || Date.now() - this.#fleetListed < FLEET_LIST_MS) return;
+    this.#fleetListing = this.#custom
+      .listClusterCustomObject({
+        group: PREPULL_GROUP,
+        version: PREPULL_VERSION,
+        plural: NODE_IMAGES_PLURAL,
+      })
+      .then((list) => {
+        this.#fleet = (list as { items: NodeImagesObject[] }).items;
+        this.#fleetListed = Date.now();
+      })
+      .catch((error: unknown) =>
+        this.#o.log({
+          level: "warn",
+          msg: "fleet view: NodeImages not listed",
+          error: apiMessage(error),
+        }),
+      )
+      .finally(() => {
+        this.#fleetListing = undefined;
+      });
   }
 }
 

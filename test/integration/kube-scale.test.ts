@@ -1,7 +1,8 @@
 // The short form of `npm run bench:kube` (issue 22): N node agents against the fake API server,
 // one required PrePull for every node. With per-node NodeImages, what the API server sends each
 // node's agent and the writes it takes do not grow with N, and no two writes conflict; the
-// aggregate is written by the elected controller. N = 4 and 16 here; the bench runs up to 1,000.
+// aggregate is written by the elected controller, and an agent's fleet view (/status) lists the
+// NodeImages only when asked. N = 4 and 16 here; the bench runs up to 1,000.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { runKubeScale, type ScaleResult } from "../fixtures/kube-scale.ts";
@@ -12,6 +13,7 @@ describe("Kubernetes at fleet scale: per-node cost flat in N", { timeout: 300_00
     const large: ScaleResult = await runKubeScale({ nodes: 16, timeoutMs: 120_000 });
     for (const r of [small, large]) {
       assert.equal(r.conflicts, 0, `no resourceVersion conflicts at N=${r.nodes}`);
+      assert.equal(r.fleetNodes, r.nodes, "an agent's fleet view reads every node's NodeImages");
       assert.ok(r.reportedSeconds > 0 && r.aggregateSeconds > 0 && r.untaintedSeconds > 0);
     }
     assert.ok(
