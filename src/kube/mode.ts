@@ -180,6 +180,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
           ...(key === "none" ? {} : { startupTaintKeys: [key] }),
           ...(options.prePullBudget === undefined ? {} : { budget: options.prePullBudget }),
           ...(options.gateTimeoutMs === undefined ? {} : { gateTimeoutMs: options.gateTimeoutMs }),
+          metrics: options.metrics,
           onEvent: (event) => {
             if (event.type === "error")
               options.log({

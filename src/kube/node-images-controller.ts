@@ -14,7 +14,9 @@ import {
   setHeaderOptions,
   type V1Node,
 } from "@kubernetes/client-node";
+import type { Metrics } from "../observe/index.ts";
 import { apiStatus } from "./api-errors.ts";
+import { NodeImagesMetrics } from "./metrics.ts";
 import type { EventRecorder } from "./events.ts";
 import { matchingPrePulls } from "./image-sources.ts";
 import {
@@ -44,6 +46,8 @@ export interface NodeImagesControllerOptions {
   /** At most one pass (and its writes) per this long; default 1 s. */
   readonly intervalMs?: number;
   readonly recorder?: EventRecorder;
+  /** The agent's registry: writes and each PrePull's ready/selected nodes. */
+  readonly metrics?: Metrics;
   readonly onError: (where: string, error: unknown) => void;
 }
 
@@ -62,9 +66,12 @@ export class NodeImagesController {
   #last = 0;
   /** PrePulls whose every selected node held every image at the last pass (for the Event). */
   readonly #complete = new Set<string>();
+  readonly #metrics: NodeImagesMetrics | undefined;
 
   constructor(options: NodeImagesControllerOptions) {
     this.#o = options;
+    this.#metrics =
+      options.metrics === undefined ? undefined : new NodeImagesMetrics(options.metrics);
     const kc = options.kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
     this.#custom = kc.makeApiClient(CustomObjectsApi);
@@ -174,7 +181,7 @@ export class NodeImagesController {
           name,
         })
         .then(
-          () => {},
+          () => this.#metrics?.wrote("delete"),
           (error: unknown) => {
             if (apiStatus(error) !== 404) this.#o.onError(`delete nodeimages ${name}`, error);
           },
@@ -186,6 +193,7 @@ export class NodeImagesController {
         .map((n) => n.metadata?.name ?? "")
         .filter((n) => n !== "");
       const agg = aggregate(p, selected, (node) => this.#own.get(undefined, node)?.status);
+      this.#metrics?.prepull(prepullKey(p), Number(agg.ready.split("/")[0]), agg.selected);
       if (sameAggregate(p, agg)) continue;
       await this.#writeAggregate(p, agg).catch((error: unknown) =>
         this.#o.onError(`prepull status ${prepullKey(p)}`, error),
@@ -206,6 +214,7 @@ export class NodeImagesController {
             spec,
           },
         });
+        this.#metrics?.wrote("spec");
         return;
       } catch (error) {
         // The watch had not shown it yet: patch it as any other.
@@ -214,6 +223,7 @@ export class NodeImagesController {
     }
     // The spec is replaced whole: a merge patch of `images` replaces the list.
     await this.#custom.patchClusterCustomObject({ ...where, name, body: { spec } }, MERGE);
+    this.#metrics?.wrote("spec");
   }
 
   async #writeAggregate(p: PrePull, agg: PrePullAggregate): Promise<void> {
@@ -235,6 +245,7 @@ export class NodeImagesController {
       },
       MERGE,
     );
+    this.#metrics?.wrote("aggregate");
     const key = prepullKey(p);
     const [ready, reporting] = agg.ready.split("/");
     const complete = agg.selected > 0 && ready === String(agg.selected) && reporting === ready;

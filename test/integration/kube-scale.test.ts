@@ -14,6 +14,14 @@ describe("Kubernetes at fleet scale: per-node cost flat in N", { timeout: 300_00
     for (const r of [small, large]) {
       assert.equal(r.conflicts, 0, `no resourceVersion conflicts at N=${r.nodes}`);
       assert.equal(r.fleetNodes, r.nodes, "an agent's fleet view reads every node's NodeImages");
+      assert.match(
+        r.controllerMetrics,
+        new RegExp(
+          `^ferry_kube_prepull_ready_nodes\\{prepull="ferry-system/scale"\\} ${r.nodes}$`,
+          "m",
+        ),
+      );
+      assert.match(r.controllerMetrics, /^ferry_kube_nodeimages_writes_total\{what="spec"\} \d+$/m);
       assert.ok(r.reportedSeconds > 0 && r.aggregateSeconds > 0 && r.untaintedSeconds > 0);
     }
     assert.ok(

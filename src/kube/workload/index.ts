@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { FerryError } from "../../observe/index.ts";
+import { FerryError, type Metrics } from "../../observe/index.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "../names.ts";
 import type { Target } from "../../runtime/index.ts";
 import { DEFAULT_PULL_BUDGET } from "./budget.ts";
@@ -60,6 +60,8 @@ export interface WorkloadPrePullOptions {
   readonly retryFailedAfterMs?: number;
   /** How often the controller re-evaluates without a change (timeouts, stale grants); 2 s. */
   readonly resyncMs?: number;
+  /** The registry for the NodeImages controller's metrics (the agent's /metrics). */
+  readonly metrics?: Metrics;
   /** The NodeImages controller's least time between passes (default 1 s). */
   readonly nodeImagesIntervalMs?: number;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
@@ -128,6 +130,7 @@ export async function startWorkloadPrePull(
           ? {}
           : { intervalMs: options.nodeImagesIntervalMs }),
         recorder,
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
         onError: (where, error) => onEvent({ type: "error", where, error }),
       });
       controller = c;
