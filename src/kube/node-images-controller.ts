@@ -7,12 +7,10 @@
  * aggregate fields, so its merge patches carry no resourceVersion and meet no conflict.
  */
 import {
-  CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
-  type V1Node,
 } from "@kubernetes/client-node";
 import type { Metrics } from "../observe/index.ts";
 import { apiStatus } from "./api-errors.ts";
@@ -35,6 +33,7 @@ import {
   type PrePullAggregate,
 } from "./node-images.ts";
 import { type PrePull, prepullKey } from "./prepull.ts";
+import type { ClusterNodes } from "./cluster-nodes.ts";
 import { CollectionWatch } from "./watcher.ts";
 
 export const DEFAULT_NODE_IMAGES_INTERVAL_MS = 1000;
@@ -43,6 +42,8 @@ const WRITE_CONCURRENCY = 16;
 
 export interface NodeImagesControllerOptions {
   readonly kubeConfig: KubeConfig;
+  /** Every Node, shared with the rollout controller; its owner starts and stops it. */
+  readonly nodes: ClusterNodes;
   /** At most one pass (and its writes) per this long; default 1 s. */
   readonly intervalMs?: number;
   readonly recorder?: EventRecorder;
@@ -56,7 +57,8 @@ const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 export class NodeImagesController {
   readonly #o: NodeImagesControllerOptions;
   readonly #custom: CustomObjectsApi;
-  readonly #nodes: CollectionWatch<V1Node>;
+  readonly #nodes: ClusterNodes;
+  readonly #unsubscribe: () => void;
   readonly #prepulls: CollectionWatch<PrePull>;
   readonly #own: CollectionWatch<NodeImagesObject>;
   #synced = false;
@@ -73,18 +75,11 @@ export class NodeImagesController {
     this.#metrics =
       options.metrics === undefined ? undefined : new NodeImagesMetrics(options.metrics);
     const kc = options.kubeConfig;
-    const core = kc.makeApiClient(CoreV1Api);
     this.#custom = kc.makeApiClient(CustomObjectsApi);
     const onError = (where: string) => (error: unknown) => options.onError(where, error);
     const kick = () => this.#kick();
-    this.#nodes = new CollectionWatch<V1Node>({
-      config: kc,
-      path: "/api/v1/nodes",
-      list: () => core.listNode({}),
-      onChange: kick,
-      onError: onError("watch nodes"),
-      retryFirstList: true,
-    });
+    this.#nodes = options.nodes;
+    this.#unsubscribe = options.nodes.onChange(kick);
     const labelSelector = `!${WORKLOAD_PREPULL_LABEL}`;
     this.#prepulls = new CollectionWatch<PrePull>({
       config: kc,
@@ -126,7 +121,7 @@ export class NodeImagesController {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    this.#nodes.stop();
+    this.#unsubscribe();
     this.#prepulls.stop();
     this.#own.stop();
     await this.#pass;

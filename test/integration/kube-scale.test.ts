@@ -14,6 +14,11 @@ describe("Kubernetes at fleet scale: per-node cost flat in N", { timeout: 300_00
     for (const r of [small, large]) {
       assert.equal(r.conflicts, 0, `no resourceVersion conflicts at N=${r.nodes}`);
       assert.equal(r.fleetNodes, r.nodes, "an agent's fleet view reads every node's NodeImages");
+      assert.deepEqual(
+        r.controllerNodeCalls,
+        { list: 1, watch: 1 },
+        "the leader's two controllers share one all-node list and watch",
+      );
       assert.match(
         r.controllerMetrics,
         new RegExp(

@@ -34,6 +34,7 @@ import {
 } from "./prepull.ts";
 import { applyGate, gateOutcome, recordGate } from "./gate-writes.ts";
 import { RolloutPrePullWrites } from "./prepull-writes.ts";
+import type { ClusterNodes } from "../cluster-nodes.ts";
 import { CollectionWatch } from "../watcher.ts";
 import {
   imageSetHash,
@@ -59,6 +60,8 @@ export interface RolloutControllerOptions {
   readonly ignoreTaintKeys: readonly string[];
   readonly recorder: EventRecorder;
   readonly onEvent: EventSink;
+  /** Every Node, shared with the NodeImages controller; its owner starts and stops it. */
+  readonly nodes: ClusterNodes;
 }
 
 interface Rollout {
@@ -78,7 +81,8 @@ export class RolloutController {
   readonly #custom: CustomObjectsApi;
   readonly #writes: RolloutPrePullWrites;
   readonly #workloads = new Map<WorkloadKind, CollectionWatch<WorkloadObject & KubernetesObject>>();
-  readonly #nodes: CollectionWatch<V1Node>;
+  readonly #nodes: ClusterNodes;
+  readonly #unsubscribe: () => void;
   readonly #prepulls: CollectionWatch<PrePullObject>;
   /** The current rollout of each workload, by workloadKey. */
   readonly #rollouts = new Map<string, Rollout>();
@@ -113,14 +117,8 @@ export class RolloutController {
         }),
       );
     }
-    this.#nodes = new CollectionWatch<V1Node>({
-      config: kc,
-      path: "/api/v1/nodes",
-      list: () => this.#core.listNode({}),
-      onChange: () => this.#kick(),
-      onError: onError("watch nodes"),
-      retryFirstList: true,
-    });
+    this.#nodes = options.nodes;
+    this.#unsubscribe = options.nodes.onChange(() => this.#kick());
     this.#prepulls = rolloutPrePullReflector(
       kc,
       this.#custom,
@@ -146,7 +144,7 @@ export class RolloutController {
     this.#stopped = true;
     clearInterval(this.#timer);
     for (const r of this.#workloads.values()) r.stop();
-    this.#nodes.stop();
+    this.#unsubscribe();
     this.#prepulls.stop();
     await this.#pass;
   }

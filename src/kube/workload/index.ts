@@ -15,6 +15,7 @@ import type { EventSink } from "./events.ts";
 import { DEFAULT_GATE_TIMEOUT_MS } from "./gate.ts";
 import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from "./lease.ts";
 import { NodeRunner } from "./node-runner.ts";
+import { ClusterNodes } from "../cluster-nodes.ts";
 import { NodeImagesController } from "../node-images-controller.ts";
 
 export {
@@ -101,6 +102,7 @@ export async function startWorkloadPrePull(
         });
   let controller: RolloutController | undefined;
   let nodeImages: NodeImagesController | undefined;
+  let leaderNodes: ClusterNodes | undefined;
   let controllerDone: Promise<void> = Promise.resolve();
   let stopping = false;
   const election = new LeaderElection({
@@ -112,7 +114,12 @@ export async function startWorkloadPrePull(
     onStartedLeading: (signal) => {
       if (stopping) return;
       onEvent({ type: "leader", leading: true, identity });
+      // One all-node list and watch for both controllers.
+      const nodes = new ClusterNodes(options.kubeConfig, (error) =>
+        onEvent({ type: "error", where: "watch nodes", error }),
+      );
       const c = new RolloutController({
+        nodes,
         kubeConfig: options.kubeConfig,
         budget: options.budget ?? DEFAULT_PULL_BUDGET,
         gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
@@ -126,6 +133,7 @@ export async function startWorkloadPrePull(
       // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
       const n = new NodeImagesController({
         kubeConfig: options.kubeConfig,
+        nodes,
         ...(options.nodeImagesIntervalMs === undefined
           ? {}
           : { intervalMs: options.nodeImagesIntervalMs }),
@@ -135,14 +143,16 @@ export async function startWorkloadPrePull(
       });
       controller = c;
       nodeImages = n;
+      leaderNodes = nodes;
       const started = Promise.all([
         c.start().catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
         n.start().catch((error: unknown) => onEvent({ type: "error", where: "nodeimages", error })),
       ]);
       signal.addEventListener("abort", () => {
-        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => {});
+        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => nodes.stop());
         if (controller === c) controller = undefined;
         if (nodeImages === n) nodeImages = undefined;
+        if (leaderNodes === nodes) leaderNodes = undefined;
       });
     },
     onStoppedLeading: () => onEvent({ type: "leader", leading: false, identity }),
@@ -158,9 +168,12 @@ export async function startWorkloadPrePull(
       // overlaps with it.
       const c = controller;
       const n = nodeImages;
+      const nodes = leaderNodes;
       controller = undefined;
       nodeImages = undefined;
-      if (c !== undefined) controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => {});
+      leaderNodes = undefined;
+      if (c !== undefined)
+        controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => nodes?.stop());
       await controllerDone;
       await election.stop();
       await controllerDone;
