@@ -23,6 +23,10 @@ import {
   DEFAULT_STARTUP_TAINT_KEY,
   IMAGE_LIST_KEY,
   IMAGE_LIST_LABEL,
+  NODE_IMAGES_KIND,
+  NODE_IMAGES_PLURAL,
+  nodeImagesSpec,
+  nodeStatus,
   PEER_PORT_NAME,
   PEERS_SERVICE,
 } from "../src/kube/index.ts";
@@ -187,6 +191,7 @@ describe("deploy/kubernetes", () => {
           "ClusterRoleBinding",
           "ConfigMap",
           "ConfigMap",
+          "CustomResourceDefinition",
           "CustomResourceDefinition",
           "DaemonSet",
           "Namespace",
@@ -666,5 +671,61 @@ describe("the PrePull CRD", () => {
     assert.equal(validate(badState), false, "an unknown image state");
     const badTime = { ...example, status: { nodes: { n: { updated: "yesterday" } } } };
     assert.equal(validate(badTime), false, "updated that is not RFC 3339");
+  });
+});
+
+describe("the NodeImages CRD", () => {
+  it("is cluster-scoped with a status subresource, and validates what the controller and an agent write", async () => {
+    const r = await render(KUBE);
+    const crd = r.find("CustomResourceDefinition", "nodeimages.ferry.dev") as K8sObject & {
+      spec: {
+        group: string;
+        scope: string;
+        names: { kind: string; plural: string };
+        versions: {
+          name: string;
+          subresources?: { status?: object };
+          schema: { openAPIV3Schema: Record<string, unknown> };
+        }[];
+      };
+    };
+    assert.deepEqual(
+      [crd.spec.group, crd.spec.scope, crd.spec.names.kind, crd.spec.names.plural],
+      ["ferry.dev", "Cluster", NODE_IMAGES_KIND, NODE_IMAGES_PLURAL],
+    );
+    const version = crd.spec.versions[0];
+    assert.ok(version);
+    assert.deepEqual(version.subresources?.status, {});
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    (addFormats as unknown as (a: Ajv) => void)(ajv);
+    const validate = ajv.compile(version.schema.openAPIV3Schema);
+    const prepull = {
+      metadata: { namespace: "apps", name: "web" },
+      spec: {
+        images: ["registry.example.com/a:1"],
+        required: true,
+        imagePullSecrets: [{ name: "pull" }],
+      },
+    };
+    const object = {
+      apiVersion: "ferry.dev/v1alpha1",
+      kind: NODE_IMAGES_KIND,
+      metadata: { name: "node-a" },
+      spec: nodeImagesSpec([prepull], { pool: "a" }),
+      status: nodeStatus(
+        [
+          {
+            image: "registry.example.com/a:1",
+            state: "present",
+            digest: `sha256:${"a".repeat(64)}`,
+          },
+        ],
+        new Date(),
+      ),
+    };
+    assert.ok(validate(object), ajv.errorsText(validate.errors));
+    const broken = structuredClone(object);
+    (broken.status.images[0] as { state: string }).state = "done";
+    assert.equal(validate(broken), false, "an unknown image state");
   });
 });

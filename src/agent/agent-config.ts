@@ -65,6 +65,8 @@ export interface KubernetesSettings {
   readonly prePullBudget?: number;
   /** How long the rollout gate holds a Deployment at most. */
   readonly gateTimeoutMs?: number;
+  /** Where the node agent learns what to hold and reports: its NodeImages, or every PrePull. */
+  readonly report?: "nodeimages" | "prepull";
 }
 
 const require = createRequire(import.meta.url);
@@ -84,6 +86,8 @@ const HINTS: Readonly<Record<string, string>> = {
   low: "high and low are whole percentages, low below high",
   maxAge: "maxAge is a duration such as 30d",
   taintMode: "taintMode is bootstrap or continuous",
+  report:
+    "report is nodeimages (the node's own NodeImages object) or prepull (every PrePull, the previous version's way)",
   required:
     "required and optional take initial and max, durations such as 5s and 5m (max at least initial)",
   optional:
@@ -198,6 +202,7 @@ export function parseAgentSettings(path: string, text: string): AgentSettings {
             prePullBudget: kube.prePullBudget,
             gateTimeoutMs:
               kube.gateTimeout === undefined ? undefined : parseDuration(kube.gateTimeout),
+            report: kube.report,
           }),
   });
 }
@@ -294,6 +299,7 @@ function buildSchema(z: typeof Zod.z) {
               if (parseDuration(t) < 1000)
                 throw new FerryError("FERRY_CONFIG_INVALID", "must be at least 1s");
             }).optional(),
+            report: z.enum(["nodeimages", "prepull"]).optional(),
           })
           .optional(),
       },

@@ -7,6 +7,7 @@ import { type ImageEntry, parseImageList } from "../agent/index.ts";
 import { writeFileAtomic } from "../fsx/index.ts";
 import { formatReference, parseReference } from "../reference/index.ts";
 import { IMAGE_LIST_KEY, WORKLOAD_PREPULL_LABEL } from "./names.ts";
+import type { AssignedImage } from "./node-images.ts";
 import { type PrePull, prepullKey } from "./prepull.ts";
 import { matchesNodeSelector } from "./selector.ts";
 
@@ -21,6 +22,8 @@ export interface ImageSources {
   readonly configMaps: readonly V1ConfigMap[];
   /** already matched to the node (matchingPrePulls) */
   readonly prepulls: readonly PrePull[];
+  /** the node's NodeImages spec (the controller's matching) */
+  readonly assigned?: readonly AssignedImage[];
   /**
    * A source that cannot be read: skipped; `key` identifies the problem for de-duplication.
    * `blocking` when the source might name required images (a ConfigMap, whose entries default
@@ -104,6 +107,24 @@ export function collectImages(sources: ImageSources): Map<string, WantedImage> {
           p.spec?.required === true,
         );
       }
+    }
+  }
+  for (const a of sources.assigned ?? []) {
+    try {
+      const entry = { text: a.image, ref: parseReference(a.image), platform: a.platform };
+      for (const prepull of a.prepulls) add({ ...entry, required: a.required }, prepull);
+      if (a.prepulls.length === 0) add({ ...entry, required: a.required });
+    } catch (error) {
+      sources.problem(
+        `${a.prepulls.join(",")}:${a.image}`,
+        {
+          msg: "PrePull names an invalid reference",
+          prepull: a.prepulls.join(", "),
+          image: a.image,
+          error: String(error),
+        },
+        a.required,
+      );
     }
   }
   return wanted;

@@ -30,6 +30,8 @@ export {
   DEFAULT_STARTUP_TAINT_KEY,
   IMAGE_LIST_KEY,
   IMAGE_LIST_LABEL,
+  NODE_IMAGES_KIND,
+  NODE_IMAGES_PLURAL,
   PREPULL_GROUP,
   PREPULL_KIND,
   PREPULL_PLURAL,
@@ -44,7 +46,21 @@ export {
   startKubeAgent,
   type TaintMode,
 } from "./node-agent.ts";
-export { type NodeImageStatus, type NodeStatus, type PrePull, readyCount } from "./prepull.ts";
+export { REPORT_MODES, type ReportMode } from "./node-assignments.ts";
+export {
+  type AssignedImage,
+  aggregate,
+  labelsHash,
+  type NodeImagesObject,
+  nodeImagesSpec,
+} from "./node-images.ts";
+export {
+  type NodeImageStatus,
+  type NodeStatus,
+  nodeStatus,
+  type PrePull,
+  readyCount,
+} from "./prepull.ts";
 export { credentialsFromSecret } from "./pull-secrets.ts";
 export { planTaintAddition, planTaintRemoval, type Taint } from "./taint.ts";
 export {

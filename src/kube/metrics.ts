@@ -48,3 +48,34 @@ export class KubeMetrics {
     this.#refused({ node });
   }
 }
+
+/** The elected controller's NodeImages and aggregate metrics. */
+export class NodeImagesMetrics {
+  readonly #writes;
+  readonly #ready;
+  readonly #selected;
+
+  constructor(metrics: Metrics) {
+    this.#writes = metrics.counter(
+      "ferry_kube_nodeimages_writes_total",
+      "Writes of the elected controller: a node's NodeImages spec, one deleted, a PrePull's aggregate",
+    );
+    this.#ready = metrics.gauge(
+      "ferry_kube_prepull_ready_nodes",
+      "Nodes holding every image of the PrePull, from their NodeImages",
+    );
+    this.#selected = metrics.gauge(
+      "ferry_kube_prepull_selected_nodes",
+      "Nodes the PrePull selects",
+    );
+  }
+
+  wrote(what: "spec" | "delete" | "aggregate"): void {
+    this.#writes({ what });
+  }
+
+  prepull(prepull: string, ready: number, selected: number): void {
+    this.#ready(ready, { prepull });
+    this.#selected(selected, { prepull });
+  }
+}

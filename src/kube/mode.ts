@@ -12,6 +12,7 @@ import type { Target } from "../runtime/index.ts";
 import { loadKubeClient } from "./client.ts";
 import { withFleet } from "./fleet.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "./names.ts";
+import type { ReportMode } from "./node-assignments.ts";
 import {
   type KubeAgent,
   type KubeAgentOptions,
@@ -45,6 +46,8 @@ export interface KubernetesModeOptions {
   /** How long the rollout gate holds a Deployment at most (default DEFAULT_GATE_TIMEOUT_MS). */
   readonly gateTimeoutMs?: number | undefined;
   readonly stateDir?: string | undefined;
+  /** nodeimages: the node's own NodeImages; prepull (default): every PrePull, as before. */
+  readonly report?: ReportMode | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly metrics: Metrics;
   readonly log: (entry: Record<string, unknown>) => void;
@@ -127,6 +130,9 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     startupTaintKey: key === "none" ? undefined : key,
     taintMode: options.taintMode ?? "bootstrap",
     imageFsPath,
+    // Not set explicitly: where the runtime says its images are (CRI ImageFsInfo) comes first.
+    imageFsFromRuntime: options.imageFsPath === undefined,
+    report: options.report ?? "prepull",
     ...(options.imageGCHighThresholdPercent === undefined
       ? {}
       : { imageGCHighThresholdPercent: options.imageGCHighThresholdPercent }),
@@ -141,6 +147,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     apiServer: client.source,
     namespace: client.namespace,
     startupTaint: key,
+    report: options.report ?? "prepull",
     imageFsPath: imageFsPath ?? null,
     workloadPrePull:
       options.workloads === false
@@ -173,6 +180,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
           ...(key === "none" ? {} : { startupTaintKeys: [key] }),
           ...(options.prePullBudget === undefined ? {} : { budget: options.prePullBudget }),
           ...(options.gateTimeoutMs === undefined ? {} : { gateTimeoutMs: options.gateTimeoutMs }),
+          metrics: options.metrics,
           onEvent: (event) => {
             if (event.type === "error")
               options.log({

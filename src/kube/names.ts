@@ -19,3 +19,6 @@ export const DEFAULT_NAMESPACE = "ferry-system";
 export const DEFAULT_IMAGE_GC_HIGH_PERCENT = 85;
 /** The Event source component. */
 export const COMPONENT = "ferry-agent";
+/** One per node (name = the node's name): what it should hold (spec) and holds (status). */
+export const NODE_IMAGES_KIND = "NodeImages";
+export const NODE_IMAGES_PLURAL = "nodeimages";

@@ -1,10 +1,12 @@
 /**
- * List, then watch from the list's resourceVersion (BOOKMARKs requested so a quiet watch
- * resumes from a recent version). A watch that ends normally — the server's `timeoutSeconds`,
- * the server closing it, the client's idle timeout — is reopened from the last resourceVersion
- * seen; only a 410 Gone (that version is compacted away) or an ERROR event lists again. Other
- * failures reopen the watch after a backoff. The caller sees the whole current set after every
- * change (level-triggered).
+ * ferry's one informer. List, then watch from the list's resourceVersion (BOOKMARKs requested
+ * so a quiet watch resumes from a recent version). A watch that ends normally — the server's
+ * `timeoutSeconds`, the server closing it, the client's idle timeout — is reopened from the last
+ * resourceVersion seen; only a 410 Gone (that version is compacted away) or an ERROR event lists
+ * again, and that relist reports what changed while the watch was away as the differences they
+ * are. Other failures reopen the watch after a backoff. The caller sees the whole current set
+ * after every change (level-triggered, `onChange`) and, if it asks, each change with the version
+ * it replaces (`onDelta`). The start fails closed: no caller acts before the first list.
  */
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
 
@@ -18,6 +20,8 @@ export interface Meta {
     | undefined;
 }
 
+export type ChangeType = "ADDED" | "MODIFIED" | "DELETED";
+
 export interface CollectionWatchOptions<T extends Meta> {
   readonly config: KubeConfig;
   /** e.g. /api/v1/namespaces/ferry-system/configmaps */
@@ -29,7 +33,15 @@ export interface CollectionWatchOptions<T extends Meta> {
     metadata?: { resourceVersion?: string | undefined } | undefined;
   }>;
   readonly onChange: (items: readonly T[]) => void;
+  /** Each change with the cached version it replaces; after a relist, the differences. */
+  readonly onDelta?: (type: ChangeType, object: T, previous: T | undefined) => void;
   readonly onError: (error: unknown) => void;
+  /**
+   * false (default): start() rejects when the first list fails, so the caller fails closed and
+   * says why. true: start() keeps listing after a backoff (each failure to onError) and resolves
+   * once listed, or once stopped without a list (a controller that waits for its caches).
+   */
+  readonly retryFirstList?: boolean;
   /** The server ends each watch after this long (default: 5 to 10 minutes, spread like client-go's). */
   readonly watchTimeoutSeconds?: number;
 }
@@ -49,6 +61,8 @@ export class CollectionWatch<T extends Meta> {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #resourceVersion = "";
+  /** Ends a first-list backoff early (stop). */
+  #wake: (() => void) | undefined;
 
   constructor(options: CollectionWatchOptions<T>) {
     this.#o = options;
@@ -58,22 +72,54 @@ export class CollectionWatch<T extends Meta> {
     return [...this.#items.values()];
   }
 
-  /** Resolves after the first list (or rejects when it fails). */
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.#items.get(`${namespace ?? ""}/${name}`);
+  }
+
+  /** Resolves after the first list (or rejects when it fails, unless retryFirstList). */
   async start(): Promise<void> {
-    await this.#relist();
+    if (this.#o.retryFirstList !== true) return this.#relist();
+    for (;;) {
+      try {
+        return await this.#relist();
+      } catch (error) {
+        if (this.#stopped) return;
+        this.#o.onError(error);
+        await new Promise<void>((resolve) => {
+          const delay = BACKOFF_MS[Math.min(this.#failures++, BACKOFF_MS.length - 1)];
+          this.#timer = setTimeout(resolve, delay);
+          this.#wake = resolve;
+        });
+        if (this.#stopped) return;
+      }
+    }
   }
 
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#wake?.();
     this.#controller?.abort();
   }
 
   async #relist(): Promise<void> {
     const list = await this.#o.list();
+    if (this.#stopped) return;
+    const before = new Map(this.#items);
     this.#items.clear();
     for (const item of list.items) this.#items.set(keyOf(item), item);
     this.#resourceVersion = list.metadata?.resourceVersion ?? "";
+    const delta = this.#o.onDelta;
+    if (delta !== undefined) {
+      for (const [key, item] of this.#items) {
+        const previous = before.get(key);
+        if (previous === undefined) delta("ADDED", item, undefined);
+        else if (previous.metadata?.resourceVersion !== item.metadata?.resourceVersion)
+          delta("MODIFIED", item, previous);
+      }
+      for (const [key, previous] of before)
+        if (!this.#items.has(key)) delta("DELETED", previous, previous);
+    }
     this.#o.onChange(this.items);
     await this.#watch();
   }
@@ -133,8 +179,12 @@ export class CollectionWatch<T extends Meta> {
         const rv = object.metadata?.resourceVersion;
         if (rv) this.#resourceVersion = rv;
         if (type === "BOOKMARK") return;
-        if (type === "DELETED") this.#items.delete(keyOf(object));
-        else this.#items.set(keyOf(object), object);
+        const key = keyOf(object);
+        const previous = this.#items.get(key);
+        if (type === "DELETED") this.#items.delete(key);
+        else this.#items.set(key, object);
+        if (type === "ADDED" || type === "MODIFIED" || type === "DELETED")
+          this.#o.onDelta?.(type, object, previous);
         this.#o.onChange(this.items);
       },
       (error: unknown) => {

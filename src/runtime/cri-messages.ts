@@ -40,6 +40,29 @@ export function readImageStatus(answer: unknown): CriImage | undefined {
   };
 }
 
+/** One image filesystem the runtime reports (ImageFsInfo). */
+export interface ImageFilesystem {
+  /** where it is mounted, as the runtime sees it */
+  readonly mountpoint: string;
+  /** bytes the runtime's images take on it */
+  readonly usedBytes: number | undefined;
+}
+
+/** An ImageFsInfoResponse's image filesystems (those with a mountpoint). */
+export function readImageFsInfo(answer: unknown): ImageFilesystem[] {
+  const list = asFields(answer)?.["image_filesystems"];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((entry): ImageFilesystem[] => {
+    const fields = asFields(entry);
+    const mountpoint = stringField(asFields(fields?.["fs_id"]), "mountpoint");
+    if (mountpoint === undefined || mountpoint === "") return [];
+    const used = asFields(fields?.["used_bytes"])?.["value"];
+    const usedBytes =
+      typeof used === "string" || typeof used === "number" ? Number(used) : undefined;
+    return [{ mountpoint, usedBytes }];
+  });
+}
+
 /**
  * CRI AuthConfig for the image's registry. `server_address` names the host the runtime will
  * call (Docker Hub's API host for docker.io): containerd then gives the credential to that host

@@ -9,6 +9,8 @@ import { CRI_NAMESPACE, type LabelOutcome, pinImage, unpinImage } from "./contai
 import {
   authConfig,
   type CriImage,
+  type ImageFilesystem,
+  readImageFsInfo,
   readImageStatus,
   readVersion,
   type RuntimeVersion,
@@ -87,6 +89,11 @@ export class CriTarget implements Target {
   async image(ref: Reference, signal?: AbortSignal): Promise<CriImage | undefined> {
     const request = { image: { image: formatReference(ref) }, verbose: false };
     return readImageStatus(await this.#call(IMAGE_SERVICE, "ImageStatus", request, signal));
+  }
+
+  /** Where the runtime keeps images (CRI ImageFsInfo), as kubelet's image GC measures it. */
+  async imageFilesystems(signal?: AbortSignal): Promise<ImageFilesystem[]> {
+    return readImageFsInfo(await this.#call(IMAGE_SERVICE, "ImageFsInfo", {}, signal));
   }
 
   async pull(ref: Reference, options: TargetPullOptions = {}): Promise<ImagePresence> {

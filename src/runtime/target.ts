@@ -42,5 +42,7 @@ export interface Target {
   pin?(ref: Reference, signal?: AbortSignal): Promise<boolean>;
   /** Undo `pin` (an image taken off a list); true when a pin was removed. */
   unpin?(ref: Reference, signal?: AbortSignal): Promise<boolean>;
+  /** Where the runtime keeps images (CRI ImageFsInfo), where it reports them. */
+  imageFilesystems?(signal?: AbortSignal): Promise<{ mountpoint: string }[]>;
   close(): Promise<void>;
 }

@@ -256,6 +256,12 @@ describe("ferry agent --kubernetes", () => {
         "peer membership (issue 11), not wired into the agent yet",
       "Role/ferry-agent: watch discovery.k8s.io/endpointslices":
         "peer membership (issue 11), not wired into the agent yet",
+      "ClusterRole/ferry-agent: patch ferry.dev/nodeimages":
+        "NodeImages controller: a node's spec when its PrePulls change (kube-scale, kube-upgrade tests)",
+      "ClusterRole/ferry-agent: delete ferry.dev/nodeimages":
+        "NodeImages controller: the object of a node gone from the API",
+      "ClusterRole/ferry-agent: patch ferry.dev/nodeimages/status":
+        "agents with kubernetes.report nodeimages (the DaemonSet's agent.yaml; kube-scale test)",
     };
     for (const u of unused) if (u in elsewhere) t.diagnostic(`unused here: ${u} (${elsewhere[u]})`);
     assert.deepEqual(

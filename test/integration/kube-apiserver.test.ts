@@ -361,4 +361,77 @@ describe("fake Kubernetes API server", () => {
       ),
     );
   });
+
+  test("custom resources take only metadata.name and metadata.namespace as field selectors, as the real server", async () => {
+    api.create({
+      apiVersion: "ferry.dev/v1alpha1",
+      kind: "NodeImages",
+      metadata: { name: "node-fs" },
+      spec: { images: [] },
+    });
+    const byName = (await custom.listClusterCustomObject({
+      group: "ferry.dev",
+      version: "v1alpha1",
+      plural: "nodeimages",
+      fieldSelector: "metadata.name=node-fs",
+    })) as { items: Obj[] };
+    assert.deepEqual(
+      byName.items.map((o) => o.metadata?.["name"]),
+      ["node-fs"],
+    );
+    await assert.rejects(
+      custom.listClusterCustomObject({
+        group: "ferry.dev",
+        version: "v1alpha1",
+        plural: "nodeimages",
+        fieldSelector: "spec.node=node-fs",
+      }),
+      (error: unknown) => statusCode(error) === 400,
+    );
+    const out = await kubectlFails("get", "nodeimages", "--field-selector", "status.present=1");
+    assert.match(out, /field label not supported: status\.present/);
+  });
+
+  test("traffic counts, per user, list and watch bytes, writes and resourceVersion conflicts", async () => {
+    const user = "system:serviceaccount:ferry-system:counted";
+    const counted = new k8s.KubeConfig();
+    counted.loadFromFile((await api.kubeconfigFor(user)).path);
+    const c = counted.makeApiClient(k8s.CustomObjectsApi);
+    const where = { group: "ferry.dev", version: "v1alpha1", plural: "nodeimages" };
+    assert.deepEqual(api.traffic(user), { listBytes: 0, watchBytes: 0, writes: 0, conflicts: 0 });
+    const created = (await c.createClusterCustomObject({
+      ...where,
+      body: { apiVersion: "ferry.dev/v1alpha1", kind: "NodeImages", metadata: { name: "counted" } },
+    })) as Obj;
+    const stale = String(created.metadata?.["resourceVersion"]);
+    const patch = (rv: string) =>
+      c.patchClusterCustomObjectStatus(
+        {
+          ...where,
+          name: "counted",
+          body: { metadata: { resourceVersion: rv }, status: { present: 1 } },
+        },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+    await patch(stale);
+    await assert.rejects(patch(stale), (error: unknown) => statusCode(error) === 409);
+    const list = await c.listClusterCustomObject(where);
+    const listBytes = Buffer.byteLength(JSON.stringify(list));
+    const t = api.traffic(user);
+    assert.equal(t.writes, 2, "the create and the first patch");
+    assert.equal(t.conflicts, 1, "the second patch, from a stale resourceVersion");
+    assert.equal(t.listBytes, listBytes);
+    assert.equal(t.watchBytes, 0);
+    const events: string[] = [];
+    const controller = await new k8s.Watch(counted).watch(
+      "/apis/ferry.dev/v1alpha1/nodeimages",
+      { fieldSelector: "metadata.name=counted" },
+      (type) => events.push(type),
+      () => {},
+    );
+    await until("the watch's first event", () => events.length > 0);
+    controller.abort();
+    assert.ok(api.traffic(user).watchBytes > 0);
+    assert.ok(api.traffic().writes >= t.writes, "the total includes every user");
+  });
 });

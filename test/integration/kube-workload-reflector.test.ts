@@ -1,9 +1,10 @@
-// The workload watcher's list+watch against the fake API server: changes made while the watch
-// was away, behind a 410 Gone, come back through a relist as the differences they are.
+// The informer's list+watch as the workload controller uses it, against the fake API server:
+// changes made while the watch was away, behind a 410 Gone, come back through a relist as the
+// differences they are; a first list that fails is retried until stopped (retryFirstList).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AppsV1Api, KubeConfig, type V1Deployment } from "@kubernetes/client-node";
-import { Reflector } from "../../src/kube/workload/reflector.ts";
+import { CollectionWatch } from "../../src/kube/watcher.ts";
 import {
   type FakeApiServer,
   type KubeObject,
@@ -34,7 +35,7 @@ function imageOf(d: V1Deployment | undefined): string | undefined {
 
 describe("workload reflector", { timeout: 60_000 }, () => {
   let api: FakeApiServer;
-  let reflector: Reflector<V1Deployment>;
+  let reflector: CollectionWatch<V1Deployment>;
   const changes: { type: string; name: string; image?: string; before?: string }[] = [];
 
   const waitForChanges = (count: number) =>
@@ -50,12 +51,15 @@ describe("workload reflector", { timeout: 60_000 }, () => {
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(api.kubeconfigPath);
     const apps = kubeConfig.makeApiClient(AppsV1Api);
-    reflector = new Reflector<V1Deployment>({
-      kubeConfig,
+    reflector = new CollectionWatch<V1Deployment>({
+      config: kubeConfig,
       path: "/apis/apps/v1/deployments",
       list: () => apps.listDeploymentForAllNamespaces({}),
       watchTimeoutSeconds: 1,
-      onChange: (type, object, previous) => {
+      retryFirstList: true,
+      onError: () => {},
+      onChange: () => {},
+      onDelta: (type, object, previous) => {
         const image = imageOf(object);
         const before = imageOf(previous);
         changes.push({
@@ -69,7 +73,7 @@ describe("workload reflector", { timeout: 60_000 }, () => {
   });
 
   after(async () => {
-    await reflector?.stop();
+    reflector?.stop();
     await api?.stop();
   });
 
@@ -120,13 +124,7 @@ describe("workload reflector", { timeout: 60_000 }, () => {
       (c) => c.verb === "list" && c.resource === "deployments",
     ).length;
     assert.equal(relists, lists + 1);
-    assert.deepEqual(
-      reflector
-        .list()
-        .map((d) => d.metadata?.name)
-        .sort(),
-      ["one", "three"],
-    );
+    assert.deepEqual(reflector.items.map((d) => d.metadata?.name).sort(), ["one", "three"]);
     api.delete("apps/v1", "Deployment", "three", "default");
     await waitForChanges(4);
     assert.deepEqual(changes[3], {
@@ -146,17 +144,38 @@ describe("workload reflector without an API server", { timeout: 30_000 }, () => 
     await gone.stop();
     const errors: unknown[] = [];
     const apps = kubeConfig.makeApiClient(AppsV1Api);
-    const reflector = new Reflector<V1Deployment>({
-      kubeConfig,
+    const reflector = new CollectionWatch<V1Deployment>({
+      config: kubeConfig,
       path: "/apis/apps/v1/deployments",
       list: () => apps.listDeploymentForAllNamespaces({}),
+      retryFirstList: true,
       onChange: () => assert.fail("no change without a server"),
       onError: (error) => errors.push(error),
     });
     const started = reflector.start();
     await until("the reflector's first error", () => errors.length > 0);
-    await reflector.stop();
+    reflector.stop();
     await started;
-    assert.deepEqual(reflector.list(), []);
+    assert.deepEqual(reflector.items, []);
+  });
+
+  test("without retryFirstList, start() rejects with the first list's failure (fail closed)", async () => {
+    const gone = await startFakeApiServer();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(gone.kubeconfigPath);
+    await gone.stop();
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    const watch = new CollectionWatch<V1Deployment>({
+      config: kubeConfig,
+      path: "/apis/apps/v1/deployments",
+      list: () => apps.listDeploymentForAllNamespaces({}),
+      onChange: () => assert.fail("no change without a server"),
+      onError: () => assert.fail("the failure goes to the caller of start()"),
+    });
+    await assert.rejects(watch.start(), (error: Error) =>
+      /ECONNREFUSED/.test(String((error.cause as Error | undefined)?.message)),
+    );
+    watch.stop();
+    assert.deepEqual(watch.items, []);
   });
 });

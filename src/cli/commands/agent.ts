@@ -78,7 +78,7 @@ Options (flags override agent.yaml):
 
 Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md; agent.yaml: kubernetes:
 with enabled, kubeconfig, startupTaint, taintMode, imageFs, imageGCHighThresholdPercent,
-workloadPrePull, prePullBudget, gateTimeout):
+workloadPrePull, prePullBudget, gateTimeout, report (nodeimages or prepull)):
   --kubernetes               also take images from ConfigMaps labelled ferry.dev/image-list=true
                              and PrePull objects matching this node (NODE_NAME), report PrePull
                              status, remove the node's startup taint once every required image
@@ -239,6 +239,7 @@ function startKubernetes(
       gateTimeout === undefined
         ? settings.gateTimeoutMs
         : checkGateTimeout(parseDuration(String(gateTimeout), "--gate-timeout")),
+    report: settings.report,
     metrics,
     log,
     estimateBytes,

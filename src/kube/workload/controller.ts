@@ -12,43 +12,30 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
-  PatchStrategy,
-  setHeaderOptions,
   type V1Deployment,
   type V1Node,
 } from "@kubernetes/client-node";
-import { apiStatus } from "../api-errors.ts";
 import { allocateGrants, type RolloutDemand } from "./budget.ts";
 import { DAEMONSET_TOLERATIONS, evaluateEligibility } from "./eligibility.ts";
 import type { EventRecorder } from "../events.ts";
 import type { EventSink } from "./events.ts";
-import {
-  decideGate,
-  type GateDecision,
-  GateReason,
-  type GateRecord,
-  HELD_FOR_ANNOTATION,
-  HELD_SINCE_ANNOTATION,
-} from "./gate.ts";
+import { decideGate, type GateDecision, HELD_FOR_ANNOTATION } from "./gate.ts";
 import {
   GATE_RECORD_ANNOTATION,
   GRANTS_ANNOTATION,
   nodeProgress,
-  PREPULL_API_VERSION,
-  PREPULL_GROUP,
-  PREPULL_KIND,
-  PREPULL_PLURAL,
-  PREPULL_VERSION,
   type PrePullObject,
   readGateRecord,
   readGrants,
   rolloutPrePullReflector,
   WORKLOAD_ANNOTATION,
-  WORKLOAD_PREPULL_LABEL,
   WORKLOAD_UID_LABEL,
   writeGrants,
 } from "./prepull.ts";
-import { type ListResult, Reflector } from "./reflector.ts";
+import { applyGate, gateOutcome, recordGate } from "./gate-writes.ts";
+import { RolloutPrePullWrites } from "./prepull-writes.ts";
+import type { ClusterNodes } from "../cluster-nodes.ts";
+import { CollectionWatch } from "../watcher.ts";
 import {
   imageSetHash,
   imagesChanged,
@@ -63,8 +50,6 @@ import {
   workloadKey,
 } from "./workload.ts";
 
-const MAX_CONFLICT_RETRIES = 8;
-
 export interface RolloutControllerOptions {
   readonly kubeConfig: KubeConfig;
   readonly budget: number;
@@ -75,6 +60,8 @@ export interface RolloutControllerOptions {
   readonly ignoreTaintKeys: readonly string[];
   readonly recorder: EventRecorder;
   readonly onEvent: EventSink;
+  /** Every Node, shared with the NodeImages controller; its owner starts and stops it. */
+  readonly nodes: ClusterNodes;
 }
 
 interface Rollout {
@@ -86,17 +73,17 @@ interface Rollout {
   readonly created: number;
 }
 
-type Patch = Record<string, unknown>;
-
 export class RolloutController {
   readonly #options: RolloutControllerOptions;
   readonly #apps: AppsV1Api;
   readonly #batch: BatchV1Api;
   readonly #core: CoreV1Api;
   readonly #custom: CustomObjectsApi;
-  readonly #workloads = new Map<WorkloadKind, Reflector<WorkloadObject & KubernetesObject>>();
-  readonly #nodes: Reflector<V1Node>;
-  readonly #prepulls: Reflector<PrePullObject>;
+  readonly #writes: RolloutPrePullWrites;
+  readonly #workloads = new Map<WorkloadKind, CollectionWatch<WorkloadObject & KubernetesObject>>();
+  readonly #nodes: ClusterNodes;
+  readonly #unsubscribe: () => void;
+  readonly #prepulls: CollectionWatch<PrePullObject>;
   /** The current rollout of each workload, by workloadKey. */
   readonly #rollouts = new Map<string, Rollout>();
   #synced = false;
@@ -112,28 +99,26 @@ export class RolloutController {
     this.#batch = kc.makeApiClient(BatchV1Api);
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#custom = kc.makeApiClient(CustomObjectsApi);
+    this.#writes = new RolloutPrePullWrites(this.#custom, this.#core, options.onEvent);
     const onError = (where: string) => (error: unknown) =>
       options.onEvent({ type: "error", where, error });
     for (const kind of WORKLOAD_KINDS) {
       const { group, version, plural } = WORKLOAD_RESOURCES[kind];
       this.#workloads.set(
         kind,
-        new Reflector<WorkloadObject & KubernetesObject>({
-          kubeConfig: kc,
+        new CollectionWatch<WorkloadObject & KubernetesObject>({
+          config: kc,
           path: `/apis/${group}/${version}/${plural}`,
           list: () => this.#listWorkloads(kind),
-          onChange: (type, object, previous) => this.#onWorkload(kind, type, object, previous),
+          onChange: () => {},
+          onDelta: (type, object, previous) => this.#onWorkload(kind, type, object, previous),
           onError: onError(`watch ${plural}`),
+          retryFirstList: true,
         }),
       );
     }
-    this.#nodes = new Reflector<V1Node>({
-      kubeConfig: kc,
-      path: "/api/v1/nodes",
-      list: () => this.#core.listNode({}),
-      onChange: () => this.#kick(),
-      onError: onError("watch nodes"),
-    });
+    this.#nodes = options.nodes;
+    this.#unsubscribe = options.nodes.onChange(() => this.#kick());
     this.#prepulls = rolloutPrePullReflector(
       kc,
       this.#custom,
@@ -158,15 +143,13 @@ export class RolloutController {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    await Promise.all([
-      ...[...this.#workloads.values()].map((r) => r.stop()),
-      this.#nodes.stop(),
-      this.#prepulls.stop(),
-    ]);
+    for (const r of this.#workloads.values()) r.stop();
+    this.#unsubscribe();
+    this.#prepulls.stop();
     await this.#pass;
   }
 
-  #listWorkloads(kind: WorkloadKind): Promise<ListResult<WorkloadObject & KubernetesObject>> {
+  #listWorkloads(kind: WorkloadKind): Promise<{ items: (WorkloadObject & KubernetesObject)[] }> {
     switch (kind) {
       case "Deployment":
         return this.#apps.listDeploymentForAllNamespaces({});
@@ -183,7 +166,7 @@ export class RolloutController {
 
   /** Rollouts in progress when this instance was elected: the PrePulls matching current templates. */
   #adopt(): void {
-    for (const prepull of this.#prepulls.list()) {
+    for (const prepull of this.#prepulls.items) {
       const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
       const namespace = prepull.metadata.namespace ?? "default";
       if (!WORKLOAD_KINDS.includes(kind as WorkloadKind) || name === undefined) continue;
@@ -204,7 +187,7 @@ export class RolloutController {
     // Workloads their own controller is still rolling out (a change made while no leader ran,
     // or before ferry started) are pre-pulled as if the change had been seen.
     for (const kind of WORKLOAD_KINDS) {
-      for (const object of this.#workloads.get(kind)?.list() ?? []) {
+      for (const object of this.#workloads.get(kind)?.items ?? []) {
         const w = toWorkload(kind, object);
         if (this.#rollouts.has(workloadKey(w)) || w.images.length === 0) continue;
         if (rolloutInProgress(kind, object)) this.#openRollout(w);
@@ -274,8 +257,7 @@ export class RolloutController {
 
   #eligibleNodes(w: Workload): string[] {
     const extra = w.kind === "DaemonSet" ? { extraTolerations: DAEMONSET_TOLERATIONS } : {};
-    return this.#nodes
-      .list()
+    return this.#nodes.items
       .filter((node) => isReady(node))
       .filter(
         (node) =>
@@ -308,7 +290,7 @@ export class RolloutController {
       }
       const prepull =
         this.#prepulls.get(rollout.namespace, rollout.name) ??
-        (await this.#createPrePull(rollout, workload).catch((error: unknown) => {
+        (await this.#writes.create(rollout.name, workload).catch((error: unknown) => {
           // One namespace refusing (quota, admission) must not stall the other rollouts.
           this.#options.onEvent({ type: "error", where: `create prepull ${key}`, error });
           return undefined;
@@ -336,7 +318,7 @@ export class RolloutController {
       if (writeGrants(wanted) !== writeGrants(readGrants(entry.prepull))) {
         const added = [...wanted.keys()].filter((n) => !readGrants(entry.prepull).has(n));
         try {
-          await this.#annotatePrePull(entry.prepull, { [GRANTS_ANNOTATION]: writeGrants(wanted) });
+          await this.#writes.annotate(entry.prepull, { [GRANTS_ANNOTATION]: writeGrants(wanted) });
         } catch (error) {
           this.#options.onEvent({ type: "error", where: `grant ${entry.rollout.name}`, error });
           continue;
@@ -349,110 +331,6 @@ export class RolloutController {
     await this.#deleteSuperseded(current);
   }
 
-  async #createPrePull(rollout: Rollout, w: Workload): Promise<PrePullObject | undefined> {
-    const { group, version } = WORKLOAD_RESOURCES[w.kind];
-    const body: PrePullObject = {
-      apiVersion: PREPULL_API_VERSION,
-      kind: PREPULL_KIND,
-      metadata: {
-        name: rollout.name,
-        namespace: w.namespace,
-        labels: {
-          [WORKLOAD_PREPULL_LABEL]: "true",
-          ...(w.uid === undefined ? {} : { [WORKLOAD_UID_LABEL]: w.uid }),
-          "app.kubernetes.io/managed-by": "ferry",
-        },
-        annotations: { [WORKLOAD_ANNOTATION]: `${w.kind}/${w.name}`, [GRANTS_ANNOTATION]: "{}" },
-        ...(w.uid === undefined
-          ? {}
-          : {
-              // Garbage-collected with its workload.
-              ownerReferences: [
-                { apiVersion: `${group}/${version}`, kind: w.kind, name: w.name, uid: w.uid },
-              ],
-            }),
-      },
-      spec: {
-        images: [...w.images],
-        required: false,
-        imagePullSecrets: (await this.#pullSecrets(w)).map((name) => ({ name })),
-      },
-    };
-    try {
-      return (await this.#custom.createNamespacedCustomObject({
-        group: PREPULL_GROUP,
-        version: PREPULL_VERSION,
-        namespace: w.namespace,
-        plural: PREPULL_PLURAL,
-        body,
-      })) as PrePullObject;
-    } catch (error) {
-      if (apiStatus(error) === 409) {
-        // Already there (a previous leader's, or the watch has not shown it yet).
-        return (await this.#custom.getNamespacedCustomObject({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          namespace: w.namespace,
-          plural: PREPULL_PLURAL,
-          name: rollout.name,
-        })) as PrePullObject;
-      }
-      throw error;
-    }
-  }
-
-  /** The template's imagePullSecrets, then its ServiceAccount's, by name (as kubelet merges them). */
-  async #pullSecrets(w: Workload): Promise<string[]> {
-    const names = new Set(
-      (w.podSpec?.imagePullSecrets ?? []).map((s) => s.name ?? "").filter(Boolean),
-    );
-    const account = w.podSpec?.serviceAccountName || w.podSpec?.serviceAccount || "default";
-    try {
-      const sa = await this.#core.readNamespacedServiceAccount({
-        name: account,
-        namespace: w.namespace,
-      });
-      for (const s of sa.imagePullSecrets ?? []) if (s.name) names.add(s.name);
-    } catch (error) {
-      if (apiStatus(error) !== 404) {
-        this.#options.onEvent({
-          type: "error",
-          where: `serviceaccount ${w.namespace}/${account}`,
-          error,
-        });
-      }
-    }
-    return [...names];
-  }
-
-  /** Merge-patches annotations of a rollout PrePull with a resourceVersion precondition. */
-  async #annotatePrePull(
-    prepull: PrePullObject,
-    annotations: Record<string, string>,
-  ): Promise<void> {
-    const address = {
-      group: PREPULL_GROUP,
-      version: PREPULL_VERSION,
-      namespace: prepull.metadata.namespace ?? "default",
-      plural: PREPULL_PLURAL,
-      name: prepull.metadata.name,
-    };
-    let rv = prepull.metadata.resourceVersion;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#custom.patchNamespacedCustomObject(
-          { ...address, body: { metadata: { resourceVersion: rv, annotations } } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
-        return;
-      } catch (error) {
-        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
-        const fresh = (await this.#custom.getNamespacedCustomObject(address)) as PrePullObject;
-        rv = fresh.metadata.resourceVersion;
-      }
-    }
-  }
-
   async #gates(
     current: ReadonlyMap<
       string,
@@ -460,7 +338,7 @@ export class RolloutController {
     >,
     now: number,
   ): Promise<void> {
-    const deployments = this.#workloads.get("Deployment")?.list() ?? [];
+    const deployments = this.#workloads.get("Deployment")?.items ?? [];
     for (const object of deployments) {
       const w = toWorkload("Deployment", object);
       const entry = current.get(workloadKey(w));
@@ -486,45 +364,10 @@ export class RolloutController {
       const decision = decide(object as V1Deployment);
       if (decision.action === "none") continue;
       try {
-        const applied = await this.#applyGate(object as V1Deployment, decide);
+        const applied = await applyGate(this.#apps, object as V1Deployment, decide);
         if (applied.action !== "none") await this.#afterGate(w, applied, entry?.prepull);
       } catch (error) {
         this.#options.onEvent({ type: "error", where: `gate ${workloadKey(w)}`, error });
-      }
-    }
-  }
-
-  /** Writes a gate decision to the Deployment; on conflict re-reads it and decides again. */
-  async #applyGate(
-    deployment: V1Deployment,
-    decide: (d: V1Deployment) => GateDecision,
-  ): Promise<GateDecision> {
-    let d = deployment;
-    const name = d.metadata?.name ?? "";
-    const namespace = d.metadata?.namespace ?? "default";
-    for (let attempt = 0; ; attempt++) {
-      const decision = decide(d);
-      const patch = gatePatch(decision, new Date().toISOString());
-      if (patch === undefined) return decision;
-      try {
-        await this.#apps.patchNamespacedDeployment(
-          {
-            name,
-            namespace,
-            body: {
-              ...patch,
-              metadata: {
-                ...(patch["metadata"] as Patch),
-                resourceVersion: d.metadata?.resourceVersion,
-              },
-            },
-          },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
-        return decision;
-      } catch (error) {
-        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
-        d = await this.#apps.readNamespacedDeployment({ name, namespace });
       }
     }
   }
@@ -534,45 +377,18 @@ export class RolloutController {
     decision: GateDecision,
     prepull: PrePullObject | undefined,
   ): Promise<void> {
-    let reason: string;
-    let message: string;
-    let record: GateRecord | undefined;
-    switch (decision.action) {
-      case "none":
-      case "retarget":
-        return;
-      case "hold":
-        reason = GateReason.Hold;
-        message = `paused until the new images are present on every eligible node (PrePull ${decision.rollout}); timeout ${Math.round(this.#options.gateTimeoutMs / 1000)} s`;
-        record = "held";
-        break;
-      case "skip":
-        reason = GateReason.Skipped;
-        message = "the Deployment was already paused; ferry leaves it to whoever paused it";
-        record = "skipped";
-        break;
-      case "release":
-        reason = decision.reason;
-        message = decision.message;
-        record = decision.reason === GateReason.Timeout ? "timeout" : "released";
-        break;
-    }
+    const outcome = gateOutcome(decision, this.#options.gateTimeoutMs);
+    if (outcome === undefined) return;
     if (prepull !== undefined) {
-      await this.#annotatePrePull(prepull, { [GATE_RECORD_ANNOTATION]: record });
+      await this.#writes.annotate(prepull, { [GATE_RECORD_ANNOTATION]: outcome.record });
     }
-    this.#options.onEvent({ type: "gate", workload: workloadKey(w), reason, message });
-    this.#options.recorder.record({
-      involved: {
-        apiVersion: "apps/v1",
-        kind: "Deployment",
-        name: w.name,
-        namespace: w.namespace,
-        ...(w.uid === undefined ? {} : { uid: w.uid }),
-      },
-      reason,
-      message,
-      warning: reason === GateReason.Timeout,
+    this.#options.onEvent({
+      type: "gate",
+      workload: workloadKey(w),
+      reason: outcome.reason,
+      message: outcome.message,
     });
+    recordGate(this.#options.recorder, w, outcome);
   }
 
   /** Rollout PrePulls that are no workload's current rollout any more. */
@@ -581,7 +397,7 @@ export class RolloutController {
       [...current.values()].map(({ rollout }) => `${rollout.namespace}/${rollout.name}`),
     );
     const pending = new Set([...this.#rollouts.values()].map((r) => `${r.namespace}/${r.name}`));
-    for (const prepull of this.#prepulls.list()) {
+    for (const prepull of this.#prepulls.items) {
       const id = `${prepull.metadata.namespace ?? "default"}/${prepull.metadata.name}`;
       if (live.has(id) || pending.has(id)) continue;
       const [kind, name] = (prepull.metadata.annotations?.[WORKLOAD_ANNOTATION] ?? "").split("/");
@@ -594,41 +410,8 @@ export class RolloutController {
         const w = toWorkload(kind as WorkloadKind, object);
         if (imageSetHash(w.images) === imageSetHash(prepull.spec.images)) continue;
       }
-      try {
-        await this.#custom.deleteNamespacedCustomObject({
-          group: PREPULL_GROUP,
-          version: PREPULL_VERSION,
-          namespace: prepull.metadata.namespace ?? "default",
-          plural: PREPULL_PLURAL,
-          name: prepull.metadata.name,
-        });
-      } catch (error) {
-        if (apiStatus(error) !== 404) throw error;
-      }
+      await this.#writes.delete(prepull);
     }
-  }
-}
-
-/** The merge patch a gate decision writes; undefined when it writes nothing to the Deployment. */
-export function gatePatch(decision: GateDecision, now: string): Patch | undefined {
-  switch (decision.action) {
-    case "hold":
-      return {
-        metadata: {
-          annotations: { [HELD_FOR_ANNOTATION]: decision.rollout, [HELD_SINCE_ANNOTATION]: now },
-        },
-        spec: { paused: true },
-      };
-    case "retarget":
-      return { metadata: { annotations: { [HELD_FOR_ANNOTATION]: decision.rollout } } };
-    case "release":
-      return {
-        metadata: { annotations: { [HELD_FOR_ANNOTATION]: null, [HELD_SINCE_ANNOTATION]: null } },
-        spec: { paused: false },
-      };
-    case "skip":
-    case "none":
-      return undefined;
   }
 }
 

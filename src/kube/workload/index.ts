@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { FerryError } from "../../observe/index.ts";
+import { FerryError, type Metrics } from "../../observe/index.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "../names.ts";
 import type { Target } from "../../runtime/index.ts";
 import { DEFAULT_PULL_BUDGET } from "./budget.ts";
@@ -15,6 +15,8 @@ import type { EventSink } from "./events.ts";
 import { DEFAULT_GATE_TIMEOUT_MS } from "./gate.ts";
 import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from "./lease.ts";
 import { NodeRunner } from "./node-runner.ts";
+import { ClusterNodes } from "../cluster-nodes.ts";
+import { NodeImagesController } from "../node-images-controller.ts";
 
 export {
   allocateGrants,
@@ -59,6 +61,10 @@ export interface WorkloadPrePullOptions {
   readonly retryFailedAfterMs?: number;
   /** How often the controller re-evaluates without a change (timeouts, stale grants); 2 s. */
   readonly resyncMs?: number;
+  /** The registry for the NodeImages controller's metrics (the agent's /metrics). */
+  readonly metrics?: Metrics;
+  /** The NodeImages controller's least time between passes (default 1 s). */
+  readonly nodeImagesIntervalMs?: number;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
   readonly startupTaintKeys?: readonly string[];
   readonly onEvent?: EventSink;
@@ -95,6 +101,8 @@ export async function startWorkloadPrePull(
           onEvent,
         });
   let controller: RolloutController | undefined;
+  let nodeImages: NodeImagesController | undefined;
+  let leaderNodes: ClusterNodes | undefined;
   let controllerDone: Promise<void> = Promise.resolve();
   let stopping = false;
   const election = new LeaderElection({
@@ -106,7 +114,12 @@ export async function startWorkloadPrePull(
     onStartedLeading: (signal) => {
       if (stopping) return;
       onEvent({ type: "leader", leading: true, identity });
+      // One all-node list and watch for both controllers.
+      const nodes = new ClusterNodes(options.kubeConfig, (error) =>
+        onEvent({ type: "error", where: "watch nodes", error }),
+      );
       const c = new RolloutController({
+        nodes,
         kubeConfig: options.kubeConfig,
         budget: options.budget ?? DEFAULT_PULL_BUDGET,
         gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
@@ -117,13 +130,29 @@ export async function startWorkloadPrePull(
         recorder,
         onEvent,
       });
+      // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
+      const n = new NodeImagesController({
+        kubeConfig: options.kubeConfig,
+        nodes,
+        ...(options.nodeImagesIntervalMs === undefined
+          ? {}
+          : { intervalMs: options.nodeImagesIntervalMs }),
+        recorder,
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+        onError: (where, error) => onEvent({ type: "error", where, error }),
+      });
       controller = c;
-      const started = c
-        .start()
-        .catch((error: unknown) => onEvent({ type: "error", where: "controller", error }));
+      nodeImages = n;
+      leaderNodes = nodes;
+      const started = Promise.all([
+        c.start().catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
+        n.start().catch((error: unknown) => onEvent({ type: "error", where: "nodeimages", error })),
+      ]);
       signal.addEventListener("abort", () => {
-        controllerDone = Promise.all([c.stop(), started]).then(() => {});
+        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => nodes.stop());
         if (controller === c) controller = undefined;
+        if (nodeImages === n) nodeImages = undefined;
+        if (leaderNodes === nodes) leaderNodes = undefined;
       });
     },
     onStoppedLeading: () => onEvent({ type: "leader", leading: false, identity }),
@@ -138,8 +167,13 @@ export async function startWorkloadPrePull(
       // The controller stops writing before the Lease is given up, so a successor never
       // overlaps with it.
       const c = controller;
+      const n = nodeImages;
+      const nodes = leaderNodes;
       controller = undefined;
-      if (c !== undefined) controllerDone = c.stop();
+      nodeImages = undefined;
+      leaderNodes = undefined;
+      if (c !== undefined)
+        controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => nodes?.stop());
       await controllerDone;
       await election.stop();
       await controllerDone;

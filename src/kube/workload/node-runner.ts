@@ -29,7 +29,7 @@ import {
   readGrants,
   rolloutPrePullReflector,
 } from "./prepull.ts";
-import type { Reflector } from "./reflector.ts";
+import type { CollectionWatch } from "../watcher.ts";
 
 const MAX_CONFLICT_RETRIES = 8;
 
@@ -44,7 +44,7 @@ export class NodeRunner {
   readonly #options: NodeRunnerOptions;
   readonly #custom: CustomObjectsApi;
   readonly #core: CoreV1Api;
-  readonly #reflector: Reflector<PrePullObject>;
+  readonly #reflector: CollectionWatch<PrePullObject>;
   /** Work already done, by `uid|images|grant time`: a new grant (a retry) is new work. */
   readonly #done = new Set<string>();
   #queue: Promise<void> = Promise.resolve();
@@ -69,7 +69,7 @@ export class NodeRunner {
 
   async stop(): Promise<void> {
     this.#abort.abort();
-    await this.#reflector.stop();
+    this.#reflector.stop();
     await this.#queue;
   }
 
@@ -84,11 +84,9 @@ export class NodeRunner {
 
   async #work(): Promise<void> {
     const me = this.#options.nodeName;
-    const prepulls = this.#reflector
-      .list()
-      .sort((a, b) =>
-        (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""),
-      );
+    const prepulls = this.#reflector.items.sort((a, b) =>
+      (a.metadata.creationTimestamp ?? "").localeCompare(b.metadata.creationTimestamp ?? ""),
+    );
     // Forget work on PrePulls that are gone (superseded rollouts), so the set stays small.
     const live = new Set(prepulls.map((p) => p.metadata.uid));
     for (const key of this.#done)

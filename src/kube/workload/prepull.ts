@@ -7,7 +7,7 @@
 import type { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import type { NodeProgress } from "./budget.ts";
 import type { GateRecord } from "./gate.ts";
-import { type ListResult, Reflector } from "./reflector.ts";
+import { CollectionWatch } from "../watcher.ts";
 
 import {
   PREPULL_GROUP,
@@ -113,10 +113,10 @@ export function rolloutPrePullReflector(
   custom: CustomObjectsApi,
   onChange: () => void,
   onError: (error: unknown) => void,
-): Reflector<PrePullObject> {
+): CollectionWatch<PrePullObject> {
   const labelSelector = `${WORKLOAD_PREPULL_LABEL}=true`;
-  return new Reflector<PrePullObject>({
-    kubeConfig,
+  return new CollectionWatch<PrePullObject>({
+    config: kubeConfig,
     path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
     labelSelector,
     list: async () =>
@@ -125,8 +125,9 @@ export function rolloutPrePullReflector(
         version: PREPULL_VERSION,
         resourcePlural: PREPULL_PLURAL,
         labelSelector,
-      })) as ListResult<PrePullObject>,
+      })) as { items: PrePullObject[] },
     onChange,
     onError,
+    retryFirstList: true,
   });
 }
