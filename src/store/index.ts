@@ -1,12 +1,5 @@
 /** The on-disk OCI image layout: verified ingest, index, pins, leases, locks, GC, disk pressure. */
-export {
-  diskError,
-  fsyncDir,
-  isNoSpace,
-  isProcessAlive,
-  tempPathFor,
-  writeFileAtomic,
-} from "./atomic.ts";
+export { diskError, writeFileAtomic } from "./atomic.ts";
 export {
   type CorruptBlob,
   checkStore,
@@ -20,7 +13,7 @@ export { type IngestOptions, IngestWriter } from "./ingest.ts";
 export { UnnamedIngest } from "./ingest-unnamed.ts";
 export { OCI_LAYOUT_VERSION } from "./layout.ts";
 export { Lease, type LeaseRecord } from "./lease.ts";
-export { acquireLock, type Lock, type LockOptions, type LockOwner } from "./lock.ts";
+export { acquireLock, type LockOptions } from "./lock.ts";
 export {
   DEFAULT_RETENTION,
   decidePolicy,
