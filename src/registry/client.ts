@@ -15,6 +15,7 @@ import {
 } from "./endpoint.ts";
 import { Deadline } from "./deadline.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
+import { API_ROOT, blobPath, manifestPath, tagListPath } from "./paths.ts";
 import { classifying401 } from "./refusals.ts";
 import { renewingOn401 } from "./renew.ts";
 import { DEFAULT_RETRY, isTransientError, type RetryPolicy, retrying, sleep } from "./retry.ts";
@@ -165,7 +166,7 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
     deadline: Deadline,
   ): Promise<Challenge | undefined> {
-    const url = endpointUrl(endpoint, "");
+    const url = endpointUrl(endpoint, API_ROOT);
     const res = await retrying(deadline, signal)(this.#transport(deadline, endpoint, signal))({
       method: "GET",
       url,
@@ -219,7 +220,7 @@ export class RegistryClient {
     const ctx = context(repo, "manifest", { reference });
     const res = await this.#authorized(endpoint, repo, ctx, signal, deadline, (headers) => ({
       method: "GET",
-      url: endpointUrl(endpoint, `${repo.path}/manifests/${reference}`),
+      url: endpointUrl(endpoint, manifestPath(repo.path, reference)),
       headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
     }));
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
@@ -264,7 +265,7 @@ export class RegistryClient {
       signal,
     )({
       method: "GET",
-      url: endpointUrl(endpoint, ""),
+      url: endpointUrl(endpoint, API_ROOT),
       headers: value === undefined ? {} : { authorization: value },
     });
     res.body.resume();
@@ -292,7 +293,7 @@ export class RegistryClient {
     const endpoint = this.#current(repo.domain);
     const headers = await this.#authHeaders(endpoint, repo, signal, deadline);
     return {
-      url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+      url: endpointUrl(endpoint, blobPath(repo.path, digest)),
       headers,
       tls: endpoint.tls,
       mirror: endpoint.mirror ? endpoint.base : undefined,
@@ -337,7 +338,7 @@ export class RegistryClient {
         deadline,
         (headers) => ({
           method: "GET",
-          url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+          url: endpointUrl(endpoint, blobPath(repo.path, digest)),
           headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
         }),
       );
@@ -364,7 +365,7 @@ export class RegistryClient {
       deadline,
       (headers) => ({
         method: "GET",
-        url: endpointUrl(endpoint, `${repo.path}/tags/list`, query),
+        url: endpointUrl(endpoint, tagListPath(repo.path), query),
         headers,
       }),
     );

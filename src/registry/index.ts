@@ -41,7 +41,7 @@ export {
   send,
 } from "./transport.ts";
 export type { Endpoint, HostSettings, TlsSettings } from "./endpoint.ts";
-export { blobPath, manifestPath } from "./paths.ts";
+export { blobPath, manifestPath, tagListPath, uploadPath } from "./paths.ts";
 export { RegistrySource } from "./source.ts";
 export {
   type BlobReadResult,
