@@ -37,4 +37,4 @@ export { type DiskCondition, DiskPressure } from "./pressure.ts";
 export { parseDuration, parsePercent, parseSize } from "./quantity.ts";
 export { defaultStoreRoot, FerryAnnotation, type ImageRecord, Store } from "./store.ts";
 export { type DiskUsage, diskUsage, type ImageDiskUsage } from "./usage.ts";
-export { StoreSource } from "./source.ts";
+export { BlobFileSource, StoreSource } from "./source.ts";
