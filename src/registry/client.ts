@@ -1,4 +1,3 @@
-import { digestOf, isDigest } from "../digest/index.ts";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
@@ -15,6 +14,7 @@ import {
 } from "./endpoint.ts";
 import { Deadline } from "./deadline.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
+import { type FetchedManifest, type KnownManifest, readManifest } from "./manifest-answer.ts";
 import { API_ROOT, blobPath, manifestPath, tagListPath } from "./paths.ts";
 import { classifying401 } from "./refusals.ts";
 import { renewingOn401 } from "./renew.ts";
@@ -27,7 +27,6 @@ import {
   header,
   type HttpRequest,
   type HttpResponse,
-  readBytes,
   readText,
   send,
 } from "./transport.ts";
@@ -36,18 +35,6 @@ import {
 export interface Repository {
   readonly domain: string;
   readonly path: string;
-}
-
-export interface FetchedManifest {
-  readonly bytes: Buffer;
-  readonly mediaType: string;
-  readonly digest: string;
-}
-
-/** A manifest already held and verified (a store's copy): an answer equal to it needs no hashing. */
-export interface KnownManifest {
-  readonly digest: string;
-  readonly bytes: Uint8Array;
 }
 
 /** How to GET a blob: URL, headers (auth included) and TLS settings of the endpoint. */
@@ -82,9 +69,6 @@ export interface RegistryClientOptions {
   /** Where this client's connections may go (a server connecting for its clients sets one). */
   guard?: AddressGuard;
 }
-
-/** Manifests larger than this are refused (containerd uses the same bound) so a server cannot exhaust memory. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * The Distribution API client: ping, auth, manifests, blobs, tags, with
@@ -224,28 +208,7 @@ export class RegistryClient {
       headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
     }));
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
-    if (Number(header(res, "content-length") ?? "0") > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw tooLarge(repo, reference);
-    }
-    const bytes = await readBytes(res, MAX_MANIFEST_BYTES, (size) => deadline.progress(size)).catch(
-      (err: unknown) => {
-        // readBytes refuses a long body naming the limit; a broken, cancelled or malformed
-        // response keeps its own error.
-        const long = isFerryError(err, "FERRY_REGISTRY_ERROR") && err.fields["limit"] !== undefined;
-        throw long ? tooLarge(repo, reference) : err;
-      },
-    );
-    const held = await known;
-    const digest =
-      held !== undefined && Buffer.compare(bytes, held.bytes) === 0 ? held.digest : digestOf(bytes);
-    const claimed = header(res, "docker-content-digest");
-    if (isDigest(reference) && reference !== digest)
-      throw manifestMismatch(repo, endpoint, reference, digest);
-    if (claimed?.startsWith("sha256:") && claimed !== digest)
-      throw manifestMismatch(repo, endpoint, claimed, digest);
-    const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
-    return { bytes, mediaType: contentType, digest };
+    return readManifest(res, { repo, reference, servedBy: endpoint.host, known, deadline });
   }
 
   /**
@@ -514,30 +477,4 @@ function context(
   extra: { reference?: string; digest?: string },
 ): RequestContext {
   return { host: repo.domain, repository: repo.path, what, ...extra };
-}
-
-function tooLarge(repo: Repository, reference: string): FerryError {
-  return new FerryError(
-    "FERRY_INVALID_MANIFEST",
-    `manifest ${repo.domain}/${repo.path}@${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`,
-    {
-      hint: "this is not a normal image manifest; check the reference",
-    },
-  );
-}
-
-function manifestMismatch(
-  repo: Repository,
-  endpoint: Endpoint,
-  expected: string,
-  actual: string,
-): FerryError {
-  return new FerryError(
-    "FERRY_DIGEST_MISMATCH",
-    `manifest of ${repo.domain}/${repo.path} served by ${endpoint.host} does not match its digest ${expected} (got ${actual})`,
-    {
-      hint: "the registry or something between it and you served a different manifest than it announced; nothing was stored",
-      fields: { expected, actual },
-    },
-  );
 }

@@ -9,15 +9,17 @@ export {
 export { type Challenge, parseChallenges } from "./challenge.ts";
 export {
   type BlobLocation,
-  type FetchedManifest,
-  type KnownManifest,
-  MAX_MANIFEST_BYTES,
   pullScope,
   RegistryClient,
   type RegistryEvent,
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
+export {
+  type FetchedManifest,
+  type KnownManifest,
+  MAX_MANIFEST_BYTES,
+} from "./manifest-answer.ts";
 export { Deadline } from "./deadline.ts";
 export { classify, errorFromResponse, parseErrorBody, type RequestContext } from "./errors.ts";
 export {
