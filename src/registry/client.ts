@@ -1,4 +1,4 @@
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { FerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
 import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
@@ -8,11 +8,11 @@ import {
   type Endpoint,
   endpointUrl,
   type HostSettings,
-  mirrorEndpoint,
   type TlsSettings,
   upstreamEndpoint,
 } from "./endpoint.ts";
 import { Deadline } from "./deadline.ts";
+import { EndpointChoice } from "./endpoint-choice.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
 import { type FetchedManifest, type KnownManifest, readManifest } from "./manifest-answer.ts";
 import { API_ROOT, blobPath, manifestPath, tagListPath } from "./paths.ts";
@@ -85,10 +85,7 @@ export class RegistryClient {
   readonly #onEvent: (event: RegistryEvent) => void;
   readonly #guard: AddressGuard | undefined;
   readonly #challenges = new Map<string, Promise<Challenge | undefined>>();
-  /** Mirrors that failed in this process: not asked again. */
-  readonly #down = new Set<string>();
-  /** The endpoint that last answered for a registry: blobs come from where the manifest came from. */
-  readonly #preferred = new Map<string, Endpoint>();
+  readonly #choice: EndpointChoice;
 
   constructor(options: RegistryClientOptions = {}) {
     this.#agents = options.agents ?? createAgents();
@@ -98,6 +95,9 @@ export class RegistryClient {
     this.#userAgent = options.userAgent;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#guard = options.guard;
+    this.#choice = new EndpointChoice(this.#settings, (failure) =>
+      this.#onEvent({ type: "mirror-fallback", ...failure }),
+    );
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
       send: (req, deadline = new Deadline(this.#retry)) =>
@@ -114,11 +114,7 @@ export class RegistryClient {
 
   /** Where a registry's repositories are read from, in order: live mirrors, then the registry. */
   endpoints(domain: string): Endpoint[] {
-    const settings = this.#settings(domain);
-    const mirrors = (settings?.mirrors ?? [])
-      .map((m) => mirrorEndpoint(m, domain, this.#settings))
-      .filter((e) => !this.#down.has(e.base));
-    return [...mirrors, upstreamEndpoint(domain, settings)];
+    return this.#choice.endpoints(domain);
   }
 
   /** Base URL of a registry's own API, e.g. http://127.0.0.1:5000 or https://registry-1.docker.io. */
@@ -174,7 +170,7 @@ export class RegistryClient {
   ): Promise<FetchedManifest> {
     // Not awaited on every path (a request that fails first): a rejection is no answer.
     const knownOrNot = known?.catch(() => undefined);
-    return this.#firstAnswer(repo.domain, signal, async (endpoint) => {
+    return this.#choice.firstAnswer(repo.domain, signal, async (endpoint) => {
       // One deadline for everything this manifest takes from this endpoint: ping, retries,
       // and a body that breaks off or stalls (asked for again: manifests are small).
       const deadline = this.deadline(repo.domain);
@@ -253,7 +249,7 @@ export class RegistryClient {
     signal?: AbortSignal,
     deadline?: Deadline,
   ): Promise<BlobLocation> {
-    const endpoint = this.#current(repo.domain);
+    const endpoint = this.#choice.current(repo.domain);
     const headers = await this.#authHeaders(endpoint, repo, signal, deadline);
     return {
       url: endpointUrl(endpoint, blobPath(repo.path, digest)),
@@ -266,21 +262,17 @@ export class RegistryClient {
 
   /** The mirror that last answered for a registry's repositories; undefined when the registry itself did. */
   answeredFrom(domain: string): string | undefined {
-    const endpoint = this.#preferred.get(domain);
-    return endpoint?.mirror ? endpoint.base : undefined;
+    return this.#choice.answeredFrom(domain);
   }
 
   /** A mirror failed mid-pull: stop using it in this process and say so. */
   mirrorFailed(domain: string, mirrorBase: string, reason: string): void {
-    if (this.#down.has(mirrorBase)) return;
-    this.#down.add(mirrorBase);
-    if (this.#preferred.get(domain)?.base === mirrorBase) this.#preferred.delete(domain);
-    this.#onEvent({ type: "mirror-fallback", mirror: mirrorBase, registry: domain, reason });
+    this.#choice.mirrorFailed(domain, mirrorBase, reason);
   }
 
   /** Drop cached auth for a repository after a transfer met 401 (expired token). */
   invalidateAuth(repo: Repository): void {
-    this.#auth.invalidate(this.#current(repo.domain).host, pullScope(repo));
+    this.#auth.invalidate(this.#choice.current(repo.domain).host, pullScope(repo));
   }
 
   /** GET a blob (optionally from `offset`); the response is 200 or 206, anything else throws. */
@@ -290,7 +282,7 @@ export class RegistryClient {
     options: { offset?: number; signal?: AbortSignal } = {},
   ): Promise<HttpResponse> {
     const offset = options.offset ?? 0;
-    return this.#firstAnswer(repo.domain, options.signal, async (endpoint) => {
+    return this.#choice.firstAnswer(repo.domain, options.signal, async (endpoint) => {
       const ctx = context(repo, "blob", { digest });
       const deadline = this.deadline(repo.domain);
       const res = await this.#authorized(
@@ -364,34 +356,6 @@ export class RegistryClient {
       (headers) => build(endpoint.base, headers),
       options.scope,
     );
-  }
-
-  #current(domain: string): Endpoint {
-    return this.#preferred.get(domain) ?? (this.endpoints(domain)[0] as Endpoint);
-  }
-
-  /** Runs `op` on each endpoint in turn until one answers; a failing mirror is skipped from then on. */
-  async #firstAnswer<T>(
-    domain: string,
-    signal: AbortSignal | undefined,
-    op: (endpoint: Endpoint) => Promise<T>,
-  ): Promise<T> {
-    const preferred = this.#preferred.get(domain);
-    const all = this.endpoints(domain);
-    const order =
-      preferred === undefined ? all : [preferred, ...all.filter((e) => e.base !== preferred.base)];
-    for (const endpoint of order) {
-      try {
-        const result = await op(endpoint);
-        this.#preferred.set(domain, endpoint);
-        return result;
-      } catch (err) {
-        if (!endpoint.mirror || signal?.aborted || isFerryError(err, "FERRY_INTERRUPTED"))
-          throw err;
-        this.mirrorFailed(domain, endpoint.base, err instanceof Error ? err.message : String(err));
-      }
-    }
-    throw new FerryError("FERRY_INTERNAL", `no endpoint for ${domain}`);
   }
 
   async #authHeaders(
