@@ -12,7 +12,7 @@ import { header, type HttpRequest, type HttpResponse } from "./transport.ts";
 /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size, each read into memory once. */
 export const CHUNK_SIZE = 16 * 1024 * 1024;
 
-/** Reads bytes [start, end) of the blob being uploaded. */
+/** Reads bytes [start, end) of the blob being uploaded: what an upload takes, not a reader (a copy fills it with oci's readRange). */
 export type ReadRange = (start: number, end: number) => Promise<Buffer>;
 
 export interface WriteOptions {
