@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { formatReference } from "../reference/index.ts";
 import type { Target, TargetKind } from "../runtime/index.ts";
-import { writeFileAtomic } from "../store/index.ts";
+import { writeFileAtomic } from "../fsx/index.ts";
 import {
   type BackoffPolicy,
   backoffDelay,

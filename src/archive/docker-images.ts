@@ -9,6 +9,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { digestOf, isDigest, SHA256 } from "../digest/index.ts";
 import { configPlatform, type Descriptor, MediaType } from "../oci/index.ts";
+import { StoreSource } from "../store/index.ts";
 import { decompressor } from "./compression.ts";
 import { normalizeEntryPath } from "./entry-path.ts";
 import { archiveInvalid } from "./errors.ts";
@@ -152,6 +153,16 @@ function layerMediaType(layer: TakenFile): string {
   return DOCKER_LAYER_TAR;
 }
 
+/**
+ * A layer committed by this load, read back as one range: the diff_id check verifies what it
+ * decodes, and a whole (verified) open would hash the compressed bytes again just after the
+ * ingest did.
+ */
+function storedLayer(ctx: PlanContext, layer: TakenFile): Promise<Readable> {
+  const desc = { mediaType: layerMediaType(layer), digest: layer.digest, size: layer.size };
+  return new StoreSource(ctx.store).open(desc, { start: 0, end: layer.size });
+}
+
 /** A layer's uncompressed sha256 must be the config's diff_id: Docker checks the same on load. */
 async function checkDiffId(ctx: PlanContext, layer: TakenFile, expected: string, index: number) {
   const undo = decompressor(layer.compression);
@@ -168,7 +179,7 @@ async function checkDiffId(ctx: PlanContext, layer: TakenFile, expected: string,
   if (layer.compression !== "none") {
     const hash = createHash(SHA256);
     const source =
-      layer.bytes === undefined ? ctx.store.openBlob(layer.digest) : Readable.from([layer.bytes]);
+      layer.bytes === undefined ? await storedLayer(ctx, layer) : Readable.from([layer.bytes]);
     try {
       await pipeline(source, undo, async (chunks: AsyncIterable<Buffer>) => {
         for await (const chunk of chunks) hash.update(chunk);

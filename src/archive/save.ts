@@ -6,6 +6,7 @@ import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { digestOf } from "../digest/index.ts";
+import { writeStreamAtomic } from "../fsx/index.ts";
 import { FerryError } from "../observe/index.ts";
 import {
   type Descriptor,
@@ -16,7 +17,7 @@ import {
 } from "../oci/index.ts";
 import { type ImageRecord, type Store, StoreSource } from "../store/index.ts";
 import { blobPathOf } from "./entry-path.ts";
-import { writeFileAtomically } from "./output-file.ts";
+import { writeError } from "./errors.ts";
 import { planArchive, type SavedImage } from "./save-plan.ts";
 
 export interface SaveImage {
@@ -46,8 +47,11 @@ type EntryHeader = Partial<tar.Header> & { name: string };
 const CONFIG_MAX_BYTES = 16 << 20;
 const LOADABLE_CONFIGS: readonly string[] = [MediaType.ociConfig, MediaType.dockerConfig];
 
+/** The archive at `path`, whole or not at all (a failed or interrupted save leaves an older file as it was). */
 export function saveArchiveFile(path: string, options: SaveOptions): Promise<SaveSummary> {
-  return writeFileAtomically(path, (out) => saveArchive(out, options));
+  return writeStreamAtomic(path, (out) => saveArchive(out, options)).catch((err: unknown) => {
+    throw writeError(err, path);
+  });
 }
 
 export async function saveArchive(output: Writable, options: SaveOptions): Promise<SaveSummary> {

@@ -1,5 +1,6 @@
 import { FerryError } from "../observe/index.ts";
-import { diskError, isNoSpace } from "../store/index.ts";
+import { isNoSpace } from "../fsx/index.ts";
+import { diskError } from "../store/index.ts";
 import { exitCodeFor, ExitCode } from "./exit-codes.ts";
 import { stderr, stdout } from "./stdio.ts";
 

@@ -3,7 +3,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { TEMP_NAME, tempPathFor, writeFileAtomic } from "./atomic.ts";
+import { TEMP_NAME, tempPathFor, writeFileAtomic, writeStreamAtomic } from "./atomic.ts";
 
 // Atomic writes on a real directory.
 
@@ -84,5 +84,41 @@ describe("tempPathFor", () => {
   it("names the writer's pid, which TEMP_NAME reads back", () => {
     const m = TEMP_NAME.exec(tempPathFor("/x/index.json"));
     assert.equal(m?.[1], String(process.pid));
+  });
+});
+
+describe("writeStreamAtomic", () => {
+  it("publishes what the writer streamed, with nothing else left beside it", async () => {
+    const dir = await newDir();
+    const path = join(dir, "images.tar");
+    const seen: string[] = [];
+    const result = await writeStreamAtomic(path, async (out) => {
+      seen.push(...(await readdir(dir))); // the hidden temp file, named for its writer
+      out.end("archive bytes");
+      return 42;
+    });
+    assert.equal(result, 42);
+    assert.equal(await readFile(path, "utf8"), "archive bytes");
+    assert.deepEqual(await readdir(dir), ["images.tar"]);
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0]?.startsWith(".images.tar.tmp-"), String(seen[0]));
+    assert.equal(TEMP_NAME.exec(seen[0] ?? "")?.[1], String(process.pid));
+  });
+
+  it("a writer that fails leaves the older file as it was and no temp file", async () => {
+    const dir = await newDir();
+    const path = join(dir, "images.tar");
+    await writeStreamAtomic(path, async (out) => {
+      out.end("old");
+    });
+    await assert.rejects(
+      writeStreamAtomic(path, async (out) => {
+        out.write("half of a new archi");
+        throw new Error("the source broke off");
+      }),
+      /the source broke off/,
+    );
+    assert.equal(await readFile(path, "utf8"), "old");
+    assert.deepEqual(await readdir(dir), ["images.tar"]);
   });
 });

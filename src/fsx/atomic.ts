@@ -1,6 +1,8 @@
 import { constants } from "node:fs";
 import { mkdir, open, realpath, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import type { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { uniqueHex } from "./unique.ts";
 
 /** A temp-file name beside `path` that names its writer, so leftovers of dead processes can be recognised. */
@@ -61,6 +63,34 @@ export async function writeFileAtomic(
     if (durable) await fsyncDir(dirname(target));
   } catch (err) {
     await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * A file written as a stream, whole or not at all: `write` fills a hidden temp file beside
+ * `path` (hidden: it sits in a user's directory for as long as a save takes), fsynced before it
+ * closes, then renamed over `path` and the directory fsynced. A failure or a throw removes the
+ * temp file; an older file at `path` stays. The file system's error is thrown as it came.
+ */
+export async function writeStreamAtomic<T>(
+  path: string,
+  write: (out: Writable) => Promise<T>,
+): Promise<T> {
+  const temp = tempPathFor(join(dirname(path), `.${basename(path)}`));
+  const handle = await open(temp, "wx", 0o644);
+  // flush: fsync before the stream closes the file, so the rename publishes complete data.
+  const stream = handle.createWriteStream({ flush: true });
+  try {
+    const result = await write(stream);
+    if (!stream.closed) await finished(stream);
+    await rename(temp, path);
+    await fsyncDir(dirname(path));
+    return result;
+  } catch (err) {
+    stream.destroy();
+    await finished(stream).catch(() => undefined);
+    await rm(temp, { force: true });
     throw err;
   }
 }

@@ -6,6 +6,7 @@ export {
   TEMP_NAME,
   tempPathFor,
   writeFileAtomic,
+  writeStreamAtomic,
 } from "./atomic.ts";
 export {
   acquireLock,

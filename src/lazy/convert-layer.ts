@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { FerryError } from "../observe/index.ts";
 import { type Descriptor, MediaType } from "../oci/index.ts";
-import { tempPathFor } from "../store/index.ts";
+import { tempPathFor } from "../fsx/index.ts";
 import { orderEntries } from "./convert-order.ts";
 import { SpoolReader } from "./convert-spool.ts";
 import { readTarEntries, type TarEntry } from "./convert-tar.ts";

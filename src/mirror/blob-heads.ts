@@ -1,6 +1,6 @@
 import type { Descriptor } from "../oci/index.ts";
 import type { Limiter } from "../pull/index.ts";
-import { pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
+import { blobPath, pullScope, type RegistryClient, type Repository } from "../registry/index.ts";
 import { DistributionError } from "./errors.ts";
 
 /**
@@ -42,7 +42,7 @@ async function headBlob(
 ): Promise<Descriptor> {
   const res = await registry.request(repo, { scope: pullScope(repo) }, (base, headers) => ({
     method: "HEAD",
-    url: `${base}/v2/${repo.path}/blobs/${digest}`,
+    url: `${base}${blobPath(repo.path, digest)}`,
     headers,
   }));
   res.body.resume();

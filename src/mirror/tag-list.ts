@@ -1,3 +1,5 @@
+import { tagListPath } from "../registry/index.ts";
+
 /** One page of a repository's tags (`n`, `last`), and the Link to the next one. */
 export interface TagPage {
   body: { name: string; tags: string[] };
@@ -25,7 +27,7 @@ export function tagPage(path: string, tags: readonly string[], paging: TagPaging
   if (n !== undefined && after.length > page.length && page.length > 0) {
     const next = new URLSearchParams({ n: String(n), last: page[page.length - 1] as string });
     if (namespace !== undefined) next.set("ns", namespace);
-    link = `</v2/${path}/tags/list?${next.toString()}>; rel="next"`;
+    link = `<${tagListPath(path)}?${next.toString()}>; rel="next"`;
   }
   return { body: { name: path, tags: page }, link };
 }

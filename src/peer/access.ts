@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type RegistryClient, type Repository, send } from "../registry/index.ts";
+import { blobPath, type RegistryClient, type Repository, send } from "../registry/index.ts";
 
 /** What the serving node concluded about a peer's right to a repository. */
 export type AccessVerdict = "allowed" | "denied" | "unknown";
@@ -69,7 +69,7 @@ export class UpstreamAccess {
     try {
       const res = await send({
         method: "HEAD",
-        url: `${endpoint.base}/v2/${repo.path}/blobs/${digest}`,
+        url: `${endpoint.base}${blobPath(repo.path, digest)}`,
         headers: presented === undefined ? {} : { authorization: presented },
         tls: endpoint.tls,
         signal: AbortSignal.timeout(10_000),

@@ -1,4 +1,3 @@
-import { open } from "node:fs/promises";
 import { FerryError } from "../observe/index.ts";
 import {
   type BlobSource,
@@ -15,7 +14,7 @@ import {
   RegistrySource,
   type Repository,
 } from "../registry/index.ts";
-import { type IngestWriter, type Store, StoreSource } from "../store/index.ts";
+import { BlobFileSource, type IngestWriter, type Store, StoreSource } from "../store/index.ts";
 import { fetchState, fetchVerified } from "./fetch-blob.ts";
 
 export type { SourceManifest };
@@ -145,7 +144,11 @@ export class RegistryCopySource implements ImageSource {
     try {
       const fetched = await this.#download(writer, onProgress, signal);
       // Verified in the ingest area and deleted once uploaded: a copy leaves no blob behind.
-      const staged = await fileBlob(writer.path, fetched, () => writer.discard());
+      const staged: StagedBlob = {
+        ...sourcedBlob(new BlobFileSource(writer.path, desc), desc),
+        fetched,
+        release: () => writer.discard(),
+      };
       handedOver = true;
       return staged;
     } finally {
@@ -172,30 +175,5 @@ function sourcedBlob(source: BlobSource, desc: Descriptor): StagedBlob {
     fetched: 0,
     read: (start, end) => readRange(source, desc, { start, end }),
     release: async () => {},
-  };
-}
-
-/** The ingest file a download left, read by range until released. */
-async function fileBlob(
-  path: string,
-  fetched: number,
-  cleanup: () => Promise<void>,
-): Promise<StagedBlob> {
-  const file = await open(path, "r");
-  return {
-    fetched,
-    read: async (start, end) => {
-      const buffer = Buffer.allocUnsafe(end - start);
-      for (let at = 0; at < buffer.length; ) {
-        const { bytesRead } = await file.read(buffer, at, buffer.length - at, start + at);
-        if (bytesRead === 0) throw new FerryError("FERRY_STORE_CORRUPT", `${path} is truncated`);
-        at += bytesRead;
-      }
-      return buffer;
-    },
-    release: async () => {
-      await file.close();
-      await cleanup();
-    },
   };
 }

@@ -53,7 +53,7 @@ async function context(
     store: await Store.open(join(work, `s${++n}`)),
     pool,
     inlineBelow: options.workers ? 0 : Number.POSITIVE_INFINITY,
-    blobSource: undefined,
+    blobLocator: undefined,
     watchers: new Map(),
   };
 }

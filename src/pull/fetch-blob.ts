@@ -8,7 +8,7 @@ import {
   type Repository,
 } from "../registry/index.ts";
 import type { IngestWriter, Store } from "../store/index.ts";
-import { type BlobSource, SourcePicker } from "./blob-source.ts";
+import { type BlobLocator, SourcePicker } from "./blob-locator.ts";
 import {
   type Attempt,
   type AttemptResult,
@@ -37,7 +37,7 @@ export interface DownloadContext {
   readonly pool: SinkPool;
   /** Blobs smaller than this are hashed on this thread. */
   readonly inlineBelow: number;
-  readonly blobSource: BlobSource | undefined;
+  readonly blobLocator: BlobLocator | undefined;
   /** Listeners for the bytes an ingest file holds, per digest (the mirror streams from it). */
   readonly watchers: ReadonlyMap<string, ReadonlySet<(current: number) => void>>;
 }
@@ -60,7 +60,7 @@ export async function downloadBlob(
     ...(desc.size < ctx.inlineBelow ? {} : { sink: () => pool.createSink() }),
   });
   if (writer === undefined) return { downloaded: false, fetched: 0 };
-  const state = fetchState(ctx.registry, ctx.blobSource, repo, desc, signal);
+  const state = fetchState(ctx.registry, ctx.blobLocator, repo, desc, signal);
   let ok = false;
   try {
     const fetched = await fetchVerified(state, writer, (e) => {
@@ -78,10 +78,10 @@ export async function downloadBlob(
   }
 }
 
-/** A blob download's state: its source picker (peers first when `blobSource` is given) and its one deadline. */
+/** A blob download's state: its source picker (peers first when `blobLocator` is given) and its one deadline. */
 export function fetchState(
   registry: RegistryClient,
-  blobSource: BlobSource | undefined,
+  blobLocator: BlobLocator | undefined,
   repo: Repository,
   desc: Descriptor,
   signal: AbortSignal | undefined,
@@ -89,7 +89,7 @@ export function fetchState(
   return {
     repo,
     desc,
-    sources: new SourcePicker(blobSource, registry, repo, desc, signal),
+    sources: new SourcePicker(blobLocator, registry, repo, desc, signal),
     deadline: registry.deadline(repo.domain),
     registry,
     signal,

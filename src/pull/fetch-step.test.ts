@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FerryError, isFerryError } from "../observe/index.ts";
 import { Deadline, RegistryClient, type Repository } from "../registry/index.ts";
-import { SourcePicker } from "./blob-source.ts";
+import { SourcePicker } from "./blob-locator.ts";
 import { type Attempt, type FetchState, nextStep } from "./fetch-step.ts";
 
 // The blob download's transitions, one attempt's result at a time, on a real RegistryClient,

@@ -6,7 +6,7 @@ import {
   type RegistryClient,
   type Repository,
 } from "../registry/index.ts";
-import type { BlobSourceLocation, SourcePicker } from "./blob-source.ts";
+import type { BlobSourceLocation, SourcePicker } from "./blob-locator.ts";
 import { isIntegrityError } from "./transfer.ts";
 
 /** Where one attempt read from: a peer (blob source), a mirror of the upstream, or the upstream. */

@@ -2,10 +2,10 @@
 export type { BlobStatus, PullEvent, PullSummary } from "./events.ts";
 export {
   type AttemptLocation,
-  type BlobSource,
+  type BlobLocator,
   type BlobSourceLocation,
   SourcePicker,
-} from "./blob-source.ts";
+} from "./blob-locator.ts";
 export { Limiter } from "./limiter.ts";
 export { SinkPool } from "./sink-pool.ts";
 export { DEFAULT_CONCURRENCY, Puller, type PullerOptions, type PullOptions } from "./puller.ts";

@@ -21,7 +21,7 @@ import {
 } from "./fetch-blob.ts";
 import { Limiter } from "./limiter.ts";
 import { SinkPool } from "./sink-pool.ts";
-import type { BlobSource } from "./blob-source.ts";
+import type { BlobLocator } from "./blob-locator.ts";
 
 export interface PullerOptions {
   registry: RegistryClient;
@@ -38,8 +38,8 @@ export interface PullerOptions {
   hashWorkers?: "auto" | "always" | "never";
   /** Even with hash workers, blobs smaller than this stay on the main thread (a worker round trip costs more). */
   inlineBelow?: number;
-  /** Asked before the upstream for each blob (node-to-node sharing); see blob-source.ts. */
-  blobSource?: BlobSource;
+  /** Asked before the upstream for each blob (node-to-node sharing); see blob-locator.ts. */
+  blobLocator?: BlobLocator;
 }
 
 export interface PullOptions {
@@ -67,7 +67,7 @@ export class Puller {
   readonly #inlineBelowOption: number | undefined;
   /** Blobs smaller than this are hashed on this thread; decided at the first download. */
   #inlineBelowCached: number | undefined;
-  readonly #blobSource: BlobSource | undefined;
+  readonly #blobLocator: BlobLocator | undefined;
   readonly #inflight = new Map<string, Promise<BlobOutcome>>();
   /** Listeners for the bytes an ingest file holds, per digest (the mirror streams from it). */
   readonly #watchers = new Map<string, Set<(current: number) => void>>();
@@ -83,7 +83,7 @@ export class Puller {
       new SinkPool(Math.min(options.concurrency ?? DEFAULT_CONCURRENCY, availableParallelism()));
     this.#hashWorkers = options.hashWorkers ?? "auto";
     this.#inlineBelowOption = options.inlineBelow;
-    this.#blobSource = options.blobSource;
+    this.#blobLocator = options.blobLocator;
   }
 
   async close(): Promise<void> {
@@ -340,7 +340,7 @@ export class Puller {
       store: this.#store,
       pool: this.#pool,
       inlineBelow: this.#inlineBelow,
-      blobSource: this.#blobSource,
+      blobLocator: this.#blobLocator,
       watchers: this.#watchers,
     };
   }

@@ -1,5 +1,4 @@
-import { digestOf, isDigest } from "../digest/index.ts";
-import { FerryError, isFerryError } from "../observe/index.ts";
+import { FerryError } from "../observe/index.ts";
 import { MANIFEST_ACCEPT } from "../oci/index.ts";
 import type { AddressGuard } from "./address-guard.ts";
 import { anonymous, Authenticator, type CredentialSource } from "./auth.ts";
@@ -9,12 +8,14 @@ import {
   type Endpoint,
   endpointUrl,
   type HostSettings,
-  mirrorEndpoint,
   type TlsSettings,
   upstreamEndpoint,
 } from "./endpoint.ts";
 import { Deadline } from "./deadline.ts";
+import { EndpointChoice } from "./endpoint-choice.ts";
 import { errorFromResponse, type RequestContext } from "./errors.ts";
+import { type FetchedManifest, type KnownManifest, readManifest } from "./manifest-answer.ts";
+import { API_ROOT, blobPath, manifestPath, tagListPath } from "./paths.ts";
 import { classifying401 } from "./refusals.ts";
 import { renewingOn401 } from "./renew.ts";
 import { DEFAULT_RETRY, isTransientError, type RetryPolicy, retrying, sleep } from "./retry.ts";
@@ -26,7 +27,6 @@ import {
   header,
   type HttpRequest,
   type HttpResponse,
-  readBytes,
   readText,
   send,
 } from "./transport.ts";
@@ -35,18 +35,6 @@ import {
 export interface Repository {
   readonly domain: string;
   readonly path: string;
-}
-
-export interface FetchedManifest {
-  readonly bytes: Buffer;
-  readonly mediaType: string;
-  readonly digest: string;
-}
-
-/** A manifest already held and verified (a store's copy): an answer equal to it needs no hashing. */
-export interface KnownManifest {
-  readonly digest: string;
-  readonly bytes: Uint8Array;
 }
 
 /** How to GET a blob: URL, headers (auth included) and TLS settings of the endpoint. */
@@ -82,9 +70,6 @@ export interface RegistryClientOptions {
   guard?: AddressGuard;
 }
 
-/** Manifests larger than this are refused (containerd uses the same bound) so a server cannot exhaust memory. */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-
 /**
  * The Distribution API client: ping, auth, manifests, blobs, tags, with
  * configured mirrors tried before the registry (falling back on any failure).
@@ -100,10 +85,7 @@ export class RegistryClient {
   readonly #onEvent: (event: RegistryEvent) => void;
   readonly #guard: AddressGuard | undefined;
   readonly #challenges = new Map<string, Promise<Challenge | undefined>>();
-  /** Mirrors that failed in this process: not asked again. */
-  readonly #down = new Set<string>();
-  /** The endpoint that last answered for a registry: blobs come from where the manifest came from. */
-  readonly #preferred = new Map<string, Endpoint>();
+  readonly #choice: EndpointChoice;
 
   constructor(options: RegistryClientOptions = {}) {
     this.#agents = options.agents ?? createAgents();
@@ -113,6 +95,9 @@ export class RegistryClient {
     this.#userAgent = options.userAgent;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#guard = options.guard;
+    this.#choice = new EndpointChoice(this.#settings, (failure) =>
+      this.#onEvent({ type: "mirror-fallback", ...failure }),
+    );
     this.#auth = new Authenticator({
       credentials: options.credentials ?? anonymous,
       send: (req, deadline = new Deadline(this.#retry)) =>
@@ -129,11 +114,7 @@ export class RegistryClient {
 
   /** Where a registry's repositories are read from, in order: live mirrors, then the registry. */
   endpoints(domain: string): Endpoint[] {
-    const settings = this.#settings(domain);
-    const mirrors = (settings?.mirrors ?? [])
-      .map((m) => mirrorEndpoint(m, domain, this.#settings))
-      .filter((e) => !this.#down.has(e.base));
-    return [...mirrors, upstreamEndpoint(domain, settings)];
+    return this.#choice.endpoints(domain);
   }
 
   /** Base URL of a registry's own API, e.g. http://127.0.0.1:5000 or https://registry-1.docker.io. */
@@ -165,7 +146,7 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
     deadline: Deadline,
   ): Promise<Challenge | undefined> {
-    const url = endpointUrl(endpoint, "");
+    const url = endpointUrl(endpoint, API_ROOT);
     const res = await retrying(deadline, signal)(this.#transport(deadline, endpoint, signal))({
       method: "GET",
       url,
@@ -189,7 +170,7 @@ export class RegistryClient {
   ): Promise<FetchedManifest> {
     // Not awaited on every path (a request that fails first): a rejection is no answer.
     const knownOrNot = known?.catch(() => undefined);
-    return this.#firstAnswer(repo.domain, signal, async (endpoint) => {
+    return this.#choice.firstAnswer(repo.domain, signal, async (endpoint) => {
       // One deadline for everything this manifest takes from this endpoint: ping, retries,
       // and a body that breaks off or stalls (asked for again: manifests are small).
       const deadline = this.deadline(repo.domain);
@@ -219,32 +200,11 @@ export class RegistryClient {
     const ctx = context(repo, "manifest", { reference });
     const res = await this.#authorized(endpoint, repo, ctx, signal, deadline, (headers) => ({
       method: "GET",
-      url: endpointUrl(endpoint, `${repo.path}/manifests/${reference}`),
+      url: endpointUrl(endpoint, manifestPath(repo.path, reference)),
       headers: { ...headers, accept: MANIFEST_ACCEPT.join(", ") },
     }));
     if (res.status !== 200) throw await errorFromResponse(res, ctx);
-    if (Number(header(res, "content-length") ?? "0") > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
-      throw tooLarge(repo, reference);
-    }
-    const bytes = await readBytes(res, MAX_MANIFEST_BYTES, (size) => deadline.progress(size)).catch(
-      (err: unknown) => {
-        // readBytes refuses a long body naming the limit; a broken, cancelled or malformed
-        // response keeps its own error.
-        const long = isFerryError(err, "FERRY_REGISTRY_ERROR") && err.fields["limit"] !== undefined;
-        throw long ? tooLarge(repo, reference) : err;
-      },
-    );
-    const held = await known;
-    const digest =
-      held !== undefined && Buffer.compare(bytes, held.bytes) === 0 ? held.digest : digestOf(bytes);
-    const claimed = header(res, "docker-content-digest");
-    if (isDigest(reference) && reference !== digest)
-      throw manifestMismatch(repo, endpoint, reference, digest);
-    if (claimed?.startsWith("sha256:") && claimed !== digest)
-      throw manifestMismatch(repo, endpoint, claimed, digest);
-    const contentType = header(res, "content-type")?.split(";")[0]?.trim() ?? "";
-    return { bytes, mediaType: contentType, digest };
+    return readManifest(res, { repo, reference, servedBy: endpoint.host, known, deadline });
   }
 
   /**
@@ -264,7 +224,7 @@ export class RegistryClient {
       signal,
     )({
       method: "GET",
-      url: endpointUrl(endpoint, ""),
+      url: endpointUrl(endpoint, API_ROOT),
       headers: value === undefined ? {} : { authorization: value },
     });
     res.body.resume();
@@ -289,10 +249,10 @@ export class RegistryClient {
     signal?: AbortSignal,
     deadline?: Deadline,
   ): Promise<BlobLocation> {
-    const endpoint = this.#current(repo.domain);
+    const endpoint = this.#choice.current(repo.domain);
     const headers = await this.#authHeaders(endpoint, repo, signal, deadline);
     return {
-      url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+      url: endpointUrl(endpoint, blobPath(repo.path, digest)),
       headers,
       tls: endpoint.tls,
       mirror: endpoint.mirror ? endpoint.base : undefined,
@@ -302,21 +262,17 @@ export class RegistryClient {
 
   /** The mirror that last answered for a registry's repositories; undefined when the registry itself did. */
   answeredFrom(domain: string): string | undefined {
-    const endpoint = this.#preferred.get(domain);
-    return endpoint?.mirror ? endpoint.base : undefined;
+    return this.#choice.answeredFrom(domain);
   }
 
   /** A mirror failed mid-pull: stop using it in this process and say so. */
   mirrorFailed(domain: string, mirrorBase: string, reason: string): void {
-    if (this.#down.has(mirrorBase)) return;
-    this.#down.add(mirrorBase);
-    if (this.#preferred.get(domain)?.base === mirrorBase) this.#preferred.delete(domain);
-    this.#onEvent({ type: "mirror-fallback", mirror: mirrorBase, registry: domain, reason });
+    this.#choice.mirrorFailed(domain, mirrorBase, reason);
   }
 
   /** Drop cached auth for a repository after a transfer met 401 (expired token). */
   invalidateAuth(repo: Repository): void {
-    this.#auth.invalidate(this.#current(repo.domain).host, pullScope(repo));
+    this.#auth.invalidate(this.#choice.current(repo.domain).host, pullScope(repo));
   }
 
   /** GET a blob (optionally from `offset`); the response is 200 or 206, anything else throws. */
@@ -326,7 +282,7 @@ export class RegistryClient {
     options: { offset?: number; signal?: AbortSignal } = {},
   ): Promise<HttpResponse> {
     const offset = options.offset ?? 0;
-    return this.#firstAnswer(repo.domain, options.signal, async (endpoint) => {
+    return this.#choice.firstAnswer(repo.domain, options.signal, async (endpoint) => {
       const ctx = context(repo, "blob", { digest });
       const deadline = this.deadline(repo.domain);
       const res = await this.#authorized(
@@ -337,7 +293,7 @@ export class RegistryClient {
         deadline,
         (headers) => ({
           method: "GET",
-          url: endpointUrl(endpoint, `${repo.path}/blobs/${digest}`),
+          url: endpointUrl(endpoint, blobPath(repo.path, digest)),
           headers: offset > 0 ? { ...headers, range: `bytes=${offset}-` } : headers,
         }),
       );
@@ -364,7 +320,7 @@ export class RegistryClient {
       deadline,
       (headers) => ({
         method: "GET",
-        url: endpointUrl(endpoint, `${repo.path}/tags/list`, query),
+        url: endpointUrl(endpoint, tagListPath(repo.path), query),
         headers,
       }),
     );
@@ -400,34 +356,6 @@ export class RegistryClient {
       (headers) => build(endpoint.base, headers),
       options.scope,
     );
-  }
-
-  #current(domain: string): Endpoint {
-    return this.#preferred.get(domain) ?? (this.endpoints(domain)[0] as Endpoint);
-  }
-
-  /** Runs `op` on each endpoint in turn until one answers; a failing mirror is skipped from then on. */
-  async #firstAnswer<T>(
-    domain: string,
-    signal: AbortSignal | undefined,
-    op: (endpoint: Endpoint) => Promise<T>,
-  ): Promise<T> {
-    const preferred = this.#preferred.get(domain);
-    const all = this.endpoints(domain);
-    const order =
-      preferred === undefined ? all : [preferred, ...all.filter((e) => e.base !== preferred.base)];
-    for (const endpoint of order) {
-      try {
-        const result = await op(endpoint);
-        this.#preferred.set(domain, endpoint);
-        return result;
-      } catch (err) {
-        if (!endpoint.mirror || signal?.aborted || isFerryError(err, "FERRY_INTERRUPTED"))
-          throw err;
-        this.mirrorFailed(domain, endpoint.base, err instanceof Error ? err.message : String(err));
-      }
-    }
-    throw new FerryError("FERRY_INTERNAL", `no endpoint for ${domain}`);
   }
 
   async #authHeaders(
@@ -513,30 +441,4 @@ function context(
   extra: { reference?: string; digest?: string },
 ): RequestContext {
   return { host: repo.domain, repository: repo.path, what, ...extra };
-}
-
-function tooLarge(repo: Repository, reference: string): FerryError {
-  return new FerryError(
-    "FERRY_INVALID_MANIFEST",
-    `manifest ${repo.domain}/${repo.path}@${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`,
-    {
-      hint: "this is not a normal image manifest; check the reference",
-    },
-  );
-}
-
-function manifestMismatch(
-  repo: Repository,
-  endpoint: Endpoint,
-  expected: string,
-  actual: string,
-): FerryError {
-  return new FerryError(
-    "FERRY_DIGEST_MISMATCH",
-    `manifest of ${repo.domain}/${repo.path} served by ${endpoint.host} does not match its digest ${expected} (got ${actual})`,
-    {
-      hint: "the registry or something between it and you served a different manifest than it announced; nothing was stored",
-      fields: { expected, actual },
-    },
-  );
 }

@@ -72,10 +72,10 @@ export function mirrorEndpoint(
   return { base, host: u.host, mirror: true, namespace: domain, tls: settingsOf(u.host)?.tls };
 }
 
-/** `/v2/<path>/<rest>` on an endpoint, with `?ns=` for mirrors. */
+/** An API path (`paths.ts`) on an endpoint, with `?ns=` for mirrors. */
 export function endpointUrl(endpoint: Endpoint, path: string, query?: URLSearchParams): string {
   const q = new URLSearchParams(query);
   if (endpoint.namespace !== undefined) q.set("ns", endpoint.namespace);
   const qs = q.toString();
-  return `${endpoint.base}/v2/${path}${qs === "" ? "" : `?${qs}`}`;
+  return `${endpoint.base}${path}${qs === "" ? "" : `?${qs}`}`;
 }

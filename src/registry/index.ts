@@ -9,15 +9,17 @@ export {
 export { type Challenge, parseChallenges } from "./challenge.ts";
 export {
   type BlobLocation,
-  type FetchedManifest,
-  type KnownManifest,
-  MAX_MANIFEST_BYTES,
   pullScope,
   RegistryClient,
   type RegistryEvent,
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
+export {
+  type FetchedManifest,
+  type KnownManifest,
+  MAX_MANIFEST_BYTES,
+} from "./manifest-answer.ts";
 export { Deadline } from "./deadline.ts";
 export { classify, errorFromResponse, parseErrorBody, type RequestContext } from "./errors.ts";
 export {
@@ -41,7 +43,7 @@ export {
   send,
 } from "./transport.ts";
 export type { Endpoint, HostSettings, TlsSettings } from "./endpoint.ts";
-export { blobPath, manifestPath } from "./paths.ts";
+export { blobPath, manifestPath, tagListPath, uploadPath } from "./paths.ts";
 export { RegistrySource } from "./source.ts";
 export {
   type BlobReadResult,

@@ -3,7 +3,7 @@ import { FerryError, isFerryError } from "../observe/index.ts";
 import type { Descriptor } from "../oci/index.ts";
 import type { RegistryClient, Repository } from "./client.ts";
 import { errorFromResponse, PROTOCOL_HINT, type RequestContext } from "./errors.ts";
-import { blobPath, manifestPath } from "./paths.ts";
+import { blobPath, manifestPath, uploadPath } from "./paths.ts";
 import { header, type HttpRequest, type HttpResponse } from "./transport.ts";
 
 // The write side of the distribution API, as functions over RegistryClient.request
@@ -12,7 +12,7 @@ import { header, type HttpRequest, type HttpResponse } from "./transport.ts";
 /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size, each read into memory once. */
 export const CHUNK_SIZE = 16 * 1024 * 1024;
 
-/** Reads bytes [start, end) of the blob being uploaded. */
+/** Reads bytes [start, end) of the blob being uploaded: what an upload takes, not a reader (a copy fills it with oci's readRange). */
 export type ReadRange = (start: number, end: number) => Promise<Buffer>;
 
 export interface WriteOptions {
@@ -97,7 +97,7 @@ export async function mountBlob(
   const query = new URLSearchParams({ mount: digest, from });
   const res = await call(client, repo, ctx, pushScope(repo, from), options, (base, headers) => ({
     method: "POST",
-    url: `${base}/v2/${repo.path}/blobs/uploads/?${query}`,
+    url: `${base}${uploadPath(repo.path)}?${query}`,
     headers,
     body: "",
   }));
@@ -228,7 +228,7 @@ async function startUpload(
 ): Promise<string> {
   const res = await call(client, repo, ctx, scope, options, (base, headers) => ({
     method: "POST",
-    url: `${base}/v2/${repo.path}/blobs/uploads/`,
+    url: `${base}${uploadPath(repo.path)}`,
     headers,
     body: "",
   }));

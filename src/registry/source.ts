@@ -9,7 +9,8 @@ import {
   type SourceManifest,
   verifiedBlob,
 } from "../oci/index.ts";
-import { type KnownManifest, pullScope, type RegistryClient, type Repository } from "./client.ts";
+import { pullScope, type RegistryClient, type Repository } from "./client.ts";
+import type { KnownManifest } from "./manifest-answer.ts";
 import { errorFromResponse } from "./errors.ts";
 import { blobPath } from "./paths.ts";
 import { header, type HttpResponse } from "./transport.ts";

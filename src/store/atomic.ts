@@ -6,8 +6,6 @@ import {
 } from "../fsx/index.ts";
 import { FerryError } from "../observe/index.ts";
 
-export { fsyncDir, isNoSpace, isProcessAlive, TEMP_NAME, tempPathFor } from "../fsx/index.ts";
-
 /**
  * fsx's atomic write, its failures in the store's words (a full disk is FERRY_DISK_FULL, which
  * disk pressure tracks). `options` as a number is the mode.

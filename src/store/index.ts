@@ -1,12 +1,5 @@
 /** The on-disk OCI image layout: verified ingest, index, pins, leases, locks, GC, disk pressure. */
-export {
-  diskError,
-  fsyncDir,
-  isNoSpace,
-  isProcessAlive,
-  tempPathFor,
-  writeFileAtomic,
-} from "./atomic.ts";
+export { diskError, writeFileAtomic } from "./atomic.ts";
 export {
   type CorruptBlob,
   checkStore,
@@ -20,7 +13,7 @@ export { type IngestOptions, IngestWriter } from "./ingest.ts";
 export { UnnamedIngest } from "./ingest-unnamed.ts";
 export { OCI_LAYOUT_VERSION } from "./layout.ts";
 export { Lease, type LeaseRecord } from "./lease.ts";
-export { acquireLock, type Lock, type LockOptions, type LockOwner } from "./lock.ts";
+export { acquireLock, type LockOptions } from "./lock.ts";
 export {
   DEFAULT_RETENTION,
   decidePolicy,
@@ -44,4 +37,4 @@ export { type DiskCondition, DiskPressure } from "./pressure.ts";
 export { parseDuration, parsePercent, parseSize } from "./quantity.ts";
 export { defaultStoreRoot, FerryAnnotation, type ImageRecord, Store } from "./store.ts";
 export { type DiskUsage, diskUsage, type ImageDiskUsage } from "./usage.ts";
-export { StoreSource } from "./source.ts";
+export { BlobFileSource, StoreSource } from "./source.ts";

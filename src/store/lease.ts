@@ -1,9 +1,9 @@
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { FerryError } from "../observe/index.ts";
-import { isProcessAlive, writeFileAtomic } from "./atomic.ts";
+import { writeFileAtomic } from "./atomic.ts";
 import { withIndexLock } from "./index-file.ts";
-import { uniqueHex } from "../fsx/index.ts";
+import { isProcessAlive, uniqueHex } from "../fsx/index.ts";
 
 // A lease keeps content alive while a pull (or any other writer) is between "I need
 // these digests" and "they are reachable from index.json". It is a file

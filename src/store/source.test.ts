@@ -12,7 +12,7 @@ import {
   resolveImage,
   type SourceManifest,
 } from "../oci/index.ts";
-import { StoreSource } from "./source.ts";
+import { BlobFileSource, StoreSource } from "./source.ts";
 import { Store } from "./store.ts";
 
 // resolveImage (fetch the manifest, pick the platform) over the store's source, on a real directory.
@@ -172,5 +172,35 @@ describe("StoreSource ranges", () => {
     await assert.rejects(readRange(source, desc, { start: 2, end: 20 }), (err) =>
       isFerryError(err, "FERRY_SIZE_MISMATCH"),
     );
+  });
+});
+
+describe("BlobFileSource: a verified ingest file read before it is committed", () => {
+  it("reads ranges and the whole blob (verified) of its one blob, and no other", async () => {
+    const bytes = Buffer.from("a blob a copy staged in the ingest area to upload it");
+    const desc = { mediaType: "application/octet-stream", digest: digestOf(bytes), size: bytes.length };
+    const writer = await store.ingest(desc);
+    assert.ok(writer !== undefined);
+    try {
+      await writer.open();
+      await writer.write(bytes);
+      await writer.verify();
+      const staged = new BlobFileSource(writer.path, desc);
+      assert.equal(await staged.stat(desc.digest), bytes.length);
+      assert.ok(
+        (await readRange(staged, desc, { start: 5, end: 30 })).equals(bytes.subarray(5, 30)),
+      );
+      const whole = await staged.open(desc);
+      assert.ok(Buffer.concat(await whole.toArray()).equals(bytes));
+      const other = { ...desc, digest: digestOf("another blob") };
+      assert.equal(await staged.stat(other.digest), undefined);
+      await assert.rejects(staged.open(other), (err) => isFerryError(err, "FERRY_BLOB_UNKNOWN"));
+      await assert.rejects(readRange(staged, desc, { start: 40, end: 60 }), (err) =>
+        isFerryError(err, "FERRY_INVALID_ARGUMENT"),
+      );
+    } finally {
+      await writer.discard();
+    }
+    assert.equal(await store.hasBlob(desc.digest), false);
   });
 });

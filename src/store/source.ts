@@ -8,6 +8,7 @@ import {
   declaredMediaType,
   type Descriptor,
   boundedRange,
+  type BlobSource,
   type ImageSource,
   type SourceManifest,
   verifiedBlob,
@@ -55,28 +56,12 @@ export class StoreSource implements ImageSource {
     return { bytes: checkedManifest(bytes, digest), mediaType, digest };
   }
 
-  async open(desc: Descriptor, range?: ByteRange): Promise<Readable> {
-    if (range !== undefined) checkRange(range, desc);
-    let file: FileHandle;
-    try {
-      file = await open(this.#store.blobPath(desc.digest), "r");
-    } catch (err) {
-      throw isMissing(err) ? blobUnknown(desc.digest) : err;
-    }
-    if (range === undefined) return verifiedBlob(file.createReadStream(), desc);
-    // createReadStream's end is inclusive.
-    const body = file.createReadStream({ start: range.start, end: range.end - 1 });
-    return boundedRange(body, range, desc.digest, "the store");
+  open(desc: Descriptor, range?: ByteRange): Promise<Readable> {
+    return openBlobFile(this.#store.blobPath(desc.digest), desc, range);
   }
 
-  async stat(digest: string): Promise<number | undefined> {
-    try {
-      const s = await stat(this.#store.blobPath(digest));
-      return s.isFile() ? s.size : undefined;
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
+  stat(digest: string): Promise<number | undefined> {
+    return fileSize(this.#store.blobPath(digest));
   }
 
   async #read(digest: string): Promise<Buffer | undefined> {
@@ -84,6 +69,58 @@ export class StoreSource implements ImageSource {
       if (isFerryError(err, "FERRY_STORE_CORRUPT")) return undefined;
       throw err;
     });
+  }
+}
+
+/**
+ * One blob in a file outside `blobs/`: an ingest file after it verified, read before it is
+ * committed or discarded (a copy uploads from it and leaves no blob behind).
+ */
+export class BlobFileSource implements BlobSource {
+  readonly #path: string;
+  readonly #desc: Descriptor;
+
+  constructor(path: string, desc: Descriptor) {
+    this.#path = path;
+    this.#desc = desc;
+  }
+
+  async open(desc: Descriptor, range?: ByteRange): Promise<Readable> {
+    if (desc.digest !== this.#desc.digest) throw blobUnknown(desc.digest);
+    return openBlobFile(this.#path, desc, range);
+  }
+
+  async stat(digest: string): Promise<number | undefined> {
+    return digest === this.#desc.digest ? fileSize(this.#path) : undefined;
+  }
+}
+
+/** The blob file at `path`: whole and verified as read, or a range, bounded; a missing file is FERRY_BLOB_UNKNOWN. */
+async function openBlobFile(
+  path: string,
+  desc: Descriptor,
+  range: ByteRange | undefined,
+): Promise<Readable> {
+  if (range !== undefined) checkRange(range, desc);
+  let file: FileHandle;
+  try {
+    file = await open(path, "r");
+  } catch (err) {
+    throw isMissing(err) ? blobUnknown(desc.digest) : err;
+  }
+  if (range === undefined) return verifiedBlob(file.createReadStream(), desc);
+  // createReadStream's end is inclusive.
+  const body = file.createReadStream({ start: range.start, end: range.end - 1 });
+  return boundedRange(body, range, desc.digest, "the store");
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.size : undefined;
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
   }
 }
 

@@ -1,4 +1,3 @@
-import { createReadStream, type ReadStream } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -182,13 +181,6 @@ export class Store {
       }
       throw err;
     }
-  }
-
-  openBlob(digest: string, range?: { start: number; end?: number }): ReadStream {
-    return createReadStream(
-      this.blobPath(digest),
-      range === undefined ? {} : { start: range.start, end: range.end },
-    );
   }
 
   async images(): Promise<ImageRecord[]> {

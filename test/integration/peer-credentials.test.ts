@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Credential } from "../../src/config/index.ts";
-import type { BlobSource } from "../../src/pull/index.ts";
+import type { BlobLocator } from "../../src/pull/index.ts";
 import { Puller } from "../../src/pull/index.ts";
 import { RegistryClient } from "../../src/registry/index.ts";
 import { Store } from "../../src/store/index.ts";
@@ -20,7 +20,7 @@ const creds = { creds: `${USER.user}:${USER.password}` };
 const image = { layers: [[{ path: "data", size: 4096 }]], compression: "none" as const };
 
 /** A blob source that records what it would present to a peer, and sends everything upstream. */
-function recorder(seen: Array<string | undefined>): BlobSource {
+function recorder(seen: Array<string | undefined>): BlobLocator {
   return {
     locate: async (_repo, _desc, context) => {
       seen.push(context.authorization);
@@ -74,7 +74,7 @@ describe("credentials presented to peers", () => {
     });
     try {
       const store = await Store.open(join(dir, name));
-      const puller = new Puller({ registry: client, store, blobSource: recorder(seen) });
+      const puller = new Puller({ registry: client, store, blobLocator: recorder(seen) });
       const layer = pushed.layers[0];
       assert.ok(layer);
       const outcome = await puller.ensureBlob({ domain, path: "private/app" }, layer);

@@ -77,7 +77,7 @@ describe("a lying peer never fails a pull", () => {
     });
     const store = await Store.open(join(dir, name));
     const client = new RegistryClient();
-    const puller = new Puller({ registry: client, store, blobSource: source });
+    const puller = new Puller({ registry: client, store, blobLocator: source });
     return { store, client, puller, metrics, blamed };
   }
 

@@ -178,7 +178,7 @@ export async function mirrorCommand(
     registry,
     store,
     concurrency,
-    ...(peerNode === undefined ? {} : { blobSource: peerNode.source }),
+    ...(peerNode === undefined ? {} : { blobLocator: peerNode.source }),
   });
   const mirror = new Mirror({
     store,

@@ -149,7 +149,7 @@ export async function pullCommand(
     concurrency,
     hashWorkers,
     ...(platform ? { platform } : {}),
-    ...(peerNode === undefined ? {} : { blobSource: peerNode.source }),
+    ...(peerNode === undefined ? {} : { blobLocator: peerNode.source }),
   });
   let exit: number = ExitCode.ok;
   try {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { isFerryError } from "../../observe/index.ts";
-import { isProcessAlive } from "../../store/index.ts";
+import { isProcessAlive } from "../../fsx/index.ts";
 import {
   isMountProcess,
   parseStartTime,

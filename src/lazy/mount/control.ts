@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { FerryError } from "../../observe/index.ts";
-import { isProcessAlive, writeFileAtomic } from "../../store/index.ts";
+import { isProcessAlive, writeFileAtomic } from "../../fsx/index.ts";
 
 const execFileAsync = promisify(execFile);
 const STOP_WAIT_MS = 15_000;

@@ -12,12 +12,13 @@ import { resumedFromOf } from "./transfer.ts";
 export type { BlobSourceLocation };
 
 /**
- * A blob source the pull engine asks before the upstream (node-to-node sharing,
- * `src/peer/`). Whatever it returns is only a hint: bytes are verified like the
- * upstream's, a failing source is reported and skipped, and the upstream is used when
- * it has nothing to offer. Pulls never fail because of a blob source.
+ * Where to fetch a blob instead of the upstream, asked by the pull engine before each attempt
+ * (node-to-node sharing, `src/peer/`); not `oci/`'s `BlobSource`, whose `open` would add a copy
+ * and a hash pass to the download (design note 18). Whatever it returns is only a hint: bytes
+ * are verified like the upstream's, a failing location is reported and skipped, and the
+ * upstream is used when it has nothing to offer. Pulls never fail because of a locator.
  */
-export interface BlobSource {
+export interface BlobLocator {
   /**
    * Where to fetch `desc` now, or undefined for the upstream. `authorization` is the
    * upstream registry's bearer token this node holds for the repository (never a mirror's
@@ -48,7 +49,7 @@ export interface AttemptLocation {
  * it has none does the upstream's error stand.
  */
 export class SourcePicker {
-  readonly #source: BlobSource | undefined;
+  readonly #source: BlobLocator | undefined;
   readonly #registry: RegistryClient;
   readonly #repo: Repository;
   readonly #desc: Descriptor;
@@ -70,7 +71,7 @@ export class SourcePicker {
   fromUpstream = 0;
 
   constructor(
-    source: BlobSource | undefined,
+    source: BlobLocator | undefined,
     registry: RegistryClient,
     repo: Repository,
     desc: Descriptor,
