@@ -1,11 +1,15 @@
 // Hostile and unusual HTTP clients of `ferry mirror`: a HEAD must answer with the headers the
-// same GET would, whether the blob is already stored or not (a cold miss).
+// same GET would, whether the blob is already stored or not (a cold miss); a client that
+// leaves mid-body of a growing blob affects neither the download nor the other clients.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type BuiltImage, pushImage } from "../fixtures/images.ts";
+import { type RunningProxy, startProxy } from "../fixtures/proxy.ts";
 import { type RunningRegistry, startRegistry } from "../fixtures/registry.ts";
-import { removeDir, tempDir } from "./cli.ts";
+import { ingestFiles, removeDir, tempDir, until, verifiedBlobs } from "./cli.ts";
 import { get, mirrors, startMirror } from "./mirror-process.ts";
 
 /** What a client learns from an answer's head: status and the headers that describe the body. */
@@ -31,7 +35,10 @@ describe("ferry mirror: HEAD answers as GET would", () => {
     });
   });
 
+  const proxies: RunningProxy[] = [];
+
   after(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
     await Promise.all(mirrors.map((m) => m.stop()));
     await registry?.stop();
     await removeDir(work);
@@ -57,4 +64,40 @@ describe("ferry mirror: HEAD answers as GET would", () => {
       assert.deepEqual(headOf(coldHead), headOf(got), "HEAD of a blob not yet stored");
     });
   }
+
+  test("a client that leaves mid-body of a growing blob: the blob is still committed, verified, and another client gets all of it", async () => {
+    // A slow upstream keeps the blob growing while both clients read.
+    const proxy = await startProxy({ target: registry.host, bytesPerSecond: 1_000_000 });
+    proxies.push(proxy);
+    const store = join(work, "store-leaver");
+    const m = await startMirror(store, ["--upstream", proxy.url]);
+    const layer = image.layers[0] as { digest: string };
+    const url = `${m.url}/v2/lib/ranged/blobs/${layer.digest}`;
+    const left = new Promise<number>((resolve, reject) => {
+      const req = request(url, { agent: false }, (res) => {
+        res.once("data", (chunk: Buffer) => {
+          req.destroy(); // gone after the first bytes, while the rest still arrives upstream
+          resolve(chunk.length);
+        });
+      });
+      req.on("error", () => undefined);
+      req.on("close", () => reject(new Error("closed before any byte")));
+      req.end();
+    });
+    const whole = get(url);
+    assert.ok((await left) > 0);
+    const got = await whole;
+    assert.equal(got.status, 200);
+    assert.ok(got.complete, `the staying client's body was cut: ${got.error}`);
+    assert.equal(`sha256:${createHash("sha256").update(got.body).digest("hex")}`, layer.digest);
+    const stored = await until("the blob committed", async () =>
+      (await verifiedBlobs(store)).includes(layer.digest) ? true : undefined,
+    );
+    assert.ok(stored);
+    assert.deepEqual(
+      (await ingestFiles(store)).filter((f) => !f.endsWith(".lock")),
+      [],
+      "no partial left",
+    );
+  });
 });
