@@ -21,7 +21,7 @@ function headOf(got: { status: number; headers: Record<string, unknown> }) {
   };
 }
 
-describe("ferry mirror: HEAD answers as GET would", () => {
+describe("ferry mirror and unusual clients", () => {
   let work: string;
   let registry: RunningRegistry;
   let image: BuiltImage;
@@ -99,5 +99,29 @@ describe("ferry mirror: HEAD answers as GET would", () => {
       [],
       "no partial left",
     );
+  });
+
+  test("a cold blob whose upstream has not answered yet: the client gets the status line at once", async () => {
+    // The upstream answers HEADs but holds every blob GET without a response.
+    const proxy = await startProxy({ target: registry.host, stall: { what: "blobs", at: "head" } });
+    proxies.push(proxy);
+    const m = await startMirror(join(work, "store-stalled"), ["--upstream", proxy.url]);
+    const layer = image.layers[0] as { digest: string };
+    let status = 0;
+    const req = request(`${m.url}/v2/lib/ranged/blobs/${layer.digest}`, { agent: false }, (res) => {
+      status = res.statusCode ?? 0;
+      res.resume();
+    });
+    req.on("error", () => undefined);
+    req.end();
+    try {
+      await until("the upstream asked for the blob", () =>
+        proxy.requests.some((r) => r.method === "GET" && r.path.includes("/blobs/")),
+      );
+      await until("the mirror's status line", () => status !== 0, 10_000);
+      assert.equal(status, 200);
+    } finally {
+      req.destroy();
+    }
   });
 });
