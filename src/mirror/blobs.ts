@@ -3,7 +3,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Descriptor } from "../oci/index.ts";
 import type { Reference } from "../reference/index.ts";
 import type { Repository } from "../registry/index.ts";
-import { parseRange, serveGrowingBlob, serveStoredBlob, writeBlobHead } from "../serve/index.ts";
+import {
+  parseRange,
+  refuseRange,
+  serveGrowingBlob,
+  serveStoredBlob,
+  writeBlobHead,
+} from "../serve/index.ts";
 import { BlobHeads } from "./blob-heads.ts";
 import type { Grant, Guard } from "./guard.ts";
 import type { MirrorCounters } from "./metrics.ts";
@@ -78,13 +84,16 @@ export class Blobs {
     const repo: Repository = { domain: ref.domain, path: ref.path };
     const desc =
       this.#known.get(digest) ?? (await this.#heads.head(this.#o.registry, repo, digest));
+    const range = req.headers.range;
+    const span = parseRange(range, desc.size);
     if (method === "HEAD") {
-      writeBlobHead(res, common, undefined, desc.size);
+      // The head a GET with this Range would get (200, 206 or 416), with nothing fetched.
+      if (span === "unsatisfiable") return refuseRange(res, common, desc.size);
+      writeBlobHead(res, common, span, desc.size);
       res.end();
       return;
     }
-    const range = req.headers.range;
-    if (Array.isArray(parseRange(range, desc.size))) {
+    if (Array.isArray(span)) {
       // A range of a blob not yet here: fetch it whole first (every byte verified), then answer it.
       const fetched = await this.#o.puller.ensureBlob(repo, desc);
       this.#count.upstreamBytes({ kind: "blob" }, fetched.fetched);

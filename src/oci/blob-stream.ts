@@ -61,6 +61,39 @@ export function boundedRange(
   );
 }
 
+const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
+
+/**
+ * A 206 answer's body as boundedRange reads it, once its Content-Range names exactly
+ * [start, end) of a blob of `desc`'s size: other bytes of the same length would pass the count.
+ */
+export function rangeAnswer(
+  body: Readable,
+  contentRange: string | undefined,
+  range: ByteRange,
+  desc: Descriptor,
+  from: string,
+): Readable {
+  const m = CONTENT_RANGE.exec(contentRange?.trim() ?? "");
+  if (
+    m !== null &&
+    Number(m[1]) === range.start &&
+    Number(m[2]) === range.end - 1 &&
+    (m[3] === "*" || Number(m[3]) === desc.size)
+  )
+    return boundedRange(body, range, desc.digest, from);
+  body.destroy();
+  const answered = contentRange === undefined ? "no Content-Range" : `"${contentRange}"`;
+  throw new FerryError(
+    "FERRY_SIZE_MISMATCH",
+    `${from} answered bytes ${range.start}-${range.end - 1} of ${desc.digest} with ${answered}`,
+    {
+      hint: "the source (or a proxy in between) serves other bytes than asked for; nothing was used — report it to its operator",
+      fields: { digest: desc.digest, start: range.start, end: range.end },
+    },
+  );
+}
+
 /** Bytes [start, end) of a blob in memory: exactly that many, or FERRY_SIZE_MISMATCH. */
 export async function readRange(
   source: BlobSource,

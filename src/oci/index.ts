@@ -26,7 +26,14 @@ export {
   platformMatches,
   selectPlatform,
 } from "./platform.ts";
-export { boundedRange, checkRange, readAll, readRange, verifiedBlob } from "./blob-stream.ts";
+export {
+  boundedRange,
+  checkRange,
+  rangeAnswer,
+  readAll,
+  readRange,
+  verifiedBlob,
+} from "./blob-stream.ts";
 export { pickImage, type ResolvedImage, type ResolveOptions, resolveImage } from "./resolve.ts";
 export type {
   BlobSource,

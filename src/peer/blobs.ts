@@ -5,7 +5,7 @@ import {
   type ByteRange,
   checkRange,
   type Descriptor,
-  boundedRange,
+  rangeAnswer,
   verifiedBlob,
 } from "../oci/index.ts";
 import {
@@ -60,7 +60,7 @@ export class PeerBlobs implements BlobSource {
     );
     if (range === undefined && res.status === 200) return verifiedBlob(res.body, desc);
     if (range !== undefined && res.status === 206)
-      return boundedRange(res.body, range, desc.digest, `peer ${this.#peer}`);
+      return rangeAnswer(res.body, header(res, "content-range"), range, desc, `peer ${this.#peer}`);
     throw await this.#failure(res, desc.digest);
   }
 

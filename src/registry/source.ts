@@ -4,8 +4,8 @@ import {
   type ByteRange,
   checkRange,
   type Descriptor,
-  boundedRange,
   type ImageSource,
+  rangeAnswer,
   type SourceManifest,
   verifiedBlob,
 } from "../oci/index.ts";
@@ -53,7 +53,13 @@ export class RegistrySource implements ImageSource {
       `bytes=${range.start}-${range.end - 1}`,
     );
     if (res.status === 206)
-      return boundedRange(res.body, range, desc.digest, `registry ${this.repo.domain}`);
+      return rangeAnswer(
+        res.body,
+        header(res, "content-range"),
+        range,
+        desc,
+        `registry ${this.repo.domain}`,
+      );
     res.body.destroy();
     if (res.status === 200)
       throw new FerryError(

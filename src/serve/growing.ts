@@ -63,7 +63,10 @@ export async function serveGrowingBlob(
   const announce = () => {
     if (!res.headersSent) writeBlobHead(res, request.headers, span, blob.size);
   };
-  if (request.announce === "at-once") announce();
+  if (request.announce === "at-once") {
+    announce();
+    res.flushHeaders(); // writeHead alone holds the head back until the first body byte
+  }
   const send = (file: FileHandle, from: number, to: number) =>
     sendFileRange(res, file, from, to, request.pace, request.onSent);
   const cut = (cause?: Error): GrowingOutcome => {

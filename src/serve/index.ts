@@ -5,7 +5,7 @@ export {
   type GrowingRequest,
   serveGrowingBlob,
 } from "./growing.ts";
-export { type BlobHeaders, writeBlobHead } from "./head.ts";
+export { type BlobHeaders, refuseRange, writeBlobHead } from "./head.ts";
 export { type ByteSpan, parseRange } from "./range.ts";
 export type { Pace } from "./send-file.ts";
 export { type BlobRequest, serveStoredBlob } from "./stored.ts";
