@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { hasShaInstructions } from "../digest/index.ts";
-import { FerryError, } from "../observe/index.ts";
+import { FerryError } from "../observe/index.ts";
 import { type Descriptor, hostPlatform, type Platform, resolveImage } from "../oci/index.ts";
 import { formatReference, parseReference, type Reference } from "../reference/index.ts";
 import {

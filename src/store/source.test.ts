@@ -178,7 +178,11 @@ describe("StoreSource ranges", () => {
 describe("BlobFileSource: a verified ingest file read before it is committed", () => {
   it("reads ranges and the whole blob (verified) of its one blob, and no other", async () => {
     const bytes = Buffer.from("a blob a copy staged in the ingest area to upload it");
-    const desc = { mediaType: "application/octet-stream", digest: digestOf(bytes), size: bytes.length };
+    const desc = {
+      mediaType: "application/octet-stream",
+      digest: digestOf(bytes),
+      size: bytes.length,
+    };
     const writer = await store.ingest(desc);
     assert.ok(writer !== undefined);
     try {

@@ -126,39 +126,44 @@ blobSourceConformance("a Distribution registry", fixtures, async () => {
   };
 });
 
-blobSourceConformance("a peer's listener", fixtures, async () => {
-  const { store, dir } = await filledStore(fixtures);
-  const key = randomBytes(32);
-  const registry = new RegistryClient();
-  const counters = peerCounters(new Metrics());
-  const liveness = new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" });
-  const puller = new Puller({ registry, store });
-  const server = await startPeerServer({
-    host: "127.0.0.1",
-    port: 0,
-    key,
-    store,
-    fetcher: puller,
-    source: new PeerSource({ liveness, key, counters, log: () => {} }),
-    // The repository is public (a mirror's record says so): the upstream is never asked.
-    access: new UpstreamAccess({ registry, servesPublicly: async () => true }),
-    counters,
-    log: () => {},
-  });
-  return {
-    source: new PeerBlobs({
-      peer: server.address,
+blobSourceConformance(
+  "a peer's listener",
+  fixtures,
+  async () => {
+    const { store, dir } = await filledStore(fixtures);
+    const key = randomBytes(32);
+    const registry = new RegistryClient();
+    const counters = peerCounters(new Metrics());
+    const liveness = new Liveness({ membership: new StaticMembership([]), self: "127.0.0.1:1" });
+    const puller = new Puller({ registry, store });
+    const server = await startPeerServer({
+      host: "127.0.0.1",
+      port: 0,
       key,
-      repository: { domain: "registry.invalid:5000", path: "conformance/image" },
-    }),
-    close: async () => {
-      await server.close();
-      await puller.close();
-      await registry.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+      store,
+      fetcher: puller,
+      source: new PeerSource({ liveness, key, counters, log: () => {} }),
+      // The repository is public (a mirror's record says so): the upstream is never asked.
+      access: new UpstreamAccess({ registry, servesPublicly: async () => true }),
+      counters,
+      log: () => {},
+    });
+    return {
+      source: new PeerBlobs({
+        peer: server.address,
+        key,
+        repository: { domain: "registry.invalid:5000", path: "conformance/image" },
+      }),
+      close: async () => {
+        await server.close();
+        await puller.close();
+        await registry.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  { images: false }, // the peer protocol serves blobs only
+);
 
 blobSourceConformance("an archive, after its pass", fixtures, async () => {
   const dir = await mkdtemp(join(tmpdir(), "ferry-conformance-"));
