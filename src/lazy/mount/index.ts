@@ -1,5 +1,7 @@
 export { ChunkStore, type ChunkStoreOptions } from "./chunks.ts";
 export { type MountImage, type MountLayer, openMountImage, type RunConfig } from "./image.ts";
+export { LayerMount, type LayerMountOptions } from "./layer-mount.ts";
+export { OPAQUE_XATTR, overlayLayerEntries } from "./overlay-layer.ts";
 export {
   LazyMount,
   type MountEvent,
