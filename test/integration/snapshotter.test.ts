@@ -291,6 +291,45 @@ describe("ferry snapshotter", { timeout: 240_000 }, () => {
     assert.equal(await run(ref, "cat /secret"), secret);
   });
 
+  test("a layer whose footer or TOC does not verify is unpacked whole, with a warning", async () => {
+    const secret = "read whole\n";
+    await pushImage(registry.host, "snap/liar", "plain2", {
+      layers: [await busyboxLayer(["sh", "cat"]), [{ path: "secret", content: secret }]],
+    });
+    const plain = `${registry.host}/snap/liar:plain2`;
+    const converted = await ferry(
+      [
+        "convert",
+        "--estargz",
+        "--store",
+        join(home, "convert"),
+        plain,
+        `${registry.host}/snap/liar:esgz2`,
+      ],
+      env(),
+    );
+    assert.equal(converted.code, 0, describeRun(converted));
+    const manifest = await manifestOf(registry.host, `${registry.host}/snap/liar:esgz2`);
+    const layer = manifest.layers[1]?.digest ?? "";
+    lieAbout.add(layer);
+    lying = true;
+    try {
+      const ref = `${liar.host}/snap/liar:esgz2`;
+      await ctrRemote(["images", "rpull", "--plain-http", "--snapshotter", "ferry", ref]);
+      assert.match(
+        snapshotter.log(),
+        new RegExp(`warning: layer ${layer} is unpacked whole instead: `),
+      );
+      assert.ok(
+        (await registry.blobGets()).some((g) => g.digest === layer && g.status === 200),
+        "containerd downloaded the layer itself",
+      );
+      assert.equal(await run(ref, "cat /secret"), secret);
+    } finally {
+      lying = false;
+    }
+  });
+
   test("the CRI pull kubelet uses: containerd's CRI plugin prepares eStargz layers through ferry, which mounts them lazily", async () => {
     await pushImage(registry.host, "snap/cri", "plain", {
       layers: [await busyboxLayer(["sh", "cat"]), [{ path: "etc/motd", content: "via CRI\n" }]],
