@@ -2,7 +2,7 @@
 // reads requests and writes replies. Reads of /dev/fuse block, so they run on libuv's thread
 // pool one at a time; requests are answered concurrently on the main thread.
 import { execFile, spawn } from "node:child_process";
-import { closeSync, openSync, read, writeSync } from "node:fs";
+import { closeSync, openSync, read, write, writeSync } from "node:fs";
 import { stat, writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { FerryError } from "../../observe/index.ts";
@@ -11,6 +11,7 @@ import {
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
   InitFlag,
+  invalidateEntryNotice,
   NO_REPLY_OPCODES,
   Opcode,
   parseInit,
@@ -120,6 +121,19 @@ export class FuseSession {
       // Only the forced unmount needs it.
     }
     return session;
+  }
+
+  /**
+   * Makes the kernel forget entry `name` of directory inode `parent` (one the filesystem
+   * removed). Written off the main thread: the kernel may wait for a lookup this thread answers.
+   */
+  invalidateEntry(parent: number, name: string): Promise<void> {
+    if (!this.#open) return Promise.resolve();
+    const notice = invalidateEntryNotice(parent, name);
+    return new Promise((resolve) => {
+      // ENOENT: the kernel had nothing cached; either way the entry is gone.
+      write(this.#fd, notice, () => resolve());
+    });
   }
 
   /**
