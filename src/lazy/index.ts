@@ -36,6 +36,7 @@ export {
   isFuseMountPoint,
   LazyLayers,
   type LazyLayerSource,
+  type LazyLayersEvent,
   type LazyLayersOptions,
   LazyMount,
   type MountEvent,

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Descriptor } from "../../oci/index.ts";
 import type { RegistryClient, Repository } from "../../registry/index.ts";
 import type { Chunk } from "../toc.ts";
+import { type BackgroundResult, fetchInBackground } from "./background.ts";
 import { ChunkStore } from "./chunks.ts";
 import { Filesystem } from "./filesystem.ts";
 import { FuseSession } from "./fuse-session.ts";
@@ -25,9 +26,16 @@ export interface LazyLayersOptions {
   fetchTimeoutMs: number;
   /** Bytes of verified chunks each layer keeps in memory (default 8 MiB). */
   memoryBytes?: number;
+  /**
+   * Fetch the rest of each layer behind the reads, after its prefetch, at this many compressed
+   * bytes per second at most; off (undefined) by default.
+   */
+  backgroundBytesPerSecond?: number | undefined;
   /** Events of one layer, by its name. */
-  onEvent?: (name: string, event: MountEvent) => void;
+  onEvent?: (name: string, event: LazyLayersEvent) => void;
 }
+
+export type LazyLayersEvent = MountEvent | ({ type: "background-done" } & BackgroundResult);
 
 export interface LazyLayerSource {
   registry: RegistryClient;
@@ -44,6 +52,8 @@ interface Added {
   readonly root: FsNode;
   readonly inodes: readonly number[];
   readonly prefetched: Promise<void>;
+  /** Stops the background fetch when the layer is removed. */
+  readonly stop: AbortController;
 }
 
 const DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024;
@@ -131,7 +141,15 @@ export class LazyLayers {
       source.prefetch === false
         ? Promise.resolve()
         : prefetch({ layers: [layer] }, chunks, (e) => this.#emit(number, e));
-    this.#byNumber.set(number, { layer, chunks, root: own.root, inodes, prefetched });
+    const stop = new AbortController();
+    this.#byNumber.set(number, { layer, chunks, root: own.root, inodes, prefetched, stop });
+    const rate = this.#options.backgroundBytesPerSecond;
+    if (rate !== undefined)
+      void prefetched
+        .then(() => fetchInBackground(layer, chunks, rate, stop.signal))
+        .then((result) => {
+          if (!stop.signal.aborted) this.#emit(number, { type: "background-done", ...result });
+        });
     this.#byName.set(name, number);
     root.children?.set(name, own.root);
     root.nlink++;
@@ -144,6 +162,7 @@ export class LazyLayers {
     const number = this.#byName.get(name);
     if (number === undefined) return;
     const added = this.#byNumber.get(number) as Added;
+    added.stop.abort();
     this.#byName.delete(name);
     this.#byNumber.delete(number);
     const root = this.#tree.root;
@@ -151,6 +170,7 @@ export class LazyLayers {
     root.nlink--;
     // The inodes go too: a kernel that still holds one gets ENOENT, never another layer's file.
     for (const ino of added.inodes) delete this.#tree.nodes[ino];
+    await this.#session.invalidateEntry(root.ino, name);
     await added.chunks.flushed();
   }
 
@@ -190,7 +210,7 @@ export class LazyLayers {
     });
   }
 
-  #emit(number: number, event: MountEvent): void {
+  #emit(number: number, event: LazyLayersEvent): void {
     const name = [...this.#byName].find(([, n]) => n === number)?.[0] ?? "";
     this.#options.onEvent?.(name, event);
   }
