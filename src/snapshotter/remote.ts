@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import {
   isFuseMountPoint,
   LazyLayers,
-  type MountEvent,
+  type LazyLayersEvent,
   TOC_DIGEST_ANNOTATION,
 } from "../lazy/index.ts";
 import {
@@ -27,7 +27,7 @@ const execFileAsync = promisify(execFile);
 
 export type RemoteEvent =
   | { type: "not-lazy"; layer: string; why: string }
-  | { type: "mount"; snapshot: string; event: MountEvent };
+  | { type: "mount"; snapshot: string; event: LazyLayersEvent };
 
 export interface RegistryLayersOptions {
   registry: RegistryClient;
@@ -38,6 +38,8 @@ export interface RegistryLayersOptions {
   fetchTimeoutMs: number;
   /** Prefetch each layer's prioritized files once mounted (default true). */
   prefetch?: boolean;
+  /** Fetch the rest of each layer behind the reads at this rate (bytes/s); off when undefined. */
+  backgroundBytesPerSecond?: number | undefined;
   onEvent?: (event: RemoteEvent) => void;
 }
 
@@ -68,6 +70,7 @@ export class RegistryLayers implements RemoteLayers {
       dir: options.dir,
       storeDir: options.storeDir,
       fetchTimeoutMs: options.fetchTimeoutMs,
+      backgroundBytesPerSecond: options.backgroundBytesPerSecond,
       onEvent: (snapshot, event) => options.onEvent?.({ type: "mount", snapshot, event }),
     });
     return new RegistryLayers(options, layers);

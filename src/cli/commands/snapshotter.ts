@@ -1,5 +1,5 @@
 import { join, resolve } from "node:path";
-import type { MountEvent } from "../../lazy/index.ts";
+import type { LazyLayersEvent } from "../../lazy/index.ts";
 import {
   type RemoteEvent,
   RegistryLayers,
@@ -7,6 +7,7 @@ import {
   Snapshotter,
   type SnapshotterEvent,
 } from "../../snapshotter/index.ts";
+import { parseSize } from "../../store/index.ts";
 import { parseArgs } from "../args.ts";
 import { createRegistryClient, storeRoot } from "../context.ts";
 import { asFerryError, ExitCode, formatBytes, type Output, usageError } from "../output.ts";
@@ -27,6 +28,8 @@ Options:
   --root DIR                 where snapshots and their metadata live (default /var/lib/ferry/snapshotter)
   --no-lazy                  never mount layers lazily (a plain overlay snapshotter)
   --no-prefetch              do not prefetch the files each layer prioritizes
+  --background-fetch RATE    fetch the rest of each lazy layer behind the reads at RATE per second
+                             (e.g. 10MiB), until the cache holds all of it (default: off)
   --fetch-timeout SECONDS    a chunk fetch that receives nothing for this long fails with EIO (default 10)
   --store DIR                store whose chunk cache to use (default: $FERRY_STORE or ~/.local/share/ferry/store)
   --config FILE              ferry config file: registry credentials, mirrors, TLS (default: $FERRY_CONFIG or ~/.config/ferry/config.yaml)
@@ -48,6 +51,7 @@ export async function snapshotterCommand(
       root: { type: "string" },
       "no-lazy": { type: "boolean" },
       "no-prefetch": { type: "boolean" },
+      "background-fetch": { type: "string" },
       "fetch-timeout": { type: "string" },
       store: { type: "string" },
       config: { type: "string" },
@@ -56,6 +60,12 @@ export async function snapshotterCommand(
   if (positionals.length > 0) throw usageError("snapshotter takes no arguments");
   const timeout = values["fetch-timeout"] === undefined ? 10 : Number(values["fetch-timeout"]);
   if (!(timeout > 0)) throw usageError("--fetch-timeout must be a positive number of seconds");
+  const background = values["background-fetch"];
+  const backgroundBytesPerSecond =
+    background === undefined
+      ? undefined
+      : parseSize(background.replace(/\/s$/, ""), "--background-fetch");
+  if (backgroundBytesPerSecond === 0) throw usageError("--background-fetch must be more than 0");
   const socket = resolve(values.socket ?? DEFAULT_SOCKET);
   const log = (text: string) => output.err(`ferry snapshotter: ${text}\n`);
   const registry = createRegistryClient({ config: values.config, output });
@@ -70,6 +80,7 @@ export async function snapshotterCommand(
             storeDir: storeRoot({ store: values.store }),
             fetchTimeoutMs: timeout * 1000,
             prefetch: values["no-prefetch"] !== true,
+            backgroundBytesPerSecond,
             onEvent: (event) => log(describeRemote(event)),
           });
     const snapshotter = await Snapshotter.open({
@@ -115,8 +126,10 @@ function describeRemote(event: RemoteEvent): string {
   return `snapshot ${event.snapshot}: ${describeMount(event.event)}`;
 }
 
-function describeMount(event: MountEvent): string {
+function describeMount(event: LazyLayersEvent): string {
   switch (event.type) {
+    case "background-done":
+      return `complete: fetched the rest (${formatBytes(event.bytes)}) in the background in ${event.ms} ms${event.failed > 0 ? `; ${event.failed} ranges failed and are fetched when read` : ""}`;
     case "mounted":
       return `mounted at ${event.dir} (${event.inodes} files)`;
     case "prefetch-done":
