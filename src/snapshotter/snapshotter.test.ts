@@ -96,6 +96,47 @@ describe("Snapshotter (overlay, no lazy layers)", () => {
     );
   });
 
+  it("starts a snapshot empty even where a crash left a directory under its id", async () => {
+    const dir = join(root, "crashed");
+    // Taken before a crash, never recorded: the next snapshot gets the same id.
+    await mkdir(join(dir, "snapshots", "1", "fs"), { recursive: true });
+    await writeFile(join(dir, "snapshots", "1", "fs", "stale"), "left by a crash");
+    const s = await Snapshotter.open({ root: dir });
+    const [m] = await s.prepare("fresh", "", {});
+    assert.equal(s.id("fresh"), "1");
+    assert.deepEqual(await readdir(m?.source ?? ""), []);
+  });
+
+  it("refuses to mount a lazy layer's snapshot when it runs without lazy layers (--no-lazy)", async () => {
+    const dir = join(root, "no-lazy");
+    await mkdir(dir, { recursive: true });
+    const remote = {
+      reference: "r.example/app:1",
+      digest: "sha256:aa",
+      size: 10,
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      tocDigest: "sha256:bb",
+    };
+    const lazy = {
+      id: "1",
+      name: "chain",
+      kind: "committed",
+      labels: {},
+      created: 1,
+      updated: 1,
+      remote,
+    };
+    await writeFile(
+      join(dir, "metadata.json"),
+      JSON.stringify({ version: 1, nextId: 2, snapshots: [lazy] }),
+    );
+    const s = await Snapshotter.open({ root: dir });
+    await assert.rejects(
+      s.prepare("container", "chain", {}),
+      (err) => refusal(err) === "failed-precondition",
+    );
+  });
+
   it("says what is wrong with a metadata file that is not its own", async () => {
     const dir = join(root, "corrupt");
     await mkdir(dir, { recursive: true });

@@ -79,7 +79,9 @@ export class Snapshotter {
 
   mounts(key: string): Mount[] {
     const s = this.#table.need(key);
-    return mountsOf(s, this.#table.parents(s), this.#dirs);
+    const parents = this.#table.parents(s);
+    this.#checkLazy(key, [s, ...parents]);
+    return mountsOf(s, parents, this.#dirs);
   }
 
   async commit(name: string, key: string, labels: Record<string, string>): Promise<void> {
@@ -196,7 +198,14 @@ export class Snapshotter {
       throw alreadyExists(request.target);
     if (this.#table.get(key) !== undefined) throw alreadyExists(key);
     this.#checkParent(parent);
+    if (parent !== "")
+      this.#checkLazy(key, [
+        this.#table.need(parent),
+        ...this.#table.parents(this.#table.need(parent)),
+      ]);
     const id = this.#table.nextId();
+    // An id taken before a crash, never recorded, may have left a directory: start it empty.
+    await this.#removeDir(id);
     const snapshot: Snapshot = {
       id,
       name: key,
@@ -215,6 +224,16 @@ export class Snapshotter {
       throw err;
     }
     return this.mounts(key);
+  }
+
+  /** Without the lazy side its layers would be empty directories: refuse rather than run on them. */
+  #checkLazy(key: string, chain: readonly Snapshot[]): void {
+    const lazy = chain.find((p) => p.remote !== undefined);
+    if (lazy !== undefined && this.#remote === undefined)
+      throw new SnapshotError(
+        "failed-precondition",
+        `snapshot ${key} needs lazy layer ${lazy.remote?.digest}, and ferry runs with --no-lazy`,
+      );
   }
 
   #checkParent(parent: string): void {
