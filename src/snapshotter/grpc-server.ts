@@ -37,6 +37,7 @@ const STATUS: Record<SnapshotRefusal, number> = {
 };
 const UNKNOWN = 2;
 const SHUTDOWN_GRACE_MS = 2000;
+const LIST_BATCH = 200;
 
 const KIND = { view: "VIEW", active: "ACTIVE", committed: "COMMITTED" } as const;
 
@@ -88,7 +89,10 @@ export async function serveSnapshots(
     };
   const list: handleServerStreamingCall<unknown, unknown> = (call) => {
     // Filters are not applied: containerd checks what it asked for in what comes back.
-    call.write({ info: snapshotter.list().map(toInfo) });
+    const all = snapshotter.list().map(toInfo);
+    // A few hundred per message keeps each well under gRPC's 4 MiB default limit.
+    for (let i = 0; i < all.length; i += LIST_BATCH)
+      call.write({ info: all.slice(i, i + LIST_BATCH) });
     call.end();
   };
   type Labelled = { key: string; parent: string; labels: Record<string, string> };
