@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -153,8 +153,20 @@ describe("ferry snapshotter", { timeout: 240_000 }, () => {
     ctrRemoteRef = `${registry.host}/${repo}:ctr-remote-esgz`;
     mixedRef = `${registry.host}/${repo}:mixed`;
     await pushImage(registry.host, repo, "plain", { layers: [lower, upper] });
+    // The files the container reads first: prefetched as soon as their layer is shown.
+    const prioritized = join(home, "prioritized.txt");
+    await writeFile(prioritized, "data/big.bin\n");
     const converted = await ferry(
-      ["convert", "--estargz", "--store", join(home, "convert"), plainRef, ferryRef],
+      [
+        "convert",
+        "--estargz",
+        "--prioritize",
+        prioritized,
+        "--store",
+        join(home, "convert"),
+        plainRef,
+        ferryRef,
+      ],
       env(),
     );
     assert.equal(converted.code, 0, describeRun(converted));
@@ -196,6 +208,8 @@ describe("ferry snapshotter", { timeout: 240_000 }, () => {
       const manifest = await manifestOf(registry.host, ref());
       await ctrRemote(["images", "rpull", "--plain-http", "--snapshotter", "ferry", ref()]);
       assert.equal(await run(ref()), expected);
+      if (what === "ferry convert")
+        assert.match(snapshotter.log(), /snapshot \d+: prefetched 1 files \(1 chunks/);
       const gets = await layerGets(manifest);
       assert.ok(gets.length > 0, "the layers were read by ranges");
       assert.deepEqual(
