@@ -382,13 +382,13 @@ async function main(): Promise<void> {
     console.log(`ratio (b)/(a): ${(mbb / ma).toFixed(3)}   (target <= 0.25)`);
     console.log(`ratio (c)/(a): ${(mc / ma).toFixed(3)}   (target <= 0.15)`);
     console.log(
+      `bytes fetched by (b): ${((100 * median(bBytes)) / lazySize).toFixed(1)}% of the eStargz image (target <= 15%)`,
+    );
+    console.log(
       `bytes fetched by (c): ${((100 * median(cBytes)) / lazySize).toFixed(1)}% of the eStargz image (target <= 10%); RSS target <= 150 MB`,
     );
     console.log(
       `(c) with --background-fetch 200MiB: every layer complete locally after ${completeSeconds.toFixed(2)} s`,
-    );
-    console.log(
-      `bytes fetched by (b): ${((100 * median(bBytes)) / lazySize).toFixed(1)}% of the eStargz image (target <= 15%)`,
     );
   } finally {
     await registry.stop();
