@@ -51,6 +51,7 @@ export class FuseSession {
   readonly #options: FuseSessionOptions;
   #connection: number | undefined;
   #open = true;
+  #notices: Promise<void> = Promise.resolve();
   /** Resolves when the kernel ends the connection (unmounted or aborted). */
   readonly closed: Promise<void>;
 
@@ -125,15 +126,22 @@ export class FuseSession {
 
   /**
    * Makes the kernel forget entry `name` of directory inode `parent` (one the filesystem
-   * removed). Written off the main thread: the kernel may wait for a lookup this thread answers.
+   * removed). Written off the main thread, since the kernel may wait for a lookup that this
+   * thread answers; and one at a time, since each waiting write holds a libuv pool thread:
+   * several at once took every pool thread, and the next read of /dev/fuse never ran.
    */
   invalidateEntry(parent: number, name: string): Promise<void> {
-    if (!this.#open) return Promise.resolve();
     const notice = invalidateEntryNotice(parent, name);
-    return new Promise((resolve) => {
-      // ENOENT: the kernel had nothing cached; either way the entry is gone.
-      write(this.#fd, notice, () => resolve());
-    });
+    const sent = this.#notices.then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (!this.#open) return resolve();
+          // ENOENT: the kernel had nothing cached; either way the entry is gone.
+          write(this.#fd, notice, () => resolve());
+        }),
+    );
+    this.#notices = sent;
+    return sent;
   }
 
   /**
