@@ -1,7 +1,8 @@
 // containerd.services.snapshots.v1.Snapshots on a unix socket, answering from a Snapshotter.
 // @grpc/grpc-js and @grpc/proto-loader are loaded here only (the rest of the CLI never pays for
 // them); the single executable carries the .proto parsed, as JSON, like the runtime module's.
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type {
   handleServerStreamingCall,
@@ -142,7 +143,12 @@ export async function serveSnapshots(
   };
   const server: Server = new grpc.Server();
   server.addService(service, handlers);
-  await rm(socket, { force: true });
+  try {
+    await mkdir(dirname(socket), { recursive: true });
+    await rm(socket, { force: true });
+  } catch (cause) {
+    throw bindFailed(socket, cause);
+  }
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
       err ? reject(bindFailed(socket, err)) : resolve(),
@@ -194,7 +200,7 @@ function serviceError(
 
 function bindFailed(socket: string, cause: unknown): FerryError {
   return new FerryError("FERRY_INVALID_ARGUMENT", `cannot listen on ${socket}`, {
-    hint: "the socket's directory must exist and be writable (containerd's config names this path in [proxy_plugins])",
+    hint: "ferry must be able to create the socket there (as root, in a directory it may write); containerd's config names this path in [proxy_plugins]",
     fields: { socket },
     cause,
   });

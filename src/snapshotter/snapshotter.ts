@@ -173,11 +173,6 @@ export class Snapshotter {
     }
   }
 
-  /** Unmounts the lazy layers (the snapshots stay recorded and are shown again on open). */
-  async close(): Promise<void> {
-    await this.#remote?.close();
-  }
-
   readonly #dirs = {
     fs: (s: Snapshot) =>
       s.remote !== undefined && this.#remote !== undefined

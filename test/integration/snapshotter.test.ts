@@ -40,6 +40,36 @@ async function sha256Of(name: string, size: number): Promise<string> {
   return hash.digest("hex");
 }
 
+describe("ferry snapshotter that cannot start", () => {
+  test("says why, exits with the usage code, and leaves nothing mounted", async () => {
+    const home = await tempDir("snapshotter-bad");
+    try {
+      const file = join(home, "a-file");
+      await writeFile(file, "");
+      const r = await ferry(
+        [
+          "snapshotter",
+          "--socket",
+          join(file, "ferry.sock"),
+          "--root",
+          join(home, "root"),
+          "--store",
+          join(home, "store"),
+        ],
+        isolatedEnv(home),
+      );
+      assert.equal(r.code, 2, describeRun(r));
+      assert.match(r.stderr, /cannot .*a-file/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+      assert.deepEqual(await fuseMountsUnder(join(home, "root")), []);
+    } finally {
+      for (const m of await fuseMountsUnder(join(home, "root")))
+        await execFileAsync("umount", ["-l", m]);
+      await removeDir(home);
+    }
+  });
+});
+
 describe("ferry snapshotter", { timeout: 240_000 }, () => {
   let registry: RunningRegistry;
   let liar: RunningProxy;

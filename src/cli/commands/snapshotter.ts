@@ -83,21 +83,25 @@ export async function snapshotterCommand(
             backgroundBytesPerSecond,
             onEvent: (event) => log(describeRemote(event)),
           });
-    const snapshotter = await Snapshotter.open({
-      root,
-      remote,
-      onEvent: (event) => log(describe(event)),
-    });
-    const server = await serveSnapshots(snapshotter, socket, (method, error) =>
-      log(`${method} failed: ${asFerryError(error).message}`),
-    );
-    log(`listening on ${socket}`);
-    await new Promise<void>((done) => {
-      if (signal.aborted) done();
-      else signal.addEventListener("abort", () => done(), { once: true });
-    });
-    await server.close();
-    await snapshotter.close();
+    try {
+      const snapshotter = await Snapshotter.open({
+        root,
+        remote,
+        onEvent: (event) => log(describe(event)),
+      });
+      const server = await serveSnapshots(snapshotter, socket, (method, error) =>
+        log(`${method} failed: ${asFerryError(error).message}`),
+      );
+      log(`listening on ${socket}`);
+      await new Promise<void>((done) => {
+        if (signal.aborted) done();
+        else signal.addEventListener("abort", () => done(), { once: true });
+      });
+      await server.close();
+    } finally {
+      // Also when it could not start: the lazy layers' filesystem must not outlive ferry.
+      await remote?.close();
+    }
     log("stopped");
   } finally {
     await registry.close();
