@@ -3,7 +3,10 @@
  * ~500 MB whose start-up command (python3 running a one-line program) reads a few percent of it:
  *   (a) containerd: `ctr images pull` (full pull + unpack) then `ctr run`;
  *   (b) ferry: `ferry mount` of the eStargz image (converted with --prioritize from a recorded
- *       start-up trace; prioritized files prefetched) + overlay + `runc run`.
+ *       start-up trace; prioritized files prefetched) + overlay + `runc run`;
+ *   (c) containerd with ferry's snapshotter: `ctr-remote image rpull --snapshotter ferry` of the
+ *       same eStargz image, then `ctr run --snapshotter ferry` (its peak RSS is reported too).
+ * Then, once, (c) with --background-fetch: the time until every layer is complete locally.
  * Both read from a real Distribution registry on loopback; each run starts from an empty
  * containerd / empty ferry store. Prints medians, the ratio and the bytes fetched.
  * Root only (FUSE, overlayfs, runc). Not a test: it asserts nothing.
@@ -15,7 +18,12 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { pushLayout, writeLayoutFromTree } from "../test/fixtures/images.ts";
 import { type RunningRegistry, startRegistry } from "../test/fixtures/registry.ts";
-import { startContainerd } from "../test/fixtures/runtimes.ts";
+import { type RunningContainerd, startContainerd } from "../test/fixtures/runtimes.ts";
+import {
+  proxyPluginConfig,
+  type RunningSnapshotter,
+  startSnapshotter,
+} from "../test/fixtures/snapshotter.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "..");
@@ -169,6 +177,39 @@ async function runcOnMount(lower: string, work: string): Promise<string> {
   }
 }
 
+/** A fresh ferry snapshotter (own root and store) and a containerd that uses it. */
+async function snapshotterPair(
+  work: string,
+  name: string,
+  args: string[] = [],
+): Promise<{
+  snapshotter: RunningSnapshotter;
+  containerd: RunningContainerd;
+  stop(): Promise<void>;
+}> {
+  const dir = join(work, name);
+  await mkdir(dir);
+  const snapshotter = await startSnapshotter(dir, ["--store", join(dir, "store"), ...args], {
+    ...process.env,
+    HOME: dir,
+  });
+  const containerd = await startContainerd({ extraConfig: proxyPluginConfig(snapshotter.socket) });
+  return {
+    snapshotter,
+    containerd,
+    async stop() {
+      await containerd.stop();
+      await snapshotter.stop();
+    },
+  };
+}
+
+/** Peak resident set of a process (VmHWM), in bytes. */
+async function peakRss(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
 async function blobBytes(registry: RunningRegistry, since: number): Promise<number> {
   const gets = await registry.blobGets();
   return gets.slice(since).reduce((n, g) => n + g.bytes, 0);
@@ -216,8 +257,11 @@ async function main(): Promise<void> {
 
     const a: number[] = [];
     const b: number[] = [];
+    const c: number[] = [];
     const aBytes: number[] = [];
     const bBytes: number[] = [];
+    const cBytes: number[] = [];
+    const cRss: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       // (a) containerd: full pull + unpack, then run.
       const containerd = await startContainerd();
@@ -247,9 +291,80 @@ async function main(): Promise<void> {
         bBytes.push(await blobBytes(registry, before));
         if (i === 0) console.log(log.trim().split("\n").slice(-2).join("\n"));
       }
+      // (c) containerd with ferry's snapshotter: remote snapshots, then run.
+      const pair = await snapshotterPair(work, `snapshotter-${i}`);
+      try {
+        const before = (await registry.blobGets()).length;
+        const t0 = performance.now();
+        await run("ctr-remote", [
+          "-a",
+          pair.containerd.socket,
+          "images",
+          "rpull",
+          "--plain-http",
+          "--snapshotter",
+          "ferry",
+          lazy,
+        ]);
+        const { stdout } = await pair.containerd.ctr([
+          "run",
+          "--rm",
+          "--snapshotter",
+          "ferry",
+          lazy,
+          `bench-c-${i}`,
+          ...COMMAND,
+        ]);
+        c.push((performance.now() - t0) / 1000);
+        cBytes.push(await blobBytes(registry, before));
+        cRss.push(await peakRss(pair.snapshotter.pid()));
+        if (!stdout.includes('"ok": true')) throw new Error(`ctr run printed ${stdout}`);
+      } finally {
+        await pair.stop();
+      }
       console.log(
-        `run ${i + 1}: (a) ${a[i]?.toFixed(2)} s, ${mb(aBytes[i] ?? 0)}   (b) ${b[i]?.toFixed(2)} s, ${mb(bBytes[i] ?? 0)}`,
+        `run ${i + 1}: (a) ${a[i]?.toFixed(2)} s, ${mb(aBytes[i] ?? 0)}   (b) ${b[i]?.toFixed(2)} s, ${mb(bBytes[i] ?? 0)}   (c) ${c[i]?.toFixed(2)} s, ${mb(cBytes[i] ?? 0)}, RSS ${mb(cRss[i] ?? 0)}`,
       );
+    }
+    // (c) once more with background fetch on: how long until the layers are complete locally.
+    const layers = (
+      (await (
+        await fetch(`${registry.url}/v2/bench/python/manifests/esgz`, {
+          headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+        })
+      ).json()) as { layers: unknown[] }
+    ).layers.length;
+    const pair = await snapshotterPair(work, "snapshotter-background", [
+      "--background-fetch",
+      "200MiB",
+    ]);
+    let completeSeconds = 0;
+    try {
+      const t0 = performance.now();
+      await run("ctr-remote", [
+        "-a",
+        pair.containerd.socket,
+        "images",
+        "rpull",
+        "--plain-http",
+        "--snapshotter",
+        "ferry",
+        lazy,
+      ]);
+      await pair.containerd.ctr([
+        "run",
+        "--rm",
+        "--snapshotter",
+        "ferry",
+        lazy,
+        "bench-bg",
+        ...COMMAND,
+      ]);
+      while ((pair.snapshotter.log().match(/: complete: /g) ?? []).length < layers)
+        await new Promise((r) => setTimeout(r, 100));
+      completeSeconds = (performance.now() - t0) / 1000;
+    } finally {
+      await pair.stop();
     }
     const ma = median(a);
     const mbb = median(b);
@@ -260,9 +375,20 @@ async function main(): Promise<void> {
     console.log(
       `(b) ferry mount + runc (lazy):   median ${mbb.toFixed(2)} s, fetched ${mb(median(bBytes))}`,
     );
+    const mc = median(c);
+    console.log(
+      `(c) rpull + ctr run, ferry snapshotter: median ${mc.toFixed(2)} s, fetched ${mb(median(cBytes))}, snapshotter peak RSS ${mb(median(cRss))}`,
+    );
     console.log(`ratio (b)/(a): ${(mbb / ma).toFixed(3)}   (target <= 0.25)`);
+    console.log(`ratio (c)/(a): ${(mc / ma).toFixed(3)}   (target <= 0.15)`);
     console.log(
       `bytes fetched by (b): ${((100 * median(bBytes)) / lazySize).toFixed(1)}% of the eStargz image (target <= 15%)`,
+    );
+    console.log(
+      `bytes fetched by (c): ${((100 * median(cBytes)) / lazySize).toFixed(1)}% of the eStargz image (target <= 10%); RSS target <= 150 MB`,
+    );
+    console.log(
+      `(c) with --background-fetch 200MiB: every layer complete locally after ${completeSeconds.toFixed(2)} s`,
     );
   } finally {
     await registry.stop();

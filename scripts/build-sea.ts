@@ -19,6 +19,7 @@ import { build, type Plugin } from "esbuild";
 import protobuf from "protobufjs";
 import { EMBEDDED_WORKER } from "../src/pull/sink-pool.ts";
 import { EMBEDDED_PROTOS, PROTO_FILES } from "../src/runtime/grpc.ts";
+import { EMBEDDED_SNAPSHOTS_PROTO, SNAPSHOTS_PROTO } from "../src/snapshotter/grpc-server.ts";
 import { buildStampDefine } from "./build.ts";
 import { buildWeb } from "./build-web.ts";
 
@@ -120,10 +121,10 @@ async function bundle(
   });
 }
 
-/** PROTO_FILES parsed as src/runtime/grpc.ts has @grpc/proto-loader parse them (keepCase). */
-function protosJson(): string {
+/** .proto files parsed as @grpc/proto-loader parses them for src/runtime/ and src/snapshotter/ (keepCase). */
+function protosJson(files: string[]): string {
   const root = new protobuf.Root();
-  root.loadSync(PROTO_FILES, { keepCase: true });
+  root.loadSync(files, { keepCase: true });
   return JSON.stringify(root.toJSON());
 }
 
@@ -156,6 +157,7 @@ export async function buildSea(out = OUT, codeCache = true): Promise<BuiltSea> {
     const worker = join(tmp, "sink-worker.js");
     const assets: Record<string, string> = {
       [EMBEDDED_PROTOS]: join(tmp, "protos.json"),
+      [EMBEDDED_SNAPSHOTS_PROTO]: join(tmp, "snapshots-protos.json"),
       [EMBEDDED_WORKER]: worker,
     };
     const lazy = Object.entries(LAZY_PACKAGES).map(([name, key]) => {
@@ -167,7 +169,8 @@ export async function buildSea(out = OUT, codeCache = true): Promise<BuiltSea> {
       buildWeb(join(tmp, "web"), false),
       bundle({ stdin: ENTRY }, main, define),
       bundle({ file: "src/pull/sink-worker.ts" }, worker, define),
-      writeFile(join(tmp, "protos.json"), protosJson()),
+      writeFile(join(tmp, "protos.json"), protosJson(PROTO_FILES)),
+      writeFile(join(tmp, "snapshots-protos.json"), protosJson([SNAPSHOTS_PROTO])),
       ...lazy,
     ]);
     for (const name of webFiles) assets[`web/${name}`] = join(tmp, "web", name);

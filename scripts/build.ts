@@ -42,11 +42,11 @@ export async function buildCli(out = OUT): Promise<{ files: number; inputs: numb
     const path = join(tmp, file);
     await writeFile(path, builtinsByGetter(await readFile(path, "utf8"), file));
   }
-  // runtime/grpc.ts loads its .proto files from beside the code at run time
-  for (const proto of (await readdir(join(ROOT, "src", "runtime"))).filter((f) =>
-    f.endsWith(".proto"),
-  )) {
-    await copyFile(join(ROOT, "src", "runtime", proto), join(tmp, proto));
+  // runtime/grpc.ts and snapshotter/grpc-server.ts load their .proto files from beside the code
+  for (const module of ["runtime", "snapshotter"]) {
+    const dir = join(ROOT, "src", module);
+    for (const proto of (await readdir(dir)).filter((f) => f.endsWith(".proto")))
+      await copyFile(join(dir, proto), join(tmp, proto));
   }
   const inputs = Object.keys(result.metafile.inputs)
     .filter((f) => !f.includes("node_modules") && !f.startsWith("<define:"))

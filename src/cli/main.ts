@@ -181,6 +181,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.umountUsage, run: m.umountCommand };
     },
   },
+  snapshotter: {
+    summary: "serve containerd's snapshots API: eStargz layers mounted lazily, others unpacked",
+    load: async () => {
+      const m = await import("./commands/snapshotter.ts");
+      return { usage: m.snapshotterUsage, run: m.snapshotterCommand };
+    },
+  },
   version: {
     summary: "show the version, commit, build date, Node version and platform",
     load: async () => {

@@ -141,6 +141,21 @@ export function reply(unique: bigint, error: number, payload?: Buffer): Buffer {
   return out;
 }
 
+/** FUSE_NOTIFY_INVAL_ENTRY: the kernel drops its cached entry `name` of directory `parent`. */
+export function invalidateEntryNotice(parent: number, name: string): Buffer {
+  const bytes = Buffer.from(name);
+  const body = Buffer.alloc(16 + bytes.length + 1);
+  body.writeBigUInt64LE(BigInt(parent), 0);
+  body.writeUInt32LE(bytes.length, 8);
+  bytes.copy(body, 16);
+  // A notice is an unsolicited reply: unique 0, the notice code where the error goes.
+  const out = reply(0n, 0, body);
+  out.writeInt32LE(NOTIFY_INVAL_ENTRY, 4);
+  return out;
+}
+
+const NOTIFY_INVAL_ENTRY = 3;
+
 export interface InitIn {
   readonly major: number;
   readonly minor: number;

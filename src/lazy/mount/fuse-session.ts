@@ -2,7 +2,7 @@
 // reads requests and writes replies. Reads of /dev/fuse block, so they run on libuv's thread
 // pool one at a time; requests are answered concurrently on the main thread.
 import { execFile, spawn } from "node:child_process";
-import { closeSync, openSync, read, writeSync } from "node:fs";
+import { closeSync, openSync, read, write, writeSync } from "node:fs";
 import { stat, writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { FerryError } from "../../observe/index.ts";
@@ -11,6 +11,7 @@ import {
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
   InitFlag,
+  invalidateEntryNotice,
   NO_REPLY_OPCODES,
   Opcode,
   parseInit,
@@ -50,6 +51,7 @@ export class FuseSession {
   readonly #options: FuseSessionOptions;
   #connection: number | undefined;
   #open = true;
+  #notices: Promise<void> = Promise.resolve();
   /** Resolves when the kernel ends the connection (unmounted or aborted). */
   readonly closed: Promise<void>;
 
@@ -120,6 +122,26 @@ export class FuseSession {
       // Only the forced unmount needs it.
     }
     return session;
+  }
+
+  /**
+   * Makes the kernel forget entry `name` of directory inode `parent` (one the filesystem
+   * removed). Written off the main thread, since the kernel may wait for a lookup that this
+   * thread answers; and one at a time, since each waiting write holds a libuv pool thread:
+   * several at once took every pool thread, and the next read of /dev/fuse never ran.
+   */
+  invalidateEntry(parent: number, name: string): Promise<void> {
+    const notice = invalidateEntryNotice(parent, name);
+    const sent = this.#notices.then(
+      () =>
+        new Promise<void>((resolve) => {
+          if (!this.#open) return resolve();
+          // ENOENT: the kernel had nothing cached; either way the entry is gone.
+          write(this.#fd, notice, () => resolve());
+        }),
+    );
+    this.#notices = sent;
+    return sent;
   }
 
   /**

@@ -89,7 +89,7 @@ async function fetchConfig(
 }
 
 /** One layer's footer and TOC, verified; a plain (non-eStargz) layer is refused. */
-async function openMountLayer(
+export async function openMountLayer(
   registry: RegistryClient,
   repository: Repository,
   descriptor: Descriptor,

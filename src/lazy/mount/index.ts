@@ -1,6 +1,13 @@
 export { ChunkStore, type ChunkStoreOptions } from "./chunks.ts";
 export { type MountImage, type MountLayer, openMountImage, type RunConfig } from "./image.ts";
 export {
+  LazyLayers,
+  type LazyLayerSource,
+  type LazyLayersEvent,
+  type LazyLayersOptions,
+} from "./layers-mount.ts";
+export { OPAQUE_XATTR, overlayLayerEntries } from "./overlay-layer.ts";
+export {
   LazyMount,
   type MountEvent,
   type MountOptions,

@@ -212,8 +212,9 @@ export function prefetchRuns(
   return runs;
 }
 
-async function prefetch(
-  image: MountImage,
+/** Fetches the prioritized files of `image`'s layers in the background of a mount. */
+export async function prefetch(
+  image: Pick<MountImage, "layers">,
   chunks: ChunkStore,
   emit: (event: MountEvent) => void,
 ): Promise<void> {
