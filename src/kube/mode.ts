@@ -177,6 +177,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
           nodeName,
           ...(runtime === undefined ? {} : { target: runtime }),
           namespace: client.namespace,
+          report: options.report ?? "prepull",
           ...(key === "none" ? {} : { startupTaintKeys: [key] }),
           ...(options.prePullBudget === undefined ? {} : { budget: options.prePullBudget }),
           ...(options.gateTimeoutMs === undefined ? {} : { gateTimeoutMs: options.gateTimeoutMs }),

@@ -17,6 +17,7 @@ import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from ".
 import { NodeRunner } from "./node-runner.ts";
 import { ClusterNodes } from "../cluster-nodes.ts";
 import { NodeImagesController } from "../node-images-controller.ts";
+import type { ReportMode } from "../node-assignments.ts";
 
 export {
   allocateGrants,
@@ -65,6 +66,12 @@ export interface WorkloadPrePullOptions {
   readonly metrics?: Metrics;
   /** The NodeImages controller's least time between passes (default 1 s). */
   readonly nodeImagesIntervalMs?: number;
+  /**
+   * Where this node's agent reports: "nodeimages" (its NodeImages; the node agent pulls what the
+   * controller grants there, so no runner here) or "prepull" (default: the previous version's
+   * runner, watching every rollout PrePull and writing its status.nodes entry).
+   */
+  readonly report?: ReportMode;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
   readonly startupTaintKeys?: readonly string[];
   readonly onEvent?: EventSink;
@@ -92,7 +99,7 @@ export async function startWorkloadPrePull(
     onError: (error) => onEvent({ type: "error", where: "event", error }),
   });
   const runner =
-    options.target === undefined
+    options.target === undefined || options.report === "nodeimages"
       ? undefined
       : new NodeRunner({
           kubeConfig: options.kubeConfig,
@@ -118,8 +125,10 @@ export async function startWorkloadPrePull(
       const nodes = new ClusterNodes(options.kubeConfig, (error) =>
         onEvent({ type: "error", where: "watch nodes", error }),
       );
+      let n: NodeImagesController | undefined;
       const c = new RolloutController({
         nodes,
+        nodeReport: (node) => n?.nodeReport(node),
         kubeConfig: options.kubeConfig,
         budget: options.budget ?? DEFAULT_PULL_BUDGET,
         gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
@@ -131,7 +140,7 @@ export async function startWorkloadPrePull(
         onEvent,
       });
       // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
-      const n = new NodeImagesController({
+      n = new NodeImagesController({
         kubeConfig: options.kubeConfig,
         nodes,
         ...(options.nodeImagesIntervalMs === undefined
