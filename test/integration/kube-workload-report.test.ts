@@ -19,7 +19,11 @@ describe("workload pre-pull per report mode", { timeout: 60_000 }, () => {
   let api: FakeApiServer;
   const instances: WorkloadPrePull[] = [];
 
-  const start = async (user: string, report?: ReportMode) => {
+  const start = async (
+    user: string,
+    report?: ReportMode,
+    extra: Partial<Parameters<typeof startWorkloadPrePull>[0]> = {},
+  ) => {
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile((await api.kubeconfigFor(user)).path);
     const instance = await startWorkloadPrePull({
@@ -30,6 +34,7 @@ describe("workload pre-pull per report mode", { timeout: 60_000 }, () => {
       target: heldImagesRuntime(),
       leaseDurationMs: 60_000,
       ...(report === undefined ? {} : { report }),
+      ...extra,
     });
     instances.push(instance);
     return instance;
@@ -61,5 +66,38 @@ describe("workload pre-pull per report mode", { timeout: 60_000 }, () => {
     const node = await start("node-old");
     assert.equal(node.isLeader(), false);
     assert.ok(prepullCalls("node-old").includes("list"), JSON.stringify(prepullCalls("node-old")));
+  });
+
+  test("without workload pre-pull the leader still writes the nodes' NodeImages, and watches no workload", async () => {
+    api.create({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: "node-r", labels: { pool: "r" } },
+    });
+    api.create({
+      apiVersion: "ferry.dev/v1alpha1",
+      kind: "PrePull",
+      metadata: { name: "base", namespace: NS },
+      spec: { images: ["registry.example/base:1"], required: true, nodeSelector: { pool: "r" } },
+    });
+    // Its own Lease: the instance started first leads the default one.
+    const solo = await start("solo", "nodeimages", { rollouts: false, leaseName: "solo" });
+    await until("the leader", () => solo.isLeader(), 30_000);
+    await until(
+      "node-r's NodeImages",
+      () => {
+        const spec = api.get("ferry.dev/v1alpha1", "NodeImages", "node-r")?.["spec"] as
+          | { images?: { image: string }[] }
+          | undefined;
+        return spec?.images?.some((i) => i.image === "registry.example/base:1");
+      },
+      30_000,
+    );
+    const workloads = api.calls.filter(
+      (c) =>
+        c.user === "solo" &&
+        ["deployments", "daemonsets", "statefulsets", "jobs", "cronjobs"].includes(c.resource),
+    );
+    assert.deepEqual(workloads, []);
   });
 });

@@ -72,6 +72,11 @@ export interface WorkloadPrePullOptions {
    * runner, watching every rollout PrePull and writing its status.nodes entry).
    */
   readonly report?: ReportMode;
+  /**
+   * Whether the leader also runs the rollout controller (watch workloads, grants, the gate);
+   * default true. Off, it still writes the NodeImages that "nodeimages" agents wait for.
+   */
+  readonly rollouts?: boolean;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
   readonly startupTaintKeys?: readonly string[];
   readonly onEvent?: EventSink;
@@ -126,19 +131,22 @@ export async function startWorkloadPrePull(
         onEvent({ type: "error", where: "watch nodes", error }),
       );
       let n: NodeImagesController | undefined;
-      const c = new RolloutController({
-        nodes,
-        nodeReport: (node) => n?.nodeReport(node),
-        kubeConfig: options.kubeConfig,
-        budget: options.budget ?? DEFAULT_PULL_BUDGET,
-        gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
-        staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
-        retryFailedAfterMs: options.retryFailedAfterMs ?? 60_000,
-        resyncMs: options.resyncMs ?? 2_000,
-        ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
-        recorder,
-        onEvent,
-      });
+      const c =
+        options.rollouts === false
+          ? undefined
+          : new RolloutController({
+              nodes,
+              nodeReport: (node) => n?.nodeReport(node),
+              kubeConfig: options.kubeConfig,
+              budget: options.budget ?? DEFAULT_PULL_BUDGET,
+              gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
+              staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
+              retryFailedAfterMs: options.retryFailedAfterMs ?? 60_000,
+              resyncMs: options.resyncMs ?? 2_000,
+              ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
+              recorder,
+              onEvent,
+            });
       // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
       n = new NodeImagesController({
         kubeConfig: options.kubeConfig,
@@ -154,11 +162,13 @@ export async function startWorkloadPrePull(
       nodeImages = n;
       leaderNodes = nodes;
       const started = Promise.all([
-        c.start().catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
+        c
+          ?.start()
+          .catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
         n.start().catch((error: unknown) => onEvent({ type: "error", where: "nodeimages", error })),
       ]);
       signal.addEventListener("abort", () => {
-        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => nodes.stop());
+        controllerDone = Promise.all([c?.stop(), n.stop(), started]).then(() => nodes.stop());
         if (controller === c) controller = undefined;
         if (nodeImages === n) nodeImages = undefined;
         if (leaderNodes === nodes) leaderNodes = undefined;
@@ -181,8 +191,8 @@ export async function startWorkloadPrePull(
       controller = undefined;
       nodeImages = undefined;
       leaderNodes = undefined;
-      if (c !== undefined)
-        controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => nodes?.stop());
+      if (c !== undefined || n !== undefined)
+        controllerDone = Promise.all([c?.stop(), n?.stop()]).then(() => nodes?.stop());
       await controllerDone;
       await election.stop();
       await controllerDone;
