@@ -1,7 +1,8 @@
 /**
- * Workload pre-pull for `ferry agent --kubernetes`: every agent runs the node half (pull what
- * the rollout PrePulls grant its node, report presence from its runtime); the one agent holding
- * the Lease also runs the controller (watch workloads, decide who pulls what, gate Deployments).
+ * Workload pre-pull for `ferry agent --kubernetes`: the one agent holding the Lease runs the
+ * controllers (watch workloads, decide who pulls what, gate Deployments; write the NodeImages,
+ * where a node's grants reach its agent). Only agents reporting the previous way ("prepull")
+ * run the node half here (watch every rollout PrePull, write their status.nodes entry).
  */
 import { hostname } from "node:os";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
