@@ -12,7 +12,7 @@ import type { Target } from "../runtime/index.ts";
 import { loadKubeClient } from "./client.ts";
 import { withFleet } from "./fleet.ts";
 import { DEFAULT_STARTUP_TAINT_KEY } from "./names.ts";
-import type { ReportMode } from "./node-assignments.ts";
+import { DEFAULT_REPORT_MODE, type ReportMode } from "./node-assignments.ts";
 import {
   type KubeAgent,
   type KubeAgentOptions,
@@ -46,7 +46,7 @@ export interface KubernetesModeOptions {
   /** How long the rollout gate holds a Deployment at most (default DEFAULT_GATE_TIMEOUT_MS). */
   readonly gateTimeoutMs?: number | undefined;
   readonly stateDir?: string | undefined;
-  /** nodeimages: the node's own NodeImages; prepull (default): every PrePull, as before. */
+  /** nodeimages (default): the node's own NodeImages; prepull: every PrePull, as before. */
   readonly report?: ReportMode | undefined;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly metrics: Metrics;
@@ -118,6 +118,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
       },
     );
   const client = loadKubeClient({ kubeconfig: options.kubeconfig, env });
+  const report = options.report ?? DEFAULT_REPORT_MODE;
   const key = options.startupTaintKey ?? DEFAULT_STARTUP_TAINT_KEY;
   const imageFsPath =
     options.imageFsPath ?? (existsSync(DEFAULT_IMAGE_FS_PATH) ? DEFAULT_IMAGE_FS_PATH : undefined);
@@ -132,7 +133,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     imageFsPath,
     // Not set explicitly: where the runtime says its images are (CRI ImageFsInfo) comes first.
     imageFsFromRuntime: options.imageFsPath === undefined,
-    report: options.report ?? "prepull",
+    report,
     ...(options.imageGCHighThresholdPercent === undefined
       ? {}
       : { imageGCHighThresholdPercent: options.imageGCHighThresholdPercent }),
@@ -147,7 +148,7 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
     apiServer: client.source,
     namespace: client.namespace,
     startupTaint: key,
-    report: options.report ?? "prepull",
+    report,
     imageFsPath: imageFsPath ?? null,
     workloadPrePull:
       options.workloads === false
@@ -171,12 +172,16 @@ export async function startKubernetesMode(options: KubernetesModeOptions): Promi
           msg: "no runtime target: the startup taint stays (required images are looked for in the runtime)",
         });
       let workloads: WorkloadPrePull | undefined;
-      if (options.workloads !== false) {
+      // Without workload pre-pull the Lease is still campaigned for when the nodes report to
+      // NodeImages: someone must write them.
+      if (options.workloads !== false || report === "nodeimages") {
         workloads = await startWorkloadPrePull({
+          rollouts: options.workloads !== false,
           kubeConfig: client.config,
           nodeName,
           ...(runtime === undefined ? {} : { target: runtime }),
           namespace: client.namespace,
+          report,
           ...(key === "none" ? {} : { startupTaintKeys: [key] }),
           ...(options.prePullBudget === undefined ? {} : { budget: options.prePullBudget }),
           ...(options.gateTimeoutMs === undefined ? {} : { gateTimeoutMs: options.gateTimeoutMs }),

@@ -42,6 +42,8 @@ import { CollectionWatch } from "./watcher.ts";
 
 export type ReportMode = "nodeimages" | "prepull";
 export const REPORT_MODES: readonly ReportMode[] = ["nodeimages", "prepull"];
+/** `ferry agent --kubernetes`'s: "prepull" only while agents of the previous version remain. */
+export const DEFAULT_REPORT_MODE: ReportMode = "nodeimages";
 
 export interface Assignments {
   start(): Promise<void>;

@@ -32,7 +32,8 @@ import {
   nodeImagesSpec,
   type PrePullAggregate,
 } from "./node-images.ts";
-import { type PrePull, prepullKey } from "./prepull.ts";
+import { type NodeStatus, type PrePull, prepullKey } from "./prepull.ts";
+import { type PrePullObject, readGrants } from "./workload/prepull.ts";
 import type { ClusterNodes } from "./cluster-nodes.ts";
 import { CollectionWatch } from "./watcher.ts";
 
@@ -80,17 +81,15 @@ export class NodeImagesController {
     const kick = () => this.#kick();
     this.#nodes = options.nodes;
     this.#unsubscribe = options.nodes.onChange(kick);
-    const labelSelector = `!${WORKLOAD_PREPULL_LABEL}`;
+    // Every PrePull: the rollout ones' grants are written into the granted nodes' NodeImages too.
     this.#prepulls = new CollectionWatch<PrePull>({
       config: kc,
       path: `/apis/${PREPULL_GROUP}/${PREPULL_VERSION}/${PREPULL_PLURAL}`,
-      labelSelector,
       list: async () =>
         (await this.#custom.listCustomObjectForAllNamespaces({
           group: PREPULL_GROUP,
           version: PREPULL_VERSION,
           resourcePlural: PREPULL_PLURAL,
-          labelSelector,
         })) as { items: PrePull[] },
       onChange: kick,
       onError: onError("watch prepulls"),
@@ -116,6 +115,11 @@ export class NodeImagesController {
     if (this.#stopped) return;
     this.#synced = true;
     this.#kick();
+  }
+
+  /** What the node's agent last reported in its NodeImages status. */
+  nodeReport(node: string): NodeStatus | undefined {
+    return this.#own.get(undefined, node)?.status;
   }
 
   async stop(): Promise<void> {
@@ -150,10 +154,12 @@ export class NodeImagesController {
     const prepulls = this.#prepulls.items;
     const nodes = this.#nodes.items;
     const names = new Set(nodes.map((n) => n.metadata?.name ?? ""));
+    const grants = new Map(prepulls.filter(isRollout).map((p) => [p, rolloutGrants(p)]));
     const changed = nodes.flatMap((node) => {
       const name = node.metadata?.name;
       if (!name) return [];
-      const spec = nodeImagesSpec(prepulls, node.metadata?.labels ?? {});
+      const granted = [...grants].filter(([, g]) => g.has(name)).map(([p]) => p);
+      const spec = nodeImagesSpec(prepulls, node.metadata?.labels ?? {}, granted);
       const current = this.#own.get(undefined, name);
       if (current !== undefined && JSON.stringify(current.spec) === JSON.stringify(spec)) return [];
       return [{ name, spec, create: current === undefined }];
@@ -183,10 +189,13 @@ export class NodeImagesController {
         ),
     );
     for (const p of prepulls) {
-      const selected = nodes
-        .filter((n) => matchingPrePulls([p], n.metadata?.labels ?? {}).length > 0)
-        .map((n) => n.metadata?.name ?? "")
-        .filter((n) => n !== "");
+      // A rollout PrePull's nodes are those granted so far; another's, those it selects.
+      const selected = isRollout(p)
+        ? [...(grants.get(p)?.keys() ?? [])].filter((n) => names.has(n))
+        : nodes
+            .filter((n) => matchingPrePulls([p], n.metadata?.labels ?? {}).length > 0)
+            .map((n) => n.metadata?.name ?? "")
+            .filter((n) => n !== "");
       const agg = aggregate(p, selected, (node) => this.#own.get(undefined, node)?.status);
       this.#metrics?.prepull(prepullKey(p), Number(agg.ready.split("/")[0]), agg.selected);
       if (sameAggregate(p, agg)) continue;
@@ -259,6 +268,14 @@ export class NodeImagesController {
     if (complete) this.#complete.add(key);
     else this.#complete.delete(key);
   }
+}
+
+function isRollout(p: PrePull): boolean {
+  return p.metadata?.labels?.[WORKLOAD_PREPULL_LABEL] !== undefined;
+}
+
+function rolloutGrants(p: PrePull): Map<string, number> {
+  return readGrants(p as PrePullObject);
 }
 
 function sameAggregate(p: PrePull, agg: PrePullAggregate): boolean {

@@ -43,6 +43,22 @@ test("a node's spec: the images of the PrePulls selecting it, merged by image, r
   assert.notEqual(spec.nodeLabels, labelsHash({ pool: "cpu", zone: "a" }));
 });
 
+test("a node's spec: a rollout PrePull granting it adds its images (not required), merged with the others", () => {
+  const rollout: PrePull = {
+    ...prepull("web-dp-1a2b", ["reg/web:2", "reg/base:1"], { required: false }),
+    metadata: {
+      namespace: "apps",
+      name: "web-dp-1a2b",
+      labels: { "ferry.dev/workload-prepull": "true" },
+    },
+  };
+  const spec = nodeImagesSpec([prepull("base", ["reg/base:1"], { required: true })], {}, [rollout]);
+  assert.deepEqual(spec.images, [
+    { image: "reg/base:1", required: true, prepulls: ["apps/base", "apps/web-dp-1a2b"] },
+    { image: "reg/web:2", required: false, prepulls: ["apps/web-dp-1a2b"] },
+  ]);
+});
+
 test("a PrePull's aggregate: ready of reporting, failures capped, a previous version's entry counted", () => {
   const now = new Date("2026-01-01T00:00:00Z");
   const p: PrePull = {

@@ -41,13 +41,17 @@ export function labelsHash(labels: Readonly<Record<string, string>>): string {
   return createHash("sha256").update(JSON.stringify(sorted)).digest("hex").slice(0, 16);
 }
 
-/** The spec of a node with these labels: the images of the PrePulls selecting it, merged. */
+/**
+ * The spec of a node with these labels: the images of the PrePulls selecting it and of the
+ * rollout PrePulls granting it (the budget's turn to pull), merged.
+ */
 export function nodeImagesSpec(
   prepulls: readonly PrePull[],
   labels: Readonly<Record<string, string>>,
+  granted: readonly PrePull[] = [],
 ): NodeImagesSpec {
   const byImage = new Map<string, AssignedImage>();
-  for (const p of matchingPrePulls(prepulls, labels)) {
+  for (const p of [...matchingPrePulls(prepulls, labels), ...granted]) {
     const key = prepullKey(p);
     const secrets = (p.spec?.imagePullSecrets ?? [])
       .map((s) => s.name ?? "")

@@ -174,6 +174,13 @@ describe("ferry agent --kubernetes", () => {
     assert.ok(stdout.includes(`${registry.host}/base/tools:v1`));
     const status = JSON.parse((await get(`${agentUrl}/status`)).body) as { node?: string };
     assert.equal(status.node, NODE);
+    // Without kubernetes.report set, the node reports to its own NodeImages (the default).
+    await until("the node's report in its NodeImages", () => {
+      const own = api.get("ferry.dev/v1alpha1", "NodeImages", NODE)?.["status"] as
+        | { images?: { image: string }[] }
+        | undefined;
+      return own?.images?.some((i) => i.image === `${registry.host}/apps/web:v1`);
+    });
     const metrics = (await get(`${agentUrl}/metrics`)).body;
     assert.match(metrics, new RegExp(`ferry_kube_images_present\\{node="${NODE}"\\} [1-9]`));
     const removed = new RegExp(
@@ -250,6 +257,8 @@ describe("ferry agent --kubernetes", () => {
     const elsewhere: Record<string, string> = {
       "ClusterRole/ferry-agent: delete ferry.dev/prepulls":
         "workload controller: rollout PrePulls removed when done",
+      "ClusterRole/ferry-agent: get ferry.dev/prepulls":
+        "agents with kubernetes.report prepull: re-read after a 409 on their status.nodes entry",
       "ClusterRole/ferry-agent: get apps/deployments":
         "rollout gate: re-read after a 409 on its patch",
       "Role/ferry-agent: list discovery.k8s.io/endpointslices":
@@ -309,6 +318,8 @@ describe("ferry agent --kubernetes", () => {
           `  imageFs: ${fs}`,
           "  imageGCHighThresholdPercent: 85",
           "  workloadPrePull: false",
+          // The previous version's report, still selectable during an upgrade.
+          "  report: prepull",
           "",
         ].join("\n"),
       );

@@ -6,7 +6,7 @@
 // name and its Kubernetes conditions; headless Chromium must draw one column per node.
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { readdir, stat } from "node:fs/promises";
+import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -156,9 +156,15 @@ describe("ferry agent --kubernetes: the fleet in /status and on the page", () =>
     const kubeconfig = (await api.kubeconfigFor("system:serviceaccount:ferry-system:ferry")).path;
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
+    // The fleet from PrePull statuses (node-b's entry is written there below): the previous
+    // version's report, which agent.yaml still selects during an upgrade.
+    const config = join(work, "agent.yaml");
+    await writeFile(config, "kubernetes:\n  report: prepull\n");
     agent = startFerry(
       [
         "agent",
+        "-c",
+        config,
         "--kubernetes",
         "--prepull-budget",
         "7",

@@ -1,5 +1,5 @@
 // The short form of `npm run bench:kube` (issue 22): N node agents against the fake API server,
-// one required PrePull for every node. With per-node NodeImages, what the API server sends each
+// one required PrePull for every node, then a DaemonSet's rollout to every node. With per-node NodeImages, what the API server sends each
 // node's agent and the writes it takes do not grow with N, and no two writes conflict; the
 // aggregate is written by the elected controller, and an agent's fleet view (/status) lists the
 // NodeImages only when asked. N = 4 and 16 here; the bench runs up to 1,000.
@@ -28,6 +28,15 @@ describe("Kubernetes at fleet scale: per-node cost flat in N", { timeout: 300_00
       );
       assert.match(r.controllerMetrics, /^ferry_kube_nodeimages_writes_total\{what="spec"\} \d+$/m);
       assert.ok(r.reportedSeconds > 0 && r.aggregateSeconds > 0 && r.untaintedSeconds > 0);
+      assert.ok(r.rolloutSeconds > 0, "the rollout reached every node through its NodeImages");
+      assert.match(
+        r.controllerMetrics,
+        new RegExp(
+          `^ferry_kube_prepull_ready_nodes\\{prepull="ferry-system/scale-agentd-[a-z]+-[0-9a-f]+"\\} ${r.nodes}$`,
+          "m",
+        ),
+        "the rollout PrePull's ready nodes, from the NodeImages",
+      );
     }
     assert.ok(
       large.maxWatchBytes <= 1.5 * small.perNode.watchBytes,

@@ -78,10 +78,11 @@ Options (flags override agent.yaml):
 
 Kubernetes (a DaemonSet on every node; see docs/kubernetes-agent.md; agent.yaml: kubernetes:
 with enabled, kubeconfig, startupTaint, taintMode, imageFs, imageGCHighThresholdPercent,
-workloadPrePull, prePullBudget, gateTimeout, report (nodeimages or prepull)):
+workloadPrePull, prePullBudget, gateTimeout, report (nodeimages, the default, or prepull
+while agents of the previous version remain)):
   --kubernetes               also take images from ConfigMaps labelled ferry.dev/image-list=true
-                             and PrePull objects matching this node (NODE_NAME), report PrePull
-                             status, remove the node's startup taint once every required image
+                             and the PrePulls matching this node (NODE_NAME) through its
+                             NodeImages object, report there, remove the node's startup taint once every required image
                              is in the runtime, pre-pull workloads' new images
   --kubeconfig FILE          outside a pod (default: the ServiceAccount, else $KUBECONFIG)
   --startup-taint KEY        the taint to remove, or none (default

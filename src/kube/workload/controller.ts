@@ -24,6 +24,7 @@ import {
   GATE_RECORD_ANNOTATION,
   GRANTS_ANNOTATION,
   nodeProgress,
+  type NodeStatus,
   type PrePullObject,
   readGateRecord,
   readGrants,
@@ -62,6 +63,8 @@ export interface RolloutControllerOptions {
   readonly onEvent: EventSink;
   /** Every Node, shared with the NodeImages controller; its owner starts and stops it. */
   readonly nodes: ClusterNodes;
+  /** A node's report in its NodeImages status (from the NodeImages controller's watch). */
+  readonly nodeReport?: (node: string) => NodeStatus | undefined;
 }
 
 interface Rollout {
@@ -302,7 +305,9 @@ export class RolloutController {
         id: key,
         eligible,
         granted: readGrants(prepull),
-        progress: new Map(eligible.map((node) => [node, nodeProgress(prepull, node)])),
+        progress: new Map(
+          eligible.map((node) => [node, nodeProgress(prepull, node, this.#options.nodeReport)]),
+        ),
       });
     }
     // Gates first: a hold that lands sooner lets fewer new pods start before it.
@@ -349,7 +354,8 @@ export class RolloutController {
           : {
               name: entry.rollout.name,
               complete: entry.eligible.every(
-                (node) => nodeProgress(entry.prepull, node) === "complete",
+                (node) =>
+                  nodeProgress(entry.prepull, node, this.#options.nodeReport) === "complete",
               ),
               record: readGateRecord(entry.prepull),
             };

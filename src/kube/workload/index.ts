@@ -1,7 +1,8 @@
 /**
- * Workload pre-pull for `ferry agent --kubernetes`: every agent runs the node half (pull what
- * the rollout PrePulls grant its node, report presence from its runtime); the one agent holding
- * the Lease also runs the controller (watch workloads, decide who pulls what, gate Deployments).
+ * Workload pre-pull for `ferry agent --kubernetes`: the one agent holding the Lease runs the
+ * controllers (watch workloads, decide who pulls what, gate Deployments; write the NodeImages,
+ * where a node's grants reach its agent). Only agents reporting the previous way ("prepull")
+ * run the node half here (watch every rollout PrePull, write their status.nodes entry).
  */
 import { hostname } from "node:os";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
@@ -17,6 +18,7 @@ import { DEFAULT_LEASE_DURATION_MS, DEFAULT_LEASE_NAME, LeaderElection } from ".
 import { NodeRunner } from "./node-runner.ts";
 import { ClusterNodes } from "../cluster-nodes.ts";
 import { NodeImagesController } from "../node-images-controller.ts";
+import type { ReportMode } from "../node-assignments.ts";
 
 export {
   allocateGrants,
@@ -65,6 +67,17 @@ export interface WorkloadPrePullOptions {
   readonly metrics?: Metrics;
   /** The NodeImages controller's least time between passes (default 1 s). */
   readonly nodeImagesIntervalMs?: number;
+  /**
+   * Where this node's agent reports: "nodeimages" (its NodeImages; the node agent pulls what the
+   * controller grants there, so no runner here) or "prepull" (default: the previous version's
+   * runner, watching every rollout PrePull and writing its status.nodes entry).
+   */
+  readonly report?: ReportMode;
+  /**
+   * Whether the leader also runs the rollout controller (watch workloads, grants, the gate);
+   * default true. Off, it still writes the NodeImages that "nodeimages" agents wait for.
+   */
+  readonly rollouts?: boolean;
   /** Taint keys ignored when deciding where a workload may run (ferry's startup taint). */
   readonly startupTaintKeys?: readonly string[];
   readonly onEvent?: EventSink;
@@ -92,7 +105,7 @@ export async function startWorkloadPrePull(
     onError: (error) => onEvent({ type: "error", where: "event", error }),
   });
   const runner =
-    options.target === undefined
+    options.target === undefined || options.report === "nodeimages"
       ? undefined
       : new NodeRunner({
           kubeConfig: options.kubeConfig,
@@ -118,20 +131,25 @@ export async function startWorkloadPrePull(
       const nodes = new ClusterNodes(options.kubeConfig, (error) =>
         onEvent({ type: "error", where: "watch nodes", error }),
       );
-      const c = new RolloutController({
-        nodes,
-        kubeConfig: options.kubeConfig,
-        budget: options.budget ?? DEFAULT_PULL_BUDGET,
-        gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
-        staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
-        retryFailedAfterMs: options.retryFailedAfterMs ?? 60_000,
-        resyncMs: options.resyncMs ?? 2_000,
-        ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
-        recorder,
-        onEvent,
-      });
+      let n: NodeImagesController | undefined;
+      const c =
+        options.rollouts === false
+          ? undefined
+          : new RolloutController({
+              nodes,
+              nodeReport: (node) => n?.nodeReport(node),
+              kubeConfig: options.kubeConfig,
+              budget: options.budget ?? DEFAULT_PULL_BUDGET,
+              gateTimeoutMs: options.gateTimeoutMs ?? DEFAULT_GATE_TIMEOUT_MS,
+              staleGrantMs: options.staleGrantMs ?? 10 * 60_000,
+              retryFailedAfterMs: options.retryFailedAfterMs ?? 60_000,
+              resyncMs: options.resyncMs ?? 2_000,
+              ignoreTaintKeys: options.startupTaintKeys ?? [DEFAULT_STARTUP_TAINT_KEY],
+              recorder,
+              onEvent,
+            });
       // The same leader writes every node's NodeImages and the PrePulls' aggregate status.
-      const n = new NodeImagesController({
+      n = new NodeImagesController({
         kubeConfig: options.kubeConfig,
         nodes,
         ...(options.nodeImagesIntervalMs === undefined
@@ -145,11 +163,13 @@ export async function startWorkloadPrePull(
       nodeImages = n;
       leaderNodes = nodes;
       const started = Promise.all([
-        c.start().catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
+        c
+          ?.start()
+          .catch((error: unknown) => onEvent({ type: "error", where: "controller", error })),
         n.start().catch((error: unknown) => onEvent({ type: "error", where: "nodeimages", error })),
       ]);
       signal.addEventListener("abort", () => {
-        controllerDone = Promise.all([c.stop(), n.stop(), started]).then(() => nodes.stop());
+        controllerDone = Promise.all([c?.stop(), n.stop(), started]).then(() => nodes.stop());
         if (controller === c) controller = undefined;
         if (nodeImages === n) nodeImages = undefined;
         if (leaderNodes === nodes) leaderNodes = undefined;
@@ -172,8 +192,8 @@ export async function startWorkloadPrePull(
       controller = undefined;
       nodeImages = undefined;
       leaderNodes = undefined;
-      if (c !== undefined)
-        controllerDone = Promise.all([c.stop(), n?.stop()]).then(() => nodes?.stop());
+      if (c !== undefined || n !== undefined)
+        controllerDone = Promise.all([c?.stop(), n?.stop()]).then(() => nodes?.stop());
       await controllerDone;
       await election.stop();
       await controllerDone;

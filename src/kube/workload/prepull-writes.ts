@@ -1,7 +1,7 @@
 /**
  * The controller's writes to rollout PrePulls: create one for a rollout (with the template's and
- * its ServiceAccount's pull secrets), merge-patch its annotations (grants, gate record) with a
- * resourceVersion precondition, delete a superseded one.
+ * its ServiceAccount's pull secrets), merge-patch its annotations (grants, gate record), delete
+ * a superseded one.
  */
 import {
   type CoreV1Api,
@@ -114,29 +114,22 @@ export class RolloutPrePullWrites {
     return [...names];
   }
 
-  /** Merge-patches annotations of a rollout PrePull with a resourceVersion precondition. */
+  /**
+   * Merge-patches annotations of a rollout PrePull. No resourceVersion precondition: the elected
+   * controller is their only writer, and the NodeImages aggregate writes the same object's status.
+   */
   async annotate(prepull: PrePullObject, annotations: Record<string, string>): Promise<void> {
-    const address = {
-      group: PREPULL_GROUP,
-      version: PREPULL_VERSION,
-      namespace: prepull.metadata.namespace ?? "default",
-      plural: PREPULL_PLURAL,
-      name: prepull.metadata.name,
-    };
-    let rv = prepull.metadata.resourceVersion;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#custom.patchNamespacedCustomObject(
-          { ...address, body: { metadata: { resourceVersion: rv, annotations } } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
-        return;
-      } catch (error) {
-        if (apiStatus(error) !== 409 || attempt >= MAX_CONFLICT_RETRIES) throw error;
-        const fresh = (await this.#custom.getNamespacedCustomObject(address)) as PrePullObject;
-        rv = fresh.metadata.resourceVersion;
-      }
-    }
+    await this.#custom.patchNamespacedCustomObject(
+      {
+        group: PREPULL_GROUP,
+        version: PREPULL_VERSION,
+        namespace: prepull.metadata.namespace ?? "default",
+        plural: PREPULL_PLURAL,
+        name: prepull.metadata.name,
+        body: { metadata: { annotations } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
   }
 
   /** Deletes a PrePull; one already gone is fine. */

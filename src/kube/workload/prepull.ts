@@ -95,9 +95,21 @@ export function readGateRecord(prepull: PrePullObject): GateRecord | undefined {
     : undefined;
 }
 
-/** A node's progress on this PrePull's images, from what its agent reported. */
-export function nodeProgress(prepull: PrePullObject, node: string): NodeProgress {
-  const entry = prepull.status?.nodes?.[node];
+/**
+ * A node's progress on this PrePull's images, from what its agent reported: in its NodeImages
+ * status (`report`) or, an agent of the previous version, in the PrePull's status.nodes.
+ */
+export function nodeProgress(
+  prepull: PrePullObject,
+  node: string,
+  report: (node: string) => NodeStatus | undefined = () => undefined,
+): NodeProgress {
+  const reports = [report(node), prepull.status?.nodes?.[node]];
+  // The report naming every image wins: a NodeImages status may predate the grant.
+  const entry =
+    reports.find((r) =>
+      prepull.spec.images.every((image) => r?.images.some((i) => i.image === image)),
+    ) ?? reports.find((r) => r !== undefined);
   if (entry === undefined) return "pending";
   const states = new Map(entry.images.map((i) => [i.image, i.state]));
   const wanted = prepull.spec.images.map((image) => states.get(image));
