@@ -135,7 +135,13 @@ describe("RangeReader.chunk", () => {
   const reader = (body: Buffer) =>
     new RangeReader({
       registry: {
-        request: async () => ({ status: 206, headers: {}, body: Readable.from([body]), url: "" }),
+        request: async () => ({
+          status: 206,
+          // A range answer names the bytes it holds (RegistrySource refuses any other).
+          headers: { "content-range": "bytes 0-99/1000" },
+          body: Readable.from([body]),
+          url: "",
+        }),
       } as unknown as RegistryClient,
       repository: { domain: "127.0.0.1:1", path: "x" },
       digest: LAYER,
