@@ -38,6 +38,7 @@ import {
   sameNodeStatus,
 } from "./prepull.ts";
 import { credentialsFromSecret } from "./pull-secrets.ts";
+import { announceReport } from "./report-events.ts";
 import { CollectionWatch } from "./watcher.ts";
 
 export type ReportMode = "nodeimages" | "prepull";
@@ -208,26 +209,7 @@ class OwnNodeImages implements Assignments {
       name: this.#o.nodeName,
       uid: own.metadata?.uid,
     };
-    for (const image of mine.images) {
-      const was = before?.images.find((i) => i.image === image.image);
-      if (image.state === "failed" && (was?.state !== "failed" || was.reason !== image.reason))
-        this.#o.events.record({
-          involved,
-          reason: "PullFailed",
-          message: `${this.#o.nodeName}: ${image.image}: ${image.reason ?? ""}`,
-          warning: true,
-        });
-    }
-    if (
-      mine.total > 0 &&
-      mine.present === mine.total &&
-      !(before && before.present === before.total)
-    )
-      this.#o.events.record({
-        involved,
-        reason: "ImagesPresent",
-        message: `${this.#o.nodeName}: all ${mine.total} images present`,
-      });
+    announceReport(this.#o.events, this.#o.nodeName, involved, before, mine);
   }
 
   fleet(listed: readonly string[], live: (image: string) => NodeImageStatus): FleetView {

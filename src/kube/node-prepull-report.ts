@@ -16,6 +16,7 @@ import {
   sameNodeStatus,
 } from "./prepull.ts";
 import { writeNodeStatus } from "./prepull-status.ts";
+import { announceReport } from "./report-events.ts";
 
 export interface PrePullReportOptions {
   readonly custom: CustomObjectsApi;
@@ -65,21 +66,6 @@ export class PrePullReport {
       namespace: p.metadata?.namespace,
       uid: p.metadata?.uid,
     };
-    for (const image of now.images) {
-      const was = before?.images.find((i) => i.image === image.image);
-      if (image.state === "failed" && (was?.state !== "failed" || was.reason !== image.reason))
-        this.#o.events.record({
-          involved,
-          reason: "PullFailed",
-          message: `${this.#o.nodeName}: ${image.image}: ${image.reason ?? ""}`,
-          warning: true,
-        });
-    }
-    if (now.total > 0 && now.present === now.total && !(before && before.present === before.total))
-      this.#o.events.record({
-        involved,
-        reason: "ImagesPresent",
-        message: `${this.#o.nodeName}: all ${now.total} images present`,
-      });
+    announceReport(this.#o.events, this.#o.nodeName, involved, before, now);
   }
 }
