@@ -68,6 +68,8 @@ export async function serveSnapshots(
   onError: (method: string, error: unknown) => void,
 ): Promise<SnapshotServer> {
   const [grpc, loader] = await Promise.all([import("@grpc/grpc-js"), import("@grpc/proto-loader")]);
+  // ferry reports gRPC failures itself, with a hint; grpc-js would also print its own "E ..." lines.
+  grpc.setLogVerbosity(grpc.logVerbosity.NONE);
   const embedded = embeddedAsset(EMBEDDED_SNAPSHOTS_PROTO);
   const definition =
     embedded === undefined
@@ -198,9 +200,17 @@ function serviceError(
   return { code: UNKNOWN, details: error instanceof Error ? error.message : String(error) };
 }
 
+/** sun_path holds 108 bytes with its terminating NUL (Linux). */
+const SOCKET_PATH_MAX = 107;
+
 function bindFailed(socket: string, cause: unknown): FerryError {
+  const bytes = Buffer.byteLength(socket);
+  const hint =
+    bytes > SOCKET_PATH_MAX
+      ? `the path is ${bytes} bytes and a unix socket's path may have at most ${SOCKET_PATH_MAX}: choose a shorter --socket (and name the same path in containerd's [proxy_plugins])`
+      : "ferry must be able to create the socket there (as root, in a directory it may write); containerd's config names this path in [proxy_plugins]";
   return new FerryError("FERRY_INVALID_ARGUMENT", `cannot listen on ${socket}`, {
-    hint: "ferry must be able to create the socket there (as root, in a directory it may write); containerd's config names this path in [proxy_plugins]",
+    hint,
     fields: { socket },
     cause,
   });

@@ -70,6 +70,36 @@ describe("ferry snapshotter that cannot start", () => {
   });
 });
 
+describe("ferry snapshotter on a socket path too long for a unix socket", () => {
+  test("says so in its own words only, and exits with the usage code", async () => {
+    const home = await tempDir("snapshotter-long");
+    const dir = join(home, "d".repeat(120));
+    try {
+      const r = await ferry(
+        [
+          "snapshotter",
+          "--socket",
+          join(dir, "ferry.sock"),
+          "--root",
+          join(home, "root"),
+          "--store",
+          join(home, "store"),
+        ],
+        isolatedEnv(home),
+      );
+      assert.equal(r.code, 2, describeRun(r));
+      assert.match(r.stderr, /cannot listen on .*ferry\.sock/);
+      assert.match(r.stderr, /at most 107/);
+      assert.doesNotMatch(r.stderr, /^E /m, "no gRPC library log lines");
+      assert.deepEqual(await fuseMountsUnder(join(home, "root")), []);
+    } finally {
+      for (const m of await fuseMountsUnder(join(home, "root")))
+        await execFileAsync("umount", ["-l", m]);
+      await removeDir(home);
+    }
+  });
+});
+
 describe("ferry snapshotter", { timeout: 240_000 }, () => {
   let registry: RunningRegistry;
   let liar: RunningProxy;
