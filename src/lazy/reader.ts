@@ -3,7 +3,7 @@ import { FerryError } from "../observe/index.ts";
 import { type Descriptor, hostPlatform, type Platform, resolveImage } from "../oci/index.ts";
 import { type RegistryClient, RegistrySource, type Repository } from "../registry/index.ts";
 import { type Layer, openLayer, scanLayer, whiteoutTarget } from "./layer.ts";
-import { LANDMARKS, type TocEntry } from "./toc.ts";
+import { IMPLICIT_DIR, LANDMARKS, type TocEntry } from "./toc.ts";
 
 export interface LazyImageOptions {
   registry: RegistryClient;
@@ -227,17 +227,6 @@ function addParents(merged: Map<string, ImageEntry>, path: string, layer: number
     merged.set(dir, { ...IMPLICIT_DIR, path: dir, layer });
   }
 }
-
-const IMPLICIT_DIR: Omit<ImageEntry, "path" | "layer"> = {
-  type: "dir",
-  size: 0,
-  mode: 0o755,
-  uid: 0,
-  gid: 0,
-  linkName: undefined,
-  digest: undefined,
-  chunks: [],
-};
 
 function normalize(path: string): string {
   const clean = posix.normalize(`/${path}`).replace(/\/+$/, "");

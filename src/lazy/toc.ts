@@ -68,6 +68,18 @@ export interface TocEntry {
   readonly chunks: readonly Chunk[];
 }
 
+/** A directory a layer names only through its files (`etc/h0.txt`, no `etc/`), as an unpacker creates it. */
+export const IMPLICIT_DIR: Omit<TocEntry, "path"> = {
+  type: "dir",
+  size: 0,
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  linkName: undefined,
+  digest: undefined,
+  chunks: [],
+};
+
 export interface Toc {
   readonly entries: readonly TocEntry[];
 }

@@ -2,6 +2,7 @@
 // as deletions (a 0/0 character device, and trusted.overlay.opaque=y on an opaque directory)
 // instead of being applied, since the layers below are other mounts. Pure: entries in, entries out.
 import { posix } from "node:path";
+import { IMPLICIT_DIR } from "../toc.ts";
 import type { MountEntry } from "./tree.ts";
 
 const WHITEOUT = ".wh.";
@@ -30,19 +31,13 @@ export function overlayLayerEntries(entries: readonly MountEntry[]): MountEntry[
   // An opaque directory the layer does not list itself still needs its mark.
   const listed = new Set(result.filter((e) => e.type === "dir").map((e) => e.path));
   for (const dir of opaque)
-    if (!listed.has(dir)) result.unshift(marked({ ...IMPLICIT_DIR, path: dir, xattrs: new Map() }));
+    if (!listed.has(dir))
+      result.unshift(marked({ ...IMPLICIT_MOUNT_DIR, path: dir, xattrs: new Map() }));
   return result;
 }
 
-const IMPLICIT_DIR: Omit<MountEntry, "path" | "xattrs"> = {
-  type: "dir",
-  size: 0,
-  mode: 0o755,
-  uid: 0,
-  gid: 0,
-  linkName: undefined,
-  digest: undefined,
-  chunks: [],
+const IMPLICIT_MOUNT_DIR: Omit<MountEntry, "path" | "xattrs"> = {
+  ...IMPLICIT_DIR,
   mtime: 0,
   devMajor: 0,
   devMinor: 0,
